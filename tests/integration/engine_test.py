@@ -854,7 +854,8 @@ def t_bad_input():
 
 
 def t_memory():
-    n = 10000
+    # NATX_MEM_FLOWS only for manual measurement where the fd limit is fixed below 2n.
+    n = int(os.environ.get("NATX_MEM_FLOWS", "10000"))
     need = 2 * n + 2000
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -903,20 +904,22 @@ def t_memory():
                 got += 1
         except BlockingIOError:
             pass
-    check(got >= 15, f"only {got} of 20 sampled flows delivered data")
+    check(got >= 15, f"only {got} of {len(range(0, n, n // 20))} sampled flows delivered data")
     rss = eng.rss_kib()
     log(f"{n} idle flows: engine VmRSS {rss['VmRSS'] / 1024:.1f} MiB "
         f"(start {rss0['VmRSS'] / 1024:.1f}), VmHWM {rss['VmHWM'] / 1024:.1f} MiB")
     check(rss["VmHWM"] < 100 * 1024, f"VmHWM {rss['VmHWM']} KiB >= 100 MiB")
+    # Both ends close (a half-closed flow correctly stays open), then every flow ends.
     for c in clients:
         c.close()
+    with lock:
+        for u in held:
+            u.close()
     deadline = time.time() + 30
     while eng.stats()["flows_open"] and time.time() < deadline:
         time.sleep(0.2)
-    check(eng.stats()["flows_open"] == 0, "flows not closed")
+    check(eng.stats()["flows_open"] == 0, f"{eng.stats()['flows_open']} flows not closed")
     eng.kill()
-    for u in held:
-        u.close()
 
 
 # helpers run inside namespaces (subprocess entry points)
