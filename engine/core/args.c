@@ -15,8 +15,8 @@ void args_defaults(struct engine_cfg *cfg)
 	cfg->udp_idle_timeout_s = 60;
 	cfg->connect_timeout_s = 10;
 	cfg->flow_buffer_limit = 256 * 1024;
-	cfg->buf_size = 32 * 1024;
-	cfg->buf_count = 512;
+	cfg->buf_size = 64 * 1024;
+	cfg->buf_count = 256;
 	cfg->zc_threshold = 0;
 	cfg->max_flows = 65536;
 	cfg->tcp_mode = TCP_MODE_SPLICE;
@@ -30,7 +30,7 @@ const char *args_usage(void)
 	       "                   [--connect-timeout SEC] [--flow-buffer-limit BYTES]\n"
 	       "                   [--tcp-mode splice|uring] [--zc-threshold BYTES]\n"
 	       "                   [--buf-size BYTES] [--buf-count N] [--max-flows N]\n"
-	       "                   [--keepalive] [--log FILTER] [--help] [--version]\n"
+	       "                   [--keepalive] [--no-pin] [--log FILTER] [--help] [--version]\n"
 	       "SPEC = tcp|udp:LISTEN=UPSTREAM, LISTEN/UPSTREAM = host:port or [v6addr]:port\n"
 	       "       e.g. tcp:0.0.0.0:8080=127.0.0.1:80  udp:[::1]:5353=[::1]:53\n";
 }
@@ -98,6 +98,10 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 		}
 		if (!strcmp(opt, "--keepalive")) {
 			cfg->keepalive = true;
+			continue;
+		}
+		if (!strcmp(opt, "--no-pin")) {
+			cfg->no_pin = true;
 			continue;
 		}
 		static const char *const with_value[] = {

@@ -35,6 +35,7 @@ struct engine_cfg {
 	uint32_t max_flows; /* per shard */
 	enum tcp_mode tcp_mode;
 	bool keepalive; /* SO_KEEPALIVE on both sockets of a TCP flow */
+	bool no_pin; /* leave shard threads unpinned (shared benchmark machines) */
 	bool help;
 	bool version;
 };

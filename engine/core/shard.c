@@ -586,7 +586,9 @@ void *shard_main(void *arg)
 {
 	struct shard *sh = arg;
 
-	shard_pin(sh);
+	if (!sh->eng->cfg->no_pin) {
+		shard_pin(sh);
+	}
 	sh->init_err = shard_setup(sh);
 	engine_shard_ready(sh);
 	if (sh->init_err) {
