@@ -525,6 +525,48 @@ def t_refused():
     eng.kill()
 
 
+def t_timeouts():
+    up = server_socket()
+    serve(up, echo_handler)
+    eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{up.getsockname()[1]}"],
+                       ["--idle-timeout", "1", "--keepalive"])
+    c = connect(eng.listen_port(), timeout=10)
+    c.sendall(b"x")
+    check(c.recv(10) == b"x", "echo broken")
+    t0 = time.time()
+    check(c.recv(10) == b"", "idle flow not closed")
+    dt = time.time() - t0
+    check(0.7 < dt < 4, f"idle timeout fired after {dt:.2f}s, expected ~1s")
+    c.close()
+    eng.kill()
+    log(f"idle timeout: idle flow closed after {dt:.2f}s")
+    if os.geteuid() != 0:
+        log("unreachable upstream part skipped: needs root for a network namespace")
+        return
+    ns = f"natxengu{os.getpid() % 1000}"
+    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode:
+        log("unreachable upstream part skipped: cannot create a network namespace")
+        return
+    cleanups.append(lambda: subprocess.run(["ip", "netns", "del", ns], capture_output=True))
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    # No route to 10.254.0.1 inside the namespace: nothing leaves it.
+    eng = start_engine(["tcp:127.0.0.1:0=10.254.0.1:80"], netns=ns)
+    port = eng.listen_port()
+    probe = ("import socket,time,sys\n"
+             "s=socket.socket();s.settimeout(5);t=time.time()\n"
+             "try:\n s.connect(('127.0.0.1',%d));d=s.recv(10)\n"
+             "except (ConnectionResetError,ConnectionRefusedError): pass\n"
+             "print(time.time()-t)\n" % port)
+    r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 0, f"probe failed: {r.stderr}")
+    dt = float(r.stdout.strip())
+    check(dt < 1.0, f"unreachable upstream: client closed after {dt:.2f}s")
+    check(eng.stats()["conn_refused"] >= 1, "unreachable upstream not counted")
+    log(f"unreachable upstream: client closed after {dt * 1000:.0f} ms")
+    eng.kill()
+
+
 def slow_reader(mode):
     limit = 256 * 1024
     total = 128 * MiB
@@ -747,7 +789,9 @@ def t_ctl():
     up = server_socket()
     serve(up, echo_handler)
     upp = up.getsockname()[1]
-    eng = Engine([])
+    stats_file = os.path.join(tempfile.mkdtemp(prefix="natxeng-"), "stats.json")
+    cleanups.append(lambda: shutil.rmtree(os.path.dirname(stats_file), ignore_errors=True))
+    eng = Engine(["--stats-file", stats_file])
     check(oct(os.stat(eng.ctl_path).st_mode & 0o777) == "0o600", "ctl socket not 0600")
     h = eng.hello
     check(h["ok"] and h["version"] and h["shards"] >= 1 and h["pid"] > 0, h)
@@ -782,6 +826,14 @@ def t_ctl():
               "packets_out", "drops", "bufring_exhausted", "conn_refused"):
         check(k in st["total"] and k in st["shards"][0], f"stats lacks {k}")
     check("cpu" in st["shards"][0] and "shard" in st["shards"][0], st)
+    eng.signal(signal.SIGUSR1)
+    deadline = time.time() + 5
+    while not os.path.exists(stats_file) and time.time() < deadline:
+        time.sleep(0.05)
+    with open(stats_file) as f:
+        dumped = json.load(f)
+    check(dumped["total"]["flows_open"] == 1 and len(dumped["shards"]) == h["shards"],
+          f"SIGUSR1 stats file: {dumped}")
     # garbage, oversized and a valid request on one connection; a second client meanwhile
     s, f = ctl_raw(eng.ctl_path)
     s2, f2 = ctl_raw(eng.ctl_path)
@@ -953,7 +1005,7 @@ CASES = {
     "bulk": t_bulk, "concurrent": t_concurrent, "veth": t_veth, "half_close": t_half_close,
     "rst": t_rst, "refused": t_refused, "slow_reader": t_slow_reader, "udp": t_udp,
     "sighup": t_sighup, "drain": t_drain, "ctl": t_ctl, "bad_input": t_bad_input,
-    "memory": t_memory,
+    "memory": t_memory, "timeouts": t_timeouts,
 }
 
 
