@@ -908,10 +908,30 @@ def t_bad_input():
         check(p.returncode == 2, f"{args}: exit {p.returncode}, stderr {p.stderr!r}")
         check(len(lines) == 1 and needle in lines[0], f"{args}: stderr {p.stderr!r}")
         check(p.stdout == "", f"{args}: stdout {p.stdout!r}")
-    # Nothing half-started: the first forward's port was released.
-    p = subprocess.Popen([ENGINE, "--forward", "tcp:127.0.0.1:0=127.0.0.1:1", "--forward",
+    ff = os.path.join(tempfile.mkdtemp(prefix="natxeng-"), "fw")
+    cleanups.append(lambda: shutil.rmtree(os.path.dirname(ff), ignore_errors=True))
+    for body, needle in ((f"# ok\ntcp:127.0.0.1:{busy + 1}=127.0.0.1:1\nbogus\n", "fw:3:"),
+                         ("tcp:127.0.0.1:0=127.0.0.1:1\n", "port 0")):
+        with open(ff, "w") as f:
+            f.write(body)
+        p = subprocess.run([ENGINE, "--forwards-file", ff], capture_output=True, text=True,
+                           timeout=20)
+        check(p.returncode == 2 and needle in p.stderr, f"forwards file: {p.stderr!r}")
+    p = subprocess.run([ENGINE, "--forwards-file", ff + ".missing"], capture_output=True,
+                       text=True, timeout=20)
+    check(p.returncode == 2 and "cannot read" in p.stderr, f"missing file: {p.stderr!r}")
+    # Nothing half-started: exit 2 with the first forward's port released again.
+    t = socket.socket()
+    t.bind(("127.0.0.1", 0))
+    p1 = t.getsockname()[1]
+    t.close()
+    p = subprocess.Popen([ENGINE, "--forward", f"tcp:127.0.0.1:{p1}=127.0.0.1:1", "--forward",
                           f"tcp:127.0.0.1:{busy}=127.0.0.1:1"], stderr=subprocess.PIPE)
     check(p.wait(20) == 2, "port in use did not exit 2")
+    t = socket.socket()
+    t.bind(("127.0.0.1", p1))
+    t.listen(1)
+    t.close()
     log("bad input: one-line errors naming the problem, exit 2")
 
 
