@@ -141,6 +141,7 @@ struct engine {
 	struct forward *fwd[FWD_MAX];
 	uint32_t next_fwd_id;
 	time_t started_at;
+	bool recv_cap; /* kernel honours a byte cap on multishot recv */
 	uint32_t seq;
 };
 

@@ -196,15 +196,27 @@ void flow_starve(struct shard *sh, struct flow *f, uint32_t slot, unsigned int d
 
 void flow_arm_recv(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir)
 {
+	uint32_t limit = sh->eng->cfg->flow_buffer_limit;
 	struct io_uring_sqe *sqe;
 
 	if (f->d[dir].recv_armed || f->d[dir].eof || f->state != FS_OPEN || f->fd[dir] < 0) {
 		return;
 	}
+	if (f->kind == FLOW_TCP && sh->eng->recv_cap && f->d[dir].queued >= limit) {
+		return; /* re-armed when the peer has taken half */
+	}
 	sqe = shard_sqe(sh);
 	io_uring_prep_recv_multishot(sqe, f->fd[dir], NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
+	if (f->kind == FLOW_TCP && sh->eng->recv_cap) {
+		/*
+		 * Byte cap for the whole multishot (sqe->optlen, which shares the slot with
+		 * file_index): the kernel ends it after ~limit - queued bytes, so one burst
+		 * cannot overshoot the flow's budget by more than one buffer.
+		 */
+		sqe->file_index = limit - f->d[dir].queued;
+	}
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_RECV, dir, sh->idx, 0, slot));
 	f->d[dir].recv_armed = 1;
 	f->d[dir].cancel_pending = 0;

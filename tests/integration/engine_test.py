@@ -598,7 +598,12 @@ def slow_reader(mode):
     log(f"{mode}: stalled reader: upstream pushed {prog['sent'] / MiB:.1f} MiB, "
         f"engine holds {in_engine} B (limit {limit}), RSS {rss0}->{rss['VmRSS']} KiB")
     check(s2["bytes_in"] == s1["bytes_in"], "engine kept reading from upstream while stalled")
-    check(in_engine <= limit + 64 * 1024, f"engine holds {in_engine} B > limit")
+    # With the kernel's multishot byte cap a direction overshoots by at most one 64 KiB
+    # buffer; without it (older kernels) by at most one multishot burst of 32 buffers.
+    slack = 64 * 1024 if "byte cap: yes" in eng.log() else 32 * 64 * 1024
+    check(mode == "splice" or in_engine <= limit + slack,
+          f"engine holds {in_engine} B > limit + {slack}")
+    check(mode == "uring" or in_engine <= limit, f"engine holds {in_engine} B > pipe size")
     check(prog["sent"] < total, "upstream never blocked: no back-pressure")
     check(rss["VmRSS"] < 100 * 1024, f"RSS {rss['VmRSS']} KiB")
     check(rss["VmRSS"] - rss0 < 16 * 1024, f"RSS grew {rss['VmRSS'] - rss0} KiB")
