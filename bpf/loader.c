@@ -146,12 +146,22 @@ static int natx_bpf_xdp_mode_query(int ifindex, enum natx_xdp_mode *mode, uint32
 	return q.attach_mode == XDP_ATTACHED_NONE ? -ENOENT : 0;
 }
 
+/* natx_bpf_link_create - attach the loaded reflector to @ifindex in @mode as a bpf_link. */
+static int natx_bpf_link_create(struct stun_reflect_bpf *skel, int ifindex, enum natx_xdp_mode mode)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, lo,
+		    .flags = mode == NATX_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+
+	return bpf_link_create(bpf_program__fd(skel->progs.natx_stun_reflect), ifindex, BPF_XDP,
+			       &lo);
+}
+
 int natx_bpf_attach(const struct natx_bpf_cfg *cfg)
 {
 	const char *root = cfg->pin_root ? cfg->pin_root : NATX_BPF_PIN_ROOT;
 	char dir[PATH_MAX], path[PATH_MAX];
 	struct stun_reflect_bpf *skel;
-	int ifindex, link_fd, err;
+	int ifindex, link_fd, err, had_mode = -1;
 
 	libbpf_set_print(natx_bpf_libbpf_print);
 	ifindex = (int)if_nametoindex(cfg->ifname);
@@ -212,16 +222,32 @@ int natx_bpf_attach(const struct natx_bpf_cfg *cfg)
 			goto out_destroy;
 		}
 		/* Mode change, or a stale link whose interface went away: start over. */
+		if (!natx_bpf_xdp_mode_query(ifindex, &cur, &cur_id)) {
+			had_mode = (int)cur;
+		}
 		bpf_link_detach(link_fd);
 		close(link_fd);
 		unlink(path);
 	}
 
-	LIBBPF_OPTS(bpf_link_create_opts, lo,
-		    .flags = cfg->mode == NATX_XDP_GENERIC ? XDP_FLAGS_SKB_MODE :
-							     XDP_FLAGS_DRV_MODE);
-	link_fd = bpf_link_create(bpf_program__fd(skel->progs.natx_stun_reflect), ifindex, BPF_XDP,
-				  &lo);
+	link_fd = natx_bpf_link_create(skel, ifindex, cfg->mode);
+	if (link_fd < 0 && had_mode >= 0) {
+		/* The new mode is refused: put the reflector back the way it was. */
+		err = link_fd;
+		pr_err(MOD, "%s: attaching in %s mode failed: %s; keeping %s mode", cfg->ifname,
+		       natx_bpf_mode_name(cfg->mode), strerror(-err),
+		       natx_bpf_mode_name((enum natx_xdp_mode)had_mode));
+		link_fd = natx_bpf_link_create(skel, ifindex, (enum natx_xdp_mode)had_mode);
+		if (link_fd >= 0 && !bpf_obj_pin(link_fd, path)) {
+			close(link_fd);
+			goto out_destroy;
+		}
+		if (link_fd >= 0) {
+			bpf_link_detach(link_fd);
+			close(link_fd);
+		}
+		goto out_destroy;
+	}
 	if (link_fd < 0) {
 		err = link_fd;
 		pr_err(MOD, "%s: attaching in %s mode failed: %s", cfg->ifname,
