@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* t_unhex - decode the hex string @hex into @out (room for @cap bytes); returns length or -1. */
