@@ -116,9 +116,11 @@ static void on_stream_data(void *ctx, struct p2p_stream *s, const uint8_t *p, si
 
 		cr_assert_geq(w, 0);
 		p2p_stream_consumed(s, (size_t)w);
-		n->pend = realloc(n->pend, n->pend_len + len - (size_t)w);
-		memcpy(n->pend + n->pend_len, p + w, len - (size_t)w);
-		n->pend_len += len - (size_t)w;
+		if ((size_t)w < len) {
+			n->pend = realloc(n->pend, n->pend_len + len - (size_t)w);
+			memcpy(n->pend + n->pend_len, p + w, len - (size_t)w);
+			n->pend_len += len - (size_t)w;
+		}
 	}
 }
 

@@ -47,7 +47,9 @@ static int end_write(void *ctx, const uint8_t *hdr, const uint8_t *body, size_t 
 		p->b = realloc(p->b, p->cap);
 	}
 	memcpy(p->b + p->len, hdr, YMX_HDR_LEN);
-	memcpy(p->b + p->len + YMX_HDR_LEN, body, blen);
+	if (blen) {
+		memcpy(p->b + p->len + YMX_HDR_LEN, body, blen);
+	}
 	p->len += YMX_HDR_LEN + blen;
 	return 0;
 }
