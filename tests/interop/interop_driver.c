@@ -1,0 +1,490 @@
+// SPDX-License-Identifier: MIT
+/*
+ * interop_driver - drives the natx sans-IO libp2p stack (engine/p2p/conn.h) over blocking
+ * loopback TCP sockets, against a js-libp2p peer (tests/interop/peer.mjs). The sockets are only
+ * the test transport; all protocol work happens in p2p_conn.
+ *
+ *   interop_driver dial MULTIADDR [--no-early]
+ *       connect, check js's identify (agent js-libp2p/...), ping 3 times, send 1 MiB through
+ *       js's /natx/echo/1.0.0 and compare, check that an unknown protocol is refused with "na",
+ *       close. --no-early: do not offer the Noise stream_muxers extension (mss for the muxer).
+ *   interop_driver listen
+ *       print our multiaddr (with /p2p/), accept one connection, serve identify, ping and an
+ *       echo service until the peer leaves; succeed if js identified as js-libp2p, pinged us
+ *       and echoed data through us.
+ * Every wait is bounded (DRIVER_TIMEOUT_MS). Exit 0 on success, 1 on failure.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "natx/err.h"
+#include "conn.h"
+#include "multiaddr.h"
+
+#define ECHO_PROTO "/natx/echo/1.0.0"
+
+enum {
+	DRIVER_TIMEOUT_MS = 20000,
+	ECHO_BYTES = 1 << 20,
+};
+
+struct driver {
+	struct p2p_conn *c;
+	int fd;
+	bool eof;
+	/* observations */
+	int identified, identify_err;
+	char agent[128];
+	int pings, ping_err;
+	int64_t rtt;
+	/* echo client */
+	struct p2p_stream *echo;
+	uint8_t *echo_data;
+	size_t echo_sent, echo_got;
+	bool echo_mismatch, echo_done;
+	int refused; /* reset with -NATX_E_UNAVAILABLE */
+	/* echo server */
+	struct p2p_stream *srv;
+	uint8_t *pend;
+	size_t pend_len;
+	bool pend_fin;
+	uint64_t served;
+	bool srv_fin;
+};
+
+static void on_identify(void *ctx, struct p2p_conn *c, const struct identify_record *rec, int err)
+{
+	struct driver *d = ctx;
+
+	d->identified++;
+	d->identify_err = err;
+	if (!err && rec->agent_version) {
+		snprintf(d->agent, sizeof(d->agent), "%s", rec->agent_version);
+	}
+	printf("identify: err=%d agent=%s protocols=%zu addrs=%zu\n", err, d->agent,
+	       rec->n_protocols, rec->n_addrs);
+}
+
+static void on_ping(void *ctx, struct p2p_conn *c, int64_t rtt, int err)
+{
+	struct driver *d = ctx;
+
+	d->pings++;
+	d->ping_err = err;
+	d->rtt = rtt;
+	printf("ping: err=%d rtt=%lld ms\n", err, (long long)rtt);
+}
+
+static void srv_flush(struct driver *d)
+{
+	long w;
+
+	if (!d->srv || !d->pend_len) {
+		return;
+	}
+	w = p2p_stream_write(d->srv, d->pend, d->pend_len);
+	if (w <= 0) {
+		return;
+	}
+	p2p_stream_consumed(d->srv, (size_t)w);
+	memmove(d->pend, d->pend + w, d->pend_len - (size_t)w);
+	d->pend_len -= (size_t)w;
+	d->served += (uint64_t)w;
+	if (!d->pend_len && d->pend_fin) {
+		p2p_stream_close(d->srv);
+	}
+}
+
+static void on_stream_open(void *ctx, struct p2p_stream *s, const char *proto)
+{
+	struct driver *d = ctx;
+
+	if (s != d->echo) {
+		d->srv = s;
+		p2p_stream_set_manual_window(s, true); /* credit only what we echoed */
+	}
+}
+
+static void on_stream_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
+{
+	struct driver *d = ctx;
+
+	if (s == d->echo) {
+		if (d->echo_got + n > ECHO_BYTES || memcmp(p, d->echo_data + d->echo_got, n)) {
+			d->echo_mismatch = true;
+		}
+		d->echo_got += n;
+		return;
+	}
+	uint8_t *b = realloc(d->pend, d->pend_len + n);
+
+	if (!b) {
+		p2p_stream_reset(s);
+		return;
+	}
+	d->pend = b;
+	memcpy(d->pend + d->pend_len, p, n);
+	d->pend_len += n;
+	srv_flush(d);
+}
+
+static void on_stream_fin(void *ctx, struct p2p_stream *s)
+{
+	struct driver *d = ctx;
+
+	if (s == d->echo) {
+		d->echo_done = true;
+		return;
+	}
+	d->srv_fin = true;
+	d->pend_fin = true;
+	if (!d->pend_len) {
+		p2p_stream_close(s);
+	}
+}
+
+static void on_stream_reset(void *ctx, struct p2p_stream *s, int err)
+{
+	struct driver *d = ctx;
+
+	printf("stream %u (%s) reset: %s\n", p2p_stream_id(s), p2p_stream_protocol(s),
+	       natx_strerror(err));
+	if (err == -NATX_E_UNAVAILABLE) {
+		d->refused++;
+	}
+}
+
+static void on_stream_writable(void *ctx, struct p2p_stream *s)
+{
+	struct driver *d = ctx;
+
+	if (s == d->srv) {
+		srv_flush(d);
+	}
+}
+
+static void on_stream_close(void *ctx, struct p2p_stream *s)
+{
+	struct driver *d = ctx;
+
+	if (s == d->echo) {
+		d->echo = NULL;
+	}
+	if (s == d->srv) {
+		d->srv = NULL;
+		d->pend_len = 0;
+	}
+}
+
+static const struct p2p_conn_ops driver_ops = {
+	.on_stream_open = on_stream_open,
+	.on_stream_data = on_stream_data,
+	.on_stream_fin = on_stream_fin,
+	.on_stream_reset = on_stream_reset,
+	.on_stream_writable = on_stream_writable,
+	.on_stream_close = on_stream_close,
+	.on_identify = on_identify,
+	.on_ping = on_ping,
+};
+
+/* flush - send everything queued (blocking socket). */
+static int flush(struct driver *d)
+{
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		ssize_t n;
+
+		p2p_conn_out_peek(d->c, &p, &len);
+		if (!len) {
+			return 0;
+		}
+		n = send(d->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			return -errno;
+		}
+		p2p_conn_out_advance(d->c, (size_t)n);
+	}
+}
+
+/* step - one round: flush, wait up to @wait_ms for input, process it. */
+static int step(struct driver *d, int wait_ms)
+{
+	struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
+	uint8_t *space;
+	size_t cap;
+	ssize_t n;
+	int err = flush(d);
+
+	if (err) {
+		return err;
+	}
+	if (poll(&pfd, 1, wait_ms) <= 0) {
+		return p2p_conn_tick(d->c);
+	}
+	err = p2p_conn_recv_space(d->c, &space, &cap);
+	if (err) {
+		return err;
+	}
+	n = recv(d->fd, space, cap, 0);
+	if (n == 0) {
+		d->eof = true;
+		return 0;
+	}
+	if (n < 0) {
+		return -errno;
+	}
+	err = p2p_conn_recv_commit(d->c, (size_t)n);
+	if (!err) {
+		err = flush(d);
+	}
+	return err;
+}
+
+static int64_t mono_ms(void)
+{
+	return p2p_clock_system.now_ms(&p2p_clock_system);
+}
+
+/* run_until - step until @cond holds, the peer leaves or the deadline passes. */
+static int run_until(struct driver *d, bool (*cond)(struct driver *), const char *what)
+{
+	int64_t deadline = mono_ms() + DRIVER_TIMEOUT_MS;
+
+	while (!cond(d)) {
+		int err;
+
+		if (d->eof) {
+			fprintf(stderr, "FAIL %s: peer closed the connection\n", what);
+			return -ECONNRESET;
+		}
+		if (mono_ms() > deadline) {
+			fprintf(stderr, "FAIL %s: timeout\n", what);
+			return -ETIMEDOUT;
+		}
+		err = step(d, 50);
+		if (err) {
+			fprintf(stderr, "FAIL %s: %s\n", what, natx_strerror(err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static bool is_identified(struct driver *d)
+{
+	return d->identified > 0;
+}
+
+static bool is_pinged(struct driver *d)
+{
+	return d->pings > 0;
+}
+
+static bool is_echoed(struct driver *d)
+{
+	if (d->echo && d->echo_sent < ECHO_BYTES) {
+		long w = p2p_stream_write(d->echo, d->echo_data + d->echo_sent,
+					  ECHO_BYTES - d->echo_sent);
+
+		if (w > 0) {
+			d->echo_sent += (size_t)w;
+			if (d->echo_sent == ECHO_BYTES) {
+				p2p_stream_close(d->echo);
+			}
+		}
+	}
+	return d->echo_done || d->echo_mismatch;
+}
+
+static bool is_refused(struct driver *d)
+{
+	return d->refused > 0;
+}
+
+static bool is_gone(struct driver *d)
+{
+	return d->eof;
+}
+
+static int setup_host(struct p2p_host *host, struct p2p_identity *idn, bool early)
+{
+	static const char *const protos[] = { ECHO_PROTO };
+
+	p2p_identity_generate(idn);
+	memset(host, 0, sizeof(*host));
+	host->idn = idn;
+	host->protocols = protos;
+	host->n_protocols = 1;
+	host->clock = &p2p_clock_system;
+	host->rng = &p2p_rng_system;
+	host->early_muxer = early;
+	return 0;
+}
+
+static int cmd_dial(const char *text, bool early)
+{
+	struct driver d = { .fd = -1 };
+	struct sockaddr_storage ss;
+	struct p2p_identity idn;
+	struct p2p_host host;
+	uint8_t ma[MADDR_MAX_LEN];
+	struct peer_id expect;
+	size_t ma_len;
+	int has_id, err, ok = 0;
+
+	if (maddr_from_text(text, ma, sizeof(ma), &ma_len) ||
+	    maddr_to_sockaddr(ma, ma_len, &ss, &expect, &has_id) || !has_id) {
+		fprintf(stderr, "FAIL: %s is not /ip4|ip6/.../tcp/N/p2p/ID\n", text);
+		return 1;
+	}
+	setup_host(&host, &idn, early);
+	d.fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (d.fd < 0 || connect(d.fd, (struct sockaddr *)&ss, sizeof(ss)) < 0) {
+		perror("connect");
+		return 1;
+	}
+	d.c = p2p_conn_new(&host, true, &expect, &driver_ops, &d, &err);
+	if (!d.c) {
+		return 1;
+	}
+	p2p_conn_set_remote_addr(d.c, (struct sockaddr *)&ss);
+	p2p_conn_start(d.c);
+
+	if (run_until(&d, is_identified, "identify")) {
+		goto out;
+	}
+	if (d.identify_err || strncmp(d.agent, "js-libp2p/", 10)) {
+		fprintf(stderr, "FAIL identify: err=%d agent=%s\n", d.identify_err, d.agent);
+		goto out;
+	}
+	printf("ok identify (early muxer %s)\n", early ? "on" : "off");
+	for (int i = 0; i < 3; i++) {
+		d.pings = 0;
+		if (p2p_conn_ping(d.c) || run_until(&d, is_pinged, "ping")) {
+			goto out;
+		}
+		if (d.ping_err) {
+			fprintf(stderr, "FAIL ping: %s\n", natx_strerror(d.ping_err));
+			goto out;
+		}
+	}
+	printf("ok ping x3\n");
+	d.echo_data = malloc(ECHO_BYTES);
+	p2p_rng_system.fill(&p2p_rng_system, d.echo_data, ECHO_BYTES);
+	d.echo = p2p_stream_open(d.c, ECHO_PROTO, &err);
+	if (!d.echo || run_until(&d, is_echoed, "echo")) {
+		goto out;
+	}
+	if (d.echo_mismatch || d.echo_got != ECHO_BYTES) {
+		fprintf(stderr, "FAIL echo: got %zu of %d bytes, mismatch=%d\n", d.echo_got,
+			ECHO_BYTES, d.echo_mismatch);
+		goto out;
+	}
+	printf("ok echo %d bytes\n", ECHO_BYTES);
+	if (!p2p_stream_open(d.c, "/natx/does-not-exist/1.0.0", &err) ||
+	    run_until(&d, is_refused, "na")) {
+		goto out;
+	}
+	printf("ok unknown protocol refused\n");
+	ok = 1;
+	p2p_conn_close(d.c);
+	flush(&d);
+out:
+	printf("stats: in %llu out %llu frames %llu/%llu\n",
+	       (unsigned long long)p2p_conn_stats(d.c)->bytes_in,
+	       (unsigned long long)p2p_conn_stats(d.c)->bytes_out,
+	       (unsigned long long)p2p_conn_stats(d.c)->frames_in,
+	       (unsigned long long)p2p_conn_stats(d.c)->frames_out);
+	p2p_conn_free(d.c);
+	free(d.echo_data);
+	free(d.pend);
+	close(d.fd);
+	p2p_identity_cleanup(&idn);
+	return ok ? 0 : 1;
+}
+
+static int cmd_listen(bool early)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t slen = sizeof(sin);
+	struct driver d = { .fd = -1 };
+	struct p2p_identity idn;
+	struct p2p_host host;
+	struct pollfd pfd;
+	char id[PEERID_TEXT_MAX];
+	int lfd, err, ok = 0;
+
+	setup_host(&host, &idn, early);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(lfd, 4) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sin, &slen) < 0) {
+		perror("listen");
+		return 1;
+	}
+	peerid_to_text(&idn.id, id, sizeof(id));
+	printf("listening /ip4/127.0.0.1/tcp/%u/p2p/%s\n", ntohs(sin.sin_port), id);
+	fflush(stdout);
+	pfd = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	if (poll(&pfd, 1, DRIVER_TIMEOUT_MS) != 1) {
+		fprintf(stderr, "FAIL: nobody connected\n");
+		return 1;
+	}
+	slen = sizeof(sin);
+	d.fd = accept(lfd, (struct sockaddr *)&sin, &slen);
+	close(lfd);
+	if (d.fd < 0) {
+		perror("accept");
+		return 1;
+	}
+	d.c = p2p_conn_new(&host, false, NULL, &driver_ops, &d, &err);
+	if (!d.c) {
+		return 1;
+	}
+	p2p_conn_set_remote_addr(d.c, (struct sockaddr *)&sin);
+	err = run_until(&d, is_gone, "serve");
+	if (err == -ECONNRESET || err == -EPIPE) {
+		d.eof = true; /* an abrupt close after the exchange is still a finished session */
+	}
+	const struct p2p_conn_stats *st = p2p_conn_stats(d.c);
+
+	printf("served: pings %llu echo %llu bytes identify %d agent=%s\n",
+	       (unsigned long long)st->pings_served, (unsigned long long)d.served, d.identified,
+	       d.agent);
+	ok = d.eof && d.identified && !d.identify_err && !strncmp(d.agent, "js-libp2p/", 10) &&
+	     st->pings_served >= 3 && d.served == ECHO_BYTES && d.srv_fin;
+	if (!ok) {
+		fprintf(stderr, "FAIL listen: the js peer did not complete identify/ping/echo\n");
+	} else {
+		printf("ok listen: js identified, pinged and echoed\n");
+	}
+	p2p_conn_free(d.c);
+	free(d.pend);
+	close(d.fd);
+	p2p_identity_cleanup(&idn);
+	return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	bool early = !(argc > 3 && !strcmp(argv[3], "--no-early")) &&
+		     !(argc > 2 && !strcmp(argv[2], "--no-early"));
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 3 && !strcmp(argv[1], "dial")) {
+		return cmd_dial(argv[2], early);
+	}
+	if (argc >= 2 && !strcmp(argv[1], "listen")) {
+		return cmd_listen(early);
+	}
+	fprintf(stderr, "usage: %s dial MULTIADDR [--no-early] | listen [--no-early]\n", argv[0]);
+	return 2;
+}
