@@ -51,6 +51,7 @@ struct p2p_stream {
 	bool manual_window;
 	bool app_visible; /* the application holds this pointer: it gets the callbacks */
 	bool closing; /* inside on_close: no more callbacks or operations */
+	size_t app_held; /* bytes of the current delivery the app credits itself */
 	uint8_t *acc; /* negotiation bytes, then identify bytes */
 	size_t acc_len, acc_cap;
 	uint8_t ping[PING_LEN];
@@ -424,6 +425,9 @@ static void stream_data(struct p2p_stream *s, const uint8_t *p, size_t n)
 
 	switch (s->kind) {
 	case SK_APP:
+		if (s->manual_window) {
+			s->app_held += n; /* credited later through p2p_stream_consumed */
+		}
 		if (c->ops->on_stream_data) {
 			c->ops->on_stream_data(c->ctx, s, p, n);
 		}
@@ -589,21 +593,30 @@ static void conn_ymx_data(void *ctx, struct ymx_stream *ys, const uint8_t *p, si
 	struct p2p_conn *c = ctx;
 	struct p2p_stream *s = ys->user;
 	uint32_t id = ys->id;
-	bool manual;
+	size_t credit;
 
 	if (!s) {
 		return;
 	}
-	manual = s->negotiated && s->kind == SK_APP && s->manual_window;
+	s->app_held = 0;
 	if (!s->negotiated) {
 		stream_negotiate(s, p, n);
 	} else {
 		stream_data(s, p, n);
 	}
-	/* credit the window unless the application does it; the stream may be gone by now */
+	/*
+	 * Credit the window for every byte except those a manual-window application holds (it
+	 * credits them itself). The stream may be gone by now: look it up again.
+	 */
 	ys = ymx_stream_find(&c->ys, id);
-	if (ys && !manual) {
-		int err = ymx_stream_consumed(&c->ys, ys, n);
+	if (!ys || !ys->user) {
+		return;
+	}
+	s = ys->user;
+	credit = n - (s->app_held < n ? s->app_held : n);
+	s->app_held = 0;
+	if (credit) {
+		int err = ymx_stream_consumed(&c->ys, ys, credit);
 
 		if (err) {
 			conn_fail(c, err);
