@@ -9,8 +9,9 @@
  *       js's /natx/echo/1.0.0 and compare, then 50 concurrent 64 KiB echo streams, check that an unknown protocol is refused with "na",
  *       close. --no-early: do not offer the Noise stream_muxers extension (mss for the muxer).
  *   interop_driver hold MULTIADDR
- *       connect, identify, print "ready" and wait until the peer disappears (the test kills
- *       it): the loss must surface as a clean EOF/reset, not a hang or a crash.
+ *       connect, identify, serve the ping js's connection monitor sends after 10 s, print
+ *       "ready" and wait until the peer disappears (the test kills it): the loss must surface
+ *       as a clean EOF/reset, not a hang or a crash.
  *   interop_driver listen
  *       print our multiaddr (with /p2p/), accept one connection, serve identify, ping and an
  *       echo service until the peer leaves; succeed if js identified as js-libp2p, pinged us
@@ -376,6 +377,12 @@ static bool is_refused(struct driver *d)
 	return d->refused > 0;
 }
 
+/* is_monitored - js's connection monitor pinged us (it does every 10 s on every connection). */
+static bool is_monitored(struct driver *d)
+{
+	return p2p_conn_stats(d->c)->pings_served > 0;
+}
+
 static bool is_gone(struct driver *d)
 {
 	return d->eof;
@@ -503,10 +510,11 @@ static int cmd_hold(const char *text)
 		return 1;
 	}
 	p2p_conn_start(d.c);
-	if (run_until(&d, is_identified, "identify")) {
+	if (run_until(&d, is_identified, "identify") ||
+	    run_until(&d, is_monitored, "js connection-monitor ping")) {
 		return 1;
 	}
-	printf("ready\n");
+	printf("ready: js connection monitor ping served\n");
 	err = run_until(&d, is_gone, "hold");
 	printf("peer gone: eof=%d err=%s\n", d.eof, natx_strerror(err));
 	p2p_conn_free(d.c);
