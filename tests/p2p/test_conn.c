@@ -580,3 +580,33 @@ Test(conn, output_buffer_backpressure, .timeout = 60)
 	node_free(&d);
 	node_free(&l);
 }
+
+Test(conn, keepalive_pings_and_times_out_when_unanswered, .timeout = 30)
+{
+	struct node d, l;
+	const uint8_t *p;
+	size_t len;
+
+	node_init(&d, 40, true);
+	node_init(&l, 41, true);
+	now_ms = 5000;
+	node_connect(&d, &l, NULL);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(p2p_conn_tick(d.c), 0);
+	p2p_conn_out_peek(d.c, &p, &len);
+	cr_assert_eq(len, 0); /* nothing due yet */
+	now_ms += P2P_KEEPALIVE_MS;
+	cr_assert_eq(p2p_conn_tick(d.c), 0);
+	p2p_conn_out_peek(d.c, &p, &len);
+	cr_assert_gt(len, 0); /* a yamux ping */
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	now_ms += P2P_KEEPALIVE_MS;
+	cr_assert_eq(p2p_conn_tick(d.c), 0); /* answered: a new one goes out */
+	p2p_conn_out_advance(d.c, 1 << 20); /* ... and is lost */
+	now_ms += P2P_KEEPALIVE_MS;
+	cr_assert_eq(p2p_conn_tick(d.c), -ETIMEDOUT);
+	cr_assert_eq(p2p_conn_error(d.c), -ETIMEDOUT);
+	cr_assert_eq(p2p_conn_error(l.c), 0);
+	node_free(&d);
+	node_free(&l);
+}
