@@ -423,15 +423,16 @@ static int engine_sup_reconcile(struct engine_sup *es)
 	cJSON_ArrayForEach(it, list)
 	{
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+		const cJSON *spec = cJSON_GetObjectItemCaseSensitive(it, "spec");
 		cJSON *rr = NULL;
 
-		if (!cJSON_IsNumber(id) || es->state != ENGINE_UP ||
+		if (!cJSON_IsNumber(id) || !cJSON_IsString(spec) || es->state != ENGINE_UP ||
 		    engine_sup_forward_find(es, NULL, (unsigned long)id->valuedouble) >= 0) {
 			continue;
 		}
-		pr_info(MOD, "removing forward %lu that natxd no longer wants",
-			(unsigned long)id->valuedouble);
-		engine_sup_simple(es, "forward.rm", NULL, NULL, "id", id->valuedouble, &rr);
+		pr_info(MOD, "removing forward %s that natxd no longer wants", spec->valuestring);
+		/* By spec: a request's "id" member is its request id, so it cannot name a forward. */
+		engine_sup_simple(es, "forward.rm", "spec", spec->valuestring, NULL, 0, &rr);
 		cJSON_Delete(rr);
 	}
 	cJSON_Delete(r);
@@ -625,15 +626,15 @@ int engine_sup_forward_add(struct engine_sup *es, const char *spec, enum engine_
 
 int engine_sup_forward_rm(struct engine_sup *es, unsigned i)
 {
-	unsigned long id = es->fwd[i].id;
+	struct engine_fwd f = es->fwd[i];
 	int rc = 0;
 
 	memmove(&es->fwd[i], &es->fwd[i + 1], sizeof(es->fwd[0]) * (es->nfwd - i - 1));
 	es->nfwd--;
-	if (id && es->state == ENGINE_UP) {
+	if (f.id && es->state == ENGINE_UP) {
 		cJSON *r = NULL;
 
-		rc = engine_sup_simple(es, "forward.rm", NULL, NULL, "id", (double)id, &r);
+		rc = engine_sup_simple(es, "forward.rm", "spec", f.spec, NULL, 0, &r);
 		cJSON_Delete(r);
 	}
 	return rc;
