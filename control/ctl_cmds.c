@@ -37,7 +37,7 @@ cJSON *natxd_engine_json(struct natxd *d, bool with_stats)
 	if (es->state == ENGINE_UP) {
 		cJSON_AddNumberToObject(o, "pid", (double)es->pid);
 		cJSON_AddStringToObject(o, "version", es->version);
-		cJSON_AddNumberToObject(o, "shards", es->eng_shards);
+		cJSON_AddNumberToObject(o, "shard_count", es->eng_shards);
 		cJSON_AddNumberToObject(o, "started_at", (double)es->started_at);
 		cJSON_AddBoolToObject(o, "attached", es->attached);
 	}
