@@ -438,6 +438,19 @@ close_file:
 	return buf;
 }
 
+/* config_join - @a then @b into @out (room @len), truncated (never overrun) when too long. */
+static void config_join(char *out, size_t len, const char *a, const char *b)
+{
+	size_t na = strnlen(a, len - 1), nb = strlen(b);
+
+	memcpy(out, a, na);
+	if (nb > len - 1 - na) {
+		nb = len - 1 - na;
+	}
+	memcpy(out + na, b, nb);
+	out[na + nb] = '\0';
+}
+
 /* ---- defaults and precedence ------------------------------------------------------------- */
 
 void config_defaults(struct natx_config *cfg, config_getenv_fn get_env)
@@ -574,7 +587,7 @@ int config_build(struct natx_config *cfg, const struct config_cli *cli, config_g
 			snprintf(err, CONFIG_ERR_MAX, "store.state_dir: path too long");
 			return -NATX_E_CONFIG;
 		}
-		snprintf(cfg->database, sizeof(cfg->database), "%s/natx.db", cfg->state_dir);
+		config_join(cfg->database, sizeof(cfg->database), cfg->state_dir, "/natx.db");
 	}
 	if (cfg->retry_max_ms < cfg->retry_base_ms) {
 		snprintf(err, CONFIG_ERR_MAX,
@@ -612,5 +625,5 @@ void config_engine_socket(const struct natx_config *cfg, char *out, size_t len)
 		return;
 	}
 	config_run_dir(cfg, dir, sizeof(dir));
-	snprintf(out, len, "%s/engine.sock", dir);
+	config_join(out, len, dir, "/engine.sock");
 }

@@ -379,7 +379,7 @@ static const struct ctl_cmd *natxctl_match(int argc, char **argv, int *i)
 
 int main(int argc, char **argv)
 {
-	struct natx_config *defaults = malloc(sizeof(*defaults));
+	static struct natx_config defaults;
 	const char *sock = getenv("NATX_CTL_SOCKET");
 	bool json = false;
 	int timeout_s = 30, i = 1, fd, status;
@@ -387,9 +387,6 @@ int main(int argc, char **argv)
 	cJSON *req, *reply;
 	const cJSON *ok;
 
-	if (!defaults) {
-		return CTL_EXIT_INTERNAL;
-	}
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
@@ -476,8 +473,8 @@ bad_arg:
 		return CTL_EXIT_USAGE;
 	}
 	if (!sock) {
-		config_defaults(defaults, natxctl_getenv);
-		sock = defaults->socket_path;
+		config_defaults(&defaults, natxctl_getenv);
+		sock = defaults.socket_path;
 	}
 	fd = natxctl_connect(sock);
 	if (fd < 0) {
@@ -511,6 +508,5 @@ bad_arg:
 		}
 	}
 	cJSON_Delete(reply);
-	free(defaults);
 	return status;
 }
