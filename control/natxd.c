@@ -391,10 +391,20 @@ int main(int argc, char **argv)
 		goto close_store;
 	}
 	config_run_dir(&d.cfg, path, sizeof(path));
-	rc = natxd_mkdirs(path, 0755);
+	rc = natxd_mkdirs(path, geteuid() == 0 ? 0755 : 0700);
 	if (rc) {
 		fprintf(stderr, "natxd: cannot create run directory %s: %s\n", path, strerror(-rc));
 		goto close_epoll;
+	}
+	{
+		struct stat sb;
+
+		/* A run directory someone else owns (e.g. pre-created in /tmp) could swap sockets. */
+		if (stat(path, &sb) || sb.st_uid != geteuid()) {
+			fprintf(stderr, "natxd: run directory %s is not owned by uid %u\n", path,
+				(unsigned)geteuid());
+			goto close_epoll;
+		}
 	}
 	{
 		bool have = d.ctl.have_group;
