@@ -933,7 +933,9 @@ def t_bad_input():
     p = subprocess.Popen([ENGINE, "--forward", f"tcp:127.0.0.1:{p1}=127.0.0.1:1", "--forward",
                           f"tcp:127.0.0.1:{busy}=127.0.0.1:1"], stderr=subprocess.PIPE)
     check(p.wait(20) == 2, "port in use did not exit 2")
+    # SO_REUSEADDR: only a listener still on p1 makes this fail (not someone's ephemeral port).
     t = socket.socket()
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     t.bind(("127.0.0.1", p1))
     t.listen(1)
     t.close()
