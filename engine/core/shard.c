@@ -511,9 +511,56 @@ static void shard_pin(struct shard *sh)
 	}
 }
 
+/*
+ * shard_cancel_all - cancel every request on the ring and wait for them to finish. A pending
+ * request holds a reference to its socket, and io_uring_queue_exit() drops those references
+ * asynchronously: without this, a listener could keep its port bound for a moment after the
+ * engine has exited (and "exit 2, nothing half-started" would be false).
+ */
+static void shard_cancel_all(struct shard *sh)
+{
+	struct io_uring_sync_cancel_reg reg = { 0 };
+	struct io_uring_cqe *cqe;
+
+	reg.fd = -1;
+	reg.flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+	reg.timeout.tv_sec = -1;
+	reg.timeout.tv_nsec = -1;
+	io_uring_submit(&sh->ring);
+	if (io_uring_register_sync_cancel(&sh->ring, &reg) < 0) {
+		/* Older kernel: fall back to async cancel and a bounded wait. */
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+		struct __kernel_timespec ts = { .tv_nsec = 200000000 };
+
+		if (sqe) {
+			io_uring_prep_cancel(sqe, NULL,
+					     IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+			io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1, &ts, NULL);
+		}
+	}
+	/*
+	 * Cancelled requests complete (and drop their file references) in task work, which
+	 * with DEFER_TASKRUN runs only when this thread asks for events: run it until no
+	 * more completions appear.
+	 */
+	for (int round = 0; round < 16; round++) {
+		unsigned int n = 0;
+
+		io_uring_get_events(&sh->ring);
+		while (!io_uring_peek_cqe(&sh->ring, &cqe)) {
+			io_uring_cqe_seen(&sh->ring, cqe);
+			n++;
+		}
+		if (!n && round) {
+			break;
+		}
+	}
+}
+
 /* shard_teardown - close every flow and listener and free the shard's memory. */
 static void shard_teardown(struct shard *sh)
 {
+	shard_cancel_all(sh);
 	for (uint32_t s = 0; s < sh->nalloc; s++) {
 		struct flow *f = shard_flow(sh, s);
 
