@@ -21,7 +21,6 @@
 
 static sem_t engine_ready_sem;
 
-void engine_shard_ready(struct shard *sh);
 void engine_shard_ready(struct shard *sh)
 {
 	sem_post(&engine_ready_sem);

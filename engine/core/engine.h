@@ -175,6 +175,12 @@ uint64_t engine_flows_open(struct engine *eng);
 /* shard_main - the shard thread. */
 void *shard_main(void *arg);
 
+/* engine_shard_ready - called once by each shard after its setup (sh->init_err says how). */
+void engine_shard_ready(struct shard *sh);
+
+/* shard_listener_ended - listener @l's multishot has ended; finishes a pending removal. */
+void shard_listener_ended(struct shard *sh, uint32_t l);
+
 /* shard internals shared by shard.c, tcp.c, udp.c */
 struct io_uring_sqe *shard_sqe(struct shard *sh);
 struct flow *shard_flow(struct shard *sh, uint32_t slot);

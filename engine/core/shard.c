@@ -306,7 +306,6 @@ static void shard_listener_close(struct shard *sh, uint32_t l, bool ack)
 }
 
 /* shard_listener_ended - the listener's multishot ended; finish a pending close. */
-void shard_listener_ended(struct shard *sh, uint32_t l);
 void shard_listener_ended(struct shard *sh, uint32_t l)
 {
 	struct listener *lis = &sh->lis[l];
@@ -638,8 +637,6 @@ exit_ring:
 	io_uring_queue_exit(&sh->ring);
 	return ret;
 }
-
-extern void engine_shard_ready(struct shard *sh);
 
 void *shard_main(void *arg)
 {

@@ -33,8 +33,6 @@
 
 #define MOD "tcp"
 
-extern void shard_listener_ended(struct shard *sh, uint32_t l);
-
 /* tcp_dir_finish - propagate EOF of direction @i once everything read has been sent. */
 static void tcp_dir_finish(struct shard *sh, struct flow *f, uint32_t slot, unsigned int i)
 {

@@ -20,8 +20,6 @@
 
 #define MOD "udp"
 
-extern void shard_listener_ended(struct shard *sh, uint32_t l);
-
 void udp_listener_arm(struct shard *sh, uint32_t l)
 {
 	struct listener *lis = &sh->lis[l];
