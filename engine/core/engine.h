@@ -26,7 +26,7 @@
 #include "spec.h"
 #include "stats.h"
 
-enum { SHARDS_MAX = 64, FWD_MAX = 256, FLOW_CHUNK = 1024, BUF_GROUP = 1 };
+enum { SHARDS_MAX = 64, FWD_MAX = 256, FLOW_CHUNK = 1024, BUF_GROUP = 1, PIPE_POOL = 256 };
 
 /* Control -> shard commands (udata dir field of UD_MSG). */
 enum shard_msg { MSG_LISTEN_ADD = 0, MSG_LISTEN_RM = 1, MSG_DRAIN = 2, MSG_STOP = 3 };
@@ -121,6 +121,8 @@ struct shard {
 	uint32_t *starved; /* (slot << 1 | dir) waiting for buffers */
 	uint32_t nstarved, starved_cap;
 	uint32_t lis_starved; /* UDP listeners waiting for buffers */
+	int (*pipes)[3]; /* splice mode: empty pipes kept for reuse (rd, wr, size) */
+	uint32_t npipes;
 	struct msghdr *umsg; /* per buffer: UDP reply sendmsg header */
 	struct iovec *uiov;
 	struct listener lis[FWD_MAX];
@@ -189,6 +191,7 @@ void flow_abort(struct shard *sh, struct flow *f, uint32_t slot, bool reset);
 void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot);
 void flow_starve(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir);
 void flow_arm_recv(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir);
+void flow_pipe_release(struct shard *sh, struct flow_dir *d);
 
 void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe);
 void tcp_handle_connect(struct shard *sh, struct io_uring_cqe *cqe);

@@ -153,11 +153,7 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
 		if (f->fd[i] >= 0) {
 			close(f->fd[i]);
 		}
-		for (int k = 0; k < 2; k++) {
-			if (f->d[i].pipe[k] >= 0) {
-				close(f->d[i].pipe[k]);
-			}
-		}
+		flow_pipe_release(sh, &f->d[i]);
 	}
 	if (f->in_table) {
 		flowtab_remove(&sh->ft, &f->key);
@@ -172,6 +168,27 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
 	f->next_free = sh->free_head;
 	sh->free_head = slot;
 	sh->nlive--;
+}
+
+/*
+ * flow_pipe_release - give a direction's pipe back to the shard's pool when it is empty (a
+ * short connection then costs no pipe2/fcntl/close), else close it.
+ */
+void flow_pipe_release(struct shard *sh, struct flow_dir *d)
+{
+	if (d->pipe[0] < 0) {
+		return;
+	}
+	if (!d->queued && sh->pipes && sh->npipes < PIPE_POOL) {
+		sh->pipes[sh->npipes][0] = d->pipe[0];
+		sh->pipes[sh->npipes][1] = d->pipe[1];
+		sh->pipes[sh->npipes][2] = (int)d->pipe_cap;
+		sh->npipes++;
+	} else {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	d->pipe[0] = d->pipe[1] = -1;
 }
 
 void flow_starve(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir)
@@ -586,6 +603,12 @@ static void shard_teardown(struct shard *sh)
 	}
 	free(sh->chunks);
 	sh->chunks = NULL;
+	for (uint32_t p = 0; p < sh->npipes; p++) {
+		close(sh->pipes[p][0]);
+		close(sh->pipes[p][1]);
+	}
+	free(sh->pipes);
+	sh->pipes = NULL;
 	free(sh->starved);
 	free(sh->umsg);
 	free(sh->uiov);
@@ -617,15 +640,18 @@ static int shard_setup(struct shard *sh)
 	if (ret) {
 		goto cleanup_br;
 	}
+	sh->pipes = calloc(PIPE_POOL, sizeof(*sh->pipes));
 	sh->umsg = calloc(cfg->buf_count, sizeof(*sh->umsg));
 	sh->uiov = calloc(cfg->buf_count, sizeof(*sh->uiov));
-	if (!sh->umsg || !sh->uiov) {
+	if (!sh->umsg || !sh->uiov || !sh->pipes) {
 		ret = -ENOMEM;
 		goto cleanup_ft;
 	}
 	return 0;
 
 cleanup_ft:
+	free(sh->pipes);
+	sh->pipes = NULL;
 	free(sh->umsg);
 	free(sh->uiov);
 	sh->umsg = NULL;

@@ -377,6 +377,13 @@ static int tcp_pipe_open(struct shard *sh, struct flow_dir *d)
 	if (d->pipe[0] >= 0) {
 		return 0;
 	}
+	if (sh->npipes) {
+		sh->npipes--;
+		d->pipe[0] = sh->pipes[sh->npipes][0];
+		d->pipe[1] = sh->pipes[sh->npipes][1];
+		d->pipe_cap = (uint32_t)sh->pipes[sh->npipes][2];
+		return 0;
+	}
 	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC)) {
 		d->pipe[0] = d->pipe[1] = -1;
 		return -errno;
