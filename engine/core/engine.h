@@ -26,7 +26,14 @@
 #include "spec.h"
 #include "stats.h"
 
-enum { SHARDS_MAX = 64, FWD_MAX = 256, FLOW_CHUNK = 1024, BUF_GROUP = 1, PIPE_POOL = 256 };
+enum {
+	SHARDS_MAX = 64,
+	FWD_MAX = 256,
+	FLOW_CHUNK = 1024,
+	BUF_GROUP = 1,
+	UDP_BUF_GROUP = 2,
+	PIPE_POOL = 256
+};
 
 /* Control -> shard commands (udata dir field of UD_MSG). */
 enum shard_msg { MSG_LISTEN_ADD = 0, MSG_LISTEN_RM = 1, MSG_DRAIN = 2, MSG_STOP = 3 };
@@ -60,7 +67,7 @@ enum flow_state { FS_CONNECTING = 1, FS_OPEN, FS_CLOSING };
 /* One direction of a flow: bytes read from fd[i] and written to fd[1 - i]. */
 struct flow_dir {
 	uint16_t qhead, qtail; /* buffers queued for the peer (uring mode) */
-	uint32_t queued; /* bytes received and not yet sent */
+	uint32_t queued; /* TCP: bytes received, not yet sent. UDP: datagrams */
 	uint8_t recv_armed; /* a multishot recv / POLLIN is outstanding on fd[i] */
 	uint8_t out_armed; /* splice: POLLOUT outstanding on fd[1 - i] */
 	uint8_t send_busy; /* a send towards fd[1 - i] is in flight */
@@ -114,7 +121,8 @@ struct shard {
 	pthread_t thr;
 	struct io_uring ring;
 	const char *ring_mode; /* which setup flags the kernel accepted */
-	struct bufring br;
+	struct bufring br; /* TCP (uring mode), group BUF_GROUP */
+	struct bufring ubr; /* UDP datagrams, group UDP_BUF_GROUP */
 	struct flowtab ft;
 	struct flow **chunks; /* flow pool, FLOW_CHUNK flows per chunk */
 	uint32_t nchunks, nalloc, free_head, nlive;

@@ -223,9 +223,10 @@ void flow_arm_recv(struct shard *sh, struct flow *f, uint32_t slot, unsigned int
 		return; /* re-armed when the peer has taken half */
 	}
 	sqe = shard_sqe(sh);
-	io_uring_prep_recv_multishot(sqe, f->fd[dir], NULL, 0, 0);
+	/* UDP: MSG_TRUNC makes res the real datagram length, so truncation is visible. */
+	io_uring_prep_recv_multishot(sqe, f->fd[dir], NULL, 0, f->kind == FLOW_UDP ? MSG_TRUNC : 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = BUF_GROUP;
+	sqe->buf_group = f->kind == FLOW_UDP ? UDP_BUF_GROUP : BUF_GROUP;
 	if (f->kind == FLOW_TCP && sh->eng->recv_cap) {
 		/*
 		 * Byte cap for the whole multishot (sqe->optlen, which shares the slot with
@@ -240,15 +241,21 @@ void flow_arm_recv(struct shard *sh, struct flow *f, uint32_t slot, unsigned int
 	f->inflight++;
 }
 
-/* shard_unstarve - re-arm receives that ran out of buffers, while buffers are available. */
+/* shard_has_buffers - more than a quarter of @b's buffers are back in the kernel. */
+static bool shard_has_buffers(const struct bufring *b)
+{
+	return b->in_kernel > b->count / 4;
+}
+
+/* shard_unstarve - re-arm receives that ran out of buffers, once their ring has refilled. */
 static void shard_unstarve(struct shard *sh)
 {
-	uint32_t i = 0;
+	uint32_t keep = 0;
 
-	for (uint32_t l = 0; sh->lis_starved && l < FWD_MAX; l++) {
+	for (uint32_t l = 0; sh->lis_starved && l < FWD_MAX && shard_has_buffers(&sh->ubr); l++) {
 		struct listener *lis = &sh->lis[l];
 
-		if (lis->starved && sh->br.in_kernel > sh->br.count / 4) {
+		if (lis->starved) {
 			lis->starved = 0;
 			sh->lis_starved--;
 			if (lis->fwd && !lis->closing) {
@@ -256,21 +263,23 @@ static void shard_unstarve(struct shard *sh)
 			}
 		}
 	}
-	while (i < sh->nstarved && sh->br.in_kernel > sh->br.count / 4) {
+	for (uint32_t i = 0; i < sh->nstarved; i++) {
 		uint32_t slot = sh->starved[i] >> 1, dir = sh->starved[i] & 1;
 		struct flow *f = shard_flow(sh, slot);
 
-		i++;
 		if (!f || f->kind == FLOW_FREE || !f->d[dir].starved) {
 			continue;
 		}
+		if (!shard_has_buffers(f->kind == FLOW_UDP ? &sh->ubr : &sh->br)) {
+			sh->starved[keep++] = sh->starved[i];
+			continue;
+		}
 		f->d[dir].starved = 0;
-		if (f->d[dir].queued < sh->eng->cfg->flow_buffer_limit) {
+		if (f->kind == FLOW_UDP || f->d[dir].queued < sh->eng->cfg->flow_buffer_limit) {
 			flow_arm_recv(sh, f, slot, dir);
 		}
 	}
-	memmove(sh->starved, sh->starved + i, (sh->nstarved - i) * sizeof(*sh->starved));
-	sh->nstarved -= i;
+	sh->nstarved = keep;
 }
 
 /* shard_ack - tell the control ring that command @cmd for @slot finished with @res. */
@@ -597,6 +606,7 @@ static void shard_teardown(struct shard *sh)
 	}
 	io_uring_queue_exit(&sh->ring);
 	bufring_cleanup(&sh->br, NULL);
+	bufring_cleanup(&sh->ubr, NULL);
 	flowtab_cleanup(&sh->ft);
 	for (uint32_t c = 0; c < sh->nchunks; c++) {
 		free(sh->chunks[c]);
@@ -636,13 +646,20 @@ static int shard_setup(struct shard *sh)
 			 strerror(-ret));
 		goto exit_ring;
 	}
-	ret = flowtab_init(&sh->ft, 1024);
+	ret = bufring_init(&sh->ubr, &sh->ring, UDP_BUF_GROUP, cfg->udp_buf_size,
+			   cfg->udp_buf_count);
 	if (ret) {
+		snprintf(sh->init_msg, sizeof(sh->init_msg), "UDP buffer ring setup failed: %s",
+			 strerror(-ret));
 		goto cleanup_br;
 	}
+	ret = flowtab_init(&sh->ft, 1024);
+	if (ret) {
+		goto cleanup_ubr;
+	}
 	sh->pipes = calloc(PIPE_POOL, sizeof(*sh->pipes));
-	sh->umsg = calloc(cfg->buf_count, sizeof(*sh->umsg));
-	sh->uiov = calloc(cfg->buf_count, sizeof(*sh->uiov));
+	sh->umsg = calloc(cfg->udp_buf_count, sizeof(*sh->umsg));
+	sh->uiov = calloc(cfg->udp_buf_count, sizeof(*sh->uiov));
 	if (!sh->umsg || !sh->uiov || !sh->pipes) {
 		ret = -ENOMEM;
 		goto cleanup_ft;
@@ -657,6 +674,8 @@ cleanup_ft:
 	sh->umsg = NULL;
 	sh->uiov = NULL;
 	flowtab_cleanup(&sh->ft);
+cleanup_ubr:
+	bufring_cleanup(&sh->ubr, &sh->ring);
 cleanup_br:
 	bufring_cleanup(&sh->br, &sh->ring);
 exit_ring:
@@ -701,7 +720,8 @@ void *shard_main(void *arg)
 		}
 		io_uring_cq_advance(&sh->ring, n);
 		bufring_commit(&sh->br);
-		if ((sh->nstarved || sh->lis_starved) && sh->br.in_kernel > sh->br.count / 4) {
+		bufring_commit(&sh->ubr);
+		if (sh->nstarved || sh->lis_starved) {
 			shard_unstarve(sh);
 		}
 	}

@@ -39,7 +39,11 @@ Test(args, every_option, .timeout = 5)
 {
 	struct engine_cfg cfg;
 	char err[ARGS_ERR_MAX];
-	const char *list[] = { "--shards",
+	const char *list[] = { "--udp-buf-size",
+			       "4096",
+			       "--udp-buf-count",
+			       "512",
+			       "--shards",
 			       "3",
 			       "--forward",
 			       "tcp:127.0.0.1:1=127.0.0.1:2",
@@ -91,6 +95,8 @@ Test(args, every_option, .timeout = 5)
 	cr_assert_eq(cfg.buf_size, 16384);
 	cr_assert_eq(cfg.buf_count, 256);
 	cr_assert_eq(cfg.max_flows, 5000);
+	cr_assert_eq(cfg.udp_buf_size, 4096);
+	cr_assert_eq(cfg.udp_buf_count, 512);
 	cr_assert(cfg.keepalive && cfg.no_pin);
 	cr_assert_str_eq(cfg.forwards_file, "/tmp/f");
 	log_filter_set(NULL);
@@ -119,6 +125,11 @@ Test(args, rejects_every_bad_input, .timeout = 5)
 		{ "--buf-count", "100", NULL },
 		{ "--buf-count", "65536", NULL },
 		{ "--max-flows", "1", NULL },
+		{ "--udp-buf-size", "1024", NULL },
+		{ "--udp-buf-size", "5000", NULL },
+		{ "--udp-buf-size", "131072", NULL },
+		{ "--udp-buf-count", "8", NULL },
+		{ "--udp-buf-count", "1000", NULL },
 		{ "--log", "loud", NULL },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

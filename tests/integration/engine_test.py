@@ -673,6 +673,17 @@ def udp_sessions(family, extra=()):
     check(st["flows_open"] == 50, f"expected 50 UDP sessions, engine has {st['flows_open']}")
     check(len(sources) == 50, f"upstream saw {len(sources)} source ports, not 50")
     check(st["packets_in"] >= 500 and st["packets_out"] >= 500, f"stats {st}")
+    # A datagram larger than a UDP buffer is dropped and counted, never forwarded cut short.
+    big = 9000 if "--udp-buf-size" not in extra else 2100
+    clients[1].sendto(b"x" * big, (host, port))
+    try:
+        d, _ = clients[1].recvfrom(65536)
+        check(False, f"oversized datagram forwarded ({len(d)} bytes came back)")
+    except socket.timeout:
+        pass
+    check(eng.stats()["drops"] >= st["drops"] + 1, "oversized datagram not counted")
+    clients[1].sendto(b"small-after-big", (host, port))
+    check(clients[1].recvfrom(100)[0] == b"echo:small-after-big", "session broken after drop")
     # Idle timeout ends the sessions; a new datagram opens a new one.
     deadline = time.time() + 6
     while eng.stats()["flows_open"] and time.time() < deadline:
@@ -693,7 +704,7 @@ def t_udp():
     udp_sessions(socket.AF_INET)
     udp_sessions(socket.AF_INET6)
     # 16 small buffers for bursts of 50 datagrams: the listener's recvmsg runs dry and resumes.
-    st = udp_sessions(socket.AF_INET, ("--buf-count", "16", "--buf-size", "4096"))
+    st = udp_sessions(socket.AF_INET, ("--udp-buf-count", "16", "--udp-buf-size", "2048"))
     log(f"udp with a 16-buffer ring: {st['bufring_exhausted']} exhaustions, "
         f"{st['drops']} drops, every reply routed correctly")
 
