@@ -269,6 +269,14 @@ static int engine_listen_socket(const struct spec_addr *a, struct sockaddr_stora
 		/* [::]:P means IPv6 only; IPv4 clients need their own forward. */
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	}
+	if (a->proto == SPEC_UDP) {
+		/* Absorb bursts while the shard is busy: 4 MiB (FORCE works as root). */
+		int rcv = 4 << 20;
+
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv))) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+		}
+	}
 	if (bind(fd, (const struct sockaddr *)bound, a->listen_len) ||
 	    (a->proto == SPEC_TCP && listen(fd, 4096))) {
 		ret = -errno;
