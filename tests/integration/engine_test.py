@@ -714,6 +714,7 @@ def t_sighup():
     serve(up, echo_handler)
     upp = up.getsockname()[1]
     d = tempfile.mkdtemp(prefix="natxeng-")
+    cleanups.append(lambda: shutil.rmtree(d, ignore_errors=True))
     ports = []
     for _ in range(2):
         s = socket.socket()
