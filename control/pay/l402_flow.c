@@ -3,12 +3,12 @@
 #include <string.h>
 
 #include "l402_flow.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 
 void l402_offer_wipe(struct l402_offer *offer)
 {
-	pay_wipe(offer, sizeof(*offer));
+	crypto_wipe(offer, sizeof(*offer));
 }
 
 int l402_offer_create(struct pay_backend *b, uint64_t amount_msat, const char *memo,
@@ -22,8 +22,8 @@ int l402_offer_create(struct pay_backend *b, uint64_t amount_msat, const char *m
 	if (err) {
 		goto out_wipe;
 	}
-	err = pay_random(o->root_key, sizeof(o->root_key)) ?:
-		      pay_random(o->id.token_id, sizeof(o->id.token_id));
+	err = crypto_random_bytes(o->root_key, sizeof(o->root_key)) ?:
+		      crypto_random_bytes(o->id.token_id, sizeof(o->id.token_id));
 	if (err) {
 		goto out_wipe;
 	}
@@ -86,10 +86,10 @@ int l402_authorize_header(struct pay_backend *b, const char *value, size_t len,
 		goto out_wipe;
 	}
 	err = l402_settled(b, grant->id.payment_hash, &inv);
-	pay_wipe(&inv, sizeof(inv));
+	crypto_wipe(&inv, sizeof(inv));
 
 out_wipe:
-	pay_wipe(&auth, sizeof(auth));
+	crypto_wipe(&auth, sizeof(auth));
 	return err;
 }
 
@@ -121,6 +121,6 @@ int l402_authorize_macaroon(struct pay_backend *b, const uint8_t *mac, size_t ma
 	memcpy(preimage_out, inv.preimage, L402_PREIMAGE_LEN);
 
 out_wipe:
-	pay_wipe(&inv, sizeof(inv));
+	crypto_wipe(&inv, sizeof(inv));
 	return err;
 }

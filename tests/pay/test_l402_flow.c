@@ -15,7 +15,7 @@
 #include "l402_flow.h"
 #include "natx/err.h"
 #include "pay_codec.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 
 /* natxd's SQLite token table, reduced to one row. */

@@ -12,7 +12,7 @@
 #include "l402_flow.h"
 #include "natx/err.h"
 #include "pay_backend.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 #include "tun_crypto.h"
 #include "tun_hs.h"
@@ -93,8 +93,8 @@ static void t_setup(void)
 	P.backend = pay_regtest_new(NULL, 0, t_clock, &P.now, &err);
 	cr_assert_not_null(P.backend);
 	cr_assert_eq(pay_backend_invoice_create(P.backend, 50000, "tunnel", 600, &P.invoice), 0);
-	cr_assert_eq(pay_random(P.token_id, 32), 0);
-	cr_assert_eq(pay_random(P.root_key, 32), 0);
+	cr_assert_eq(crypto_random_bytes(P.token_id, 32), 0);
+	cr_assert_eq(crypto_random_bytes(P.root_key, 32), 0);
 	memcpy(id.payment_hash, P.invoice.payment_hash, 32);
 	memcpy(id.token_id, P.token_id, 32);
 	cr_assert_eq(l402_mint(P.mac, sizeof(P.mac), &P.mac_len, P.root_key, &id,
