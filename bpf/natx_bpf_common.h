@@ -68,4 +68,32 @@ struct natx_rl_state {
 	__u64 tat_ns;
 };
 
+/*
+ * Steering (bpf/steer_reuseport.bpf.c): a SO_REUSEPORT group of N shard sockets; the program
+ * picks shard XXH3_64bits(&key, sizeof(key)) % N, the same function the engine uses for its
+ * flow table (libxxhash XXH3_64bits, seed 0, default secret). The key is these exact 24 bytes:
+ *   family  4 bytes, host order (x86: little-endian): NATX_RL_FAMILY_V4 (4) or _V6 (6)
+ *   raddr  16 bytes, the remote (source) IP as on the wire; IPv4 in the first 4, rest zero
+ *   rport   2 bytes, remote UDP port as on the wire (big-endian)
+ *   lport   2 bytes, local UDP port as on the wire (big-endian)
+ * IPv4-mapped IPv6 peers on a dual-stack socket arrive as IPv4 and must be keyed as IPv4.
+ */
+struct natx_flow_key {
+	__u32 family;
+	__be32 raddr[4];
+	__be16 rport;
+	__be16 lport;
+} __attribute__((aligned(8)));
+
+/* Steering counters (map natx_steer_cnt, PERCPU_ARRAY). */
+enum natx_steer_counter {
+	NATX_STEER_CNT_STEERED = 0, /* delivered to the shard the hash chose */
+	NATX_STEER_CNT_FALLBACK = 1, /* shard slot empty or not UDP: kernel's own choice */
+	NATX_STEER_CNT_MAX = 2,
+};
+
+#ifndef NATX_STEER_MAX_SHARDS
+#define NATX_STEER_MAX_SHARDS 64
+#endif
+
 #endif
