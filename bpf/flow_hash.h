@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * natx_flow_hash - XXH3_64bits (xxHash 0.8, seed 0, default secret) of one struct
- * natx_flow_key (24 bytes), written out for BPF, where libxxhash cannot run. For 17..32-byte
+ * natx_flow_hash - the engine's flow_key_hash() for one struct natx_flow_key (24 bytes):
+ * XXH3_64bits (xxHash 0.8, seed 0, default secret), 0 mapped to 1, written out for BPF,
+ * where libxxhash cannot run. For 17..32-byte
  * inputs XXH3 is: acc = len * PRIME64_1 + mix16B(in, secret) + mix16B(in + len - 16,
  * secret + 16); return avalanche(acc). tests/bpf/test_steer.c checks it against libxxhash.
  * Only the 32 secret bytes this length uses are included.
@@ -57,7 +58,7 @@ static __always_inline __u64 natx_flow_hash(const struct natx_flow_key *k)
 	acc ^= acc >> 37;
 	acc *= 0x165667919E3779F9ULL;
 	acc ^= acc >> 32;
-	return acc;
+	return acc ? acc : 1; /* as flow_key_hash(): 0 marks an empty flow-table slot */
 }
 
 #endif

@@ -69,21 +69,29 @@ struct natx_rl_state {
 };
 
 /*
- * Steering (bpf/steer_reuseport.bpf.c): a SO_REUSEPORT group of N shard sockets; the program
- * picks shard XXH3_64bits(&key, sizeof(key)) % N, the same function the engine uses for its
- * flow table (libxxhash XXH3_64bits, seed 0, default secret). The key is these exact 24 bytes:
- *   family  4 bytes, host order (x86: little-endian): NATX_RL_FAMILY_V4 (4) or _V6 (6)
- *   raddr  16 bytes, the remote (source) IP as on the wire; IPv4 in the first 4, rest zero
- *   rport   2 bytes, remote UDP port as on the wire (big-endian)
- *   lport   2 bytes, local UDP port as on the wire (big-endian)
- * IPv4-mapped IPv6 peers on a dual-stack socket arrive as IPv4 and must be keyed as IPv4.
+ * Steering (bpf/steer_reuseport.bpf.c). The engine (engine/core/udp.c) gives every UDP forward
+ * one SO_REUSEPORT socket per shard and keys its per-shard flow table with struct flow_key
+ * (engine/core/flowtab.h) hashed by flow_key_hash(): h = XXH3_64bits(&key, 24) (libxxhash,
+ * seed 0, default secret), 0 replaced by 1. The steering program builds the same 24 bytes
+ * from each datagram and delivers it to socket h % nshards, so shard i of a forward receives
+ * exactly the flows the engine can compute as its own. The key, byte for byte:
+ *   offset 0  fwd_id  4 bytes, host order: the engine's forward id (one reuseport group each)
+ *   offset 4  family  2 bytes, host order: AF_INET (2) or AF_INET6 (10)
+ *   offset 6  rport   2 bytes, the client's UDP port as on the wire (network order)
+ *   offset 8  raddr  16 bytes, the client's address as on the wire; IPv4 in the first 4,
+ *                     the rest zero
+ * tests/bpf/test_steer.c checks this against the engine's own flow_key_from_sockaddr() and
+ * flow_key_hash(). Change both or neither.
  */
+#define NATX_FLOW_FAMILY_V4 2 /* AF_INET on Linux */
+#define NATX_FLOW_FAMILY_V6 10 /* AF_INET6 on Linux */
+
 struct natx_flow_key {
-	__u32 family;
-	__be32 raddr[4];
+	__u32 fwd_id;
+	__u16 family;
 	__be16 rport;
-	__be16 lport;
-} __attribute__((aligned(8)));
+	__u8 raddr[16];
+};
 
 /* Steering counters (map natx_steer_cnt, PERCPU_ARRAY). */
 enum natx_steer_counter {

@@ -13,6 +13,8 @@
 #include "steer_reuseport.skel.h"
 
 _Static_assert(sizeof(struct natx_flow_key) == 24, "flow key layout is shared with BPF");
+_Static_assert(NATX_FLOW_FAMILY_V4 == AF_INET && NATX_FLOW_FAMILY_V6 == AF_INET6,
+	       "the engine keys flows by AF_* values");
 
 struct natx_steer {
 	struct steer_reuseport_bpf *skel;
@@ -20,10 +22,12 @@ struct natx_steer {
 
 unsigned int natx_steer_shard(const struct natx_flow_key *key, unsigned int n)
 {
-	return (unsigned int)(XXH3_64bits(key, sizeof(*key)) % n);
+	uint64_t h = XXH3_64bits(key, sizeof(*key));
+
+	return (unsigned int)((h ? h : 1) % n);
 }
 
-int natx_steer_attach(const int *fds, unsigned int n, struct natx_steer **out)
+int natx_steer_attach(const int *fds, unsigned int n, uint32_t fwd_id, struct natx_steer **out)
 {
 	struct natx_steer *s;
 	int err, prog_fd;
@@ -42,6 +46,7 @@ int natx_steer_attach(const int *fds, unsigned int n, struct natx_steer **out)
 		goto out_free;
 	}
 	s->skel->rodata->cfg_nshards = n;
+	s->skel->rodata->cfg_fwd_id = fwd_id;
 	err = steer_reuseport_bpf__load(s->skel);
 	if (err) {
 		goto out_destroy;

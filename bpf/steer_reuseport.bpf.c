@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
- * natx_steer_reuseport - SO_REUSEPORT shard selection for natx's UDP engine sockets. Every
- * datagram for the group's port goes to socket natx_flow_hash(key) % cfg_nshards, where key
- * is the struct natx_flow_key contract in natx_bpf_common.h, so the shard that owns a flow in
- * the engine's XXH3-keyed flow table also receives its packets, whatever the kernel's own
- * reuseport hash would have picked. Non-UDP traffic or an empty slot falls back to the
+ * natx_steer_reuseport - SO_REUSEPORT shard selection for one engine UDP forward (forward id
+ * cfg_fwd_id, cfg_nshards shard sockets). Every datagram goes to socket
+ * natx_flow_hash(key) % cfg_nshards, key being the engine's struct flow_key for the client
+ * (contract in natx_bpf_common.h), so the shard that owns a flow in the engine's flow table
+ * receives all of its packets, whatever the kernel's own reuseport hash would have picked. Non-UDP traffic or an empty slot falls back to the
  * kernel's choice and is counted.
  */
 #include <linux/bpf.h>
@@ -23,6 +23,7 @@
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 const volatile __u32 cfg_nshards = 1;
+const volatile __u32 cfg_fwd_id = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
@@ -58,14 +59,15 @@ int natx_steer_reuseport(struct sk_reuseport_md *md)
 	if (md->ip_protocol != IPPROTO_UDP || (void *)(uh + 1) > md->data_end || !cfg_nshards) {
 		return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);
 	}
+	key.fwd_id = cfg_fwd_id;
 	if (md->eth_protocol == bpf_htons(ETH_P_IP)) {
-		key.family = NATX_RL_FAMILY_V4;
+		key.family = NATX_FLOW_FAMILY_V4;
 		if (bpf_skb_load_bytes_relative(md, offsetof(struct iphdr, saddr), key.raddr, 4,
 						BPF_HDR_START_NET)) {
 			return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);
 		}
 	} else if (md->eth_protocol == bpf_htons(ETH_P_IPV6)) {
-		key.family = NATX_RL_FAMILY_V6;
+		key.family = NATX_FLOW_FAMILY_V6;
 		if (bpf_skb_load_bytes_relative(md, offsetof(struct ipv6hdr, saddr), key.raddr, 16,
 						BPF_HDR_START_NET)) {
 			return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);
@@ -74,7 +76,6 @@ int natx_steer_reuseport(struct sk_reuseport_md *md)
 		return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);
 	}
 	key.rport = uh->source;
-	key.lport = uh->dest;
 	shard = (__u32)(natx_flow_hash(&key) % cfg_nshards);
 	if (bpf_sk_select_reuseport(md, &natx_steer_socks, &shard, 0)) {
 		return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);

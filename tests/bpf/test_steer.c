@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * SO_REUSEPORT steering: the BPF flow hash equals libxxhash's XXH3_64bits over struct
- * natx_flow_key, and in a reuseport group of 4 sockets (private netns, loopback) every
- * datagram of a flow lands on socket XXH3(key) % 4, for IPv4 and IPv6.
+ * SO_REUSEPORT steering: the BPF flow hash equals libxxhash's XXH3_64bits and the engine's
+ * flow_key_hash(); the BPF key is byte for byte the engine's flow_key_from_sockaddr(); and in
+ * a reuseport group of 4 sockets (private netns, loopback) every datagram of a flow lands on
+ * socket flow_key_hash(engine key) % 4, for IPv4 and IPv6.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -19,6 +20,7 @@
 
 #include <xxhash.h>
 
+#include "core/flowtab.h"
 #include "flow_hash.h"
 #include "steer.h"
 
@@ -28,13 +30,68 @@ TestSuite(steer, .timeout = 60);
 #define CLIENTS 64
 #define PER_CLIENT 5
 
+#define FWD_ID 7
+
 Test(steer, bpf_flow_hash_equals_libxxhash_xxh3)
 {
 	for (int i = 0; i < 20000; i++) {
 		struct natx_flow_key k;
+		uint64_t want;
 
 		cr_assert_eq(getrandom(&k, sizeof(k), 0), (ssize_t)sizeof(k));
-		cr_assert_eq(natx_flow_hash(&k), XXH3_64bits(&k, sizeof(k)), "key %d", i);
+		want = XXH3_64bits(&k, sizeof(k));
+		cr_assert_eq(natx_flow_hash(&k), want ? want : 1, "key %d", i);
+	}
+}
+
+/* bpf_key - the key exactly as steer_reuseport.bpf.c builds it from a datagram. */
+static void bpf_key(struct natx_flow_key *k, uint32_t fwd_id, const struct sockaddr *sa)
+{
+	memset(k, 0, sizeof(*k));
+	k->fwd_id = fwd_id;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		k->family = NATX_FLOW_FAMILY_V4;
+		k->rport = in->sin_port;
+		memcpy(k->raddr, &in->sin_addr, 4);
+	} else {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		k->family = NATX_FLOW_FAMILY_V6;
+		k->rport = in6->sin6_port;
+		memcpy(k->raddr, &in6->sin6_addr, 16);
+	}
+}
+
+Test(steer, key_and_hash_are_the_engines)
+{
+	_Static_assert(sizeof(struct flow_key) == sizeof(struct natx_flow_key), "same size");
+	for (int i = 0; i < 5000; i++) {
+		struct sockaddr_storage ss = { 0 };
+		struct natx_flow_key mine;
+		struct flow_key eng;
+		uint32_t fwd;
+
+		cr_assert_eq(getrandom(&fwd, sizeof(fwd), 0), (ssize_t)sizeof(fwd));
+		if (i & 1) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+			in6->sin6_family = AF_INET6;
+			getrandom(&in6->sin6_port, 2, 0);
+			getrandom(&in6->sin6_addr, 16, 0);
+		} else {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+			in->sin_family = AF_INET;
+			getrandom(&in->sin_port, 2, 0);
+			getrandom(&in->sin_addr, 4, 0);
+		}
+		flow_key_from_sockaddr(&eng, fwd, (struct sockaddr *)&ss);
+		bpf_key(&mine, fwd, (struct sockaddr *)&ss);
+		cr_assert_eq(memcmp(&eng, &mine, sizeof(mine)), 0, "key bytes differ (case %d)", i);
+		cr_assert_eq(natx_flow_hash(&mine), flow_key_hash(&eng));
+		cr_assert_eq(natx_steer_shard(&mine, 5), flow_key_hash(&eng) % 5);
 	}
 }
 
@@ -60,7 +117,7 @@ static void run_group(int family)
 	socklen_t len =
 		family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	int shard[SHARDS], client[CLIENTS], got = 0, used = 0, one = 1, per_shard[SHARDS] = { 0 };
-	uint16_t cport[CLIENTS], port;
+	struct sockaddr_storage caddr[CLIENTS];
 	uint64_t cnt[NATX_STEER_CNT_MAX];
 	struct natx_steer *st;
 	int err;
@@ -82,23 +139,18 @@ static void run_group(int family)
 			cr_assert_eq(getsockname(shard[0], (struct sockaddr *)&ss, &len), 0);
 		}
 	}
-	port = family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
-				   ((struct sockaddr_in6 *)&ss)->sin6_port;
-	err = natx_steer_attach(shard, SHARDS, &st);
+	err = natx_steer_attach(shard, SHARDS, FWD_ID, &st);
 	if (err == -EPERM) {
 		cr_skip_test("loading BPF needs CAP_BPF");
 	}
 	cr_assert_eq(err, 0, "attach: %s", strerror(-err));
 
 	for (int c = 0; c < CLIENTS; c++) {
-		struct sockaddr_storage me;
-		socklen_t ml = sizeof(me);
+		socklen_t ml = sizeof(caddr[c]);
 
 		client[c] = socket(family, SOCK_DGRAM, 0);
 		cr_assert_eq(connect(client[c], (struct sockaddr *)&ss, len), 0);
-		cr_assert_eq(getsockname(client[c], (struct sockaddr *)&me, &ml), 0);
-		cport[c] = family == AF_INET ? ((struct sockaddr_in *)&me)->sin_port :
-					       ((struct sockaddr_in6 *)&me)->sin6_port;
+		cr_assert_eq(getsockname(client[c], (struct sockaddr *)&caddr[c], &ml), 0);
 		for (int k = 0; k < PER_CLIENT; k++) {
 			cr_assert_eq(send(client[c], &c, sizeof(c), 0), (ssize_t)sizeof(c));
 		}
@@ -115,19 +167,16 @@ static void run_group(int family)
 			int c;
 
 			while (recv(shard[i], &c, sizeof(c), 0) == (ssize_t)sizeof(c)) {
-				struct natx_flow_key key = { .rport = cport[c], .lport = port };
+				struct flow_key key;
+				unsigned int want;
 
 				cr_assert(c >= 0 && c < CLIENTS);
-				if (family == AF_INET) {
-					key.family = NATX_RL_FAMILY_V4;
-					key.raddr[0] = htonl(INADDR_LOOPBACK);
-				} else {
-					key.family = NATX_RL_FAMILY_V6;
-					memcpy(key.raddr, &in6addr_loopback, 16);
-				}
-				cr_assert_eq(natx_steer_shard(&key, SHARDS), (unsigned int)i,
-					     "client %d (port %u) landed on shard %d, XXH3 says %u",
-					     c, ntohs(cport[c]), i, natx_steer_shard(&key, SHARDS));
+				/* The shard the engine itself computes for this client. */
+				flow_key_from_sockaddr(&key, FWD_ID, (struct sockaddr *)&caddr[c]);
+				want = (unsigned int)(flow_key_hash(&key) % SHARDS);
+				cr_assert_eq(want, (unsigned int)i,
+					     "client %d landed on shard %d, the engine says %u", c,
+					     i, want);
 				per_shard[i]++;
 				got++;
 			}
@@ -165,8 +214,8 @@ Test(steer, bad_shard_counts_are_refused)
 	int fd = -1;
 	struct natx_steer *st;
 
-	cr_assert_eq(natx_steer_attach(&fd, 0, &st), -EINVAL);
+	cr_assert_eq(natx_steer_attach(&fd, 0, 1, &st), -EINVAL);
 	cr_assert_null(st);
-	cr_assert_eq(natx_steer_attach(&fd, NATX_STEER_MAX_SHARDS + 1, &st), -EINVAL);
+	cr_assert_eq(natx_steer_attach(&fd, NATX_STEER_MAX_SHARDS + 1, 1, &st), -EINVAL);
 	natx_steer_free(NULL);
 }
