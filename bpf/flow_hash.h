@@ -38,6 +38,7 @@ static __always_inline __u64 flow_mul128_fold64(__u64 a, __u64 b)
 	return lower ^ upper;
 }
 
+/* flow_read64 - the 8 key bytes at @off as XXH_readLE64 reads them. */
 static __always_inline __u64 flow_read64(const struct natx_flow_key *k, int off)
 {
 	__u64 v;
@@ -46,6 +47,7 @@ static __always_inline __u64 flow_read64(const struct natx_flow_key *k, int off)
 	return v; /* little-endian host: the same value XXH_readLE64 gives */
 }
 
+/* natx_flow_hash - see the header comment: XXH3_64bits of the 24-byte key, 0 -> 1. */
 static __always_inline __u64 natx_flow_hash(const struct natx_flow_key *k)
 {
 	__u64 acc = sizeof(*k) * XXH3_PRIME64_1;

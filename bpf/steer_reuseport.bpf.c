@@ -39,6 +39,7 @@ struct {
 	__type(value, __u64);
 } natx_steer_cnt SEC(".maps");
 
+/* steer_count - bump per-CPU steering counter @idx and return @verdict. */
 static __always_inline int steer_count(__u32 idx, int verdict)
 {
 	__u64 *c = bpf_map_lookup_elem(&natx_steer_cnt, &idx);

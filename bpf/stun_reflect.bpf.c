@@ -70,6 +70,7 @@ enum stun_verdict {
 	STUN_MALFORMED,
 };
 
+/* count - bump per-CPU counter @idx and return @action (one counter per frame). */
 static __always_inline int count(__u32 idx, int action)
 {
 	__u64 *c = bpf_map_lookup_elem(&natx_stun_cnt, &idx);
@@ -80,6 +81,7 @@ static __always_inline int count(__u32 idx, int action)
 	return action;
 }
 
+/* port_is_stun - @port (wire order) is one of cfg_ports. */
 static __always_inline int port_is_stun(__be16 port)
 {
 	__u16 p = bpf_ntohs(port);
@@ -95,6 +97,7 @@ static __always_inline int port_is_stun(__be16 port)
 	return 0;
 }
 
+/* crc32_byte - one table step of CRC-32 (stun_crc32_table.h). */
 static __always_inline __u32 crc32_byte(__u32 crc, __u8 b)
 {
 	return stun_crc32_table[(crc ^ b) & 0xff] ^ (crc >> 8);
