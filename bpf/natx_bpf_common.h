@@ -2,7 +2,7 @@
 /*
  * The one header shared by natx's BPF programs and their user-space loader (style.md §14
  * rule 10): map names, pin paths, counter indices and map key/value layouts. Fixed-width
- * kernel types only (__u32, __u64, __be32); the user side checks the sizes with
+ * kernel types only (__u8 .. __u64, __be16, __be32); the user side checks the sizes with
  * _Static_assert (bpf/loader.c). Never mirror these definitions elsewhere: include this file.
  */
 #ifndef NATX_BPF_COMMON_H
