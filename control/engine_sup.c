@@ -16,7 +16,7 @@
 #include "natx/err.h"
 #include "natx/log.h"
 
-#define MOD "engine"
+#define MOD "sup"
 
 void engine_sup_init(struct engine_sup *es, const char *path, const char *sock,
 		     const struct clock *clk)
