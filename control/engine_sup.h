@@ -78,7 +78,7 @@ struct engine_sup {
 	struct engine_fwd fwd[ENGINE_FWD_MAX];
 	unsigned nfwd;
 
-	struct ctl_lines rx; /* reply framing */
+	struct ctl_rx rx; /* reply framing (replies may exceed the request limit) */
 };
 
 /* engine_sup_init - down, no forwards; nothing started. Strings are copied. */
