@@ -374,9 +374,13 @@ static int engine_sup_push(struct engine_sup *es, unsigned i)
 			snprintf(f->error, sizeof(f->error), "engine gave no forward id");
 		}
 	} else {
-		snprintf(f->error, sizeof(f->error), "%s",
-			 engine_sup_error_text(r, natx_strerror(rc)));
-		pr_warn(MOD, "forward %s: %s", f->spec, f->error);
+		const char *why = engine_sup_error_text(r, natx_strerror(rc));
+
+		/* Retries of a failed forward repeat the warning only when the reason changes. */
+		if (strncmp(f->error, why, sizeof(f->error) - 1)) {
+			pr_warn(MOD, "forward %s: %s", f->spec, why);
+		}
+		snprintf(f->error, sizeof(f->error), "%s", why);
 	}
 	cJSON_Delete(r);
 	return rc;
@@ -498,6 +502,7 @@ int engine_sup_start(struct engine_sup *es)
 		}
 	}
 	es->up_since_ms = es->clk->now_ms(es->clk);
+	es->fwd_retry_at_ms = es->up_since_ms + ENGINE_FWD_RETRY_MS;
 	es->last_error[0] = '\0';
 	fcntl(es->fd, F_SETFL, fcntl(es->fd, F_GETFL) | O_NONBLOCK);
 	rc = engine_sup_reconcile(es);
@@ -515,6 +520,14 @@ void engine_sup_tick(struct engine_sup *es)
 		if (es->bo.attempt && now - es->up_since_ms >= ENGINE_STABLE_MS) {
 			backoff_reset(&es->bo);
 		}
+		if (now >= es->fwd_retry_at_ms) {
+			es->fwd_retry_at_ms = now + ENGINE_FWD_RETRY_MS;
+			for (unsigned i = 0; i < es->nfwd && es->state == ENGINE_UP; i++) {
+				if (!es->fwd[i].id && engine_sup_push(es, i) == 0) {
+					pr_info(MOD, "forward %s is running now", es->fwd[i].spec);
+				}
+			}
+		}
 		return;
 	}
 	if (now >= es->restart_at_ms) {
@@ -528,6 +541,13 @@ int engine_sup_timeout_ms(const struct engine_sup *es)
 	uint64_t now = es->clk->now_ms(es->clk);
 
 	if (es->state == ENGINE_UP) {
+		for (unsigned i = 0; i < es->nfwd; i++) {
+			if (!es->fwd[i].id) {
+				return es->fwd_retry_at_ms > now ?
+					       (int)(es->fwd_retry_at_ms - now) :
+					       0;
+			}
+		}
 		return es->bo.attempt ? ENGINE_STABLE_MS : -1;
 	}
 	return es->restart_at_ms > now ? (int)(es->restart_at_ms - now) : 0;
