@@ -13,6 +13,21 @@ if [ ! -x "$ENGINE" ]; then
 	exit 77
 fi
 command -v socat >/dev/null || { echo "skip: socat missing"; exit 77; }
+# Can the engine run here at all (io_uring may be disabled in a container)? Probe it alone.
+"$ENGINE" --ctl "$T/probe.sock" >"$T/probe.log" 2>&1 &
+PROBE=$!
+for _ in $(seq 1 50); do
+	[ -S "$T/probe.sock" ] && break
+	kill -0 "$PROBE" 2>/dev/null || break
+	sleep 0.1
+done
+if [ ! -S "$T/probe.sock" ]; then
+	kill -9 "$PROBE" 2>/dev/null || true
+	echo "skip: natx-engine does not start on this machine: $(tail -n 2 "$T/probe.log")"
+	exit 77
+fi
+kill -TERM "$PROBE"
+wait "$PROBE" 2>/dev/null || true
 
 ENGINE_PIDS=()
 stop_engines() {
