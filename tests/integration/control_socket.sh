@@ -5,7 +5,8 @@
 . "$(dirname "$0")/control_lib.sh"
 command -v socat >/dev/null || { echo "skip: socat missing"; exit 77; }
 
-start_natxd --listen off
+printf '[control]\nmax_clients = 24\n' >"$T/natx.conf"
+start_natxd --listen off --config "$T/natx.conf"
 
 # raw LINES... - send lines on one connection, print the reply lines
 raw() {
@@ -50,6 +51,30 @@ for i in $(seq 1 20); do
 done
 exec 7>&-
 wait "$STALL" 2>/dev/null || true
+
+# max_clients: with 24 idle clients connected, the next one gets limit_reached (exit 18)
+IDLE=()
+for _ in $(seq 1 24); do
+	sleep 10 | socat - UNIX-CONNECT:"$SOCK" >/dev/null 2>&1 &
+	IDLE+=("$!")
+	PIDS+=("$!")
+done
+got=0
+for _ in $(seq 1 50); do
+	got=0
+	ctl version >"$T/out" 2>"$T/err" || got=$?
+	[ "$got" = 18 ] && break
+	sleep 0.1
+done
+[ "$got" = 18 ] || fail "over max_clients: exit $got"
+grep -q limit_reached "$T/err" || fail "limit text: $(cat "$T/err")"
+kill "${IDLE[@]}" 2>/dev/null || true
+wait "${IDLE[@]}" 2>/dev/null || true
+for _ in $(seq 1 50); do
+	ctl version >/dev/null 2>&1 && break
+	sleep 0.1
+done
+expect_status 0 ctl version
 
 # bookkeeping: the daemon counted the rejected requests and is healthy
 ctl --json status | jq -e '.status.pid > 0' >/dev/null || fail "natxd after abuse"
