@@ -91,13 +91,17 @@ static cJSON *natxctl_call(int fd, cJSON *req, int timeout_s)
 	while (off < len) {
 		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
 
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
 		if (n <= 0) {
-			if (n < 0 && errno == EINTR) {
-				continue;
+			/* natxd may have answered and closed (e.g. limit_reached): read that reply. */
+			if (errno != EPIPE && errno != ECONNRESET) {
+				free(line);
+				fprintf(stderr, "natxctl: send: %s\n", strerror(errno));
+				return NULL;
 			}
-			free(line);
-			fprintf(stderr, "natxctl: send: %s\n", strerror(errno));
-			return NULL;
+			break;
 		}
 		off += (size_t)n;
 	}

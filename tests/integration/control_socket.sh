@@ -52,21 +52,31 @@ done
 exec 7>&-
 wait "$STALL" 2>/dev/null || true
 
-# max_clients: with 24 idle clients connected, the next one gets limit_reached (exit 18)
+# max_clients: with 24 clients connected, the next one gets limit_reached (exit 18). First wait
+# until the earlier clients are gone (only the status request itself is connected), then hold 24
+# connections, each proven accepted by the answer to its first request.
+for _ in $(seq 1 100); do
+	[ "$(ctl --json status | jq .status.ctl_clients)" = 1 ] && break
+	sleep 0.1
+done
+[ "$(ctl --json status | jq .status.ctl_clients)" = 1 ] || fail "clients linger"
 IDLE=()
-for _ in $(seq 1 24); do
-	sleep 10 | socat - UNIX-CONNECT:"$SOCK" >/dev/null 2>&1 &
+for i in $(seq 1 24); do
+	{
+		echo '{"v":1,"id":1,"cmd":"version"}'
+		sleep 6
+	} | socat - UNIX-CONNECT:"$SOCK" >"$T/idle$i" 2>&1 &
 	IDLE+=("$!")
 	PIDS+=("$!")
 done
-got=0
-for _ in $(seq 1 50); do
-	got=0
-	ctl version >"$T/out" 2>"$T/err" || got=$?
-	[ "$got" = 18 ] && break
-	sleep 0.1
+for i in $(seq 1 24); do
+	for _ in $(seq 1 100); do
+		[ -s "$T/idle$i" ] && break
+		sleep 0.05
+	done
+	jq -e '.ok == true' "$T/idle$i" >/dev/null || fail "idle client $i: $(cat "$T/idle$i")"
 done
-[ "$got" = 18 ] || fail "over max_clients: exit $got"
+expect_status 18 ctl version
 grep -q limit_reached "$T/err" || fail "limit text: $(cat "$T/err")"
 kill "${IDLE[@]}" 2>/dev/null || true
 wait "${IDLE[@]}" 2>/dev/null || true
