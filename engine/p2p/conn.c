@@ -358,6 +358,8 @@ static void stream_ping_send(struct p2p_stream *s)
 static void stream_negotiated(struct p2p_stream *s)
 {
 	struct p2p_conn *c = s->conn;
+	uint32_t id = s->ys->id;
+	struct ymx_stream *ys;
 	int err = 0;
 
 	s->negotiated = true;
@@ -380,8 +382,10 @@ static void stream_negotiated(struct p2p_stream *s)
 	default:
 		break;
 	}
-	if (err && s->ys) {
-		stream_reset_err(s, err);
+	/* closing the stream above may have released it (both FINs): look it up again */
+	ys = ymx_stream_find(&c->ys, id);
+	if (err && ys && ys->user) {
+		stream_reset_err(ys->user, err);
 	}
 }
 
@@ -531,12 +535,14 @@ static void stream_negotiate(struct p2p_stream *s, const uint8_t *p, size_t n)
 		memcpy(tail, s->acc + used, rest);
 	}
 	s->acc_len = 0;
-	uint32_t id = s->ys ? s->ys->id : 0;
+	uint32_t id = s->ys->id;
+	struct ymx_stream *ys;
 
 	stream_negotiated(s);
-	/* the stream may have been reset or closed by the callbacks above */
-	if (rest && id && ymx_stream_find(&c->ys, id) == s->ys && s->ys) {
-		stream_data(s, tail, rest);
+	/* the callbacks above may have freed s: stream ids are never reused, so look it up */
+	ys = ymx_stream_find(&c->ys, id);
+	if (rest && ys && ys->user) {
+		stream_data(ys->user, tail, rest);
 	}
 	free(tail);
 }
@@ -548,14 +554,13 @@ static void stream_reset_err(struct p2p_stream *s, int err)
 	if (!s->ys || s->closing) {
 		return;
 	}
-	if (s->app_visible && c->ops->on_stream_reset && !s->closing) {
+	s->closing = true; /* p2p_stream_* calls from the callback are no-ops now */
+	if (s->app_visible && c->ops->on_stream_reset) {
 		c->ops->on_stream_reset(c->ctx, s, err);
 	} else if (s->kind == SK_PING_OUT && c->ops->on_ping) {
 		c->ops->on_ping(c->ctx, c, 0, err);
 	}
-	if (s->ys) {
-		ymx_stream_reset(&c->ys, s->ys); /* on_close frees s */
-	}
+	ymx_stream_reset(&c->ys, s->ys); /* on_close frees s */
 }
 
 /* ---- yamux callbacks ---- */
@@ -668,6 +673,7 @@ static void conn_ymx_reset(void *ctx, struct ymx_stream *ys)
 	if (!s) {
 		return;
 	}
+	s->closing = true; /* the peer reset it: p2p_stream_* calls from callbacks are no-ops */
 	if (s->app_visible && c->ops->on_stream_reset) {
 		c->ops->on_stream_reset(c->ctx, s,
 					s->negotiated ? -ECONNRESET : -NATX_E_UNAVAILABLE);

@@ -62,6 +62,8 @@ struct node {
 	uint8_t *pend; /* echo bytes the window did not take yet */
 	size_t pend_len;
 	bool pend_fin;
+	bool reset_on_open; /* reset inbound streams from inside on_stream_open */
+	bool reset_in_reset; /* call p2p_stream_reset from inside on_stream_reset */
 };
 
 static void on_established(void *ctx, struct p2p_conn *c)
@@ -99,6 +101,9 @@ static void on_stream_open(void *ctx, struct p2p_stream *s, const char *proto)
 	cr_assert_str_eq(proto, ECHO_PROTO);
 	if (n->echo) {
 		p2p_stream_set_manual_window(s, true);
+	}
+	if (n->reset_on_open) {
+		cr_assert_eq(p2p_stream_reset(s), 0);
 	}
 }
 
@@ -160,6 +165,10 @@ static void on_stream_reset(void *ctx, struct p2p_stream *s, int err)
 
 	n->resets++;
 	n->last_reset_err = err;
+	if (n->reset_in_reset) {
+		cr_assert_eq(p2p_stream_reset(s), 0); /* a no-op, must not free s twice */
+		cr_assert_eq(p2p_stream_write(s, (const uint8_t *)"x", 1), -EPIPE);
+	}
 }
 
 static void on_stream_close(void *ctx, struct p2p_stream *s)
@@ -607,6 +616,38 @@ Test(conn, keepalive_pings_and_times_out_when_unanswered, .timeout = 30)
 	cr_assert_eq(p2p_conn_tick(d.c), -ETIMEDOUT);
 	cr_assert_eq(p2p_conn_error(d.c), -ETIMEDOUT);
 	cr_assert_eq(p2p_conn_error(l.c), 0);
+	node_free(&d);
+	node_free(&l);
+}
+
+Test(conn, streams_reset_from_inside_callbacks, .timeout = 30)
+{
+	struct node d, l;
+	struct p2p_stream *s;
+	int err;
+
+	node_init(&d, 50, true);
+	node_init(&l, 51, true);
+	l.reset_on_open = true;
+	d.reset_in_reset = true;
+	node_connect(&d, &l, NULL);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	/* lazy data right behind the proposal: it arrives after the listener reset the stream */
+	s = p2p_stream_open(d.c, ECHO_PROTO, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(p2p_stream_write(s, (const uint8_t *)"pipelined", 9), 9);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(l.opened, 1);
+	cr_assert_eq(l.closed, 1);
+	cr_assert_eq(l.rx_bytes, 0);
+	cr_assert_eq(d.resets, 1);
+	cr_assert_eq(d.closed, 1);
+	cr_assert_eq(p2p_conn_error(d.c), 0);
+	cr_assert_eq(p2p_conn_error(l.c), 0);
+	/* the connection still works */
+	cr_assert_eq(p2p_conn_ping(d.c), 0);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(d.ping_err, 0);
 	node_free(&d);
 	node_free(&l);
 }
