@@ -727,12 +727,18 @@ static const struct ymx_ops conn_ymx_ops = {
 
 /* ---- streams API ---- */
 
+/*
+ * stream_open_kind - open a yamux stream and send the multistream header and proposal, followed
+ * in the same yamux frame by @early (@early_len bytes, may be 0): a go-style lazy open.
+ */
 static struct p2p_stream *stream_open_kind(struct p2p_conn *c, const char *protocol,
-					   enum stream_kind kind, int *err)
+					   enum stream_kind kind, const uint8_t *early,
+					   size_t early_len, int *err)
 {
-	uint8_t hello[MSS_MAX_MSG + 32];
+	struct p2p_stream *s = NULL;
 	struct ymx_stream *ys;
-	struct p2p_stream *s;
+	uint8_t *hello;
+	size_t hello_len;
 	struct wr w;
 
 	if (c->state != CS_YAMUX) {
@@ -743,38 +749,61 @@ static struct p2p_stream *stream_open_kind(struct p2p_conn *c, const char *proto
 		*err = -NATX_E_TOO_BIG;
 		return NULL;
 	}
+	if (early_len > P2P_EARLY_MAX) {
+		*err = -NATX_E_TOO_BIG;
+		return NULL;
+	}
+	hello = malloc(MSS_MAX_MSG + 32 + early_len);
+	if (!hello) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	ys = ymx_stream_open(&c->ys, err);
 	if (!ys) {
 		if (*err == -ENOBUFS) {
 			conn_fail(c, *err);
 		}
-		return NULL;
+		goto out_hello;
 	}
 	s = stream_new(c, ys);
 	if (!s) {
 		ymx_stream_reset(&c->ys, ys);
 		*err = -ENOMEM;
-		return NULL;
+		goto out_hello;
 	}
 	c->stats.streams_out++;
 	s->kind = kind;
 	s->protocol = protocol;
 	s->proposal[0] = protocol;
 	mss_dialer_init(&s->mss, s->proposal, 1);
-	wr_init(&w, hello, sizeof(hello));
+	wr_init(&w, hello, MSS_MAX_MSG + 32);
 	mss_dialer_start(&s->mss, &w);
-	*err = stream_write_all(s, hello, (size_t)(w.p - hello));
+	hello_len = (size_t)(w.p - hello);
+	if (early_len) {
+		memcpy(hello + hello_len, early, early_len);
+		hello_len += early_len;
+	}
+	*err = stream_write_all(s, hello, hello_len);
 	if (*err) {
 		ymx_stream_reset(&c->ys, s->ys); /* not yet app_visible: no callbacks */
-		return NULL;
+		s = NULL;
+		goto out_hello;
 	}
 	s->app_visible = kind == SK_APP;
+out_hello:
+	free(hello);
 	return s;
 }
 
 struct p2p_stream *p2p_stream_open(struct p2p_conn *c, const char *protocol, int *err)
 {
-	return stream_open_kind(c, protocol, SK_APP, err);
+	return stream_open_kind(c, protocol, SK_APP, NULL, 0, err);
+}
+
+struct p2p_stream *p2p_stream_open_lazy(struct p2p_conn *c, const char *protocol,
+					const uint8_t *data, size_t len, int *err)
+{
+	return stream_open_kind(c, protocol, SK_APP, data, len, err);
 }
 
 long p2p_stream_write(struct p2p_stream *s, const uint8_t *p, size_t len)
@@ -866,14 +895,14 @@ int p2p_conn_ping(struct p2p_conn *c)
 {
 	int err;
 
-	return stream_open_kind(c, PING_PROTOCOL, SK_PING_OUT, &err) ? 0 : err;
+	return stream_open_kind(c, PING_PROTOCOL, SK_PING_OUT, NULL, 0, &err) ? 0 : err;
 }
 
 int p2p_conn_identify_push(struct p2p_conn *c)
 {
 	int err;
 
-	return stream_open_kind(c, IDENTIFY_PUSH_PROTOCOL, SK_PUSH_OUT, &err) ? 0 : err;
+	return stream_open_kind(c, IDENTIFY_PUSH_PROTOCOL, SK_PUSH_OUT, NULL, 0, &err) ? 0 : err;
 }
 
 /* ---- connection ---- */
@@ -987,7 +1016,7 @@ static int conn_start_yamux(struct p2p_conn *c)
 	}
 	c->last_ping_ms = c->host->clock->now_ms(c->host->clock);
 	if (!c->host->no_identify) {
-		stream_open_kind(c, IDENTIFY_PROTOCOL, SK_IDENTIFY_OUT, &err);
+		stream_open_kind(c, IDENTIFY_PROTOCOL, SK_IDENTIFY_OUT, NULL, 0, &err);
 		if (err == -ENOBUFS) {
 			return err;
 		}

@@ -651,3 +651,46 @@ Test(conn, streams_reset_from_inside_callbacks, .timeout = 30)
 	node_free(&d);
 	node_free(&l);
 }
+
+Test(conn, lazy_open_carries_data_in_the_proposal_frame, .timeout = 30)
+{
+	struct node d, l;
+	struct p2p_stream *s;
+	int err;
+
+	node_init(&d, 60, true);
+	node_init(&l, 61, true);
+	l.echo = true;
+	node_connect(&d, &l, NULL);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	s = p2p_stream_open_lazy(d.c, ECHO_PROTO, (const uint8_t *)"early bytes", 11, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(p2p_stream_close(s), 0);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(l.opened, 1);
+	cr_assert_eq(l.rx_bytes, 11); /* the listener kept the bytes behind the proposal */
+	cr_assert_eq(d.rx_bytes, 11); /* and echoed them */
+	cr_assert_eq(d.closed, 1);
+
+	/* the listener resets from inside on_stream_open: the trailing bytes go nowhere */
+	l.echo = false;
+	l.reset_on_open = true;
+	l.rx_bytes = d.rx_bytes = 0;
+	s = p2p_stream_open_lazy(d.c, ECHO_PROTO, (const uint8_t *)"dropped", 7, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(l.opened, 2);
+	cr_assert_eq(l.rx_bytes, 0);
+	cr_assert_eq(d.resets, 1);
+	cr_assert_eq(p2p_conn_error(l.c), 0);
+
+	/* refused: the lazy bytes are discarded and the stream is reset as "na" */
+	s = p2p_stream_open_lazy(d.c, "/nobody/1.0.0", (const uint8_t *)"lost", 4, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(d.resets, 2);
+	cr_assert_eq(p2p_conn_error(d.c), 0);
+	cr_assert_eq(p2p_conn_error(l.c), 0);
+	node_free(&d);
+	node_free(&l);
+}
