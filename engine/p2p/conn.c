@@ -43,6 +43,8 @@ struct p2p_stream {
 	struct p2p_conn *conn;
 	struct ymx_stream *ys; /* NULL once yamux released it */
 	void *user;
+	const struct p2p_conn_ops *ops; /* the connection's, or p2p_stream_set_ops's */
+	void *ctx;
 	const char *protocol; /* proposed (outbound) or negotiated */
 	const char *proposal[1]; /* the dialer's list */
 	struct mss mss;
@@ -51,6 +53,7 @@ struct p2p_stream {
 	bool manual_window;
 	bool app_visible; /* the application holds this pointer: it gets the callbacks */
 	bool closing; /* inside on_close: no more callbacks or operations */
+	bool out_blocked; /* a write found the output buffer full: on_stream_writable later */
 	size_t app_held; /* bytes of the current delivery the app credits itself */
 	uint8_t *acc; /* negotiation bytes, then identify bytes */
 	size_t acc_len, acc_cap;
@@ -68,6 +71,7 @@ struct p2p_conn {
 	bool dialer;
 	bool encrypt; /* output goes through the Noise transport cipher */
 	int error;
+	bool out_blocked; /* some stream waits for output-buffer room */
 	struct mss mss;
 	uint8_t mss_acc[STREAM_ACC_MSS]; /* muxer negotiation plaintext */
 	size_t mss_acc_len;
@@ -205,6 +209,46 @@ void p2p_conn_out_peek(struct p2p_conn *c, const uint8_t **p, size_t *len)
 	*len = c->olen - c->ostart;
 }
 
+/*
+ * conn_out_unblock - streams whose writes found the output buffer full get on_stream_writable
+ * once a quarter of the buffer is free again. Ids are collected first because a callback may
+ * free any stream; streams beyond the batch stay flagged for the next advance.
+ */
+static void conn_out_unblock(struct p2p_conn *c)
+{
+	uint32_t ids[64];
+	size_t n = 0;
+
+	if (!c->out_blocked || c->error || conn_data_room(c) < c->ocap / 4) {
+		return;
+	}
+	c->out_blocked = false;
+	for (size_t b = 0; b < YMX_BUCKETS; b++) {
+		for (struct ymx_stream *ys = c->ys.buckets[b]; ys; ys = ys->next) {
+			struct p2p_stream *s = ys->user;
+
+			if (!s || !s->out_blocked) {
+				continue;
+			}
+			if (n == sizeof(ids) / sizeof(ids[0])) {
+				c->out_blocked = true;
+				break;
+			}
+			s->out_blocked = false;
+			ids[n++] = ys->id;
+		}
+	}
+	for (size_t i = 0; i < n && !c->error; i++) {
+		struct ymx_stream *ys = ymx_stream_find(&c->ys, ids[i]);
+		struct p2p_stream *s = ys ? ys->user : NULL;
+
+		if (s && s->app_visible && s->negotiated && !s->closing &&
+		    s->ops->on_stream_writable) {
+			s->ops->on_stream_writable(s->ctx, s);
+		}
+	}
+}
+
 void p2p_conn_out_advance(struct p2p_conn *c, size_t n)
 {
 	if (n > c->olen - c->ostart) {
@@ -222,6 +266,7 @@ void p2p_conn_out_advance(struct p2p_conn *c, size_t n)
 		c->frame_start -= (long)c->ostart;
 	}
 	c->ostart = 0;
+	conn_out_unblock(c);
 }
 
 /* ---- failure ---- */
@@ -254,6 +299,8 @@ static struct p2p_stream *stream_new(struct p2p_conn *c, struct ymx_stream *ys)
 	}
 	s->conn = c;
 	s->ys = ys;
+	s->ops = c->ops;
+	s->ctx = c->ctx;
 	ys->user = s;
 	return s;
 }
@@ -366,8 +413,8 @@ static void stream_negotiated(struct p2p_stream *s)
 	switch (s->kind) {
 	case SK_APP:
 		s->app_visible = true;
-		if (c->ops->on_stream_open) {
-			c->ops->on_stream_open(c->ctx, s, s->protocol);
+		if (s->ops->on_stream_open) {
+			s->ops->on_stream_open(s->ctx, s, s->protocol);
 		}
 		break;
 	case SK_IDENTIFY_IN:
@@ -432,8 +479,8 @@ static void stream_data(struct p2p_stream *s, const uint8_t *p, size_t n)
 		if (s->manual_window) {
 			s->app_held += n; /* credited later through p2p_stream_consumed */
 		}
-		if (c->ops->on_stream_data) {
-			c->ops->on_stream_data(c->ctx, s, p, n);
+		if (s->ops->on_stream_data) {
+			s->ops->on_stream_data(s->ctx, s, p, n);
 		}
 		break;
 	case SK_IDENTIFY_OUT:
@@ -555,8 +602,8 @@ static void stream_reset_err(struct p2p_stream *s, int err)
 		return;
 	}
 	s->closing = true; /* p2p_stream_* calls from the callback are no-ops now */
-	if (s->app_visible && c->ops->on_stream_reset) {
-		c->ops->on_stream_reset(c->ctx, s, err);
+	if (s->app_visible && s->ops->on_stream_reset) {
+		s->ops->on_stream_reset(s->ctx, s, err);
 	} else if (s->kind == SK_PING_OUT && c->ops->on_ping) {
 		c->ops->on_ping(c->ctx, c, 0, err);
 	}
@@ -644,8 +691,8 @@ static void conn_ymx_fin(void *ctx, struct ymx_stream *ys)
 	}
 	switch (s->kind) {
 	case SK_APP:
-		if (c->ops->on_stream_fin) {
-			c->ops->on_stream_fin(c->ctx, s);
+		if (s->ops->on_stream_fin) {
+			s->ops->on_stream_fin(s->ctx, s);
 		}
 		break;
 	case SK_IDENTIFY_OUT:
@@ -674,8 +721,8 @@ static void conn_ymx_reset(void *ctx, struct ymx_stream *ys)
 		return;
 	}
 	s->closing = true; /* the peer reset it: p2p_stream_* calls from callbacks are no-ops */
-	if (s->app_visible && c->ops->on_stream_reset) {
-		c->ops->on_stream_reset(c->ctx, s,
+	if (s->app_visible && s->ops->on_stream_reset) {
+		s->ops->on_stream_reset(s->ctx, s,
 					s->negotiated ? -ECONNRESET : -NATX_E_UNAVAILABLE);
 	} else if (s->kind == SK_PING_OUT && c->ops->on_ping) {
 		c->ops->on_ping(c->ctx, c, 0, -ECONNRESET);
@@ -689,25 +736,23 @@ static void conn_ymx_reset(void *ctx, struct ymx_stream *ys)
 
 static void conn_ymx_writable(void *ctx, struct ymx_stream *ys)
 {
-	struct p2p_conn *c = ctx;
 	struct p2p_stream *s = ys->user;
 
-	if (s && s->app_visible && s->negotiated && c->ops->on_stream_writable) {
-		c->ops->on_stream_writable(c->ctx, s);
+	if (s && s->app_visible && s->negotiated && s->ops->on_stream_writable) {
+		s->ops->on_stream_writable(s->ctx, s);
 	}
 }
 
 static void conn_ymx_close(void *ctx, struct ymx_stream *ys)
 {
-	struct p2p_conn *c = ctx;
 	struct p2p_stream *s = ys->user;
 
 	if (!s) {
 		return;
 	}
 	s->closing = true;
-	if (s->app_visible && c->ops->on_stream_close) {
-		c->ops->on_stream_close(c->ctx, s);
+	if (s->app_visible && s->ops->on_stream_close) {
+		s->ops->on_stream_close(s->ctx, s);
 	}
 	s->ys = NULL;
 	ys->user = NULL;
@@ -823,6 +868,8 @@ long p2p_stream_write(struct p2p_stream *s, const uint8_t *p, size_t len)
 		len = room;
 	}
 	if (!len) {
+		/* output buffer full: p2p_conn_out_advance calls on_stream_writable later */
+		s->out_blocked = c->out_blocked = true;
 		return 0;
 	}
 	w = ymx_stream_write(&c->ys, s->ys, p, len);
@@ -889,6 +936,12 @@ void *p2p_stream_user(const struct p2p_stream *s)
 void p2p_stream_set_user(struct p2p_stream *s, void *user)
 {
 	s->user = user;
+}
+
+void p2p_stream_set_ops(struct p2p_stream *s, const struct p2p_conn_ops *ops, void *ctx)
+{
+	s->ops = ops ? ops : s->conn->ops;
+	s->ctx = ops ? ctx : s->conn->ctx;
 }
 
 int p2p_conn_ping(struct p2p_conn *c)

@@ -206,6 +206,14 @@ int p2p_stream_reset(struct p2p_stream *s);
 void p2p_stream_set_manual_window(struct p2p_stream *s, bool manual);
 int p2p_stream_consumed(struct p2p_stream *s, size_t n);
 
+/*
+ * p2p_stream_set_ops - route @s's stream callbacks (open, data, fin, reset, writable, close) to
+ * @ops with @ctx instead of the connection's; NULL restores the connection's. Lets a protocol
+ * module (relay, DCUtR, AutoNAT, a tunnelled p2p_conn) own a stream the host handed it. Set it
+ * right after p2p_stream_open, or inside on_stream_open for inbound streams.
+ */
+void p2p_stream_set_ops(struct p2p_stream *s, const struct p2p_conn_ops *ops, void *ctx);
+
 /* Accessors. */
 struct p2p_conn *p2p_stream_conn(const struct p2p_stream *s);
 const char *p2p_stream_protocol(const struct p2p_stream *s);
