@@ -23,7 +23,7 @@
 
 static int64_t t_now_ms = 1000;
 
-static int64_t t_fake_now(struct p2p_clock *c)
+static inline int64_t t_fake_now(struct p2p_clock *c)
 {
 	(void)c;
 	return t_now_ms;
@@ -32,7 +32,7 @@ static int64_t t_fake_now(struct p2p_clock *c)
 static struct p2p_clock t_clock = { t_fake_now };
 
 /* t_unix - wall clock of the test world */
-static int64_t t_unix(void *ctx)
+static inline int64_t t_unix(void *ctx)
 {
 	(void)ctx;
 	return 1700000000 + t_now_ms / 1000;
@@ -43,7 +43,7 @@ struct t_rng {
 	uint64_t state;
 };
 
-static void t_fill(struct p2p_rng *r, void *buf, size_t len)
+static inline void t_fill(struct p2p_rng *r, void *buf, size_t len)
 {
 	t_rng_fill(&((struct t_rng *)r)->state, buf, len);
 }
@@ -83,12 +83,13 @@ struct t_node {
 static struct t_end *t_ends[T_MAX_ENDS];
 static size_t t_n_ends;
 
-static void t_on_established(void *ctx, struct p2p_conn *c)
+static inline void t_on_established(void *ctx, struct p2p_conn *c)
 {
 	((struct t_end *)ctx)->established++;
 }
 
-static void t_on_identify(void *ctx, struct p2p_conn *c, const struct identify_record *rec, int err)
+static inline void t_on_identify(void *ctx, struct p2p_conn *c, const struct identify_record *rec,
+				 int err)
 {
 	struct t_end *e = ctx;
 
@@ -99,7 +100,7 @@ static void t_on_identify(void *ctx, struct p2p_conn *c, const struct identify_r
 	}
 }
 
-static void t_on_ping(void *ctx, struct p2p_conn *c, int64_t rtt, int err)
+static inline void t_on_ping(void *ctx, struct p2p_conn *c, int64_t rtt, int err)
 {
 	struct t_end *e = ctx;
 
@@ -107,7 +108,7 @@ static void t_on_ping(void *ctx, struct p2p_conn *c, int64_t rtt, int err)
 	e->ping_err = err;
 }
 
-static void t_on_stream_open(void *ctx, struct p2p_stream *s, const char *proto)
+static inline void t_on_stream_open(void *ctx, struct p2p_stream *s, const char *proto)
 {
 	struct t_end *e = ctx;
 
@@ -122,7 +123,7 @@ static void t_on_stream_open(void *ctx, struct p2p_stream *s, const char *proto)
 	}
 }
 
-static void t_on_stream_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t len)
+static inline void t_on_stream_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t len)
 {
 	struct t_end *e = ctx;
 
@@ -143,7 +144,7 @@ static void t_on_stream_data(void *ctx, struct p2p_stream *s, const uint8_t *p, 
 	}
 }
 
-static void t_echo_drain(struct t_end *e)
+static inline void t_echo_drain(struct t_end *e)
 {
 	long w;
 
@@ -162,12 +163,12 @@ static void t_echo_drain(struct t_end *e)
 	}
 }
 
-static void t_on_stream_writable(void *ctx, struct p2p_stream *s)
+static inline void t_on_stream_writable(void *ctx, struct p2p_stream *s)
 {
 	t_echo_drain(ctx);
 }
 
-static void t_on_stream_fin(void *ctx, struct p2p_stream *s)
+static inline void t_on_stream_fin(void *ctx, struct p2p_stream *s)
 {
 	struct t_end *e = ctx;
 
@@ -179,12 +180,12 @@ static void t_on_stream_fin(void *ctx, struct p2p_stream *s)
 	}
 }
 
-static void t_on_stream_reset(void *ctx, struct p2p_stream *s, int err)
+static inline void t_on_stream_reset(void *ctx, struct p2p_stream *s, int err)
 {
 	((struct t_end *)ctx)->resets++;
 }
 
-static void t_on_stream_close(void *ctx, struct p2p_stream *s)
+static inline void t_on_stream_close(void *ctx, struct p2p_stream *s)
 {
 	struct t_end *e = ctx;
 
@@ -206,7 +207,7 @@ static const struct p2p_conn_ops t_ops = {
 };
 
 /* t_node_init - a node with a deterministic identity; @protos: NULL-terminated. */
-static void t_node_init(struct t_node *n, uint64_t seed, const char *const *protos)
+static inline void t_node_init(struct t_node *n, uint64_t seed, const char *const *protos)
 {
 	uint8_t key[32];
 	size_t np = 0;
@@ -230,7 +231,7 @@ static void t_node_init(struct t_node *n, uint64_t seed, const char *const *prot
 	};
 }
 
-static struct t_end *t_end_new(struct t_node *n)
+static inline struct t_end *t_end_new(struct t_node *n)
 {
 	struct t_end *e = calloc(1, sizeof(*e));
 
@@ -241,7 +242,7 @@ static struct t_end *t_end_new(struct t_node *n)
 }
 
 /* t_connect - a TCP-like pipe from @d (dialer) to @l; returns the dialer's end. */
-static struct t_end *t_connect(struct t_node *d, struct t_node *l)
+static inline struct t_end *t_connect(struct t_node *d, struct t_node *l)
 {
 	struct t_end *a = t_end_new(d), *b = t_end_new(l);
 	int err;
@@ -256,7 +257,7 @@ static struct t_end *t_connect(struct t_node *d, struct t_node *l)
 }
 
 /* t_move - what @e has queued goes to its pipe peer; 1 when bytes moved, <0 on error. */
-static int t_move(struct t_end *e)
+static inline int t_move(struct t_end *e)
 {
 	const uint8_t *p;
 	size_t len;
@@ -279,7 +280,7 @@ static int t_move(struct t_end *e)
 }
 
 /* t_pump - move bytes on every pipe (and run @step each round) until quiet. */
-static int t_pump(void (*step)(void *), void *arg)
+static inline int t_pump(void (*step)(void *), void *arg)
 {
 	for (int i = 0; i < 200000; i++) {
 		int moved = 0;
@@ -307,7 +308,7 @@ static int t_pump(void (*step)(void *), void *arg)
 	return -ETIMEDOUT;
 }
 
-static void t_link_down(void *ctx, struct p2p_link *l, int err)
+static inline void t_link_down(void *ctx, struct p2p_link *l, int err)
 {
 	struct t_end *e = ctx;
 
@@ -315,8 +316,9 @@ static void t_link_down(void *ctx, struct p2p_link *l, int err)
 }
 
 /* t_link - run an inner connection for node @n over @s; returns its end. */
-static struct t_end *t_link(struct t_node *n, struct p2p_stream *s, bool dialer,
-			    const struct peer_id *expect, const uint8_t *early, size_t early_len)
+static inline struct t_end *t_link(struct t_node *n, struct p2p_stream *s, bool dialer,
+				   const struct peer_id *expect, const uint8_t *early,
+				   size_t early_len)
 {
 	struct t_end *e = t_end_new(n);
 	int err;
@@ -330,7 +332,7 @@ static struct t_end *t_link(struct t_node *n, struct p2p_stream *s, bool dialer,
 }
 
 /* t_net_free - free every connection (links first: they reset their outer streams). */
-static void t_net_free(void)
+static inline void t_net_free(void)
 {
 	for (size_t k = 0; k < t_n_ends; k++) {
 		if (t_ends[k]->link) {
