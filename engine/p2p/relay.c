@@ -44,6 +44,7 @@ struct circ {
 	size_t pend_len[2];
 	bool fin[2]; /* side i sent FIN (propagated once pend[i] is empty) */
 	uint64_t fwd[2]; /* bytes forwarded from side i */
+	size_t precredit[2]; /* pending bytes of side i its window was already credited for */
 	int64_t start_ms;
 };
 
@@ -340,60 +341,84 @@ static int pend_add(struct circ *k, int i, const uint8_t *p, size_t n)
 }
 
 /*
- * circ_forward - write bytes received on side @i to side 1-i, respecting the data limit.
- * @p/@n: new bytes (after pend[i]). Credits side i for what was written. Returns false when
- * the circuit was killed (k may be freed).
+ * circ_write - write up to @len bytes received on side @i to side 1-i and credit side i for
+ * them (bytes that were credited before the splice are not credited twice). Returns the bytes
+ * written (0: the other side is full, on_stream_writable resumes) or -1 when the circuit was
+ * killed (the write failed or the direction reached its data limit); @k may be freed then.
  */
-static bool circ_forward(struct circ *k, int i, const uint8_t *p, size_t n)
+static long circ_write(struct circ *k, int i, const uint8_t *src, size_t len)
 {
 	struct relay *r = k->r;
 	struct p2p_stream *to = k->side[1 - i];
-	bool limited = false;
+	size_t credit;
+	long w;
 
-	if (pend_add(k, i, p, n)) {
+	if (r->cfg.data && len > r->cfg.data - k->fwd[i]) {
+		len = (size_t)(r->cfg.data - k->fwd[i]);
+	}
+	if (!len || !to) {
+		return 0;
+	}
+	w = p2p_stream_write(to, src, len);
+	if (w < 0) {
 		circ_kill(k);
-		return false;
+		return -1;
 	}
-	while (k->pend_len[i] && to) {
-		size_t want = k->pend_len[i];
-		long w;
+	k->fwd[i] += (uint64_t)w;
+	r->st.bytes_relayed += (uint64_t)w;
+	credit = (size_t)w;
+	if (k->precredit[i]) {
+		size_t e = k->precredit[i] < credit ? k->precredit[i] : credit;
 
-		if (r->cfg.data && k->fwd[i] + want >= r->cfg.data) {
-			want = (size_t)(r->cfg.data - k->fwd[i]);
-			limited = true;
-		}
-		if (!want) {
-			break;
-		}
-		w = p2p_stream_write(to, k->pend[i], want);
-		if (w <= 0) {
-			limited = false; /* blocked (or gone): resume on writable */
-			if (w < 0) {
-				circ_kill(k);
-				return false;
-			}
-			break;
-		}
-		k->fwd[i] += (uint64_t)w;
-		r->st.bytes_relayed += (uint64_t)w;
-		memmove(k->pend[i], k->pend[i] + w, k->pend_len[i] - (size_t)w);
-		k->pend_len[i] -= (size_t)w;
-		if (k->side[i]) {
-			p2p_stream_consumed(k->side[i], (size_t)w);
-		}
-		if ((size_t)w < want) {
-			limited = false;
-			break;
-		}
+		k->precredit[i] -= e;
+		credit -= e;
 	}
-	if (limited || (r->cfg.data && k->fwd[i] >= r->cfg.data && k->pend_len[i])) {
+	if (credit && k->side[i]) {
+		p2p_stream_consumed(k->side[i], credit);
+	}
+	if (r->cfg.data && k->fwd[i] >= r->cfg.data) {
 		/* data limit reached in this direction: the spec says reset both streams */
 		r->st.circuits_limited++;
 		circ_kill(k);
+		return -1;
+	}
+	return w;
+}
+
+/*
+ * circ_forward - move bytes received on side @i to side 1-i: first what is pending, then the
+ * new @p/@n (written directly when nothing is pending, the rest kept). Returns false when the
+ * circuit was killed (k may be freed).
+ */
+static bool circ_forward(struct circ *k, int i, const uint8_t *p, size_t n)
+{
+	while (k->pend_len[i]) {
+		long w = circ_write(k, i, k->pend[i], k->pend_len[i]);
+
+		if (w < 0) {
+			return false;
+		}
+		if (w == 0) {
+			break;
+		}
+		memmove(k->pend[i], k->pend[i] + w, k->pend_len[i] - (size_t)w);
+		k->pend_len[i] -= (size_t)w;
+	}
+	if (!k->pend_len[i] && n) {
+		long w = circ_write(k, i, p, n);
+
+		if (w < 0) {
+			return false;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	if (n && pend_add(k, i, p, n)) {
+		circ_kill(k);
 		return false;
 	}
-	if (k->fin[i] && !k->pend_len[i] && to) {
-		p2p_stream_close(to);
+	if (k->fin[i] && !k->pend_len[i] && k->side[1 - i]) {
+		p2p_stream_close(k->side[1 - i]);
 	}
 	return true;
 }
@@ -411,6 +436,9 @@ static void circ_activate(struct circ *k)
 	}
 	p2p_stream_set_manual_window(k->side[0], true);
 	p2p_stream_set_manual_window(k->side[1], true);
+	/* what came before the splice was credited on arrival */
+	k->precredit[0] = k->pend_len[0];
+	k->precredit[1] = k->pend_len[1];
 	/* bytes that came behind the messages; they were credited with the message */
 	if (circ_forward(k, 0, NULL, 0)) {
 		circ_forward(k, 1, NULL, 0);
@@ -739,6 +767,26 @@ void relay_tick(struct relay *r)
 		}
 		k = next;
 	}
+}
+
+size_t relay_circuits(const struct relay *r, struct relay_circuit_info *out, size_t cap)
+{
+	int64_t now = relay_now(r);
+	size_t n = 0;
+
+	for (const struct circ *k = r->circs; k; k = k->next) {
+		if (k->state != CS_ACTIVE) {
+			continue;
+		}
+		if (n < cap) {
+			out[n] = (struct relay_circuit_info){ .src = k->src,
+							      .dst = k->dst,
+							      .bytes = { k->fwd[0], k->fwd[1] },
+							      .age_ms = now - k->start_ms };
+		}
+		n++;
+	}
+	return n;
 }
 
 const struct relay_stats *relay_stats(const struct relay *r)

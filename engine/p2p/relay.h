@@ -114,6 +114,19 @@ void relay_tick(struct relay *r);
 /* relay_has_reservation - true when @peer holds a live reservation. */
 bool relay_has_reservation(const struct relay *r, const struct peer_id *peer);
 
+/* struct relay_circuit_info - one active circuit (for top talkers in natxctl relay status). */
+struct relay_circuit_info {
+	struct peer_id src, dst; /* the peer that sent CONNECT, the peer it reached */
+	uint64_t bytes[2]; /* relayed src -> dst, dst -> src */
+	int64_t age_ms;
+};
+
+/*
+ * relay_circuits - fill @out with up to @cap active circuits; returns how many are active
+ * (may exceed @cap).
+ */
+size_t relay_circuits(const struct relay *r, struct relay_circuit_info *out, size_t cap);
+
 /* relay_stats - counters. */
 const struct relay_stats *relay_stats(const struct relay *r);
 

@@ -275,6 +275,16 @@ Test(relay, reserve_then_identify_ping_and_4mib_echo_through_the_relay, .timeout
 	cr_assert_eq(w.inner_b->rx_sum, sd.sum);
 	cr_assert_eq(w.inner_b->fins, 1);
 	cr_assert_geq(relay_stats(w.relay)->bytes_relayed, 2 * sd.total);
+	{
+		struct relay_circuit_info ci[2];
+
+		cr_assert_eq(relay_circuits(w.relay, ci, 2), 1);
+		cr_assert(peerid_equal(&ci[0].src, &w.b.idn.id));
+		cr_assert(peerid_equal(&ci[0].dst, &w.a.idn.id));
+		cr_assert_gt(ci[0].bytes[0],
+			     sd.total); /* the echo payload plus the inner framing */
+		cr_assert_gt(ci[0].bytes[1], sd.total);
+	}
 	cr_assert_eq(w.inner_a->link_down, 0);
 	cr_assert_eq(w.inner_b->link_down, 0);
 
