@@ -180,15 +180,16 @@ static size_t conn_data_room(const struct p2p_conn *c)
 {
 	size_t limit = c->ocap - P2P_OUT_HEADROOM,
 	       used = c->olen + 2 * (NOISE_LEN_PREFIX + NOISE_TAG);
-	size_t room;
+	size_t room, framing;
 
 	if (used >= limit) {
 		return 0;
 	}
 	room = limit - used;
-	/* leave room for the framing of what we accept */
-	return room - (room / (NOISE_MAX_PLAINTEXT + NOISE_LEN_PREFIX + NOISE_TAG) + 1) *
-			      (NOISE_LEN_PREFIX + NOISE_TAG + YMX_HDR_LEN);
+	/* leave room for the framing of what we accept (and never wrap below zero) */
+	framing = (room / (NOISE_MAX_PLAINTEXT + NOISE_LEN_PREFIX + NOISE_TAG) + 1) *
+		  (NOISE_LEN_PREFIX + NOISE_TAG + YMX_HDR_LEN);
+	return room > framing ? room - framing : 0;
 }
 
 static int conn_out_wr(struct p2p_conn *c, const uint8_t *p, size_t n)
