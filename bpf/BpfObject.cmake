@@ -31,7 +31,7 @@ function(bpf_object name src)
 		DEPENDS ${obj}
 		COMMENT "BPF skeleton ${name}.skel.h"
 		VERBATIM)
-	add_custom_target(${name}_skel_gen DEPENDS ${obj} ${skel})
+	add_custom_target(${name}_skel_gen ALL DEPENDS ${obj} ${skel})
 	add_library(${name}_skel INTERFACE)
 	add_dependencies(${name}_skel ${name}_skel_gen)
 	target_include_directories(${name}_skel INTERFACE ${CMAKE_CURRENT_BINARY_DIR})

@@ -21,6 +21,7 @@
 
 #define STATUS_MAX 64
 
+/* usage - the command synopsis. */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: natx-bpf attach IFACE [--mode native|generic] [--port N]... "
@@ -29,6 +30,7 @@ static void usage(FILE *f)
 		   "       natx-bpf status [IFACE] [--json] [--pin-root DIR]\n");
 }
 
+/* parse_u32 - decimal in [0, @max]; -EINVAL for anything else. */
 static int parse_u32(const char *s, uint32_t max, uint32_t *out)
 {
 	char *e;
@@ -43,6 +45,7 @@ static int parse_u32(const char *s, uint32_t max, uint32_t *out)
 	return 0;
 }
 
+/* status_json - one interface's status as a JSON object (natxctl/metrics shape). */
 static cJSON *status_json(const struct natx_bpf_status *st)
 {
 	cJSON *o = cJSON_CreateObject(), *ports, *c;
@@ -69,6 +72,7 @@ static cJSON *status_json(const struct natx_bpf_status *st)
 	return o;
 }
 
+/* status_print - one interface's status for humans. */
 static void status_print(const struct natx_bpf_status *st)
 {
 	printf("%s: %s", st->ifname,
@@ -93,6 +97,7 @@ static void status_print(const struct natx_bpf_status *st)
 	}
 }
 
+/* cmd_status - "status [IFACE]": exit code 0, 1 or 3 (nothing pinned for IFACE). */
 static int cmd_status(const char *root, const char *ifname, int json)
 {
 	static struct natx_bpf_status sts[STATUS_MAX];

@@ -2,7 +2,7 @@
 /*
  * The one header shared by natx's BPF programs and their user-space loader (style.md §14
  * rule 10): map names, pin paths, counter indices and map key/value layouts. Fixed-width
- * kernel types only (__u32, __u64, __be32); the user side checks the sizes with
+ * kernel types only (__u8 .. __u64, __be16, __be32); the user side checks the sizes with
  * _Static_assert (bpf/loader.c). Never mirror these definitions elsewhere: include this file.
  */
 #ifndef NATX_BPF_COMMON_H
@@ -67,5 +67,41 @@ struct natx_rl_key {
 struct natx_rl_state {
 	__u64 tat_ns;
 };
+
+/*
+ * Steering (bpf/steer_reuseport.bpf.c). The engine (engine/core/udp.c) gives every UDP forward
+ * one SO_REUSEPORT socket per shard and keys its per-shard flow table with struct flow_key
+ * (engine/core/flowtab.h) hashed by flow_key_hash(): h = XXH3_64bits(&key, 24) (libxxhash,
+ * seed 0, default secret), 0 replaced by 1. The steering program builds the same 24 bytes
+ * from each datagram and delivers it to socket h % nshards, so shard i of a forward receives
+ * exactly the flows the engine can compute as its own. The key, byte for byte:
+ *   offset 0  fwd_id  4 bytes, host order: the engine's forward id (one reuseport group each)
+ *   offset 4  family  2 bytes, host order: AF_INET (2) or AF_INET6 (10)
+ *   offset 6  rport   2 bytes, the client's UDP port as on the wire (network order)
+ *   offset 8  raddr  16 bytes, the client's address as on the wire; IPv4 in the first 4,
+ *                     the rest zero
+ * tests/bpf/test_steer.c checks this against the engine's own flow_key_from_sockaddr() and
+ * flow_key_hash(). Change both or neither.
+ */
+#define NATX_FLOW_FAMILY_V4 2 /* AF_INET on Linux */
+#define NATX_FLOW_FAMILY_V6 10 /* AF_INET6 on Linux */
+
+struct natx_flow_key {
+	__u32 fwd_id;
+	__u16 family;
+	__be16 rport;
+	__u8 raddr[16];
+};
+
+/* Steering counters (map natx_steer_cnt, PERCPU_ARRAY). */
+enum natx_steer_counter {
+	NATX_STEER_CNT_STEERED = 0, /* delivered to the shard the hash chose */
+	NATX_STEER_CNT_FALLBACK = 1, /* shard slot empty or not UDP: kernel's own choice */
+	NATX_STEER_CNT_MAX = 2,
+};
+
+#ifndef NATX_STEER_MAX_SHARDS
+#define NATX_STEER_MAX_SHARDS 64
+#endif
 
 #endif

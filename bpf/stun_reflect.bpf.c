@@ -58,6 +58,9 @@ struct stun_req {
 	__be16 sport;
 	__be16 dport;
 	__u32 txid[3]; /* raw wire bytes */
+	__u32 l3w0; /* first word of the IP header (IPv4: version/ihl/tos/len, IPv6: ver/tc/flow) */
+	__be16 ip_id;
+	__be16 ip_frag;
 	__u32 fingerprint; /* request carried FINGERPRINT */
 };
 
@@ -67,6 +70,7 @@ enum stun_verdict {
 	STUN_MALFORMED,
 };
 
+/* count - bump per-CPU counter @idx and return @action (one counter per frame). */
 static __always_inline int count(__u32 idx, int action)
 {
 	__u64 *c = bpf_map_lookup_elem(&natx_stun_cnt, &idx);
@@ -77,6 +81,7 @@ static __always_inline int count(__u32 idx, int action)
 	return action;
 }
 
+/* port_is_stun - @port (wire order) is one of cfg_ports. */
 static __always_inline int port_is_stun(__be16 port)
 {
 	__u16 p = bpf_ntohs(port);
@@ -92,6 +97,7 @@ static __always_inline int port_is_stun(__be16 port)
 	return 0;
 }
 
+/* crc32_byte - one table step of CRC-32 (stun_crc32_table.h). */
 static __always_inline __u32 crc32_byte(__u32 crc, __u8 b)
 {
 	return stun_crc32_table[(crc ^ b) & 0xff] ^ (crc >> 8);
@@ -342,8 +348,12 @@ static __always_inline __u16 udp_csum(const struct stun_req *rq, int v6, const _
 }
 
 /*
- * reflect - turn the frame into the response: resize it, swap MACs, addresses and ports,
- * rewrite lengths and checksums. Offsets are compile-time constants per address family.
+ * reflect - rewrite the frame into the response: swap MACs, addresses and ports, rewrite
+ * lengths and checksums, put the response after the UDP header. The frame is resized at its
+ * head (bpf_xdp_adjust_head: XDP guarantees XDP_PACKET_HEADROOM there) when it must grow,
+ * because tailroom is not guaranteed (veth in native mode hands over skbs with almost none),
+ * and trimmed at its tail when it shrinks. Every header is rewritten from the values saved in
+ * @rq, so where the frame starts does not matter. Offsets are constants per address family.
  */
 static __always_inline int reflect(struct xdp_md *ctx, struct stun_req *rq, int v6)
 {
@@ -351,21 +361,22 @@ static __always_inline int reflect(struct xdp_md *ctx, struct stun_req *rq, int 
 	__u32 l4off = v6 ? sizeof(struct ethhdr) + sizeof(struct ipv6hdr) :
 			   sizeof(struct ethhdr) + sizeof(struct iphdr);
 	__u32 plen = resp_build(rb, rq, v6);
-	__u32 want = l4off + sizeof(struct udphdr) + plen;
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
+	int delta = (int)(l4off + sizeof(struct udphdr) + plen) - (int)bpf_xdp_get_buff_len(ctx);
+	void *data, *end;
 	struct ethhdr *eth;
 	struct udphdr *udp;
 	__u32 uh[2];
 
-	if (bpf_xdp_adjust_tail(ctx, (int)want - (int)bpf_xdp_get_buff_len(ctx))) {
-		return count(NATX_STUN_CNT_PASSED, XDP_PASS); /* no tailroom: user space answers */
+	if (delta > 0 ? bpf_xdp_adjust_head(ctx, -delta) :
+			(delta < 0 ? bpf_xdp_adjust_tail(ctx, delta) : 0)) {
+		return count(NATX_STUN_CNT_PASSED,
+			     XDP_PASS); /* cannot resize: user space answers */
 	}
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
-	if (data + want > end) {
-		return XDP_ABORTED; /* cannot happen: the tail was just set to want */
+	if ((void *)(eth + 1) > end) {
+		return XDP_ABORTED; /* cannot happen: the frame was just sized to hold it all */
 	}
 	__builtin_memcpy(eth->h_dest, rq->smac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, rq->dmac, ETH_ALEN);
@@ -376,7 +387,10 @@ static __always_inline int reflect(struct xdp_md *ctx, struct stun_req *rq, int 
 		if ((void *)(ip6 + 1) > end) {
 			return XDP_ABORTED;
 		}
+		eth->h_proto = bpf_htons(ETH_P_IPV6);
+		*(__u32 *)ip6 = rq->l3w0; /* version, traffic class, flow label */
 		ip6->payload_len = bpf_htons(sizeof(struct udphdr) + plen);
+		ip6->nexthdr = IPPROTO_UDP;
 		ip6->hop_limit = 64;
 		__builtin_memcpy(&ip6->saddr, rq->daddr, 16);
 		__builtin_memcpy(&ip6->daddr, rq->saddr, 16);
@@ -389,11 +403,16 @@ static __always_inline int reflect(struct xdp_md *ctx, struct stun_req *rq, int 
 		if ((void *)(ip + 1) > end) {
 			return XDP_ABORTED;
 		}
+		eth->h_proto = bpf_htons(ETH_P_IP);
+		*(__u32 *)ip = rq->l3w0; /* version, ihl, tos (total length rewritten below) */
 		ip->tot_len = bpf_htons(sizeof(struct iphdr) + sizeof(struct udphdr) + plen);
+		ip->id = rq->ip_id;
+		ip->frag_off = rq->ip_frag; /* 0 or DF: fragments never get here */
 		ip->ttl = 64;
+		ip->protocol = IPPROTO_UDP;
+		ip->check = 0;
 		ip->saddr = rq->daddr[0];
 		ip->daddr = rq->saddr[0];
-		ip->check = 0;
 		for (int i = 0; i < 5; i++) {
 			s += iw[i];
 		}
@@ -508,6 +527,9 @@ int natx_stun_reflect(struct xdp_md *ctx)
 		}
 		rq.saddr[0] = ip->saddr;
 		rq.daddr[0] = ip->daddr;
+		rq.l3w0 = *(__u32 *)ip;
+		rq.ip_id = ip->id;
+		rq.ip_frag = ip->frag_off;
 		rq.sport = udp->source;
 		rq.dport = udp->dest;
 		return handle(ctx, &rq, sizeof(*eth) + sizeof(*ip) + sizeof(*udp),
@@ -542,6 +564,7 @@ int natx_stun_reflect(struct xdp_md *ctx)
 		}
 		rq.sport = udp->source;
 		rq.dport = udp->dest;
+		rq.l3w0 = *(__u32 *)ip6;
 		return handle(ctx, &rq, sizeof(*eth) + sizeof(*ip6) + sizeof(*udp),
 			      pl - sizeof(*udp), 1);
 	}

@@ -14,7 +14,7 @@ PKGS=(
 	libcjson-dev libinih-dev libmicrohttpd-dev libsqlite3-dev sqlite3
 	# tests
 	libcriterion-dev iproute2 iptables conntrack curl jq socat netcat-openbsd procps psmisc
-	coturn
+	coturn python3
 	# benchmark peers
 	iperf3 haproxy nginx libnginx-mod-stream
 	# js-libp2p interop peers
@@ -33,16 +33,22 @@ missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
+if [ ${#missing[@]} -eq 0 ] && command -v npm >/dev/null 2>&1; then
 	echo "install-deps.sh: all ${#PKGS[@]} packages present"
 	exit 0
 fi
 echo "install-deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 # The benchmark peers must not run as system services: bench/ starts its own instances.
 for svc in nginx haproxy coturn; do
 	systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
+# Debian's own nodejs ships npm separately; nodesource's nodejs bundles it (and conflicts with it).
+if ! command -v npm >/dev/null 2>&1; then
+	apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
 echo "install-deps.sh: done"

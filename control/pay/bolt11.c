@@ -10,7 +10,7 @@
 #include "natx/err.h"
 #include "bech32.h"
 #include "bolt11.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 
 enum {
@@ -174,7 +174,7 @@ static void b11_sighash(uint8_t out[32], const char *hrp, const uint8_t *g, size
 	size_t hl = strlen(hrp);
 
 	memcpy(msg, hrp, hl);
-	pay_sha256(out, msg, hl + b11_pack(msg + hl, g, n));
+	crypto_sha256(out, msg, hl + b11_pack(msg + hl, g, n));
 }
 
 /* b11_order_note - remember the first position of an understood field (for re-encoding). */
@@ -563,7 +563,7 @@ long bolt11_encode(char *out, size_t cap, struct bolt11 *inv,
 		return -ENOMEM;
 	}
 	ret = -EINVAL;
-	if (pay_random(seed, sizeof(seed)) || !secp256k1_context_randomize(ctx, seed) ||
+	if (crypto_random_bytes(seed, sizeof(seed)) || !secp256k1_context_randomize(ctx, seed) ||
 	    !secp256k1_ecdsa_sign_recoverable(ctx, &rsig, hash, seckey, NULL, NULL) ||
 	    !secp256k1_ecdsa_recoverable_signature_serialize_compact(ctx, sig, &recid, &rsig) ||
 	    !secp256k1_ec_pubkey_create(ctx, &pk, seckey) ||
@@ -582,6 +582,6 @@ long bolt11_encode(char *out, size_t cap, struct bolt11 *inv,
 
 out_ctx:
 	secp256k1_context_destroy(ctx);
-	pay_wipe(seed, sizeof(seed));
+	crypto_wipe(seed, sizeof(seed));
 	return ret;
 }

@@ -8,7 +8,7 @@
 #include "natx/rd.h"
 #include "l402.h"
 #include "pay_codec.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 
 /* ---- identifier ---- */
@@ -117,7 +117,7 @@ int l402_mint(uint8_t *out, size_t cap, size_t *out_len, const uint8_t root_key[
 	if (!err) {
 		err = macaroon_encode(&m, out, cap, out_len);
 	}
-	pay_wipe(&m, sizeof(m));
+	crypto_wipe(&m, sizeof(m));
 	return err;
 }
 
@@ -230,7 +230,7 @@ int l402_auth_parse(struct l402_auth *a, const char *v, size_t len)
 	return 0;
 
 out_wipe:
-	pay_wipe(a->preimage, sizeof(a->preimage));
+	crypto_wipe(a->preimage, sizeof(a->preimage));
 	a->mac_len = 0;
 	return -PAY_E_L402_HEADER;
 }
@@ -418,17 +418,17 @@ int l402_verify(const struct macaroon *m, const uint8_t preimage[L402_PREIMAGE_L
 	if (err) {
 		return err;
 	}
-	pay_sha256(hash, preimage, L402_PREIMAGE_LEN);
-	if (!pay_memeq(hash, g->id.payment_hash, L402_HASH_LEN)) {
+	crypto_sha256(hash, preimage, L402_PREIMAGE_LEN);
+	if (!crypto_memeq(hash, g->id.payment_hash, L402_HASH_LEN)) {
 		return -PAY_E_L402_PREIMAGE;
 	}
 	err = get_key(arg, &g->id, key);
 	if (err) {
-		pay_wipe(key, sizeof(key));
+		crypto_wipe(key, sizeof(key));
 		return err == -NATX_E_NOT_FOUND ? -PAY_E_L402_UNKNOWN : err;
 	}
 	err = macaroon_verify_sig(m, key, sizeof(key));
-	pay_wipe(key, sizeof(key));
+	crypto_wipe(key, sizeof(key));
 	if (err) {
 		return err;
 	}

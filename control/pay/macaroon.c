@@ -4,7 +4,7 @@
 
 #include "natx/rd.h"
 #include "macaroon.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 
 /* libmacaroons MACAROON_KEY_GENERATOR: the HMAC key that turns a root key into sig_0's key. */
@@ -193,9 +193,9 @@ static void mac_sig_start(uint8_t sig[MAC_SIG_LEN], const void *root_key, size_t
 {
 	uint8_t k[MAC_SIG_LEN];
 
-	pay_hmac_sha256(k, mac_key_generator, sizeof(mac_key_generator) - 1, root_key, root_len);
-	pay_hmac_sha256(sig, k, sizeof(k), id, id_len);
-	pay_wipe(k, sizeof(k));
+	crypto_hmac_sha256(k, mac_key_generator, sizeof(mac_key_generator) - 1, root_key, root_len);
+	crypto_hmac_sha256(sig, k, sizeof(k), id, id_len);
+	crypto_wipe(k, sizeof(k));
 }
 
 /* mac_sig_step - advance sig over one caveat (first- or third-party). */
@@ -204,13 +204,13 @@ static void mac_sig_step(uint8_t sig[MAC_SIG_LEN], const struct mac_caveat *c)
 	uint8_t tmp[2 * MAC_SIG_LEN];
 
 	if (!c->vid) {
-		pay_hmac_sha256(sig, sig, MAC_SIG_LEN, c->id, c->id_len);
+		crypto_hmac_sha256(sig, sig, MAC_SIG_LEN, c->id, c->id_len);
 		return;
 	}
-	pay_hmac_sha256(tmp, sig, MAC_SIG_LEN, c->vid, c->vid_len);
-	pay_hmac_sha256(tmp + MAC_SIG_LEN, sig, MAC_SIG_LEN, c->id, c->id_len);
-	pay_hmac_sha256(sig, sig, MAC_SIG_LEN, tmp, sizeof(tmp));
-	pay_wipe(tmp, sizeof(tmp));
+	crypto_hmac_sha256(tmp, sig, MAC_SIG_LEN, c->vid, c->vid_len);
+	crypto_hmac_sha256(tmp + MAC_SIG_LEN, sig, MAC_SIG_LEN, c->id, c->id_len);
+	crypto_hmac_sha256(sig, sig, MAC_SIG_LEN, tmp, sizeof(tmp));
+	crypto_wipe(tmp, sizeof(tmp));
 }
 
 int macaroon_mint(struct macaroon *m, const void *root_key, size_t root_len, const void *loc,
@@ -263,9 +263,9 @@ int macaroon_verify_sig(const struct macaroon *m, const void *root_key, size_t r
 		}
 	}
 	macaroon_signature_compute(m, root_key, root_len, sig);
-	if (!pay_memeq(sig, m->sig, MAC_SIG_LEN)) {
+	if (!crypto_memeq(sig, m->sig, MAC_SIG_LEN)) {
 		err = -PAY_E_MAC_SIG;
 	}
-	pay_wipe(sig, sizeof(sig));
+	crypto_wipe(sig, sizeof(sig));
 	return err;
 }

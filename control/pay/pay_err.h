@@ -7,8 +7,10 @@
 #ifndef NATX_PAY_ERR_H
 #define NATX_PAY_ERR_H
 
+#include "natx/err.h"
+
 enum pay_err {
-	PAY_E_BASE = 4352,
+	PAY_E_BASE = NATX_E_PAY_FIRST,
 	PAY_E_MAC_FORMAT, /* macaroon bytes are not valid version-2 binary */
 	PAY_E_MAC_SIG, /* HMAC chain mismatch: wrong root key or tampered macaroon */
 	PAY_E_MAC_THIRD_PARTY, /* macaroon has a third-party caveat; not supported here */

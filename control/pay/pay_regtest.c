@@ -14,7 +14,7 @@
 #include "natx/err.h"
 #include "natx/log.h"
 #include "pay_backend.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 
 enum {
 	REGTEST_DEFAULT_MAX = 65536,
@@ -63,12 +63,12 @@ static void regtest_prune(struct regtest *rt)
 	for (size_t i = 0; i < rt->n; i++) {
 		regtest_state_refresh(rt, &rt->inv[i]);
 		if (rt->inv[i].state == PAY_INVOICE_EXPIRED) {
-			pay_wipe(&rt->inv[i], sizeof(rt->inv[i]));
+			crypto_wipe(&rt->inv[i], sizeof(rt->inv[i]));
 			continue;
 		}
 		if (o != i) {
 			rt->inv[o] = rt->inv[i];
-			pay_wipe(&rt->inv[i], sizeof(rt->inv[i]));
+			crypto_wipe(&rt->inv[i], sizeof(rt->inv[i]));
 		}
 		o++;
 	}
@@ -98,7 +98,7 @@ static struct pay_invoice *regtest_slot(struct regtest *rt)
 		}
 		if (rt->n) {
 			memcpy(ni, rt->inv, rt->n * sizeof(*ni));
-			pay_wipe(rt->inv, rt->n * sizeof(*ni));
+			crypto_wipe(rt->inv, rt->n * sizeof(*ni));
 		}
 		free(rt->inv);
 		rt->inv = ni;
@@ -122,12 +122,12 @@ static int regtest_invoice_create(struct pay_backend *b, uint64_t amount_msat, c
 	}
 	memset(&in, 0, sizeof(in));
 	memset(&b11, 0, sizeof(b11));
-	err = pay_random(in.preimage, sizeof(in.preimage)) ?:
-		      pay_random(in.payment_secret, sizeof(in.payment_secret));
+	err = crypto_random_bytes(in.preimage, sizeof(in.preimage)) ?:
+		      crypto_random_bytes(in.payment_secret, sizeof(in.payment_secret));
 	if (err) {
 		goto out_wipe;
 	}
-	pay_sha256(in.payment_hash, in.preimage, sizeof(in.preimage));
+	crypto_sha256(in.payment_hash, in.preimage, sizeof(in.preimage));
 	in.amount_msat = amount_msat;
 	in.created = regtest_now(rt);
 	in.expiry = expiry ? expiry : REGTEST_DEFAULT_EXPIRY;
@@ -169,8 +169,8 @@ static int regtest_invoice_create(struct pay_backend *b, uint64_t amount_msat, c
 	err = 0;
 
 out_wipe:
-	pay_wipe(&in, sizeof(in));
-	pay_wipe(&b11, sizeof(b11));
+	crypto_wipe(&in, sizeof(in));
+	crypto_wipe(&b11, sizeof(b11));
 	return err;
 }
 
@@ -210,10 +210,10 @@ static void regtest_destroy(struct pay_backend *b)
 	struct regtest *rt = (struct regtest *)b;
 
 	if (rt->inv) {
-		pay_wipe(rt->inv, rt->cap * sizeof(*rt->inv));
+		crypto_wipe(rt->inv, rt->cap * sizeof(*rt->inv));
 	}
 	free(rt->inv);
-	pay_wipe(rt, sizeof(*rt));
+	crypto_wipe(rt, sizeof(*rt));
 	free(rt);
 }
 
@@ -243,7 +243,7 @@ struct pay_backend *pay_regtest_new(const uint8_t *node_seckey, size_t max_invoi
 		memcpy(rt->seckey, node_seckey, sizeof(rt->seckey));
 	} else {
 		do {
-			e = pay_random(rt->seckey, sizeof(rt->seckey));
+			e = crypto_random_bytes(rt->seckey, sizeof(rt->seckey));
 		} while (!e && !secp256k1_ec_seckey_verify(ctx, rt->seckey));
 		if (e) {
 			goto out_free;
@@ -278,7 +278,7 @@ struct pay_backend *pay_regtest_new(const uint8_t *node_seckey, size_t max_invoi
 	return &rt->base;
 
 out_free:
-	pay_wipe(rt, sizeof(*rt));
+	crypto_wipe(rt, sizeof(*rt));
 	free(rt);
 	*err = e;
 	return NULL;

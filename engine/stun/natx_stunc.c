@@ -36,6 +36,7 @@ struct gen {
 	struct stun_addr last_mapped;
 };
 
+/* now_ns - CLOCK_MONOTONIC in ns. */
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -60,6 +61,7 @@ static bool check_answer(struct gen *g, const uint8_t *buf, size_t len)
 	return true;
 }
 
+/* drain - read every queued answer without blocking and count it. */
 static void drain(struct gen *g)
 {
 	static uint8_t rx[BATCH][600];
@@ -87,6 +89,7 @@ static void drain(struct gen *g)
 	} while (n == BATCH);
 }
 
+/* addr_print - "mapped IP:PORT" on stdout. */
 static void addr_print(const struct stun_addr *a)
 {
 	struct sockaddr_storage ss = { 0 };
@@ -109,6 +112,7 @@ static void addr_print(const struct stun_addr *a)
 	printf("mapped %s\n", buf);
 }
 
+/* run_flood - send @count requests as fast as possible, report answers/s. */
 static int run_flood(struct gen *g, uint64_t count, int timeout_ms, bool json)
 {
 	static uint8_t tx[BATCH][STUN_HDR_LEN + STUN_FINGERPRINT_LEN];
@@ -180,6 +184,7 @@ static int run_flood(struct gen *g, uint64_t count, int timeout_ms, bool json)
 	return 0;
 }
 
+/* run_once - one request, up to 3 tries; print the mapped address. */
 static int run_once(struct gen *g, int timeout_ms)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {

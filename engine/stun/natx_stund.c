@@ -19,6 +19,7 @@
 
 static volatile sig_atomic_t stop_flag, dump_flag;
 
+/* on_signal - SIGUSR1 asks for the counters, anything else stops the loop. */
 static void on_signal(int sig)
 {
 	if (sig == SIGUSR1) {
@@ -28,6 +29,7 @@ static void on_signal(int sig)
 	}
 }
 
+/* counters_print - the four counters as one JSON line. */
 static void counters_print(const struct stun_server *s)
 {
 	printf("{\"answered\":%llu,\"rate_limited\":%llu,\"passed\":%llu,\"malformed\":%llu}\n",
@@ -38,6 +40,7 @@ static void counters_print(const struct stun_server *s)
 	fflush(stdout);
 }
 
+/* parse_u32 - decimal in [0, 1e9]; -EINVAL for anything else. */
 static int parse_u32(const char *s, uint32_t *out)
 {
 	char *e;

@@ -13,6 +13,14 @@
 #include "natx/err.h"
 #include "stun_server.h"
 
+struct stun_server_bufs {
+	uint8_t rx[STUN_SERVER_BATCH][STUN_SERVER_MTU];
+	uint8_t tx[STUN_SERVER_BATCH][STUN_RESP_MAX_LEN + 64];
+	struct sockaddr_storage from[STUN_SERVER_BATCH];
+	struct mmsghdr rmsg[STUN_SERVER_BATCH], smsg[STUN_SERVER_BATCH];
+	struct iovec riov[STUN_SERVER_BATCH], siov[STUN_SERVER_BATCH];
+};
+
 int stun_sockaddr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[INET6_ADDRSTRLEN + 2];
@@ -157,6 +165,11 @@ int stun_server_init(struct stun_server *s, const struct sockaddr *addr, socklen
 	if (err) {
 		return err;
 	}
+	s->bufs = calloc(1, sizeof(*s->bufs));
+	if (!s->bufs) {
+		err = -ENOMEM;
+		goto out_rl;
+	}
 	s->fd = socket(addr->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s->fd < 0) {
 		err = -errno;
@@ -176,6 +189,8 @@ out_close:
 	close(s->fd);
 	s->fd = -1;
 out_rl:
+	free(s->bufs);
+	s->bufs = NULL;
 	stun_rl_cleanup(&s->rl);
 	return err;
 }
@@ -190,11 +205,8 @@ static uint64_t stun_now_ns(void)
 
 int stun_server_poll(struct stun_server *s, int timeout_ms)
 {
-	static uint8_t rx[STUN_SERVER_BATCH][STUN_SERVER_MTU];
-	static uint8_t tx[STUN_SERVER_BATCH][STUN_RESP_MAX_LEN + 64];
-	struct sockaddr_storage from[STUN_SERVER_BATCH];
-	struct mmsghdr rmsg[STUN_SERVER_BATCH], smsg[STUN_SERVER_BATCH];
-	struct iovec riov[STUN_SERVER_BATCH], siov[STUN_SERVER_BATCH];
+	struct stun_server_bufs *b = s->bufs;
+	struct mmsghdr *rmsg = b->rmsg, *smsg = b->smsg;
 	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
 	uint64_t now;
 	int n, ns = 0, r;
@@ -203,21 +215,21 @@ int stun_server_poll(struct stun_server *s, int timeout_ms)
 	if (r <= 0) {
 		return r < 0 && errno != EINTR ? -errno : 0;
 	}
-	memset(rmsg, 0, sizeof(rmsg));
+	memset(b->rmsg, 0, sizeof(b->rmsg));
 	for (int i = 0; i < STUN_SERVER_BATCH; i++) {
-		riov[i].iov_base = rx[i];
-		riov[i].iov_len = sizeof(rx[i]);
-		rmsg[i].msg_hdr.msg_iov = &riov[i];
+		b->riov[i].iov_base = b->rx[i];
+		b->riov[i].iov_len = sizeof(b->rx[i]);
+		rmsg[i].msg_hdr.msg_iov = &b->riov[i];
 		rmsg[i].msg_hdr.msg_iovlen = 1;
-		rmsg[i].msg_hdr.msg_name = &from[i];
-		rmsg[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		rmsg[i].msg_hdr.msg_name = &b->from[i];
+		rmsg[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
 	}
 	n = recvmmsg(s->fd, rmsg, STUN_SERVER_BATCH, MSG_DONTWAIT, NULL);
 	if (n < 0) {
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 	}
 	now = stun_now_ns();
-	memset(smsg, 0, sizeof(smsg));
+	memset(b->smsg, 0, sizeof(b->smsg));
 	for (int i = 0; i < n; i++) {
 		size_t outlen;
 		size_t inlen = rmsg[i].msg_len;
@@ -225,15 +237,15 @@ int stun_server_poll(struct stun_server *s, int timeout_ms)
 		if (rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
 			inlen = 0; /* longer than we read: treat as empty (passed) */
 		}
-		if (!stun_server_respond(s, rx[i], inlen, (struct sockaddr *)&from[i], now, tx[ns],
-					 sizeof(tx[ns]), &outlen)) {
+		if (!stun_server_respond(s, b->rx[i], inlen, (struct sockaddr *)&b->from[i], now,
+					 b->tx[ns], sizeof(b->tx[ns]), &outlen)) {
 			continue;
 		}
-		siov[ns].iov_base = tx[ns];
-		siov[ns].iov_len = outlen;
-		smsg[ns].msg_hdr.msg_iov = &siov[ns];
+		b->siov[ns].iov_base = b->tx[ns];
+		b->siov[ns].iov_len = outlen;
+		smsg[ns].msg_hdr.msg_iov = &b->siov[ns];
 		smsg[ns].msg_hdr.msg_iovlen = 1;
-		smsg[ns].msg_hdr.msg_name = &from[i];
+		smsg[ns].msg_hdr.msg_name = &b->from[i];
 		smsg[ns].msg_hdr.msg_namelen = rmsg[i].msg_hdr.msg_namelen;
 		ns++;
 	}
@@ -251,5 +263,7 @@ void stun_server_cleanup(struct stun_server *s)
 		close(s->fd);
 	}
 	s->fd = -1;
+	free(s->bufs);
+	s->bufs = NULL;
 	stun_rl_cleanup(&s->rl);
 }

@@ -20,9 +20,12 @@
 #define STUN_SERVER_BATCH 64
 #define STUN_SERVER_MTU 2048 /* receive buffer per datagram; longer ones are truncated: malformed */
 
+struct stun_server_bufs; /* batch buffers, one set per server (so one server per thread) */
+
 struct stun_server {
 	int fd;
 	struct stun_rl rl;
+	struct stun_server_bufs *bufs; /* owned; allocated by stun_server_init */
 	uint64_t counters[NATX_STUN_CNT_MAX];
 };
 

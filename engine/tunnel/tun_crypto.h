@@ -1,37 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tun_crypto - the primitives the tunnel handshake needs: HMAC-SHA256 over a few byte
- * ranges, random bytes, constant-time compare, wiping.
- *
- * engine/crypto/ (the p2p work) is the project's single BoringSSL boundary; until it has
- * landed on main, tun_crypto_bssl.c is the only file of engine/tunnel that includes
- * <openssl/...>, and it folds into engine/crypto when that lands.
+ * tun_crypto - the two conveniences the tunnel handshake adds on top of engine/crypto
+ * (crypto.h, the project's BoringSSL boundary): HMAC-SHA256 over a list of byte ranges (the
+ * labelled transcripts), and a random source with the tun_random_fn signature.
+ * Constant-time compares and wiping are crypto_memeq() / crypto_wipe() directly.
  */
 #ifndef NATX_TUN_CRYPTO_H
 #define NATX_TUN_CRYPTO_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define TUN_HMAC_LEN 32
+#include "crypto.h"
+
+#define TUN_HMAC_LEN CRYPTO_SHA256_LEN
+
+/* Largest transcript tun_hmac_sha256 accepts: an AUTH payload plus labels and nonces. */
+#define TUN_HMAC_INPUT_MAX 4800
 
 struct tun_iov {
 	const void *p;
 	size_t len;
 };
 
-/* tun_hmac_sha256 - out = HMAC-SHA256(key, iov[0] || ... || iov[n-1]). Returns 0 or -EIO. */
+/*
+ * tun_hmac_sha256 - out = HMAC-SHA256(key, iov[0] || ... || iov[n-1]). Returns 0, or -EINVAL
+ * (out wiped) when the pieces add up to more than TUN_HMAC_INPUT_MAX bytes.
+ */
 int tun_hmac_sha256(uint8_t out[TUN_HMAC_LEN], const void *key, size_t key_len,
 		    const struct tun_iov *iov, size_t n) __attribute__((warn_unused_result));
 
-/* tun_random - CSPRNG bytes; the default tun_random_fn. Returns 0 or -EIO. arg is unused. */
+/* tun_random - the default tun_random_fn: CSPRNG bytes. Returns 0. arg is unused. */
 int tun_random(void *arg, void *buf, size_t len);
-
-/* tun_memeq - constant-time equality. */
-bool tun_memeq(const void *a, const void *b, size_t len) __attribute__((warn_unused_result));
-
-/* tun_wipe - zero memory in a way the compiler keeps. */
-void tun_wipe(void *p, size_t len);
 
 #endif

@@ -144,7 +144,7 @@ static bool tun_session_nonce_take(struct tun_session *s, const uint8_t nonce[TU
 	int found = -1;
 
 	for (unsigned int i = 0; i < TUN_PENDING_MAX; i++) {
-		bool eq = tun_memeq(s->pending[i], nonce, TUN_NONCE_LEN);
+		bool eq = crypto_memeq(s->pending[i], nonce, TUN_NONCE_LEN);
 
 		if (eq && (s->pending_valid >> i & 1) && found < 0) {
 			found = (int)i;
@@ -154,13 +154,13 @@ static bool tun_session_nonce_take(struct tun_session *s, const uint8_t nonce[TU
 		return false;
 	}
 	s->pending_valid &= ~(1ull << found);
-	tun_wipe(s->pending[found], TUN_NONCE_LEN);
+	crypto_wipe(s->pending[found], TUN_NONCE_LEN);
 	return true;
 }
 
 void tun_session_cleanup(struct tun_session *s)
 {
-	tun_wipe(s, sizeof(*s));
+	crypto_wipe(s, sizeof(*s));
 }
 
 /* ---- server ---- */
@@ -181,7 +181,7 @@ static int server_refuse(struct tun_server *s, struct wr *out, uint8_t reason)
 
 	s->state = TUN_HS_FAILED;
 	s->reason = reason;
-	tun_wipe(s->session_key, sizeof(s->session_key));
+	crypto_wipe(s->session_key, sizeof(s->session_key));
 	if (tun_refuse_write(out, &r)) {
 		return -NATX_E_TOO_BIG;
 	}
@@ -240,7 +240,7 @@ static int server_on_auth(struct tun_server *s, const struct tun_frame *f, struc
 		ret = server_refuse(s, out, TUN_R_INTERNAL);
 		goto out_wipe;
 	}
-	if (!tun_memeq(mac, a.mac, TUN_MAC_LEN)) {
+	if (!crypto_memeq(mac, a.mac, TUN_MAC_LEN)) {
 		ret = server_refuse(s, out, TUN_R_AUTH);
 		goto out_wipe;
 	}
@@ -272,8 +272,8 @@ static int server_on_auth(struct tun_server *s, const struct tun_frame *f, struc
 	ret = 1;
 
 out_wipe:
-	tun_wipe(key, sizeof(key));
-	tun_wipe(mac, sizeof(mac));
+	crypto_wipe(key, sizeof(key));
+	crypto_wipe(mac, sizeof(mac));
 	return ret;
 }
 
@@ -295,7 +295,7 @@ static int server_on_data_auth(struct tun_server *s, const struct tun_frame *f, 
 			    d.channel_nonce)) {
 		return server_refuse(s, out, TUN_R_INTERNAL);
 	}
-	if (!tun_memeq(mac, d.mac, TUN_MAC_LEN)) {
+	if (!crypto_memeq(mac, d.mac, TUN_MAC_LEN)) {
 		return server_refuse(s, out, TUN_R_AUTH);
 	}
 	if (!tun_session_nonce_take(sess, d.channel_nonce)) {
@@ -333,7 +333,7 @@ int tun_server_consume(struct tun_server *s, const struct tun_frame *f, struct w
 
 void tun_server_cleanup(struct tun_server *s)
 {
-	tun_wipe(s, sizeof(*s));
+	crypto_wipe(s, sizeof(*s));
 }
 
 /* ---- client ---- */
@@ -396,8 +396,8 @@ int tun_client_hello(struct tun_client *c, struct wr *out)
 static int client_fail(struct tun_client *c, int err)
 {
 	c->state = TUN_HS_FAILED;
-	tun_wipe(c->key, sizeof(c->key));
-	tun_wipe(c->session_key, sizeof(c->session_key));
+	crypto_wipe(c->key, sizeof(c->key));
+	crypto_wipe(c->session_key, sizeof(c->session_key));
 	return err;
 }
 
@@ -473,8 +473,8 @@ static int client_on_auth_ok(struct tun_client *c, const struct tun_frame *f)
 			   &ok)) {
 		return client_fail(c, -EIO);
 	}
-	good = tun_memeq(mac, ok.mac, TUN_MAC_LEN);
-	tun_wipe(mac, sizeof(mac));
+	good = crypto_memeq(mac, ok.mac, TUN_MAC_LEN);
+	crypto_wipe(mac, sizeof(mac));
 	if (!good) {
 		return client_fail(c, -NATX_E_AUTH); /* the server does not know K */
 	}
@@ -485,7 +485,7 @@ static int client_on_auth_ok(struct tun_client *c, const struct tun_frame *f)
 	memcpy(c->session_id, ok.session_id, TUN_SESSION_ID_LEN);
 	c->heartbeat_interval = ok.heartbeat_interval;
 	c->heartbeat_timeout = ok.heartbeat_timeout;
-	tun_wipe(c->key, sizeof(c->key));
+	crypto_wipe(c->key, sizeof(c->key));
 	c->state = TUN_HS_DONE;
 	return 1;
 }
@@ -501,8 +501,8 @@ static int client_on_data_ok(struct tun_client *c, const struct tun_frame *f)
 	if (data_server_mac(want, c->session_key, c->version, c->server_nonce, c->channel_nonce)) {
 		return client_fail(c, -EIO);
 	}
-	good = tun_memeq(want, got, TUN_MAC_LEN);
-	tun_wipe(want, sizeof(want));
+	good = crypto_memeq(want, got, TUN_MAC_LEN);
+	crypto_wipe(want, sizeof(want));
 	if (!good) {
 		return client_fail(c, -NATX_E_AUTH);
 	}
@@ -537,5 +537,5 @@ int tun_client_consume(struct tun_client *c, const struct tun_frame *f, struct w
 
 void tun_client_cleanup(struct tun_client *c)
 {
-	tun_wipe(c, sizeof(*c));
+	crypto_wipe(c, sizeof(*c));
 }

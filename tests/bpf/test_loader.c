@@ -21,6 +21,10 @@
 #include "loader.h"
 #include "stun/stun_fixtures.h"
 #include "stun_msg.h"
+#include "xdp_pass.skel.h"
+
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
 
 TestSuite(loader, .timeout = 60);
 
@@ -138,6 +142,35 @@ Test(loader, attach_answer_reattach_in_place_status_detach)
 	snprintf(path, sizeof(path), "%s/lo", pin_root);
 	cr_assert_neq(access(path, F_OK), 0);
 	rmdir(pin_root);
+}
+
+Test(loader, a_foreign_xdp_program_is_not_replaced)
+{
+	struct natx_bpf_status st;
+	struct xdp_pass_bpf *other;
+	struct natx_bpf_cfg cfg;
+	int ifindex, err;
+
+	netns_or_skip();
+	other = xdp_pass_bpf__open_and_load();
+	if (!other) {
+		cr_skip_test("loading BPF needs CAP_BPF");
+	}
+	ifindex = (int)if_nametoindex("lo");
+	cr_assert_eq(bpf_xdp_attach(ifindex, bpf_program__fd(other->progs.natx_xdp_pass),
+				    XDP_FLAGS_SKB_MODE, NULL),
+		     0);
+	cr_assert_eq(natx_bpf_cfg_init(&cfg, "lo"), 0);
+	cfg.mode = NATX_XDP_GENERIC;
+	cfg.pin_root = pin_root;
+	err = natx_bpf_attach(&cfg);
+	cr_assert_eq(err, -EBUSY, "attach over a foreign program: %d", err);
+	cr_assert_eq(natx_bpf_status_read(pin_root, "lo", &st), 0);
+	cr_assert_not(st.attached);
+	cr_assert_eq(natx_bpf_detach(pin_root, "lo"), 0);
+	rmdir(pin_root);
+	bpf_xdp_detach(ifindex, XDP_FLAGS_SKB_MODE, NULL);
+	xdp_pass_bpf__destroy(other);
 }
 
 Test(loader, bad_arguments_are_refused_without_side_effects)

@@ -12,7 +12,7 @@
 #include "l402.h"
 #include "natx/err.h"
 #include "pay_codec.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 #include "pay_t.h"
 
@@ -50,11 +50,11 @@ struct t_token {
 static void t_token_mint(struct t_token *t, const struct l402_terms *terms)
 {
 	memset(t, 0, sizeof(*t));
-	cr_assert_eq(pay_random(t->preimage, 32), 0);
-	cr_assert_eq(pay_random(t->store.key, 32), 0);
-	cr_assert_eq(pay_random(t->id.token_id, 32), 0);
+	cr_assert_eq(crypto_random_bytes(t->preimage, 32), 0);
+	cr_assert_eq(crypto_random_bytes(t->store.key, 32), 0);
+	cr_assert_eq(crypto_random_bytes(t->id.token_id, 32), 0);
 	memcpy(t->store.token_id, t->id.token_id, 32);
-	pay_sha256(t->id.payment_hash, t->preimage, 32);
+	crypto_sha256(t->id.payment_hash, t->preimage, 32);
 	cr_assert_eq(l402_mint(t->mac, sizeof(t->mac), &t->mac_len, t->store.key, &t->id, terms),
 		     0);
 	cr_assert_eq(macaroon_decode(&t->m, t->mac, t->mac_len), 0);
@@ -312,7 +312,7 @@ Test(l402, token_without_services_caveat_is_refused)
 	uint8_t preimage[32] = { 7 }, raw[L402_ID_LEN];
 	struct macaroon m;
 
-	pay_sha256(id.payment_hash, preimage, 32);
+	crypto_sha256(id.payment_hash, preimage, 32);
 	l402_id_encode(raw, &id);
 	cr_assert_eq(macaroon_mint(&m, store.key, 32, "lsat", 4, raw, sizeof(raw)), 0);
 	cr_assert_eq(l402_verify(&m, preimage, t_store_get, &store, &req, &g), -PAY_E_CAV_SERVICE);

@@ -12,7 +12,7 @@
 #include "l402.h"
 #include "natx/err.h"
 #include "pay_backend.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 #include "pay_t.h"
 
@@ -46,7 +46,7 @@ Test(regtest, invoices_are_valid_bolt11_signed_by_the_backend_node)
 	cr_assert_arr_eq(dec.payment_hash, in.payment_hash, 32);
 	cr_assert_arr_eq(dec.payment_secret, in.payment_secret, 32);
 	cr_assert(bolt11_feature_get(&dec, BOLT11_F_PAYMENT_SECRET));
-	pay_sha256(h, in.preimage, 32);
+	crypto_sha256(h, in.preimage, 32);
 	cr_assert_arr_eq(h, in.payment_hash, 32);
 	cr_assert_eq(in.state, PAY_INVOICE_OPEN);
 	pay_backend_free(b);
@@ -171,8 +171,8 @@ Test(regtest, l402_purchase_flow_end_to_end)
 
 	/* server: invoice + token committed to its payment hash */
 	cr_assert_eq(pay_backend_invoice_create(b, 100000, "natx tunnel", 600, &in), 0);
-	cr_assert_eq(pay_random(keys.key, 32), 0);
-	cr_assert_eq(pay_random(keys.token_id, 32), 0);
+	cr_assert_eq(crypto_random_bytes(keys.key, 32), 0);
+	cr_assert_eq(crypto_random_bytes(keys.token_id, 32), 0);
 	id.version = 0;
 	memcpy(id.payment_hash, in.payment_hash, 32);
 	memcpy(id.token_id, keys.token_id, 32);

@@ -9,10 +9,10 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "l402.h"
+#include "l402_flow.h"
 #include "natx/err.h"
 #include "pay_backend.h"
-#include "pay_crypto.h"
+#include "crypto.h"
 #include "pay_err.h"
 #include "tun_crypto.h"
 #include "tun_hs.h"
@@ -47,40 +47,27 @@ static int t_cred_get(void *arg, uint8_t kind, const uint8_t *service, size_t se
 		      const uint8_t *cred, size_t cred_len, uint8_t *key, size_t *key_len)
 {
 	struct l402_request req = { .service = "tunnel", .capability = "tcp", .now = P.now };
-	struct pay_invoice inv;
 	struct l402_grant g;
-	struct l402_id id;
-	struct macaroon m;
 	int err;
 
 	if (kind != TUN_CRED_L402 || service_len != 6 || memcmp(service, "tunnel", 6)) {
 		return TUN_R_UNKNOWN_SERVICE;
 	}
-	if (macaroon_decode(&m, cred, cred_len) || l402_id_decode(&id, m.id, m.id_len)) {
-		return TUN_R_AUTH;
-	}
-	if (pay_backend_invoice_lookup(P.backend, id.payment_hash, &inv) ||
-	    inv.state != PAY_INVOICE_SETTLED) {
-		return TUN_R_PAYMENT;
-	}
-	err = l402_verify(&m, inv.preimage, t_root_key, NULL, &req, &g);
-	pay_wipe(&inv.payment_secret, sizeof(inv.payment_secret));
+	err = l402_authorize_macaroon(P.backend, cred, cred_len, t_root_key, NULL, &req, &g, key);
 	switch (-err) {
 	case 0:
-		break;
+		*key_len = L402_PREIMAGE_LEN;
+		return 0;
 	case PAY_E_CAV_EXPIRED:
 		return TUN_R_EXPIRED;
 	case PAY_E_CAV_QUOTA:
 		return TUN_R_QUOTA;
+	case PAY_E_INVOICE_UNPAID:
 	case PAY_E_L402_UNKNOWN:
 		return TUN_R_PAYMENT;
 	default:
 		return TUN_R_AUTH;
 	}
-	memcpy(key, inv.preimage, 32);
-	*key_len = 32;
-	pay_wipe(&inv, sizeof(inv));
-	return 0;
 }
 
 static struct tun_session *t_no_session(void *arg, const uint8_t id[TUN_SESSION_ID_LEN])
@@ -106,8 +93,8 @@ static void t_setup(void)
 	P.backend = pay_regtest_new(NULL, 0, t_clock, &P.now, &err);
 	cr_assert_not_null(P.backend);
 	cr_assert_eq(pay_backend_invoice_create(P.backend, 50000, "tunnel", 600, &P.invoice), 0);
-	cr_assert_eq(pay_random(P.token_id, 32), 0);
-	cr_assert_eq(pay_random(P.root_key, 32), 0);
+	cr_assert_eq(crypto_random_bytes(P.token_id, 32), 0);
+	cr_assert_eq(crypto_random_bytes(P.root_key, 32), 0);
 	memcpy(id.payment_hash, P.invoice.payment_hash, 32);
 	memcpy(id.token_id, P.token_id, 32);
 	cr_assert_eq(l402_mint(P.mac, sizeof(P.mac), &P.mac_len, P.root_key, &id,
