@@ -2,6 +2,7 @@
 /*
  * natx-bpf - drive the XDP STUN reflector by hand or from scripts until natxd takes over:
  *   natx-bpf attach IFACE [--mode native|generic] [--port N]... [--rate R] [--burst B]
+ *                   [--punch-ports LO[-HI]] [--punch-rate R] [--punch-burst B]
  *   natx-bpf detach IFACE
  *   natx-bpf status [IFACE] [--json]
  * Common option: --pin-root DIR (default /sys/fs/bpf/natx). Exit codes: 0 success,
@@ -25,7 +26,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: natx-bpf attach IFACE [--mode native|generic] [--port N]... "
-		   "[--rate R] [--burst B] [--pin-root DIR]\n"
+		   "[--rate R] [--burst B]\n"
+		   "                [--punch-ports LO[-HI]] [--punch-rate R] [--punch-burst B] "
+		   "[--pin-root DIR]\n"
 		   "       natx-bpf detach IFACE [--pin-root DIR]\n"
 		   "       natx-bpf status [IFACE] [--json] [--pin-root DIR]\n");
 }
@@ -65,6 +68,13 @@ static cJSON *status_json(const struct natx_bpf_status *st)
 	}
 	cJSON_AddNumberToObject(o, "rate", st->rate);
 	cJSON_AddNumberToObject(o, "burst", st->burst);
+	ports = cJSON_AddArrayToObject(o, "punch_ports");
+	if (st->punch_port_lo) {
+		cJSON_AddItemToArray(ports, cJSON_CreateNumber(st->punch_port_lo));
+		cJSON_AddItemToArray(ports, cJSON_CreateNumber(st->punch_port_hi));
+	}
+	cJSON_AddNumberToObject(o, "punch_rate", st->punch_rate);
+	cJSON_AddNumberToObject(o, "punch_burst", st->punch_burst);
 	c = cJSON_AddObjectToObject(o, "counters");
 	for (int i = 0; i < NATX_STUN_CNT_MAX; i++) {
 		cJSON_AddNumberToObject(c, natx_bpf_counter_name(i), (double)st->counters[i]);
@@ -88,6 +98,13 @@ static void status_print(const struct natx_bpf_status *st)
 			printf(" rate %u/s burst %u", st->rate, st->burst);
 		} else {
 			printf(" rate unlimited");
+		}
+		if (st->punch_port_lo) {
+			printf(" punch %u-%u", st->punch_port_lo, st->punch_port_hi);
+			if (st->punch_rate) {
+				printf(" punch rate %u/s burst %u", st->punch_rate,
+				       st->punch_burst);
+			}
 		}
 	}
 	printf("\n");
@@ -148,6 +165,9 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "burst", required_argument, NULL, 'b' },
 		{ "pin-root", required_argument, NULL, 'R' },
+		{ "punch-ports", required_argument, NULL, 'P' },
+		{ "punch-rate", required_argument, NULL, 'q' },
+		{ "punch-burst", required_argument, NULL, 'Q' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -155,6 +175,8 @@ int main(int argc, char **argv)
 	struct natx_bpf_cfg cfg;
 	const char *cmd, *ifname = NULL, *root = NULL, *mode = "native";
 	uint32_t ports[NATX_STUN_MAX_PORTS] = { 0 }, rate = 0, burst = 0, v;
+	uint32_t plo = 0, phi = 0, prate = 0, pburst = 0;
+	char *dash;
 	int nports = 0, json = 0, c, err;
 
 	log_filter_set(getenv("NATX_LOG"));
@@ -185,6 +207,30 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			root = optarg;
+			break;
+		case 'P':
+			dash = strchr(optarg, '-');
+			if (dash) {
+				*dash = '\0';
+			}
+			if (parse_u32(optarg, 65535, &plo) || !plo ||
+			    (dash ? parse_u32(dash + 1, 65535, &phi) : (phi = plo, 0)) ||
+			    phi < plo) {
+				fprintf(stderr, "natx-bpf: bad --punch-ports (LO or LO-HI)\n");
+				return 2;
+			}
+			break;
+		case 'q':
+			if (parse_u32(optarg, 1000000000u, &prate)) {
+				fprintf(stderr, "natx-bpf: bad --punch-rate\n");
+				return 2;
+			}
+			break;
+		case 'Q':
+			if (parse_u32(optarg, 1000000000u, &pburst)) {
+				fprintf(stderr, "natx-bpf: bad --punch-burst\n");
+				return 2;
+			}
 			break;
 		case 'j':
 			json = 1;
@@ -246,6 +292,10 @@ int main(int argc, char **argv)
 	}
 	cfg.rate = rate;
 	cfg.burst = burst;
+	cfg.punch_port_lo = (uint16_t)plo;
+	cfg.punch_port_hi = (uint16_t)phi;
+	cfg.punch_rate = prate;
+	cfg.punch_burst = pburst;
 	cfg.pin_root = root;
 	err = natx_bpf_attach(&cfg);
 	if (err) {
