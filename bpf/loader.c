@@ -25,13 +25,18 @@
 
 _Static_assert(sizeof(struct natx_rl_key) == 20, "natx_rl_key layout is shared with BPF");
 _Static_assert(sizeof(struct natx_rl_state) == 8, "natx_rl_state layout is shared with BPF");
-_Static_assert(NATX_STUN_CNT_MAX == 4, "counter names below list every counter");
+_Static_assert(sizeof(struct natx_punch_hdr) == NATX_PUNCH_HDR_LEN, "punch probe header layout");
+_Static_assert(sizeof(struct natx_punch_flow_key) == 24, "natx_punch_flow_key is shared with BPF");
+_Static_assert(sizeof(struct natx_punch_flow_val) == 16, "natx_punch_flow_val is shared with BPF");
+_Static_assert(NATX_STUN_CNT_MAX == 6, "counter names below list every counter");
 
 static const char *const natx_bpf_counter_names[NATX_STUN_CNT_MAX] = {
 	[NATX_STUN_CNT_ANSWERED] = "answered",
 	[NATX_STUN_CNT_RATE_LIMITED] = "rate_limited",
 	[NATX_STUN_CNT_PASSED] = "passed",
 	[NATX_STUN_CNT_MALFORMED] = "malformed",
+	[NATX_STUN_CNT_PUNCH_PASSED] = "punch_passed",
+	[NATX_STUN_CNT_PUNCH_RATE_LIMITED] = "punch_rate_limited",
 };
 
 const char *natx_bpf_counter_name(enum natx_stun_counter c)
@@ -82,7 +87,9 @@ int natx_bpf_skel_configure(struct stun_reflect_bpf *skel, const struct natx_bpf
 {
 	bool any = false;
 
-	if (cfg->rate > 1000000000u) {
+	if (cfg->rate > 1000000000u || cfg->punch_rate > 1000000000u ||
+	    (cfg->punch_port_lo && cfg->punch_port_hi < cfg->punch_port_lo) ||
+	    (!cfg->punch_port_lo && cfg->punch_port_hi)) {
 		return -EINVAL;
 	}
 	for (int i = 0; i < NATX_STUN_MAX_PORTS; i++) {
@@ -94,6 +101,11 @@ int natx_bpf_skel_configure(struct stun_reflect_bpf *skel, const struct natx_bpf
 	}
 	skel->rodata->cfg_rl_interval_ns = cfg->rate ? 1000000000ull / cfg->rate : 0;
 	skel->rodata->cfg_rl_burst = cfg->burst ? cfg->burst : (cfg->rate ? cfg->rate : 1);
+	skel->rodata->cfg_punch_port_lo = cfg->punch_port_lo;
+	skel->rodata->cfg_punch_port_hi = cfg->punch_port_hi;
+	skel->rodata->cfg_punch_interval_ns = cfg->punch_rate ? 1000000000ull / cfg->punch_rate : 0;
+	skel->rodata->cfg_punch_burst =
+		cfg->punch_burst ? cfg->punch_burst : (cfg->punch_rate ? cfg->punch_rate : 1);
 	return 0;
 }
 
@@ -195,6 +207,26 @@ int natx_bpf_attach(const struct natx_bpf_cfg *cfg)
 	if (!err) {
 		err = bpf_map__set_pin_path(skel->maps.natx_stun_rl, path);
 	}
+	if (!err) {
+		err = natx_bpf_dir(path, sizeof(path), root, cfg->ifname, NATX_BPF_PIN_PUNCH_RL);
+	}
+	if (!err) {
+		err = bpf_map__set_pin_path(skel->maps.natx_punch_rl, path);
+	}
+	if (!err && cfg->punch_port_lo) {
+		/* Learnt flows are shared with the netns's sk_lookup steering (punch_steer.c). */
+		err = natx_bpf_dir(path, sizeof(path), root, NATX_BPF_PIN_PUNCH_DIR, NULL);
+		if (!err) {
+			err = natx_bpf_mkdir_pins(root, path);
+		}
+		if (!err) {
+			err = natx_bpf_dir(path, sizeof(path), root, NATX_BPF_PIN_PUNCH_DIR,
+					   NATX_BPF_PIN_PUNCH_FLOWS);
+		}
+		if (!err) {
+			err = bpf_map__set_pin_path(skel->maps.natx_punch_flows, path);
+		}
+	}
 	if (err) {
 		goto out_destroy;
 	}
@@ -272,7 +304,7 @@ out_destroy:
 int natx_bpf_detach(const char *pin_root, const char *ifname)
 {
 	static const char *const leaves[] = { NATX_BPF_PIN_LINK, NATX_BPF_PIN_COUNTERS,
-					      NATX_BPF_PIN_RATELIMIT };
+					      NATX_BPF_PIN_RATELIMIT, NATX_BPF_PIN_PUNCH_RL };
 	char dir[PATH_MAX], path[PATH_MAX];
 	int err, fd, found = 0;
 
@@ -382,6 +414,13 @@ static void natx_bpf_rodata_read(uint32_t prog_id, struct natx_bpf_status *st)
 						(uint32_t)(1000000000ull / ro.cfg_rl_interval_ns) :
 						0;
 				st->burst = st->rate ? ro.cfg_rl_burst : 0;
+				st->punch_port_lo = ro.cfg_punch_port_lo;
+				st->punch_port_hi = ro.cfg_punch_port_hi;
+				st->punch_rate = ro.cfg_punch_interval_ns ?
+							 (uint32_t)(1000000000ull /
+								    ro.cfg_punch_interval_ns) :
+							 0;
+				st->punch_burst = st->punch_rate ? ro.cfg_punch_burst : 0;
 			}
 			free(val);
 		}
@@ -441,7 +480,8 @@ int natx_bpf_status_list(const char *pin_root, struct natx_bpf_status *out, size
 		return errno == ENOENT ? 0 : -errno;
 	}
 	while ((de = readdir(d)) && *n < max) {
-		if (de->d_name[0] == '.' || strlen(de->d_name) >= IF_NAMESIZE) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= IF_NAMESIZE ||
+		    !strcmp(de->d_name, NATX_BPF_PIN_PUNCH_DIR)) {
 			continue;
 		}
 		if (!natx_bpf_status_read(root, de->d_name, &out[*n])) {

@@ -4,7 +4,10 @@
  * (bpf/stun_reflect.bpf.c). natx-bpf (the CLI) and, later, natxd use this API.
  *
  * Pins: <pin_root>/<ifname>/link (the bpf_link holding the program on the interface) and the
- * maps natx_stun_cnt (counters) and natx_stun_rl (rate-limit state). A second attach on the
+ * maps natx_stun_cnt (counters), natx_stun_rl and natx_punch_rl (rate-limit state); with
+ * punch ports configured also <pin_root>/punch/natx_punch_flows (flows learnt from punch
+ * probes, shared with the sk_lookup steering of punch_steer.h; natx_punch_steer_detach
+ * removes it). A second attach on the
  * same interface reuses the pinned maps (counters and buckets survive) and swaps the program
  * atomically with bpf_link_update (new ports/rate take effect without a gap); a mode change
  * detaches first. The link stays attached after the calling process exits.
@@ -34,6 +37,10 @@ struct natx_bpf_cfg {
 	uint16_t ports[NATX_STUN_MAX_PORTS]; /* host order; 0 = unused; all zero means 3478 */
 	uint32_t rate; /* requests per second per source; 0 = no limit */
 	uint32_t burst; /* bucket size; 0 means "rate" (one second's worth) */
+	/* natx punch probes (natx_bpf_common.h) on UDP ports lo..hi; lo = 0: none. */
+	uint16_t punch_port_lo, punch_port_hi;
+	uint32_t punch_rate; /* probes per second per source; 0 = no limit */
+	uint32_t punch_burst; /* 0 means "punch_rate" */
 	const char *pin_root; /* NULL = NATX_BPF_PIN_ROOT */
 };
 
@@ -47,6 +54,9 @@ struct natx_bpf_status {
 	uint16_t ports[NATX_STUN_MAX_PORTS];
 	uint32_t rate;
 	uint32_t burst;
+	uint16_t punch_port_lo, punch_port_hi; /* 0, 0: no punch ports */
+	uint32_t punch_rate;
+	uint32_t punch_burst;
 	uint64_t counters[NATX_STUN_CNT_MAX]; /* summed over CPUs */
 };
 
@@ -79,7 +89,10 @@ int natx_bpf_status_list(const char *pin_root, struct natx_bpf_status *out, size
 /* natx_bpf_mode_name - "native" or "generic". */
 const char *natx_bpf_mode_name(enum natx_xdp_mode mode);
 
-/* natx_bpf_counter_name - "answered", "rate_limited", "passed", "malformed". */
+/*
+ * natx_bpf_counter_name - "answered", "rate_limited", "passed", "malformed", "punch_passed",
+ * "punch_rate_limited".
+ */
 const char *natx_bpf_counter_name(enum natx_stun_counter c);
 
 #endif

@@ -15,6 +15,13 @@
 #define NATX_BPF_PIN_LINK "link" /* bpf_link of the XDP reflector */
 #define NATX_BPF_PIN_COUNTERS "natx_stun_cnt" /* = map name, so libbpf can reuse the pin */
 #define NATX_BPF_PIN_RATELIMIT "natx_stun_rl"
+#define NATX_BPF_PIN_PUNCH_RL "natx_punch_rl" /* punch-probe buckets, per interface */
+/* Punch steering state is per network namespace: NATX_BPF_PIN_ROOT/punch/ */
+#define NATX_BPF_PIN_PUNCH_DIR "punch"
+#define NATX_BPF_PIN_PUNCH_LINK "link" /* bpf_link of the sk_lookup program */
+#define NATX_BPF_PIN_PUNCH_FLOWS "natx_punch_flows" /* shared by XDP (learns) and sk_lookup */
+#define NATX_BPF_PIN_PUNCH_SOCKS "natx_punch_socks"
+#define NATX_BPF_PIN_PUNCH_CNT "natx_punch_cnt"
 
 /* Sizes; override with -D at build time (both sides must agree, hence macros here). */
 #ifndef NATX_STUN_MAX_PORTS
@@ -45,8 +52,11 @@ enum natx_stun_counter {
 	NATX_STUN_CNT_RATE_LIMITED = 1,
 	NATX_STUN_CNT_PASSED = 2,
 	NATX_STUN_CNT_MALFORMED = 3,
-	NATX_STUN_CNT_MAX = 4,
+	NATX_STUN_CNT_PUNCH_PASSED = 4, /* natx punch probe within budget, passed up */
+	NATX_STUN_CNT_PUNCH_RATE_LIMITED = 5, /* punch-magic datagram over budget, dropped */
+	NATX_STUN_CNT_MAX = 6,
 };
+/* MALFORMED also counts punch-magic datagrams (below) that are not a valid probe. */
 
 /* Rate-limiter key family values (not AF_*: the BPF side has no socket headers). */
 #define NATX_RL_FAMILY_V4 4
@@ -66,6 +76,83 @@ struct natx_rl_key {
  */
 struct natx_rl_state {
 	__u64 tat_ns;
+};
+
+/*
+ * natx punch probe: the UDP payload natx engines send to each other while hole punching
+ * (DCUtR-coordinated, one punch session per peer pair, session id chosen by natxd), sent to
+ * and from the engine's punch port(s). Byte layout, all multi-byte fields network order:
+ *   offset 0  magic    4  0x0E 'N' 'X' 'P' (0x0E4E5850). First byte 0x0E lies in 4..15,
+ *                         unassigned by RFC 7983/9443, so it never looks like STUN, DTLS,
+ *                         TURN ChannelData, QUIC or RTP on a shared port.
+ *   offset 4  version  1  1
+ *   offset 5  type     1  1 = PROBE, 2 = PROBE_ACK
+ *   offset 6  flags    2  0; receivers ignore them
+ *   offset 8  session  8  opaque punch session id (the steering key)
+ *   offset 16 seq      4  probe sequence number
+ *   offset 20 auth     0..108 bytes, engine-defined (e.g. a MAC under the session key); the
+ *                         XDP program neither needs nor checks it
+ * Total 20..NATX_PUNCH_MAX_LEN bytes. XDP on the configured punch ports: every datagram that
+ * starts with the magic is charged to its source address's punch bucket (natx_punch_rl, same
+ * GCRA as STUN, own rate); over budget it is dropped (PUNCH_RATE_LIMITED). Within budget a
+ * valid probe (version, type, length) is passed up (PUNCH_PASSED) and its flow learnt for
+ * steering (natx_punch_flows); an invalid one is passed up as MALFORMED. Datagrams without the
+ * magic (the punched flow's own traffic) pass untouched, counted PASSED, never charged.
+ */
+#define NATX_PUNCH_MAGIC 0x0E4E5850u
+#define NATX_PUNCH_VERSION 1
+#define NATX_PUNCH_TYPE_PROBE 1
+#define NATX_PUNCH_TYPE_ACK 2
+#define NATX_PUNCH_HDR_LEN 20
+#define NATX_PUNCH_MAX_LEN 128
+#define NATX_PUNCH_SID_LEN 8
+
+struct natx_punch_hdr {
+	__be32 magic;
+	__u8 version;
+	__u8 type;
+	__be16 flags;
+	__u8 session[NATX_PUNCH_SID_LEN];
+	__be32 seq;
+};
+
+/* Punch session id as a map key (natx_punch_socks): the 8 wire bytes. */
+struct natx_punch_sid {
+	__u8 b[NATX_PUNCH_SID_LEN];
+};
+
+#ifndef NATX_PUNCH_MAX_FLOWS
+#define NATX_PUNCH_MAX_FLOWS 65536 /* natx_punch_flows entries (LRU) */
+#endif
+#ifndef NATX_PUNCH_MAX_SESSIONS
+#define NATX_PUNCH_MAX_SESSIONS 16384 /* natx_punch_socks entries */
+#endif
+
+/*
+ * natx_punch_flows key: one UDP flow as the receiving host sees it. XDP fills it from each
+ * valid probe; user space may add flows it knows (natx_punch_steer_flow_add). The sk_lookup
+ * program builds the same key from the socket lookup. Local address deliberately absent: the
+ * session sockets are bound to the punch port on every address.
+ */
+struct natx_punch_flow_key {
+	__u32 family; /* NATX_RL_FAMILY_V4 or NATX_RL_FAMILY_V6 */
+	__be16 rport; /* peer's UDP port, network order */
+	__u16 lport; /* local punch port, host order */
+	__be32 raddr[4]; /* peer address; IPv4 in raddr[0], rest zero */
+};
+
+struct natx_punch_flow_val {
+	struct natx_punch_sid sid;
+	__u64 seen_ns; /* CLOCK_MONOTONIC of the last probe (0: added by user space) */
+};
+
+/* Punch steering counters (map natx_punch_cnt, PERCPU_ARRAY), UDP lookups on punch ports. */
+enum natx_punch_counter {
+	NATX_PUNCH_CNT_STEERED = 0, /* delivered to the session's socket */
+	NATX_PUNCH_CNT_NO_FLOW = 1, /* flow not known: normal lookup */
+	NATX_PUNCH_CNT_NO_SOCKET = 2, /* flow known, session has no socket: normal lookup */
+	NATX_PUNCH_CNT_ASSIGN_FAILED = 3, /* bpf_sk_assign refused it: normal lookup */
+	NATX_PUNCH_CNT_MAX = 4,
 };
 
 /*

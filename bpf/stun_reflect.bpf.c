@@ -13,6 +13,10 @@
  * The UDP checksum of the request is not verified here (the kernel would); FINGERPRINT, when
  * present, is verified. Requests over their source's rate budget are dropped (XDP_DROP): a
  * flood must not reach user space either.
+ *
+ * On the punch ports, natx punch probes (format in natx_bpf_common.h) are rate limited per
+ * source with their own bucket map and their flows learnt for the sk_lookup steering program;
+ * they are never answered here.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -34,6 +38,11 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 const volatile __u16 cfg_ports[NATX_STUN_MAX_PORTS] = { 3478 };
 const volatile __u64 cfg_rl_interval_ns = 0; /* 1e9 / rate; 0 disables the rate limit */
 const volatile __u32 cfg_rl_burst = 1; /* bucket size in requests, >= 1 */
+/* natx punch probes (natx_bpf_common.h): UDP port range, host order; lo 0 = no punch ports. */
+const volatile __u16 cfg_punch_port_lo = 0;
+const volatile __u16 cfg_punch_port_hi = 0;
+const volatile __u64 cfg_punch_interval_ns = 0; /* 1e9 / punch rate; 0 = no limit */
+const volatile __u32 cfg_punch_burst = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -48,6 +57,22 @@ struct {
 	__type(key, struct natx_rl_key);
 	__type(value, struct natx_rl_state);
 } natx_stun_rl SEC(".maps");
+
+/* Punch-probe buckets: same key, value and GCRA as natx_stun_rl, own rate and burst. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NATX_RL_MAX_ENTRIES);
+	__type(key, struct natx_rl_key);
+	__type(value, struct natx_rl_state);
+} natx_punch_rl SEC(".maps");
+
+/* Flows learnt from valid probes; shared (pinned) with the sk_lookup program punch_steer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NATX_PUNCH_MAX_FLOWS);
+	__type(key, struct natx_punch_flow_key);
+	__type(value, struct natx_punch_flow_val);
+} natx_punch_flows SEC(".maps");
 
 /* What the parser learned from a request; everything the response needs after adjust_tail. */
 struct stun_req {
@@ -225,29 +250,31 @@ static __always_inline enum stun_verdict stun_check(struct xdp_md *ctx, __u32 of
 }
 
 /*
- * rl_allow - charge one request to the source's token bucket (GCRA, natx_bpf_common.h).
- * Concurrent CPUs update one source with compare-and-swap; after four lost races the request
- * counts as over budget, which only happens under a flood from that very source.
+ * rl_allow - charge one packet to the source's token bucket in @map (GCRA with @interval and
+ * @burst, natx_bpf_common.h). Concurrent CPUs update one source with compare-and-swap; after
+ * four lost races the packet counts as over budget, which only happens under a flood from
+ * that very source.
  */
-static __always_inline int rl_allow(__u32 family, const __be32 *addr)
+static __always_inline int rl_allow(void *map, __u64 interval, __u32 burst, __u32 family,
+				    const __be32 *addr)
 {
 	struct natx_rl_key key = { .family = family };
 	struct natx_rl_state *st;
 	__u64 now, tol;
 
-	if (!cfg_rl_interval_ns) {
+	if (!interval) {
 		return 1;
 	}
 	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
 	now = bpf_ktime_get_ns();
-	st = bpf_map_lookup_elem(&natx_stun_rl, &key);
+	st = bpf_map_lookup_elem(map, &key);
 	if (!st) {
-		struct natx_rl_state fresh = { .tat_ns = now + cfg_rl_interval_ns };
+		struct natx_rl_state fresh = { .tat_ns = now + interval };
 
-		bpf_map_update_elem(&natx_stun_rl, &key, &fresh, BPF_NOEXIST);
+		bpf_map_update_elem(map, &key, &fresh, BPF_NOEXIST);
 		return 1;
 	}
-	tol = (cfg_rl_burst ? cfg_rl_burst - 1 : 0) * cfg_rl_interval_ns;
+	tol = (burst ? burst - 1 : 0) * interval;
 	for (int i = 0; i < 4; i++) {
 		__u64 old = st->tat_ns;
 		__u64 tat = old > now ? old : now;
@@ -255,12 +282,61 @@ static __always_inline int rl_allow(__u32 family, const __be32 *addr)
 		if (tat - now > tol) {
 			return 0;
 		}
-		if (__sync_val_compare_and_swap(&st->tat_ns, old, tat + cfg_rl_interval_ns) ==
-		    old) {
+		if (__sync_val_compare_and_swap(&st->tat_ns, old, tat + interval) == old) {
 			return 1;
 		}
 	}
 	return 0;
+}
+
+/* port_is_punch - @port (wire order) lies in the configured punch port range. */
+static __always_inline int port_is_punch(__be16 port)
+{
+	__u16 p = bpf_ntohs(port);
+
+	return cfg_punch_port_lo && p >= cfg_punch_port_lo && p <= cfg_punch_port_hi;
+}
+
+/* punch_magic - the UDP payload at byte @off (constant) of the frame starts with the magic. */
+static __always_inline int punch_magic(struct xdp_md *ctx, __u32 off, __u32 plen)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__be32 *m = data + off;
+
+	return plen >= 4 && (void *)(m + 1) <= end && *m == bpf_htonl(NATX_PUNCH_MAGIC);
+}
+
+/*
+ * punch - a datagram on a punch port starting with the punch magic (natx_bpf_common.h):
+ * charge the source's punch bucket (drop over budget), validate, learn the flow of a valid
+ * probe for steering, pass it up. Never rewrites the frame.
+ */
+static __always_inline int punch(struct xdp_md *ctx, const struct stun_req *rq, __u32 off,
+				 __u32 plen, int v6)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct natx_punch_hdr *h = data + off;
+	struct natx_punch_flow_key key = { .family = v6 ? NATX_RL_FAMILY_V6 : NATX_RL_FAMILY_V4 };
+	struct natx_punch_flow_val val = {};
+
+	if (!rl_allow(&natx_punch_rl, cfg_punch_interval_ns, cfg_punch_burst, key.family,
+		      rq->saddr)) {
+		return count(NATX_STUN_CNT_PUNCH_RATE_LIMITED, XDP_DROP);
+	}
+	if (plen < NATX_PUNCH_HDR_LEN || plen > NATX_PUNCH_MAX_LEN || (void *)(h + 1) > end ||
+	    h->version != NATX_PUNCH_VERSION ||
+	    (h->type != NATX_PUNCH_TYPE_PROBE && h->type != NATX_PUNCH_TYPE_ACK)) {
+		return count(NATX_STUN_CNT_MALFORMED, XDP_PASS);
+	}
+	key.rport = rq->sport;
+	key.lport = bpf_ntohs(rq->dport);
+	__builtin_memcpy(key.raddr, rq->saddr, sizeof(key.raddr));
+	__builtin_memcpy(val.sid.b, h->session, NATX_PUNCH_SID_LEN);
+	val.seen_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&natx_punch_flows, &key, &val, BPF_ANY);
+	return count(NATX_STUN_CNT_PUNCH_PASSED, XDP_PASS);
 }
 
 /*
@@ -470,7 +546,8 @@ static __always_inline int handle(struct xdp_md *ctx, struct stun_req *rq, __u32
 	default:
 		return count(NATX_STUN_CNT_PASSED, XDP_PASS);
 	}
-	if (!rl_allow(v6 ? NATX_RL_FAMILY_V6 : NATX_RL_FAMILY_V4, rq->saddr)) {
+	if (!rl_allow(&natx_stun_rl, cfg_rl_interval_ns, cfg_rl_burst,
+		      v6 ? NATX_RL_FAMILY_V6 : NATX_RL_FAMILY_V4, rq->saddr)) {
 		return count(NATX_STUN_CNT_RATE_LIMITED, XDP_DROP);
 	}
 	return reflect(ctx, rq, v6);
@@ -522,16 +599,25 @@ int natx_stun_reflect(struct xdp_md *ctx)
 		    (void *)ip + tot > end || bpf_ntohs(udp->len) != tot - sizeof(*ip)) {
 			return count(NATX_STUN_CNT_PASSED, XDP_PASS);
 		}
-		if (!port_is_stun(udp->dest) || !udp->source) {
+		if (!udp->source) {
 			return count(NATX_STUN_CNT_PASSED, XDP_PASS);
 		}
 		rq.saddr[0] = ip->saddr;
 		rq.daddr[0] = ip->daddr;
+		rq.sport = udp->source;
+		rq.dport = udp->dest;
+		if (port_is_punch(udp->dest) &&
+		    punch_magic(ctx, sizeof(*eth) + sizeof(*ip) + sizeof(*udp),
+				tot - sizeof(*ip) - sizeof(*udp))) {
+			return punch(ctx, &rq, sizeof(*eth) + sizeof(*ip) + sizeof(*udp),
+				     tot - sizeof(*ip) - sizeof(*udp), 0);
+		}
+		if (!port_is_stun(udp->dest)) {
+			return count(NATX_STUN_CNT_PASSED, XDP_PASS);
+		}
 		rq.l3w0 = *(__u32 *)ip;
 		rq.ip_id = ip->id;
 		rq.ip_frag = ip->frag_off;
-		rq.sport = udp->source;
-		rq.dport = udp->dest;
 		return handle(ctx, &rq, sizeof(*eth) + sizeof(*ip) + sizeof(*udp),
 			      tot - sizeof(*ip) - sizeof(*udp), 0);
 	}
@@ -559,11 +645,20 @@ int natx_stun_reflect(struct xdp_md *ctx)
 		    bpf_ntohs(udp->len) != pl || !udp->check) {
 			return count(NATX_STUN_CNT_PASSED, XDP_PASS);
 		}
-		if (!port_is_stun(udp->dest) || !udp->source) {
+		if (!udp->source) {
 			return count(NATX_STUN_CNT_PASSED, XDP_PASS);
 		}
 		rq.sport = udp->source;
 		rq.dport = udp->dest;
+		if (port_is_punch(udp->dest) &&
+		    punch_magic(ctx, sizeof(*eth) + sizeof(*ip6) + sizeof(*udp),
+				pl - sizeof(*udp))) {
+			return punch(ctx, &rq, sizeof(*eth) + sizeof(*ip6) + sizeof(*udp),
+				     pl - sizeof(*udp), 1);
+		}
+		if (!port_is_stun(udp->dest)) {
+			return count(NATX_STUN_CNT_PASSED, XDP_PASS);
+		}
 		rq.l3w0 = *(__u32 *)ip6;
 		return handle(ctx, &rq, sizeof(*eth) + sizeof(*ip6) + sizeof(*udp),
 			      pl - sizeof(*udp), 1);

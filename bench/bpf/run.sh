@@ -5,20 +5,23 @@
 #   g0 198.18.78.1/24 [xdp_pass] ──── veth ────── s0 198.18.78.2/24
 #                                                 XDP reflector | natx-stund | turnserver -S
 #
-# The generator is natx-stunc --count N: it sends N Binding requests with sendmmsg as fast as
-# the socket takes them while draining answers, and reports valid answers per second (time
-# from the first send to the last answer). Each responder gets ROUNDS runs; the best is kept.
+# The generator is natx-stungen (bench/bpf/stun_gen.c): THREADS threads write prebuilt
+# Binding request frames to an AF_PACKET socket on g0 (PACKET_QDISC_BYPASS, sendmmsg) as fast
+# as the interface takes them, for SECONDS after a warm-up; an XDP program it attaches to g0
+# counts valid answers and drops them. A responder's figure is answers/s inside the window;
+# sent/s is the offered load. answers < sent means the responder (or the CPU it shares with
+# the generator) is the bottleneck, not the generator. Each responder gets ROUNDS runs; the
+# best is kept, every round is printed on stderr.
 # Root only; touches nothing outside its two namespaces. Not a test: it asserts nothing.
-# Usage: bench/bpf/run.sh [BUILD_DIR]   (env: COUNT=200000 ROUNDS=3 PAR=2 MODE=native|generic)
-# PAR generators (separate sockets, so separate source ports) run at once.
+# Usage: bench/bpf/run.sh [BUILD_DIR]   (env: THREADS=2 SECONDS_=2 ROUNDS=3 MODE=native|generic)
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "bench/bpf: needs root" >&2; exit 77; }
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$SRC/build}
 BIN=$BUILD/bin
-COUNT=${COUNT:-200000}
+THREADS=${THREADS:-2}
+SECONDS_=${SECONDS_:-2}
 ROUNDS=${ROUNDS:-3}
-PAR=${PAR:-2}
 MODE=${MODE:-native}
 G=natxbpfbG$$ S=natxbpfbS$$
 PIN=/sys/fs/bpf/natxbpf-bench-$$
@@ -45,46 +48,37 @@ ip -n $G link set g0 up
 ip -n $S link set s0 up
 ip -n $G link set lo up
 ip -n $S link set lo up
-ip -n $G link set dev g0 xdpdrv obj "$BUILD/bpf/xdp_pass.bpf.o" sec xdp
+SMAC=$(ip -n $S -o link show s0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 
-# best_of NAME - run PAR generators at once, ROUNDS times; print the best total answers/s
-# (sum of answers over the longest generator's time).
+# best_of NAME - ROUNDS runs of the generator; print "best_answers/s sent/s_of_that_round".
 best_of() {
-	local best=0 r i v tot secs
+	local best=0 bsent=0 r out v sent
 	for r in $(seq "$ROUNDS"); do
-		for i in $(seq "$PAR"); do
-			ip netns exec $G "$BIN/natx-stunc" 198.18.78.2:3478 --count "$COUNT" \
-				--timeout-ms 500 --json >"/tmp/natxbpf-bench-$$/gen.$i" &
-		done
-		wait
-		tot=0 secs=0
-		for i in $(seq "$PAR"); do
-			echo "  $1 round $r gen $i: $(cat "/tmp/natxbpf-bench-$$/gen.$i")" >&2
-			tot=$((tot + $(sed -n 's/.*"answered":\([0-9]*\).*/\1/p' "/tmp/natxbpf-bench-$$/gen.$i")))
-			secs=$(awk -v a="$secs" -v b="$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' \
-				"/tmp/natxbpf-bench-$$/gen.$i")" 'BEGIN { print (b > a) ? b : a }')
-		done
-		v=$(awk -v t="$tot" -v s="$secs" 'BEGIN { printf "%d", (s > 0) ? t / s : 0 }')
-		echo "  $1 round $r: $tot answers in $secs s = $v/s" >&2
-		[ "$v" -gt "$best" ] && best=$v
+		out=$(ip netns exec $G "$BIN/natx-stungen" --iface g0 --dst-mac "$SMAC" \
+			--src 198.18.78.1 --dst 198.18.78.2 --port 3478 --threads "$THREADS" \
+			--seconds "$SECONDS_")
+		echo "  $1 round $r: $out" >&2
+		v=$(sed -n 's/.*"answered_per_s":\([0-9]*\).*/\1/p' <<<"$out")
+		sent=$(sed -n 's/.*"sent_per_s":\([0-9]*\).*/\1/p' <<<"$out")
+		if [ "${v:-0}" -gt "$best" ]; then best=$v bsent=$sent; fi
 		sleep 0.5
 	done
-	echo "$best"
+	echo "$best $bsent"
 }
 
 echo "bench/bpf: $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r) $(nproc) CPU(s): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "bench/bpf: $PAR generators x $COUNT requests per round, $ROUNDS rounds, XDP mode $MODE"
+echo "bench/bpf: $THREADS generator threads x ${SECONDS_}s per round, $ROUNDS rounds, XDP mode $MODE, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 "$BIN/natx-xdp-pps" 100000
 nsenter --net=/run/netns/$S "$BIN/natx-bpf" attach s0 --mode "$MODE" --pin-root "$PIN"
-XDP=$(best_of "xdp")
+read -r XDP XDP_SENT < <(best_of "xdp")
 nsenter --net=/run/netns/$S "$BIN/natx-bpf" status s0 --pin-root "$PIN" >&2
 nsenter --net=/run/netns/$S "$BIN/natx-bpf" detach s0 --pin-root "$PIN"
 
 nsenter --net=/run/netns/$S "$BIN/natx-stund" --listen 198.18.78.2:3478 >/dev/null &
 PIDS+=($!)
 sleep 0.3
-STUND=$(best_of "natx-stund")
+read -r STUND STUND_SENT < <(best_of "natx-stund")
 kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 
 nsenter --net=/run/netns/$S turnserver -n -S -z -L 198.18.78.2 -p 3478 --no-tcp --no-tls \
@@ -95,11 +89,11 @@ for _ in $(seq 50); do
 	ip netns exec $G "$BIN/natx-stunc" 198.18.78.2:3478 --timeout-ms 100 >/dev/null 2>&1 && break
 	sleep 0.1
 done
-COTURN=$(best_of "coturn")
+read -r COTURN COTURN_SENT < <(best_of "coturn")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
-printf '%-28s %12s\n' "responder" "answers/s"
-printf '%-28s %12s\n' "XDP reflector ($MODE)" "$XDP"
-printf '%-28s %12s\n' "natx-stund (recvmmsg)" "$STUND"
-printf '%-28s %12s\n' "coturn turnserver -S" "$COTURN"
+printf '%-28s %12s %12s\n' "responder" "answers/s" "offered/s"
+printf '%-28s %12s %12s\n' "XDP reflector ($MODE)" "$XDP" "$XDP_SENT"
+printf '%-28s %12s %12s\n' "natx-stund (recvmmsg)" "$STUND" "$STUND_SENT"
+printf '%-28s %12s %12s\n' "coturn turnserver -S" "$COTURN" "$COTURN_SENT"
 echo "ratio XDP/coturn: $(ratio "$XDP" "$COTURN")  XDP/natx-stund: $(ratio "$XDP" "$STUND")  natx-stund/coturn: $(ratio "$STUND" "$COTURN")"
