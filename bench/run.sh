@@ -593,10 +593,10 @@ run_rss() {
 		before=$(group_mem "$g")
 		out=$TMP/idle-$t.out
 		start_bg "idle-$t" "$BIN/bench-idleflows" --connect "127.0.0.1:$lp" --count "$flows" \
-			--concurrency 256 --hold 120 --timeout 10
+			--concurrency 256 --hold 120 --timeout 5 --setup-limit 60
 		local holder=$BG_PID
-		if ! wait_line "$TMP/idle-$t.out" '^ready' 90; then
-			record rss "$t" - rss_kb "FAIL:flows not open after 90 s"
+		if ! wait_line "$TMP/idle-$t.out" '^ready' 75; then
+			record rss "$t" - rss_kb "FAIL:bench-idleflows did not finish setup: $(errline "$TMP/idle-$t.err")"
 			forget_group "$holder"
 			forget_group "$g"
 			continue
@@ -613,6 +613,9 @@ run_rss() {
 		record rss "$t" - flows "$(kv open "$line")"
 		record rss "$t" - flows_wanted "$flows"
 		record rss "$t" - failed "$(kv failed "$line")"
+		if [ "$(kv failed "$line")" != 0 ]; then
+			record rss "$t" - note "$(kv failed "$line") of $flows flows did not open; forwarder's last log line: $(tail -n 1 "$TMP/$t-tcp-$lp.err" 2>/dev/null | tr '\t' ' ' | cut -c1-160)"
+		fi
 		record rss "$t" - rss_before_kb "${mb[0]}"
 		record rss "$t" - rss_kb "${ma[0]}"
 		record rss "$t" - hwm_kb "${ma[1]}"
@@ -837,6 +840,7 @@ report_rss() {
 			}' "$RES"
 	done
 	echo
+	awk -F'\t' '$1=="rss" && $4=="note" { print "- " $2 ": " $5 }' "$RES"
 	if [ "$RSS_FLOWS" != "$RSS_FLOWS_WANTED" ]; then
 		echo "Flows: $RSS_FLOWS instead of $RSS_FLOWS_WANTED because the open-file limit here is $NOFILE"
 		echo "(hard limit; raising it needs CAP_SYS_RESOURCE) and a one-process forwarder needs two"
