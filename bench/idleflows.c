@@ -131,7 +131,7 @@ int main(int argc, char **argv)
 	socklen_t sslen = 0;
 	uint64_t count = 10000, conc = 256, hold_s = 60, timeout_s = 5, setup_s = 60;
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int bad = 0;
 
@@ -160,7 +160,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench-idleflows: bad value '%s' for %s\n", v, argv[i]);
 			return 2;
 		}
-		i++;
 	}
 	if (!sslen) {
 		if_usage(2);
