@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * natxd configuration. Sources, highest precedence first: command line, environment, config
+ * file (INI, parsed by libinih), embedded defaults. Every key is one row of a table (config.c)
+ * that names its section, key, environment variable, type and bounds; docs/control.md and
+ * deploy/natx.conf.example list the same keys.
+ *
+ * Errors name their source: "FILE:LINE: message" for the file, "environment NAME: message",
+ * "--option: message". Building a config never touches the system (no sockets, no files
+ * created), so natxd can reject a bad config before it starts anything.
+ */
+#ifndef NATX_CTL_CONFIG_H
+#define NATX_CTL_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "natx/ctl_proto.h"
+
+enum {
+	CONFIG_FORWARDS_MAX = 64, /* forwards from the config file and command line */
+	CONFIG_ERR_MAX = 512, /* bytes of an error message */
+	CONFIG_STR_MAX = 256, /* bytes of a short string value */
+	CONFIG_LONG_MAX = 4096, /* bytes of a long string value (bootstrap peers) */
+};
+
+struct natx_config {
+	/* [server] */
+	char server_address[CONFIG_STR_MAX]; /* HTTP API host:port, "off" disables it */
+	/* [control] */
+	char socket_path[PATH_MAX]; /* natxctl socket */
+	char ctl_group[CONFIG_STR_MAX]; /* group allowed mutating commands, "" = none */
+	unsigned max_clients; /* control clients at once */
+	/* [store] */
+	char state_dir[PATH_MAX];
+	char database[PATH_MAX]; /* SQLite file */
+	/* [log] */
+	char log_filter[CONFIG_STR_MAX]; /* NATX_LOG syntax */
+	/* [nat_traversal] */
+	bool enable_rathole;
+	bool enable_libp2p;
+	bool enable_hole_punching;
+	bool enable_relay_discovery;
+	char libp2p_listen_addr[CONFIG_STR_MAX];
+	char libp2p_bootstrap_peers[CONFIG_LONG_MAX]; /* comma-separated multiaddrs */
+	/* [selection] */
+	unsigned breaker_failures;
+	unsigned breaker_cooldown_ms;
+	unsigned retry_max;
+	unsigned retry_base_ms;
+	unsigned retry_max_ms;
+	unsigned connect_rate; /* connects per second per client, 0 = unlimited */
+	unsigned connect_burst;
+	unsigned health_window_s;
+	/* [engine] */
+	char engine_path[PATH_MAX]; /* "" = natx-engine next to natxd */
+	char engine_socket[PATH_MAX]; /* "" = engine.sock beside the control socket */
+	unsigned engine_shards; /* 0 = engine default */
+	unsigned engine_restart_base_ms;
+	unsigned engine_restart_max_ms;
+	unsigned engine_timeout_ms; /* reply deadline of one engine call */
+	unsigned engine_drain_ms; /* drain time asked of the engine at natxd stop */
+	bool engine_keep_on_exit; /* leave the engine running when natxd stops */
+	/* [forward] */
+	char forwards[CONFIG_FORWARDS_MAX][CTL_SPEC_MAX + 1];
+	unsigned nforwards;
+	/* where it came from */
+	char file[PATH_MAX]; /* "" when no file was read */
+};
+
+/* Command-line values; NULL = not given. natxd.c fills it from argv. */
+struct config_cli {
+	const char *config_file;
+	const char *socket_path;
+	const char *state_dir;
+	const char *database;
+	const char *server_address;
+	const char *engine_path;
+	const char *log_filter;
+	const char *forwards[CONFIG_FORWARDS_MAX];
+	unsigned nforwards;
+};
+
+/* Where the environment comes from: getenv in natxd, a table in tests. */
+typedef const char *(*config_getenv_fn)(const char *name);
+
+/*
+ * config_build - defaults, then @cli->config_file (if any), then the environment through
+ * @get_env, then @cli. Returns 0, or -NATX_E_CONFIG with a one-line message in @err (room
+ * CONFIG_ERR_MAX). @cfg is fully written on success, undefined on failure.
+ */
+int config_build(struct natx_config *cfg, const struct config_cli *cli, config_getenv_fn get_env,
+		 char *err);
+
+/*
+ * config_parse_string - apply INI text @text (named @name in messages) over @cfg. For the
+ * fuzzer and tests. Returns 0 or -NATX_E_CONFIG with @err.
+ */
+int config_parse_string(struct natx_config *cfg, const char *name, const char *text, char *err);
+
+/* config_defaults - embedded defaults; paths depend on the effective uid and XDG variables. */
+void config_defaults(struct natx_config *cfg, config_getenv_fn get_env);
+
+/* config_run_dir - directory of the control socket (where the engine socket also lives). */
+void config_run_dir(const struct natx_config *cfg, char *out, size_t len);
+
+/* config_engine_socket - the private engine socket path. */
+void config_engine_socket(const struct natx_config *cfg, char *out, size_t len);
+
+/* config_parse_bool - "1/0, true/false, yes/no, on/off" (any case). 0 or -EINVAL. */
+int config_parse_bool(const char *s, bool *out);
+
+/* Printing the key table (natxd --help-config and tests). */
+struct config_key_info {
+	const char *section;
+	const char *key;
+	const char *env; /* NULL when there is no environment variable */
+	const char *help;
+};
+
+/* config_keys - the key table, terminated by a NULL section. */
+const struct config_key_info *config_keys(unsigned *n);
+
+#endif

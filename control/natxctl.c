@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: MIT
+/*
+ * natxctl - talk to natxd over its control socket. Commands, usage and help come from the
+ * shared table (ctl_cmdtab.c). Human-readable output by default, the raw JSON reply with
+ * --json. Exit status: 0 ok, 1 internal error, 2 usage, 3 natxd unreachable, otherwise the
+ * error code's status (include/natx/ctl_proto.h, docs/control.md).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl_cmdtab.h"
+#include "ctl_req.h"
+#include "natx/ctl_proto.h"
+
+static void natxctl_usage(FILE *f)
+{
+	fprintf(f, "usage: natxctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS]\n\n"
+		   "commands:\n");
+	for (const struct ctl_cmd *c = ctl_cmd_table; c->words; c++) {
+		char head[96];
+
+		snprintf(head, sizeof(head), "%s %s", c->words, c->usage);
+		fprintf(f, "  %-44s %s%s\n", head, c->help, c->mutating ? " [privileged]" : "");
+	}
+	fprintf(f, "\nCOMMAND --help shows one command. The socket defaults to natxd's default\n"
+		   "(/run/natx/ctl.sock as root, $XDG_RUNTIME_DIR/natx/ctl.sock otherwise) or\n"
+		   "$NATX_CTL_SOCKET.\n\nexit status:\n"
+		   "  0 ok, 1 internal error, 2 usage error, 3 natxd not reachable\n");
+	for (const struct ctl_errmap *m = ctl_errmap_table(); m->code; m++) {
+		if (m->exit_status > 3) {
+			fprintf(f, "  %d %s\n", m->exit_status, m->code);
+		}
+	}
+}
+
+static void natxctl_cmd_help(const struct ctl_cmd *c)
+{
+	printf("usage: natxctl [--socket PATH] [--json] %s %s\n\n%s\n", c->words, c->usage,
+	       c->help);
+	if (c->mutating) {
+		printf("Needs root, natxd's own user or a member of control.group.\n");
+	}
+}
+
+static const char *natxctl_getenv(const char *name)
+{
+	return getenv(name);
+}
+
+static int natxctl_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "natxctl: socket path too long\n");
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "natxctl: cannot reach natxd at %s: %s\n", path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+		}
+		return -1;
+	}
+	return fd;
+}
+
+struct natxctl_rx {
+	cJSON *reply;
+};
+
+static int natxctl_line(void *arg, char *line, size_t len, int err)
+{
+	struct natxctl_rx *rx = arg;
+
+	if (err) {
+		return -1;
+	}
+	rx->reply = cJSON_ParseWithLength(line, len);
+	return 1;
+}
+
+/* natxctl_call - send @req, wait up to @timeout_s for one reply line. NULL on failure. */
+static cJSON *natxctl_call(int fd, cJSON *req, int timeout_s)
+{
+	static struct ctl_lines lines;
+	struct natxctl_rx rx = { 0 };
+	time_t deadline = time(NULL) + timeout_s;
+	size_t len, off = 0;
+	char *line = ctl_reply_line(req, &len);
+
+	if (!line) {
+		return NULL;
+	}
+	while (off < len) {
+		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR) {
+				continue;
+			}
+			free(line);
+			fprintf(stderr, "natxctl: send: %s\n", strerror(errno));
+			return NULL;
+		}
+		off += (size_t)n;
+	}
+	free(line);
+	ctl_lines_init(&lines);
+	while (!rx.reply) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char buf[4096];
+		ssize_t n;
+		int left = (int)(deadline - time(NULL));
+
+		if (left <= 0 || poll(&p, 1, left * 1000) == 0) {
+			fprintf(stderr, "natxctl: no reply within %d s\n", timeout_s);
+			return NULL;
+		}
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			fprintf(stderr, "natxctl: natxd closed the connection\n");
+			return NULL;
+		}
+		if (ctl_lines_feed(&lines, buf, (size_t)n, natxctl_line, &rx) < 0) {
+			fprintf(stderr, "natxctl: reply too long\n");
+			return NULL;
+		}
+		if (!rx.reply && lines.len == 0 && n > 0 && memchr(buf, '\n', (size_t)n)) {
+			fprintf(stderr, "natxctl: reply is not JSON\n");
+			return NULL;
+		}
+	}
+	return rx.reply;
+}
+
+/* ---- human output ------------------------------------------------------------------------- */
+
+static const char *j_str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+static double j_num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static bool j_bool(const cJSON *o, const char *k)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static const cJSON *j_obj(const cJSON *o, const char *k)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+/* print_kv - every scalar member as "key: value" lines (fallback for simple replies). */
+static void print_kv(const cJSON *o, const char *indent)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, o)
+	{
+		if (!strcmp(it->string, "v") || !strcmp(it->string, "ok") ||
+		    !strcmp(it->string, "id")) {
+			continue;
+		}
+		if (cJSON_IsString(it)) {
+			printf("%s%-22s %s\n", indent, it->string,
+			       it->valuestring[0] ? it->valuestring : "-");
+		} else if (cJSON_IsNumber(it)) {
+			printf("%s%-22s %.0f\n", indent, it->string, it->valuedouble);
+		} else if (cJSON_IsBool(it)) {
+			printf("%s%-22s %s\n", indent, it->string, cJSON_IsTrue(it) ? "yes" : "no");
+		} else if (cJSON_IsNull(it)) {
+			printf("%s%-22s -\n", indent, it->string);
+		} else if (cJSON_IsObject(it)) {
+			char sub[16];
+
+			printf("%s%s:\n", indent, it->string);
+			snprintf(sub, sizeof(sub), "%s  ", indent);
+			print_kv(it, sub);
+		}
+	}
+}
+
+static void print_services(const cJSON *r)
+{
+	const cJSON *s;
+
+	printf("%-12s %-11s %-10s %-9s %-10s %s\n", "TYPE", "OPERATIONAL", "STATUS", "BREAKER",
+	       "LATENCY", "CAPABILITIES");
+	cJSON_ArrayForEach(s, j_obj(r, "services"))
+	{
+		const cJSON *c = j_obj(s, "capabilities"), *lat = j_obj(s, "latency_ms");
+		char caps[64] = "", l[16] = "-";
+		const cJSON *it;
+
+		cJSON_ArrayForEach(it, c)
+		{
+			if (cJSON_IsTrue(it)) {
+				strncat(caps, it->string, sizeof(caps) - strlen(caps) - 2);
+				strcat(caps, ",");
+			}
+		}
+		if (caps[0]) {
+			caps[strlen(caps) - 1] = '\0';
+		}
+		if (cJSON_IsNumber(lat)) {
+			snprintf(l, sizeof(l), "%.0fms", lat->valuedouble);
+		}
+		printf("%-12s %-11s %-10s %-9s %-10s %s\n", j_str(s, "type"),
+		       j_bool(s, "operational") ? "yes" : "no", j_str(s, "status"),
+		       j_str(j_obj(s, "breaker"), "state"), l, caps);
+	}
+	if (!cJSON_GetArraySize(j_obj(r, "services"))) {
+		printf("(no services registered)\n");
+	}
+}
+
+static void print_health(const cJSON *r)
+{
+	const cJSON *s;
+
+	printf("overall: %s\n", j_str(r, "overall"));
+	printf("%-12s %-10s %-9s %-12s %s\n", "TYPE", "STATE", "BREAKER", "SINCE", "LAST ERROR");
+	cJSON_ArrayForEach(s, j_obj(r, "services"))
+	{
+		printf("%-12s %-10s %-9s %-12.0f %s\n", j_str(s, "type"), j_str(s, "state"),
+		       j_str(s, "breaker"), j_num(s, "since"), j_str(s, "last_error"));
+	}
+}
+
+static void print_metrics_row(const char *name, const cJSON *m)
+{
+	printf("%-12s %10.0f %10.0f %10.0f %9.0f/%-9.0f %10.0f %7.0f\n", name,
+	       j_num(m, "connections_attempted"), j_num(m, "connections_successful"),
+	       j_num(m, "connections_failed"), j_num(m, "upgrade_successes"),
+	       j_num(m, "upgrade_attempts"), j_num(m, "payment_sats"),
+	       j_num(m, "active_connections"));
+}
+
+static void print_metrics(const cJSON *r)
+{
+	const cJSON *m = j_obj(r, "metrics"), *s;
+
+	printf("%-12s %10s %10s %10s %19s %10s %7s\n", "SERVICE", "ATTEMPTED", "OK", "FAILED",
+	       "UPGRADES ok/tried", "SATS", "ACTIVE");
+	cJSON_ArrayForEach(s, j_obj(m, "services"))
+	{
+		print_metrics_row(s->string, s);
+	}
+	print_metrics_row("total", j_obj(m, "total"));
+}
+
+static void print_engine(const cJSON *r)
+{
+	const cJSON *e = j_obj(r, "engine"), *s;
+
+	printf("state: %s", j_str(e, "state"));
+	if (!strcmp(j_str(e, "state"), "up")) {
+		printf(" (pid %.0f, version %s, %s, restarts %.0f)\n", j_num(e, "pid"),
+		       j_str(e, "version"),
+		       j_bool(e, "attached") ? "reattached" : "started by natxd",
+		       j_num(e, "restarts"));
+	} else {
+		printf(" (%s)\n", j_str(e, "last_error"));
+		return;
+	}
+	printf("%-6s %-4s %10s %12s %14s %14s %12s %12s %8s\n", "SHARD", "CPU", "FLOWS",
+	       "FLOWS_TOT", "BYTES_IN", "BYTES_OUT", "PKTS_IN", "PKTS_OUT", "DROPS");
+	cJSON_ArrayForEach(s, j_obj(e, "shards"))
+	{
+		printf("%-6.0f %-4.0f %10.0f %12.0f %14.0f %14.0f %12.0f %12.0f %8.0f\n",
+		       j_num(s, "shard"), j_num(s, "cpu"), j_num(s, "flows_open"),
+		       j_num(s, "flows_total"), j_num(s, "bytes_in"), j_num(s, "bytes_out"),
+		       j_num(s, "packets_in"), j_num(s, "packets_out"), j_num(s, "drops"));
+	}
+	s = j_obj(e, "total");
+	if (s) {
+		printf("%-11s %10.0f %12.0f %14.0f %14.0f %12.0f %12.0f %8.0f\n", "total",
+		       j_num(s, "flows_open"), j_num(s, "flows_total"), j_num(s, "bytes_in"),
+		       j_num(s, "bytes_out"), j_num(s, "packets_in"), j_num(s, "packets_out"),
+		       j_num(s, "drops"));
+	}
+}
+
+static void print_forwards(const cJSON *r)
+{
+	const cJSON *f;
+
+	printf("%-4s %-7s %-8s %-44s %6s %10s %s\n", "ID", "SOURCE", "STATE", "SPEC", "FLOWS",
+	       "BYTES", "ERROR");
+	cJSON_ArrayForEach(f, j_obj(r, "forwards"))
+	{
+		printf("%-4.0f %-7s %-8s %-44s %6.0f %10.0f %s\n", j_num(f, "id"),
+		       j_str(f, "source"), j_str(f, "state"), j_str(f, "spec"),
+		       j_num(f, "flows_open"), j_num(f, "bytes"),
+		       j_str(f, "error")[0] == '-' ? "" : j_str(f, "error"));
+	}
+}
+
+static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
+{
+	if (!strcmp(c->name, "status")) {
+		print_kv(j_obj(r, "status"), "");
+	} else if (!strcmp(c->name, "services")) {
+		print_services(r);
+	} else if (!strcmp(c->name, "health")) {
+		print_health(r);
+	} else if (!strcmp(c->name, "metrics")) {
+		print_metrics(r);
+	} else if (!strcmp(c->name, "engine.stats")) {
+		print_engine(r);
+	} else if (!strcmp(c->name, "forward.list")) {
+		print_forwards(r);
+	} else if (!strcmp(c->name, "forward.add")) {
+		printf("forward %.0f: %s\n", j_num(j_obj(r, "forward"), "id"),
+		       j_str(j_obj(r, "forward"), "spec"));
+	} else if (!strcmp(c->name, "forward.rm")) {
+		printf("forward removed\n");
+	} else if (!strcmp(c->name, "reload")) {
+		printf("configuration reloaded\n");
+	} else if (!strcmp(c->name, "connect")) {
+		print_kv(j_obj(r, "connection_info"), "");
+	} else {
+		print_kv(r, "");
+	}
+}
+
+/* ---- main --------------------------------------------------------------------------------- */
+
+/* natxctl_match - the row whose words start argv[*i..]; advances *i past them. */
+static const struct ctl_cmd *natxctl_match(int argc, char **argv, int *i)
+{
+	const struct ctl_cmd *best = NULL;
+	int best_n = 0;
+
+	for (const struct ctl_cmd *c = ctl_cmd_table; c->words; c++) {
+		char words[64], *save, *w;
+		int n = 0;
+		bool ok = true;
+
+		snprintf(words, sizeof(words), "%s", c->words);
+		for (w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save), n++) {
+			if (*i + n >= argc || strcmp(argv[*i + n], w)) {
+				ok = false;
+				break;
+			}
+		}
+		if (ok && n > best_n) {
+			best = c;
+			best_n = n;
+		}
+	}
+	*i += best_n;
+	return best;
+}
+
+int main(int argc, char **argv)
+{
+	static struct natx_config defaults;
+	const char *sock = getenv("NATX_CTL_SOCKET");
+	bool json = false;
+	int timeout_s = 30, i = 1, fd, status;
+	const struct ctl_cmd *c;
+	cJSON *req, *reply;
+	const cJSON *ok;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
+			sock = argv[++i];
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			timeout_s = atoi(argv[++i]);
+			if (timeout_s <= 0) {
+				fprintf(stderr, "natxctl: --timeout takes seconds > 0\n");
+				return CTL_EXIT_USAGE;
+			}
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			natxctl_usage(stdout);
+			return CTL_EXIT_OK;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("natxctl %s (control protocol %d)\n", NATX_VERSION,
+			       CTL_PROTO_VERSION);
+			return CTL_EXIT_OK;
+		} else {
+			fprintf(stderr, "natxctl: unknown option %s\n", argv[i]);
+			natxctl_usage(stderr);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		natxctl_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	c = natxctl_match(argc, argv, &i);
+	if (!c) {
+		fprintf(stderr, "natxctl: unknown command '%s'\n", argv[i]);
+		natxctl_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	req = cJSON_CreateObject();
+	if (!req) {
+		return CTL_EXIT_INTERNAL;
+	}
+	cJSON_AddNumberToObject(req, "v", CTL_PROTO_VERSION);
+	cJSON_AddNumberToObject(req, "id", 1);
+	cJSON_AddStringToObject(req, "cmd", c->name);
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			natxctl_cmd_help(c);
+			cJSON_Delete(req);
+			return CTL_EXIT_OK;
+		}
+		if (!strcmp(c->name, "connect") && a[0] == '-') {
+			if (!strcmp(a, "--prefer-libp2p")) {
+				cJSON_AddTrueToObject(req, "prefer_libp2p");
+			} else if (!strcmp(a, "--allow-payment")) {
+				cJSON_AddTrueToObject(req, "allow_payment");
+			} else if (!strcmp(a, "--direct")) {
+				cJSON_AddTrueToObject(req, "direct");
+			} else if (!strcmp(a, "--tcp") || !strcmp(a, "--udp")) {
+				cJSON_AddStringToObject(req, "proto", a + 2);
+			} else {
+				goto bad_arg;
+			}
+			continue;
+		}
+		if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {
+			char *end;
+			unsigned long id = strtoul(a, &end, 10);
+
+			if (!strcmp(c->arg, "forward") && a[0] && !*end) {
+				cJSON_AddNumberToObject(req, c->arg, (double)id);
+			} else {
+				cJSON_AddStringToObject(req, c->arg, a);
+			}
+			continue;
+		}
+bad_arg:
+		fprintf(stderr, "natxctl: unexpected argument '%s'\n", a);
+		natxctl_cmd_help(c);
+		cJSON_Delete(req);
+		return CTL_EXIT_USAGE;
+	}
+	if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {
+		fprintf(stderr, "natxctl: %s needs %s\n", c->words, c->usage);
+		cJSON_Delete(req);
+		return CTL_EXIT_USAGE;
+	}
+	if (!sock) {
+		config_defaults(&defaults, natxctl_getenv);
+		sock = defaults.socket_path;
+	}
+	fd = natxctl_connect(sock);
+	if (fd < 0) {
+		cJSON_Delete(req);
+		return CTL_EXIT_NO_DAEMON;
+	}
+	reply = natxctl_call(fd, req, timeout_s);
+	cJSON_Delete(req);
+	close(fd);
+	if (!reply) {
+		return CTL_EXIT_NO_DAEMON;
+	}
+	ok = j_obj(reply, "ok");
+	if (json) {
+		char *s = cJSON_PrintUnformatted(reply);
+
+		printf("%s\n", s ? s : "null");
+		free(s);
+	}
+	if (cJSON_IsTrue(ok)) {
+		if (!json) {
+			natxctl_print(c, reply);
+		}
+		status = CTL_EXIT_OK;
+	} else {
+		const cJSON *e = j_obj(reply, "error");
+
+		status = ctl_err_by_code(j_str(e, "code"))->exit_status;
+		if (!json) {
+			fprintf(stderr, "natxctl: %s: %s\n", j_str(e, "code"), j_str(e, "message"));
+		}
+	}
+	cJSON_Delete(reply);
+	return status;
+}

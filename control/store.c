@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT
+/* SQLite store and its migrations (control/store.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "natx/log.h"
+#include "store.h"
+
+/*
+ * Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
+ * migration never changes, because databases in the field already ran it.
+ */
+static const char *const store_migrations[] = {
+	/* 1: initial schema */
+	"CREATE TABLE nodes ("
+	" node_id TEXT PRIMARY KEY,"
+	" offers_proxy INTEGER NOT NULL DEFAULT 0,"
+	" offers_relay INTEGER NOT NULL DEFAULT 0,"
+	" public_address TEXT NOT NULL DEFAULT '',"
+	" proxy_address TEXT NOT NULL DEFAULT '',"
+	" multiaddrs TEXT NOT NULL DEFAULT '',"
+	" price_sats INTEGER NOT NULL DEFAULT 0,"
+	" last_seen INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE registrations ("
+	" id INTEGER PRIMARY KEY,"
+	" node_id TEXT NOT NULL,"
+	" service_name TEXT NOT NULL,"
+	" proto TEXT NOT NULL CHECK (proto IN ('tcp','udp')),"
+	" local_addr TEXT NOT NULL,"
+	" public_port INTEGER,"
+	" token_id TEXT,"
+	" state TEXT NOT NULL DEFAULT 'pending',"
+	" created_at INTEGER NOT NULL,"
+	" expires_at INTEGER,"
+	" UNIQUE (node_id, service_name));"
+	"CREATE TABLE tokens ("
+	" id INTEGER PRIMARY KEY,"
+	" token_id TEXT NOT NULL UNIQUE,"
+	" macaroon TEXT NOT NULL,"
+	" payment_hash TEXT NOT NULL,"
+	" caveats TEXT NOT NULL DEFAULT '',"
+	" node_id TEXT,"
+	" created_at INTEGER NOT NULL,"
+	" expires_at INTEGER,"
+	" revoked INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE payment_receipts ("
+	" id INTEGER PRIMARY KEY,"
+	" payment_hash TEXT NOT NULL UNIQUE,"
+	" preimage TEXT,"
+	" amount_sats INTEGER NOT NULL,"
+	" token_id TEXT,"
+	" node_id TEXT,"
+	" settled_at INTEGER);"
+	"CREATE TABLE forwards ("
+	" id INTEGER PRIMARY KEY,"
+	" spec TEXT NOT NULL UNIQUE,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE connection_history ("
+	" id INTEGER PRIMARY KEY,"
+	" target TEXT NOT NULL,"
+	" service TEXT,"
+	" ok INTEGER NOT NULL,"
+	" error_code TEXT,"
+	" latency_ms INTEGER NOT NULL,"
+	" at INTEGER NOT NULL);",
+	/* 2: indexes for the lookups natxd makes */
+	"CREATE INDEX history_at ON connection_history (at);"
+	"CREATE INDEX tokens_payment_hash ON tokens (payment_hash);"
+	"CREATE INDEX registrations_token ON registrations (token_id);",
+};
+
+enum { STORE_VERSION = sizeof(store_migrations) / sizeof(store_migrations[0]) };
+
+int store_schema_version(void)
+{
+	return STORE_VERSION;
+}
+
+const char *store_errmsg(struct store *st)
+{
+	return st->db ? sqlite3_errmsg(st->db) : "database not open";
+}
+
+/* store_code - map an SQLite result to -errno. */
+static int store_code(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EIO;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+static void store_describe(struct store *st, int rc, const char *what, char *err)
+{
+	const char *hint = "";
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		hint = " (locked by another process; is another natxd running?)";
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		hint = " (corrupt or not an SQLite database; natxd will not touch it: restore a "
+		       "backup or move it away)";
+		break;
+	default:
+		break;
+	}
+	snprintf(err, STORE_ERR_MAX, "database %.200s: %.40s: %.100s%s", st->path, what,
+		 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc), hint);
+}
+
+int store_version(struct store *st)
+{
+	sqlite3_stmt *q;
+	int rc, v;
+
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL);
+	if (rc != SQLITE_OK) {
+		return store_code(rc) ? store_code(rc) : -EIO;
+	}
+	rc = sqlite3_step(q);
+	v = rc == SQLITE_ROW ? sqlite3_column_int(q, 0) : (store_code(rc) ? store_code(rc) : -EIO);
+	sqlite3_finalize(q);
+	return v;
+}
+
+/* store_migrate_one - apply migration @to (1-based) and bump user_version, atomically. */
+static int store_migrate_one(struct store *st, int to, char *err)
+{
+	char sql[64];
+	int rc;
+
+	rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		store_describe(st, rc, "cannot start migration", err);
+		return store_code(rc);
+	}
+	rc = sqlite3_exec(st->db, store_migrations[to - 1], NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", to);
+		rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		char what[48];
+
+		snprintf(what, sizeof(what), "migration %d failed", to);
+		store_describe(st, rc, what, err);
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return store_code(rc) ? store_code(rc) : -EIO;
+	}
+	pr_info("store", "%s: migrated schema to version %d", st->path, to);
+	return 0;
+}
+
+/* store_check_row - PRAGMA quick_check answers one row "ok", or rows describing damage. */
+static int store_check_row(void *arg, int ncol, char **val, char **names)
+{
+	if (ncol < 1 || !val[0] || strcmp(val[0], "ok")) {
+		*(bool *)arg = true;
+	}
+	return 0;
+}
+
+int store_open(struct store *st, const char *path, bool create, char *err)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+	struct stat sb;
+	bool bad = false;
+	int rc, v;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->path, sizeof(st->path), "%s", path);
+	if (!create && stat(path, &sb)) {
+		snprintf(err, STORE_ERR_MAX, "database %.200s: %s (run natxd --init-db)", path,
+			 strerror(errno));
+		return -errno;
+	}
+	rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		store_describe(st, rc, "cannot open", err);
+		goto close_db;
+	}
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(st->db, 0);
+	v = store_version(st);
+	if (v < 0) {
+		rc = v == -EBUSY ? SQLITE_BUSY : SQLITE_NOTADB;
+		store_describe(st, rc, "cannot read schema version", err);
+		goto close_db;
+	}
+	if (v > STORE_VERSION) {
+		snprintf(
+			err, STORE_ERR_MAX,
+			"database %.200s: schema version %d is newer than this natxd supports (%d)",
+			path, v, STORE_VERSION);
+		sqlite3_close(st->db);
+		st->db = NULL;
+		return -EPROTO;
+	}
+	/* quick_check catches a damaged file early instead of at the first unlucky query. */
+	rc = sqlite3_exec(st->db, "PRAGMA quick_check", store_check_row, &bad, NULL);
+	if (rc == SQLITE_OK && bad) {
+		rc = SQLITE_CORRUPT;
+	}
+	if (rc != SQLITE_OK) {
+		store_describe(st, rc, "integrity check failed", err);
+		goto close_db;
+	}
+	rc = sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON", NULL, NULL,
+			  NULL);
+	if (rc != SQLITE_OK) {
+		store_describe(st, rc, "cannot configure", err);
+		goto close_db;
+	}
+	for (int to = v + 1; to <= STORE_VERSION; to++) {
+		int r = store_migrate_one(st, to, err);
+
+		if (r) {
+			sqlite3_close(st->db);
+			st->db = NULL;
+			return r;
+		}
+	}
+	return 0;
+
+close_db:
+	sqlite3_close(st->db);
+	st->db = NULL;
+	return store_code(rc) ? store_code(rc) : -EIO;
+}
+
+void store_close(struct store *st)
+{
+	sqlite3_close(st->db);
+	st->db = NULL;
+}
+
+static int store_run(struct store *st, sqlite3_stmt *q)
+{
+	int rc = sqlite3_step(q);
+
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE) {
+		pr_warn("store", "%s: %s", st->path, sqlite3_errmsg(st->db));
+		return store_code(rc) ? store_code(rc) : -EIO;
+	}
+	return 0;
+}
+
+static int store_prepare(struct store *st, const char *sql, sqlite3_stmt **q)
+{
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, q, NULL);
+
+	if (rc != SQLITE_OK) {
+		pr_warn("store", "%s: %s", st->path, sqlite3_errmsg(st->db));
+		return store_code(rc) ? store_code(rc) : -EIO;
+	}
+	return 0;
+}
+
+int store_forward_add(struct store *st, const char *spec, uint64_t now_s)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "INSERT INTO forwards (spec, created_at) VALUES (?, ?)", &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, spec, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)now_s);
+	return store_run(st, q);
+}
+
+int store_forward_rm(struct store *st, const char *spec)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "DELETE FROM forwards WHERE spec = ?", &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, spec, -1, SQLITE_TRANSIENT);
+	rc = store_run(st, q);
+	if (!rc && sqlite3_changes(st->db) == 0) {
+		return -ENOENT;
+	}
+	return rc;
+}
+
+int store_forward_each(struct store *st, int (*fn)(void *arg, const char *spec), void *arg)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "SELECT spec FROM forwards ORDER BY id", &q);
+
+	if (rc) {
+		return rc;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int r = fn(arg, (const char *)sqlite3_column_text(q, 0));
+
+		if (r) {
+			sqlite3_finalize(q);
+			return r;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_history_add(struct store *st, const char *target, const char *service, bool ok,
+		      const char *error_code, uint64_t latency_ms, uint64_t at_s)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st,
+			       "INSERT INTO connection_history (target, service, ok, error_code,"
+			       " latency_ms, at) VALUES (?, ?, ?, ?, ?, ?)",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, target, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, service, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(q, 3, ok);
+	sqlite3_bind_text(q, 4, error_code, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)latency_ms);
+	sqlite3_bind_int64(q, 6, (sqlite3_int64)at_s);
+	return store_run(st, q);
+}
+
+int64_t store_history_count(struct store *st, bool ok_only)
+{
+	sqlite3_stmt *q;
+	int64_t n;
+	int rc = store_prepare(st,
+			       ok_only ? "SELECT count(*) FROM connection_history WHERE ok" :
+					 "SELECT count(*) FROM connection_history",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	rc = sqlite3_step(q);
+	n = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -EIO;
+	sqlite3_finalize(q);
+	return n;
+}
+
+int store_node_put(struct store *st, const struct store_node *n)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st,
+			       "INSERT OR REPLACE INTO nodes (node_id, offers_proxy, offers_relay,"
+			       " public_address, proxy_address, multiaddrs, price_sats, last_seen)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, n->node_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(q, 2, n->offers_proxy);
+	sqlite3_bind_int(q, 3, n->offers_relay);
+	sqlite3_bind_text(q, 4, n->public_address, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 5, n->proxy_address, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 6, n->multiaddrs, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 7, (sqlite3_int64)n->price_sats);
+	sqlite3_bind_int64(q, 8, (sqlite3_int64)n->last_seen);
+	return store_run(st, q);
+}
+
+static void store_col(sqlite3_stmt *q, int col, char *dst, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(q, col);
+
+	snprintf(dst, len, "%s", t ? (const char *)t : "");
+}
+
+int store_node_get(struct store *st, const char *node_id, struct store_node *out)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st,
+			       "SELECT node_id, offers_proxy, offers_relay, public_address,"
+			       " proxy_address, multiaddrs, price_sats, last_seen FROM nodes"
+			       " WHERE node_id = ?",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, node_id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(q);
+		return rc == SQLITE_DONE ? -ENOENT : -EIO;
+	}
+	memset(out, 0, sizeof(*out));
+	store_col(q, 0, out->node_id, sizeof(out->node_id));
+	out->offers_proxy = sqlite3_column_int(q, 1);
+	out->offers_relay = sqlite3_column_int(q, 2);
+	store_col(q, 3, out->public_address, sizeof(out->public_address));
+	store_col(q, 4, out->proxy_address, sizeof(out->proxy_address));
+	store_col(q, 5, out->multiaddrs, sizeof(out->multiaddrs));
+	out->price_sats = (uint64_t)sqlite3_column_int64(q, 6);
+	out->last_seen = (uint64_t)sqlite3_column_int64(q, 7);
+	sqlite3_finalize(q);
+	return 0;
+}

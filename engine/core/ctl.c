@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: MIT
+/* Control socket server and command table (see ctl.h, ENGINE-CTL.md). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "natx/log.h"
+#include "stats_json.h"
+
+#define MOD "ctl"
+
+struct ctl_result {
+	const char *code; /* NULL: success */
+	char msg[CTL_MSG_MAX + 64];
+};
+
+typedef void ctl_handler_fn(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			    cJSON *reply, struct ctl_result *r);
+
+/* ctl_errno_code - stable error code for an engine_forward_add() result. */
+static const char *ctl_errno_code(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "bad_spec";
+	case -ENOENT:
+		return "resolve_failed";
+	case -EADDRINUSE:
+	case -EACCES:
+	case -EADDRNOTAVAIL:
+		return "addr_in_use";
+	case -EEXIST:
+		return "exists";
+	default:
+		return "internal";
+	}
+}
+
+static void ctl_cmd_hello(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			  cJSON *reply, struct ctl_result *r)
+{
+	cJSON_AddStringToObject(reply, "version", NATX_VERSION);
+	cJSON_AddNumberToObject(reply, "pid", getpid());
+	cJSON_AddNumberToObject(reply, "shards", eng->nshards);
+	cJSON_AddNumberToObject(reply, "started_at", (double)eng->started_at);
+}
+
+static void ctl_forward_json(struct engine *eng, const struct forward *f, cJSON *o, bool full)
+{
+	cJSON_AddNumberToObject(o, "id", f->id);
+	cJSON_AddStringToObject(o, "spec", f->spec);
+	if (full) {
+		uint64_t open = 0, total = 0, bytes = 0;
+
+		for (unsigned int i = 0; i < eng->nshards; i++) {
+			open += stat_get(&f->st[i].flows_open);
+			total += stat_get(&f->st[i].flows_total);
+			bytes += stat_get(&f->st[i].bytes);
+		}
+		cJSON_AddStringToObject(o, "proto", f->addr.proto == SPEC_TCP ? "tcp" : "udp");
+		cJSON_AddStringToObject(o, "listen", f->listen_txt);
+		cJSON_AddStringToObject(o, "upstream", f->upstream_txt);
+		cJSON_AddNumberToObject(o, "flows_open", (double)open);
+		cJSON_AddNumberToObject(o, "flows_total", (double)total);
+		cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+	}
+}
+
+static void ctl_cmd_fwd_add(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			    cJSON *reply, struct ctl_result *r)
+{
+	struct forward *f;
+	int ret;
+
+	ret = engine_forward_add(eng, req->spec, FWD_CTL, &f, r->msg, sizeof(r->msg));
+	if (ret) {
+		r->code = ctl_errno_code(ret);
+		if (ret == -EEXIST && f) {
+			snprintf(r->msg, sizeof(r->msg), "forward %u already has this spec", f->id);
+			cJSON_AddNumberToObject(reply, "id_existing", f->id);
+		}
+		return;
+	}
+	ctl_forward_json(eng, f, cJSON_AddObjectToObject(reply, "forward"), false);
+}
+
+static void ctl_cmd_fwd_rm(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			   cJSON *reply, struct ctl_result *r)
+{
+	uint32_t id = req->fwd_id;
+
+	if (req->has_spec) {
+		struct forward *f = engine_forward_find_spec(eng, req->spec);
+		struct spec sp;
+		struct spec_addr a;
+		char serr[SPEC_ERR_MAX], canon[SPEC_TEXT_MAX];
+
+		if (!f) {
+			if (spec_parse(req->spec, &sp, serr)) {
+				r->code = "bad_spec";
+				snprintf(r->msg, sizeof(r->msg), "%s", serr);
+				return;
+			}
+			if (!spec_resolve(&sp, &a, serr)) {
+				spec_canonical(&a, canon, sizeof(canon));
+				f = engine_forward_find_spec(eng, canon);
+			}
+		}
+		if (!f) {
+			r->code = "not_found";
+			snprintf(r->msg, sizeof(r->msg), "no forward with spec '%.100s'",
+				 req->spec);
+			return;
+		}
+		id = f->id;
+	}
+	if (engine_forward_rm(eng, id)) {
+		r->code = "not_found";
+		snprintf(r->msg, sizeof(r->msg), "no forward with id %u", id);
+	}
+}
+
+static void ctl_cmd_fwd_list(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			     cJSON *reply, struct ctl_result *r)
+{
+	cJSON *arr = cJSON_AddArrayToObject(reply, "forwards");
+
+	for (uint32_t i = 0; i < FWD_MAX; i++) {
+		if (eng->fwd[i]) {
+			cJSON *o = cJSON_CreateObject();
+
+			ctl_forward_json(eng, eng->fwd[i], o, true);
+			cJSON_AddItemToArray(arr, o);
+		}
+	}
+}
+
+static void ctl_cmd_stats(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			  cJSON *reply, struct ctl_result *r)
+{
+	cJSON *st = stats_json(eng), *item;
+
+	/* Move "shards" and "total" into the reply object. */
+	while ((item = st->child)) {
+		char *name = item->string;
+
+		cJSON_DetachItemViaPointer(st, item);
+		item->string = NULL;
+		cJSON_AddItemToObject(reply, name, item);
+		cJSON_free(name);
+	}
+	cJSON_Delete(st);
+}
+
+static void ctl_cmd_shutdown(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			     cJSON *reply, struct ctl_result *r)
+{
+	s->shutdown = true;
+	s->shutdown_drain_ms = req->has_drain_ms ? req->drain_ms : eng->cfg->drain_timeout_ms;
+}
+
+static ctl_handler_fn *const ctl_handlers[] = {
+	[CTL_HELLO] = ctl_cmd_hello,   [CTL_FWD_ADD] = ctl_cmd_fwd_add,
+	[CTL_FWD_RM] = ctl_cmd_fwd_rm, [CTL_FWD_LIST] = ctl_cmd_fwd_list,
+	[CTL_STATS] = ctl_cmd_stats,   [CTL_SHUTDOWN] = ctl_cmd_shutdown,
+};
+
+/* ctl_reply_error - {"v":1,"id":..,"ok":false,"error":{...}} as text. */
+static char *ctl_reply_error(const cJSON *id, const char *code, const char *msg)
+{
+	cJSON *reply = cJSON_CreateObject(), *e;
+	char *txt;
+
+	cJSON_AddNumberToObject(reply, "v", 1);
+	cJSON_AddItemToObject(reply, "id", id ? cJSON_Duplicate(id, false) : cJSON_CreateNull());
+	cJSON_AddBoolToObject(reply, "ok", false);
+	e = cJSON_AddObjectToObject(reply, "error");
+	cJSON_AddStringToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", msg);
+	txt = cJSON_PrintUnformatted(reply);
+	cJSON_Delete(reply);
+	return txt;
+}
+
+char *ctl_handle_line(struct ctl_server *s, struct engine *eng, const char *line, size_t len)
+{
+	char msg[CTL_MSG_MAX];
+	struct ctl_result r = { 0 };
+	struct ctl_req req;
+	const char *code;
+	cJSON *reply;
+	char *txt;
+
+	if (ctl_req_parse(line, len, &req, &code, msg)) {
+		txt = ctl_reply_error(req.id, code, msg);
+		ctl_req_cleanup(&req);
+		return txt;
+	}
+	reply = cJSON_CreateObject();
+	cJSON_AddNumberToObject(reply, "v", 1);
+	cJSON_AddItemToObject(reply, "id",
+			      req.id ? cJSON_Duplicate(req.id, false) : cJSON_CreateNull());
+	cJSON_AddBoolToObject(reply, "ok", true);
+	ctl_handlers[req.cmd](s, eng, &req, reply, &r);
+	if (r.code) {
+		cJSON *extra = cJSON_GetObjectItemCaseSensitive(reply, "id_existing");
+
+		txt = ctl_reply_error(req.id, r.code, r.msg);
+		if (extra) {
+			/* "exists" carries the existing forward's id in error.id. */
+			cJSON *e = cJSON_Parse(txt);
+
+			cJSON_AddNumberToObject(cJSON_GetObjectItem(e, "error"), "id",
+						extra->valuedouble);
+			free(txt);
+			txt = cJSON_PrintUnformatted(e);
+			cJSON_Delete(e);
+		}
+	} else {
+		txt = cJSON_PrintUnformatted(reply);
+	}
+	cJSON_Delete(reply);
+	ctl_req_cleanup(&req);
+	return txt;
+}
+
+int ctl_open(struct ctl_server *s, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	for (int i = 0; i < CTL_CLIENTS_MAX; i++) {
+		s->c[i].fd = -1;
+	}
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "control socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "control socket: %s", strerror(errno));
+		return ret;
+	}
+	if (bind(s->fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		/* Replace a stale socket file, but never steal a live engine's socket. */
+		int probe;
+
+		if (errno != EADDRINUSE) {
+			goto fail;
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) &&
+		    errno == ECONNREFUSED) {
+			unlink(path);
+		}
+		if (probe >= 0) {
+			close(probe);
+		}
+		if (bind(s->fd, (struct sockaddr *)&sun, sizeof(sun))) {
+			goto fail;
+		}
+	}
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	if (chmod(path, 0600) || listen(s->fd, 16)) {
+		goto fail;
+	}
+	return 0;
+fail:
+	ret = -errno;
+	snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+	close(s->fd);
+	s->fd = -1;
+	s->path[0] = '\0';
+	return ret;
+}
+
+/* ctl_client_drop - close client @c and free its buffers. */
+static void ctl_client_drop(struct ctl_client *c)
+{
+	if (c->fd >= 0) {
+		close(c->fd);
+	}
+	free(c->in);
+	free(c->out);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+void ctl_close(struct ctl_server *s)
+{
+	for (int i = 0; i < CTL_CLIENTS_MAX; i++) {
+		if (s->c[i].fd >= 0) {
+			ctl_client_drop(&s->c[i]);
+		}
+	}
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	if (s->path[0]) {
+		unlink(s->path);
+		s->path[0] = '\0';
+	}
+}
+
+int ctl_pollfds(struct ctl_server *s, struct pollfd *pfd, int max)
+{
+	int n = 0;
+
+	if (s->fd < 0 || max < 1) {
+		return 0;
+	}
+	pfd[n++] = (struct pollfd){ .fd = s->fd, .events = POLLIN };
+	for (int i = 0; i < CTL_CLIENTS_MAX && n < max; i++) {
+		struct ctl_client *c = &s->c[i];
+
+		if (c->fd >= 0) {
+			pfd[n++] = (struct pollfd){
+				.fd = c->fd,
+				.events = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0)),
+			};
+		}
+	}
+	return n;
+}
+
+/* ctl_client_queue - append @txt + '\n' to the client's output; false if over the cap. */
+static bool ctl_client_queue(struct ctl_client *c, const char *txt)
+{
+	size_t len = strlen(txt);
+	char *n;
+
+	if (c->out_off && c->out_off == c->out_len) {
+		c->out_off = c->out_len = 0;
+	}
+	if (c->out_len + len + 1 > CTL_OUT_MAX) {
+		return false;
+	}
+	n = realloc(c->out, c->out_len + len + 1);
+	if (!n) {
+		return false;
+	}
+	c->out = n;
+	memcpy(c->out + c->out_len, txt, len);
+	c->out[c->out_len + len] = '\n';
+	c->out_len += len + 1;
+	return true;
+}
+
+/* ctl_client_flush - write what the socket takes. Returns false when the client is gone. */
+static bool ctl_client_flush(struct ctl_client *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			return errno == EAGAIN || errno == EINTR;
+		}
+		c->out_off += (size_t)n;
+	}
+	return true;
+}
+
+/* ctl_client_read - read and answer every complete line. False when the client is gone. */
+static bool ctl_client_read(struct ctl_server *s, struct engine *eng, struct ctl_client *c)
+{
+	for (;;) {
+		ssize_t n =
+			recv(c->fd, c->in + c->in_len, CTL_LINE_MAX + 1 - c->in_len, MSG_DONTWAIT);
+		size_t start = 0;
+
+		if (n == 0) {
+			return false;
+		}
+		if (n < 0) {
+			return errno == EAGAIN || errno == EINTR;
+		}
+		c->in_len += (size_t)n;
+		for (size_t i = 0; i < c->in_len; i++) {
+			char *reply;
+
+			if (c->in[i] != '\n') {
+				continue;
+			}
+			if (c->discarding) {
+				c->discarding = false;
+			} else if (i > start) {
+				size_t len = i - start;
+
+				if (c->in[i - 1] == '\r') {
+					len--;
+				}
+				reply = ctl_handle_line(s, eng, c->in + start, len);
+				if (!reply || !ctl_client_queue(c, reply)) {
+					free(reply);
+					return false;
+				}
+				free(reply);
+			}
+			start = i + 1;
+		}
+		memmove(c->in, c->in + start, c->in_len - start);
+		c->in_len -= start;
+		if (c->in_len > CTL_LINE_MAX) {
+			/* A line over the limit: answer once, then skip to its newline. */
+			char *reply =
+				ctl_reply_error(NULL, "too_big", "request line over 65536 bytes");
+
+			if (!c->discarding && (!reply || !ctl_client_queue(c, reply))) {
+				free(reply);
+				return false;
+			}
+			free(reply);
+			c->discarding = true;
+			c->in_len = 0;
+		}
+		if (!ctl_client_flush(c)) {
+			return false;
+		}
+	}
+}
+
+void ctl_service(struct ctl_server *s, struct engine *eng, const struct pollfd *pfd, int n)
+{
+	for (int k = 1; k < n; k++) {
+		struct ctl_client *c = NULL;
+
+		if (!pfd[k].revents) {
+			continue;
+		}
+		for (int i = 0; i < CTL_CLIENTS_MAX; i++) {
+			if (s->c[i].fd == pfd[k].fd) {
+				c = &s->c[i];
+			}
+		}
+		if (!c) {
+			continue;
+		}
+		if ((pfd[k].revents & POLLIN) && !ctl_client_read(s, eng, c)) {
+			ctl_client_drop(c);
+			continue;
+		}
+		if ((pfd[k].revents & (POLLERR | POLLNVAL)) ||
+		    ((pfd[k].revents & POLLHUP) && !(pfd[k].revents & POLLIN))) {
+			ctl_client_drop(c);
+			continue;
+		}
+		if (!ctl_client_flush(c)) {
+			ctl_client_drop(c);
+		}
+	}
+	if (n > 0 && (pfd[0].revents & POLLIN)) {
+		for (;;) {
+			int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			int i;
+
+			if (fd < 0) {
+				break;
+			}
+			for (i = 0; i < CTL_CLIENTS_MAX && s->c[i].fd >= 0; i++) {
+			}
+			if (i == CTL_CLIENTS_MAX || !(s->c[i].in = malloc(CTL_LINE_MAX + 1))) {
+				pr_warn(MOD, "too many control clients; refusing one");
+				close(fd);
+				continue;
+			}
+			s->c[i].fd = fd;
+		}
+	}
+}

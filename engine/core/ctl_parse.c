@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/* Control request parsing (see ctl_parse.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl_parse.h"
+
+static const struct {
+	const char *name;
+	enum ctl_cmd cmd;
+} ctl_cmds[] = {
+	{ "hello", CTL_HELLO },	      { "forward.add", CTL_FWD_ADD },
+	{ "forward.rm", CTL_FWD_RM }, { "forward.list", CTL_FWD_LIST },
+	{ "stats", CTL_STATS },	      { "shutdown", CTL_SHUTDOWN },
+};
+
+/* ctl_json_u32 - @item as an integral number in [0, max]. */
+static bool ctl_json_u32(const cJSON *item, double max, uint32_t *out)
+{
+	double v;
+
+	if (!cJSON_IsNumber(item)) {
+		return false;
+	}
+	v = item->valuedouble;
+	if (!isfinite(v) || v < 0 || v > max || v != floor(v)) {
+		return false;
+	}
+	*out = (uint32_t)v;
+	return true;
+}
+
+int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char **code, char *msg)
+{
+	const cJSON *v, *id, *cmd, *arg;
+	cJSON *root;
+	int ret = -EINVAL;
+
+	memset(req, 0, sizeof(*req));
+	*code = "bad_request";
+	if (len > CTL_LINE_MAX) {
+		*code = "too_big";
+		snprintf(msg, CTL_MSG_MAX, "request longer than %d bytes", CTL_LINE_MAX);
+		return -EINVAL;
+	}
+	root = cJSON_ParseWithLength(line, len);
+	if (!root) {
+		snprintf(msg, CTL_MSG_MAX, "request is not valid JSON");
+		return -EINVAL;
+	}
+	if (!cJSON_IsObject(root)) {
+		snprintf(msg, CTL_MSG_MAX, "request must be a JSON object");
+		goto delete_root;
+	}
+	id = cJSON_GetObjectItemCaseSensitive(root, "id");
+	if (id) {
+		if (!cJSON_IsNumber(id) && !cJSON_IsString(id)) {
+			snprintf(msg, CTL_MSG_MAX, "\"id\" must be a number or a string");
+			goto delete_root;
+		}
+		req->id = cJSON_Duplicate(id, false);
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "v");
+	if (!cJSON_IsNumber(v) || v->valuedouble != 1) {
+		*code = "bad_version";
+		snprintf(msg, CTL_MSG_MAX, "\"v\" must be 1");
+		goto delete_root;
+	}
+	cmd = cJSON_GetObjectItemCaseSensitive(root, "cmd");
+	if (!cJSON_IsString(cmd)) {
+		snprintf(msg, CTL_MSG_MAX, "\"cmd\" must be a string");
+		goto delete_root;
+	}
+	for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
+		if (!strcmp(cmd->valuestring, ctl_cmds[i].name)) {
+			req->cmd = ctl_cmds[i].cmd;
+		}
+	}
+	if (!req->cmd) {
+		*code = "unknown_cmd";
+		snprintf(msg, CTL_MSG_MAX, "unknown command '%.64s'", cmd->valuestring);
+		goto delete_root;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "spec");
+	if (arg) {
+		if (!cJSON_IsString(arg) || strlen(arg->valuestring) >= SPEC_TEXT_MAX) {
+			snprintf(msg, CTL_MSG_MAX, "\"spec\" must be a string under %d bytes",
+				 SPEC_TEXT_MAX);
+			goto delete_root;
+		}
+		snprintf(req->spec, sizeof(req->spec), "%s", arg->valuestring);
+		req->has_spec = true;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "fwd_id");
+	if (!arg) {
+		arg = cJSON_GetObjectItemCaseSensitive(root, "forward_id");
+	}
+	if (arg) {
+		if (!ctl_json_u32(arg, 4294967295.0, &req->fwd_id)) {
+			snprintf(msg, CTL_MSG_MAX, "\"fwd_id\" must be a non-negative integer");
+			goto delete_root;
+		}
+		req->has_fwd_id = true;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "drain_ms");
+	if (arg) {
+		if (!ctl_json_u32(arg, 86400000.0, &req->drain_ms)) {
+			snprintf(msg, CTL_MSG_MAX, "\"drain_ms\" must be an integer 0..86400000");
+			goto delete_root;
+		}
+		req->has_drain_ms = true;
+	}
+	switch (req->cmd) {
+	case CTL_FWD_ADD:
+		if (!req->has_spec) {
+			snprintf(msg, CTL_MSG_MAX, "forward.add needs \"spec\"");
+			goto delete_root;
+		}
+		break;
+	case CTL_FWD_RM:
+		/*
+		 * forward.rm {"id":N} (ENGINE-CTL.md): that key is also the request id, so an
+		 * explicit "fwd_id" wins and a numeric request id is the fallback.
+		 */
+		if (!req->has_spec && !req->has_fwd_id) {
+			if (!req->id || !ctl_json_u32(req->id, 4294967295.0, &req->fwd_id)) {
+				snprintf(
+					msg, CTL_MSG_MAX,
+					"forward.rm needs \"spec\" or a numeric \"fwd_id\"/\"id\"");
+				goto delete_root;
+			}
+			req->has_fwd_id = true;
+		}
+		break;
+	default:
+		break;
+	}
+	ret = 0;
+delete_root:
+	cJSON_Delete(root);
+	return ret;
+}
+
+void ctl_req_cleanup(struct ctl_req *req)
+{
+	cJSON_Delete(req->id);
+	req->id = NULL;
+}

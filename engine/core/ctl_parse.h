@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control socket requests (ENGINE-CTL.md): one JSON object per line,
+ *   {"v":1,"id":<number|string>,"cmd":"<name>", ...arguments}
+ * ctl_req_parse() turns one line into struct ctl_req or a stable error code. It is a pure
+ * function of its input (fuzzed: tests/fuzz/fuzz_engine_ctl_parse.c).
+ */
+#ifndef NATX_ENGINE_CTL_PARSE_H
+#define NATX_ENGINE_CTL_PARSE_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spec.h"
+
+enum { CTL_LINE_MAX = 65536, CTL_MSG_MAX = 200 };
+
+enum ctl_cmd { CTL_HELLO = 1, CTL_FWD_ADD, CTL_FWD_RM, CTL_FWD_LIST, CTL_STATS, CTL_SHUTDOWN };
+
+struct ctl_req {
+	enum ctl_cmd cmd;
+	cJSON *id; /* owned copy of the request id, or NULL */
+	char spec[SPEC_TEXT_MAX]; /* forward.add, forward.rm by spec */
+	bool has_spec;
+	uint32_t fwd_id; /* forward.rm by id */
+	bool has_fwd_id;
+	uint32_t drain_ms; /* shutdown */
+	bool has_drain_ms;
+};
+
+/*
+ * ctl_req_parse - parse @len bytes of @line (no newline) into @req. Returns 0, or -EINVAL
+ * with *code set to a stable error code ("bad_request", "bad_version", "unknown_cmd") and a
+ * human reason in @msg (CTL_MSG_MAX bytes). req->id is set whenever the id could be read,
+ * even on error, so the reply can echo it; ctl_req_cleanup() frees it in every case.
+ */
+int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char **code, char *msg);
+
+/* ctl_req_cleanup - free what ctl_req_parse() allocated; safe on a zeroed request. */
+void ctl_req_cleanup(struct ctl_req *req);
+
+#endif

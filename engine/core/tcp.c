@@ -1,0 +1,494 @@
+// SPDX-License-Identifier: MIT
+/*
+ * TCP forwarding on a shard. A flow is two sockets: fd[0] (client, accepted) and fd[1]
+ * (upstream, connected). Direction i carries bytes read from fd[i] to fd[1 - i].
+ *
+ * uring mode: multishot recv with provided buffers on both sockets; each received buffer is
+ * queued on its direction and sent from the same memory to the peer (one send in flight per
+ * direction, so bytes stay in order); the buffer returns to the ring on the send's CQE (or
+ * the zero-copy notification). When a direction has flow_buffer_limit bytes queued its recv
+ * is cancelled and re-armed once half of that has been sent.
+ *
+ * splice mode: one-shot POLLIN on the source; when it fires the shard moves bytes with
+ * splice(2) socket -> pipe -> socket without copying them through user space. The pipe
+ * (created on the first data, sized flow_buffer_limit) is the direction's bound: a full pipe
+ * waits for POLLOUT on the destination instead of reading more.
+ *
+ * Both modes: EOF on fd[i] shuts down fd[1 - i] for writing once direction i is drained;
+ * the flow closes when both directions are shut. A reset or error on either side closes
+ * both with SO_LINGER 0, so the other end sees a reset too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "natx/log.h"
+#include "natx/udata.h"
+
+#define MOD "tcp"
+
+extern void shard_listener_ended(struct shard *sh, uint32_t l);
+
+/* tcp_dir_finish - propagate EOF of direction @i once everything read has been sent. */
+static void tcp_dir_finish(struct shard *sh, struct flow *f, uint32_t slot, unsigned int i)
+{
+	struct flow_dir *d = &f->d[i];
+
+	if (f->state != FS_OPEN || !d->eof || d->shut || d->queued || d->qhead != BUF_NONE ||
+	    d->send_busy) {
+		return;
+	}
+	shutdown(f->fd[1 - i], SHUT_WR);
+	d->shut = 1;
+	if (f->d[0].shut && f->d[1].shut) {
+		flow_abort(sh, f, slot, false);
+	}
+}
+
+/* tcp_maybe_rearm - resume reading fd[@i] when its direction has drained enough. */
+static void tcp_maybe_rearm(struct shard *sh, struct flow *f, uint32_t slot, unsigned int i)
+{
+	struct flow_dir *d = &f->d[i];
+
+	if (!d->recv_armed && !d->eof && !d->starved &&
+	    d->queued <= sh->eng->cfg->flow_buffer_limit / 2) {
+		flow_arm_recv(sh, f, slot, i);
+	}
+}
+
+/* tcp_send_kick - start sending the head buffer of direction @i, if idle. */
+static void tcp_send_kick(struct shard *sh, struct flow *f, uint32_t slot, unsigned int i)
+{
+	struct flow_dir *d = &f->d[i];
+	struct io_uring_sqe *sqe;
+	struct buf_meta *m;
+	uint32_t zc = sh->eng->cfg->zc_threshold, len;
+	uint16_t bid = d->qhead;
+	enum udata_op op = UD_SEND;
+
+	if (d->send_busy || bid == BUF_NONE || f->state != FS_OPEN) {
+		return;
+	}
+	m = &sh->br.meta[bid];
+	len = m->len - m->off;
+	sqe = shard_sqe(sh);
+	if (zc && len >= zc) {
+		io_uring_prep_send_zc(sqe, f->fd[1 - i], bufring_data(&sh->br, bid) + m->off, len,
+				      MSG_NOSIGNAL | MSG_WAITALL, 0);
+		op = UD_SEND_ZC;
+	} else {
+		io_uring_prep_send(sqe, f->fd[1 - i], bufring_data(&sh->br, bid) + m->off, len,
+				   MSG_NOSIGNAL | MSG_WAITALL);
+	}
+	io_uring_sqe_set_data64(sqe, udata_pack(op, i, sh->idx, bid, slot));
+	bufring_send_start(&sh->br, bid);
+	d->send_busy = 1;
+	f->inflight++;
+}
+
+/* tcp_sock_opts - per-socket options of a forwarded TCP connection. */
+static void tcp_sock_opts(struct shard *sh, int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (sh->eng->cfg->keepalive) {
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	}
+}
+
+void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	uint32_t l = udata_slot(cqe->user_data), slot;
+	struct listener *lis = &sh->lis[l % FWD_MAX];
+	struct io_uring_sqe *sqe;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct forward *fwd;
+	struct flow *f;
+	int cfd = cqe->res;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		lis->armed = 0;
+		if (lis->closing) {
+			if (cfd >= 0) {
+				close(cfd);
+			}
+			shard_listener_ended(sh, l);
+			return;
+		}
+		if (lis->fwd) {
+			/* An error ends the multishot: retry on the next tick, not in a loop. */
+			lis->rearm = 1;
+		}
+	}
+	if (cfd < 0) {
+		if (cfd != -ECANCELED) {
+			pr_debug(MOD, "shard %u: accept: %s", sh->idx, strerror(-cfd));
+		}
+		return;
+	}
+	fwd = lis->fwd;
+	if (!fwd || lis->closing || sh->draining) {
+		close(cfd);
+		return;
+	}
+	f = flow_alloc(sh, &slot);
+	if (!f) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		stat_add(&sh->st.drops, 1);
+		setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(cfd);
+		return;
+	}
+	f->kind = FLOW_TCP;
+	f->state = FS_CONNECTING;
+	f->fwd = fwd;
+	f->fwd_slot = l;
+	forward_get(fwd);
+	f->fd[0] = cfd;
+	stat_add(&sh->st.flows_open, 1);
+	stat_add(&sh->st.flows_total, 1);
+	stat_add(&fwd->st[sh->idx].flows_open, 1);
+	stat_add(&fwd->st[sh->idx].flows_total, 1);
+	if (!getpeername(cfd, (struct sockaddr *)&ss, &sl)) {
+		flow_key_from_sockaddr(&f->key, fwd->id, (struct sockaddr *)&ss);
+		f->in_table = !flowtab_insert(&sh->ft, &f->key, slot);
+	}
+	f->fd[1] =
+		socket(fwd->addr.upstream.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (f->fd[1] < 0) {
+		pr_warn(MOD, "shard %u: upstream socket: %s", sh->idx, strerror(errno));
+		flow_abort(sh, f, slot, true);
+		return;
+	}
+	tcp_sock_opts(sh, cfd);
+	tcp_sock_opts(sh, f->fd[1]);
+	sqe = shard_sqe(sh);
+	io_uring_prep_connect(sqe, f->fd[1], (struct sockaddr *)&fwd->addr.upstream,
+			      fwd->addr.upstream_len);
+	io_uring_sqe_set_data64(sqe, udata_pack(UD_CONNECT, 0, sh->idx, 0, slot));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = shard_sqe(sh);
+	io_uring_prep_link_timeout(sqe, &sh->connect_ts, 0);
+	io_uring_sqe_set_data64(sqe, udata_pack(UD_LINK_TIMEOUT, 0, sh->idx, 0, slot));
+	f->inflight += 2;
+}
+
+void tcp_flow_start(struct shard *sh, struct flow *f, uint32_t slot)
+{
+	for (unsigned int i = 0; i < 2; i++) {
+		if (sh->eng->cfg->tcp_mode == TCP_MODE_URING) {
+			flow_arm_recv(sh, f, slot, i);
+		} else {
+			struct io_uring_sqe *sqe = shard_sqe(sh);
+
+			io_uring_prep_poll_add(sqe, f->fd[i], POLLIN | POLLRDHUP);
+			io_uring_sqe_set_data64(sqe, udata_pack(UD_POLL, i, sh->idx, 0, slot));
+			f->d[i].recv_armed = 1;
+			f->inflight++;
+		}
+	}
+}
+
+void tcp_handle_connect(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	uint32_t slot = udata_slot(cqe->user_data);
+	struct flow *f = shard_flow(sh, slot);
+
+	if (!f || f->kind != FLOW_TCP) {
+		return;
+	}
+	f->inflight--;
+	if (udata_op(cqe->user_data) == UD_LINK_TIMEOUT || f->state == FS_CLOSING) {
+		flow_maybe_free(sh, f, slot);
+		return;
+	}
+	if (cqe->res < 0) {
+		/* Refused, unreachable or timed out (the link timeout cancels the connect). */
+		stat_add(&sh->st.conn_refused, 1);
+		pr_debug(MOD, "shard %u: upstream connect: %s", sh->idx,
+			 strerror(cqe->res == -ECANCELED ? ETIMEDOUT : -cqe->res));
+		flow_abort(sh, f, slot, true);
+		return;
+	}
+	f->state = FS_OPEN;
+	f->last_ms = sh->now_ms;
+	tcp_flow_start(sh, f, slot);
+}
+
+void tcp_handle_recv(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	uint32_t slot = udata_slot(cqe->user_data), limit = sh->eng->cfg->flow_buffer_limit;
+	unsigned int i = udata_dir(cqe->user_data) & 1;
+	struct flow *f = shard_flow(sh, slot);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	struct flow_dir *d;
+	int res = cqe->res;
+
+	if (!f || f->kind != FLOW_TCP) {
+		return;
+	}
+	d = &f->d[i];
+	if (!more) {
+		d->recv_armed = 0;
+		f->inflight--;
+	}
+	if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+
+		if (bufring_take(&sh->br, bid, 0, (uint32_t)res)) {
+			pr_err(MOD, "shard %u: buffer %u delivered twice", sh->idx, bid);
+			flow_abort(sh, f, slot, true);
+			return;
+		}
+		stat_add(&sh->st.bytes_in, (uint64_t)res);
+		stat_add(&sh->st.packets_in, 1);
+		stat_add(&f->fwd->st[sh->idx].bytes, (uint64_t)res);
+		f->last_ms = sh->now_ms;
+		if (f->state != FS_OPEN) {
+			bufring_drop(&sh->br, bid);
+			flow_maybe_free(sh, f, slot);
+			return;
+		}
+		if (d->qtail == BUF_NONE) {
+			d->qhead = bid;
+		} else {
+			sh->br.meta[d->qtail].next = bid;
+		}
+		d->qtail = bid;
+		d->queued += (uint32_t)res;
+		tcp_send_kick(sh, f, slot, i);
+		if (d->queued >= limit && d->recv_armed && !d->cancel_pending) {
+			/* Back-pressure: stop reading until the peer has taken half. */
+			struct io_uring_sqe *sqe = shard_sqe(sh);
+
+			io_uring_prep_cancel64(sqe, udata_pack(UD_RECV, i, sh->idx, 0, slot), 0);
+			io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, slot));
+			d->cancel_pending = 1;
+		}
+	} else if (res == 0) {
+		d->eof = 1;
+		tcp_dir_finish(sh, f, slot, i);
+	} else if (res == -ENOBUFS) {
+		stat_add(&sh->st.bufring_exhausted, 1);
+		if (f->state == FS_OPEN) {
+			flow_starve(sh, f, slot, i);
+		}
+	} else if (res == -ECANCELED) {
+		d->cancel_pending = 0;
+	} else if (res < 0) {
+		pr_debug(MOD, "shard %u: recv: %s", sh->idx, strerror(-res));
+		flow_abort(sh, f, slot, true);
+		return;
+	}
+	if (f->state == FS_OPEN && !more) {
+		tcp_maybe_rearm(sh, f, slot, i);
+	}
+	flow_maybe_free(sh, f, slot);
+}
+
+void tcp_handle_send(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	uint32_t slot = udata_slot(cqe->user_data);
+	unsigned int i = udata_dir(cqe->user_data) & 1;
+	uint16_t bid = (uint16_t)udata_bid(cqe->user_data);
+	bool zc = udata_op(cqe->user_data) == UD_SEND_ZC, notif, done = false;
+	struct flow *f = shard_flow(sh, slot);
+	struct flow_dir *d;
+	uint16_t next;
+
+	if (!f || f->kind != FLOW_TCP) {
+		return;
+	}
+	d = &f->d[i];
+	if (zc && (cqe->flags & IORING_CQE_F_NOTIF)) {
+		bufring_zc_notif(&sh->br, bid);
+		f->inflight--;
+		flow_maybe_free(sh, f, slot);
+		return;
+	}
+	notif = zc && (cqe->flags & IORING_CQE_F_MORE);
+	if (!notif) {
+		f->inflight--;
+	}
+	d->send_busy = 0;
+	next = sh->br.meta[bid].next;
+	if (cqe->res < 0) {
+		if (notif) {
+			sh->br.meta[bid].zc_refs++;
+		}
+		bufring_drop(&sh->br, bid);
+		d->qhead = next;
+		if (next == BUF_NONE) {
+			d->qtail = BUF_NONE;
+		}
+		pr_debug(MOD, "shard %u: send: %s", sh->idx, strerror(-cqe->res));
+		flow_abort(sh, f, slot, true);
+		flow_maybe_free(sh, f, slot);
+		return;
+	}
+	if (bufring_send_done(&sh->br, bid, (uint32_t)cqe->res, notif, &done)) {
+		pr_err(MOD, "shard %u: send completion for buffer %u in a bad state", sh->idx, bid);
+		flow_abort(sh, f, slot, true);
+		return;
+	}
+	d->queued -= (uint32_t)cqe->res;
+	stat_add(&sh->st.bytes_out, (uint64_t)cqe->res);
+	stat_add(&sh->st.packets_out, 1);
+	if (done) {
+		d->qhead = next;
+		if (next == BUF_NONE) {
+			d->qtail = BUF_NONE;
+		}
+	}
+	if (f->state != FS_OPEN) {
+		flow_abort(sh, f, slot, f->reset);
+		if (d->qhead != BUF_NONE) {
+			uint16_t b = d->qhead;
+
+			while (b != BUF_NONE) {
+				uint16_t n = sh->br.meta[b].next;
+
+				bufring_drop(&sh->br, b);
+				b = n;
+			}
+			d->qhead = d->qtail = BUF_NONE;
+			d->queued = 0;
+		}
+		flow_maybe_free(sh, f, slot);
+		return;
+	}
+	tcp_send_kick(sh, f, slot, i);
+	tcp_maybe_rearm(sh, f, slot, i);
+	tcp_dir_finish(sh, f, slot, i);
+}
+
+/* tcp_pipe_open - the direction's pipe, sized to the flow buffer limit. */
+static int tcp_pipe_open(struct shard *sh, struct flow_dir *d)
+{
+	int sz;
+
+	if (d->pipe[0] >= 0) {
+		return 0;
+	}
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC)) {
+		d->pipe[0] = d->pipe[1] = -1;
+		return -errno;
+	}
+	sz = fcntl(d->pipe[1], F_SETPIPE_SZ, (int)sh->eng->cfg->flow_buffer_limit);
+	if (sz < 0) {
+		sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
+	}
+	d->pipe_cap = sz > 0 ? (uint32_t)sz : 65536;
+	return 0;
+}
+
+/* tcp_splice_pump - move what can move now on direction @i, then wait for readiness. */
+static void tcp_splice_pump(struct shard *sh, struct flow *f, uint32_t slot, unsigned int i)
+{
+	struct flow_dir *d = &f->d[i];
+	int in = f->fd[i], out = f->fd[1 - i];
+	uint64_t got = 0;
+	int ret;
+
+	ret = tcp_pipe_open(sh, d);
+	if (ret) {
+		pr_warn(MOD, "shard %u: pipe: %s", sh->idx, strerror(-ret));
+		flow_abort(sh, f, slot, true);
+		return;
+	}
+	for (int iter = 0; iter < 16; iter++) {
+		bool progress = false;
+		ssize_t n;
+
+		if (!d->eof && d->queued < d->pipe_cap) {
+			n = splice(in, NULL, d->pipe[1], NULL, d->pipe_cap - d->queued,
+				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n > 0) {
+				d->queued += (uint32_t)n;
+				got += (uint64_t)n;
+				progress = true;
+			} else if (n == 0) {
+				d->eof = 1;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				pr_debug(MOD, "shard %u: splice in: %s", sh->idx, strerror(errno));
+				flow_abort(sh, f, slot, true);
+				return;
+			}
+		}
+		if (d->queued) {
+			n = splice(d->pipe[0], NULL, out, NULL, d->queued,
+				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n > 0) {
+				d->queued -= (uint32_t)n;
+				stat_add(&sh->st.bytes_out, (uint64_t)n);
+				stat_add(&sh->st.packets_out, 1);
+				progress = true;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				pr_debug(MOD, "shard %u: splice out: %s", sh->idx, strerror(errno));
+				flow_abort(sh, f, slot, true);
+				return;
+			}
+		}
+		if (!progress) {
+			break;
+		}
+	}
+	if (got) {
+		stat_add(&sh->st.bytes_in, got);
+		stat_add(&sh->st.packets_in, 1);
+		stat_add(&f->fwd->st[sh->idx].bytes, got);
+		f->last_ms = sh->now_ms;
+	}
+	if (d->queued && !d->out_armed) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+
+		io_uring_prep_poll_add(sqe, out, POLLOUT);
+		io_uring_sqe_set_data64(sqe, udata_pack(UD_POLL, i | 2, sh->idx, 0, slot));
+		d->out_armed = 1;
+		f->inflight++;
+	}
+	if (!d->eof && d->queued < d->pipe_cap && !d->recv_armed) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+
+		io_uring_prep_poll_add(sqe, in, POLLIN | POLLRDHUP);
+		io_uring_sqe_set_data64(sqe, udata_pack(UD_POLL, i, sh->idx, 0, slot));
+		d->recv_armed = 1;
+		f->inflight++;
+	}
+	tcp_dir_finish(sh, f, slot, i);
+}
+
+void tcp_handle_poll(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	uint32_t slot = udata_slot(cqe->user_data);
+	unsigned int dir = udata_dir(cqe->user_data), i = dir & 1;
+	struct flow *f = shard_flow(sh, slot);
+
+	if (!f || f->kind != FLOW_TCP) {
+		return;
+	}
+	f->inflight--;
+	if (dir & 2) {
+		f->d[i].out_armed = 0;
+	} else {
+		f->d[i].recv_armed = 0;
+	}
+	if (f->state != FS_OPEN || cqe->res < 0) {
+		if (f->state == FS_OPEN && cqe->res != -ECANCELED) {
+			flow_abort(sh, f, slot, true);
+		}
+		flow_maybe_free(sh, f, slot);
+		return;
+	}
+	tcp_splice_pump(sh, f, slot, i);
+	flow_maybe_free(sh, f, slot);
+}
