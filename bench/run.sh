@@ -82,7 +82,8 @@ else
 fi
 UDP_WINDOW=256
 CONN_THREADS=2 CONN_CONC=32
-TARGETS=(direct natx haproxy nginx socat)
+# natx-uring: natx-engine with --tcp-mode uring (its default TCP mode is splice), when offered.
+TARGETS=(direct natx natx-uring haproxy nginx socat)
 
 for tool in bench-echod bench-connrate bench-udpblast bench-idleflows bench-xfer; do
 	if [ ! -x "$BIN/$tool" ]; then
@@ -207,7 +208,12 @@ errline() {
 NGINX_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 declare -A MISSING
 check_peers() {
-	[ -x "$BIN/natx-engine" ] || MISSING[natx]="n/a (engine not built)"
+	if [ ! -x "$BIN/natx-engine" ]; then
+		MISSING[natx]="n/a (engine not built)"
+		MISSING[natx-uring]="n/a (engine not built)"
+	elif ! "$BIN/natx-engine" --help 2>&1 | grep -q -- '--tcp-mode'; then
+		MISSING[natx-uring]="n/a (natx-engine has no --tcp-mode)"
+	fi
 	command -v haproxy >/dev/null || MISSING[haproxy]="n/a (haproxy not installed)"
 	if ! command -v nginx >/dev/null; then
 		MISSING[nginx]="n/a (nginx not installed)"
@@ -230,6 +236,10 @@ proxy_start() {
 	direct) return 0 ;;
 	natx)
 		start_bg "$name" "$BIN/natx-engine" --forward "$proto:127.0.0.1:$lp=127.0.0.1:$up"
+		;;
+	natx-uring)
+		start_bg "$name" "$BIN/natx-engine" --tcp-mode uring \
+			--forward "$proto:127.0.0.1:$lp=127.0.0.1:$up"
 		;;
 	haproxy)
 		[ "$proto" = tcp ] || {
@@ -517,7 +527,8 @@ run_udp() {
 	for rep in $(seq 1 "$REPS"); do
 		for size in 64 1200; do
 			for t in $(rotate "$rep"); do
-				[ "$t" = haproxy ] && continue
+				# No UDP in haproxy; --tcp-mode does not change UDP forwarding.
+				[ "$t" = haproxy ] || [ "$t" = natx-uring ] && continue
 				[ -n "${STARTERR[$t]:-}" ] && continue
 				if [ "$t" = socat ]; then
 					port_pick || continue
@@ -574,7 +585,7 @@ run_rss() {
 		forget_group "$srv"
 		return
 	fi
-	for t in natx haproxy nginx socat; do
+	for t in natx natx-uring haproxy nginx socat; do
 		if [ -n "${MISSING[$t]:-}" ]; then
 			record rss "$t" - rss_kb "NA:${MISSING[$t]}"
 			continue
@@ -827,7 +838,7 @@ report_rss() {
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	local t hp
 	hp=$(awk -F'\t' '$1=="rss" && $2=="haproxy" {v[$4]=$5} END {if (v["flows"]>0 && v["pss_kb"] ~ /^[0-9]+$/) printf "%.3f", (v["pss_kb"]-v["pss_before_kb"])/v["flows"]}' "$RES")
-	for t in natx haproxy nginx socat; do
+	for t in natx natx-uring haproxy nginx socat; do
 		awk -F'\t' -v t="$t" -v hp="$hp" '
 			$1=="rss" && $2==t { v[$4]=$5 }
 			END {
