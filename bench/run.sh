@@ -625,7 +625,7 @@ run_rss() {
 		record rss "$t" - flows_wanted "$flows"
 		record rss "$t" - failed "$(kv failed "$line")"
 		if [ "$(kv failed "$line")" != 0 ]; then
-			record rss "$t" - note "$(kv failed "$line") of $flows flows did not open; forwarder's last log line: $(tail -n 1 "$TMP/$t-tcp-$lp.err" 2>/dev/null | tr '\t' ' ' | cut -c1-160)"
+			record rss "$t" - note "$(kv failed "$line") of $flows flows did not open; forwarder's last warning: $(grep -iE 'warn|error|alert|emerg|crit' "$TMP/$t-tcp-$lp.err" 2>/dev/null | tail -n 1 | tr '\t' ' ' | cut -c1-160)"
 		fi
 		record rss "$t" - rss_before_kb "${mb[0]}"
 		record rss "$t" - rss_kb "${ma[0]}"
