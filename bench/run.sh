@@ -101,9 +101,11 @@ RES=$TMP/results.tsv
 : >"$RES"
 PGIDS=()
 
-# stop_group PGID - TERM a process group we started, then KILL it after a bounded wait.
+# stop_group PGID - TERM a process group we started, then KILL it after a bounded wait. Only
+# while its leader is still our child: once the leader is gone the id may belong to others.
 stop_group() {
 	local g=$1 i
+	[ "$(ps -o ppid= -p "$g" 2>/dev/null | tr -d ' ')" = "$$" ] || return 0
 	kill -TERM -- "-$g" 2>/dev/null || return 0
 	for i in $(seq 1 40); do
 		kill -0 -- "-$g" 2>/dev/null || break
