@@ -542,6 +542,10 @@ def t_timeouts():
     c.sendall(b"x")
     check(c.recv(10) == b"x", "echo broken")
     t0 = time.time()
+    # --keepalive: the engine's side of the client connection runs a keepalive timer.
+    ss = subprocess.run(["ss", "-tnoH", "state", "established",
+                         f"( sport = :{eng.listen_port()} )"], capture_output=True, text=True)
+    check("keepalive" in ss.stdout, f"no keepalive timer on the engine socket: {ss.stdout!r}")
     check(c.recv(10) == b"", "idle flow not closed")
     dt = time.time() - t0
     check(0.7 < dt < 4, f"idle timeout fired after {dt:.2f}s, expected ~1s")
