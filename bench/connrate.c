@@ -226,7 +226,7 @@ int main(int argc, char **argv)
 	static struct cr_stats stats[CR_THREADS_MAX];
 	pthread_t tids[CR_THREADS_MAX];
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int bad = 0;
 
@@ -255,7 +255,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench-connrate: bad value '%s' for %s\n", v, argv[i]);
 			return 2;
 		}
-		i++;
 	}
 	if (!cr_addr_len) {
 		cr_usage(2);

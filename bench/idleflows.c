@@ -4,10 +4,13 @@
  * so the harness can read the proxy's memory at N open flows.
  *
  *   bench-idleflows --connect ADDR [--count N] [--concurrency C] [--payload BYTES]
- *                   [--hold SEC] [--timeout SEC]
+ *                   [--hold SEC] [--timeout SEC] [--setup-limit SEC]
  *
  * Phase 1 opens N connections, at most C being set up at once. A flow counts as open only when
- * its BYTES-byte payload came back from the echo server, i.e. the proxy holds both legs.
+ * its BYTES-byte payload came back from the echo server, i.e. the proxy holds both legs. A flow
+ * fails when its setup takes over --timeout seconds (default 5); phase 1 as a whole ends after
+ * --setup-limit seconds (default 60): flows still in setup then, or never started, count as
+ * failed, so a forwarder that refuses flows is reported at the count it reached.
  * Then it prints "open=N failed=F secs=S" and "ready" on stdout and holds every flow idle until
  * SIGTERM/SIGINT or --hold seconds, whichever comes first, and prints "closed_early=K" (flows the
  * proxy closed while held). Exit 0 when all N flows opened and none closed early, 1 otherwise,
@@ -117,7 +120,8 @@ static void if_usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 		"usage: bench-idleflows --connect ADDR [--count N] [--concurrency C]\n"
-		"                       [--payload BYTES] [--hold SEC] [--timeout SEC]\n");
+		"                       [--payload BYTES] [--hold SEC] [--timeout SEC]\n"
+		"                       [--setup-limit SEC]\n");
 	exit(status);
 }
 
@@ -125,9 +129,9 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
-	uint64_t count = 10000, conc = 256, hold_s = 60, timeout_s = 10;
+	uint64_t count = 10000, conc = 256, hold_s = 60, timeout_s = 5, setup_s = 60;
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int bad = 0;
 
@@ -147,6 +151,8 @@ int main(int argc, char **argv)
 			bad = bench_u64_parse(v, 86400, &hold_s);
 		} else if (!strcmp(argv[i], "--timeout")) {
 			bad = bench_u64_parse(v, 600, &timeout_s) ?: !timeout_s;
+		} else if (!strcmp(argv[i], "--setup-limit")) {
+			bad = bench_u64_parse(v, 3600, &setup_s) ?: !setup_s;
 		} else {
 			if_usage(2);
 		}
@@ -154,7 +160,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench-idleflows: bad value '%s' for %s\n", v, argv[i]);
 			return 2;
 		}
-		i++;
 	}
 	if (!sslen) {
 		if_usage(2);
@@ -178,7 +183,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-idleflows: out of memory or epoll\n");
 		return 1;
 	}
-	while ((next < count || pending) && !if_stop) {
+	uint64_t setup_end = start + setup_s * 1000000000ull;
+
+	while ((next < count || pending) && !if_stop && bench_now_ns() < setup_end) {
 		while (next < count && pending < conc) {
 			if (if_flow_start(ep, &flows[next++], &ss, sslen, timeout_ns) < 0) {
 				failed++;
@@ -219,6 +226,13 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	/* Setup limit reached: whatever is not open by now has failed. */
+	for (uint64_t i = 0; i < next; i++) {
+		if (flows[i].state == IF_CONNECTING || flows[i].state == IF_READING) {
+			if_flow_fail(&flows[i]);
+		}
+	}
+	failed = count - open;
 	printf("open=%llu failed=%llu secs=%.3f\nready\n", (unsigned long long)open,
 	       (unsigned long long)failed, (double)(bench_now_ns() - start) / 1e9);
 	fflush(stdout);

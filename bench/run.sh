@@ -82,7 +82,8 @@ else
 fi
 UDP_WINDOW=256
 CONN_THREADS=2 CONN_CONC=32
-TARGETS=(direct natx haproxy nginx socat)
+# natx-uring: natx-engine with --tcp-mode uring (its default TCP mode is splice), when offered.
+TARGETS=(direct natx natx-uring haproxy nginx socat)
 
 for tool in bench-echod bench-connrate bench-udpblast bench-idleflows bench-xfer; do
 	if [ ! -x "$BIN/$tool" ]; then
@@ -100,9 +101,11 @@ RES=$TMP/results.tsv
 : >"$RES"
 PGIDS=()
 
-# stop_group PGID - TERM a process group we started, then KILL it after a bounded wait.
+# stop_group PGID - TERM a process group we started, then KILL it after a bounded wait. Only
+# while its leader is still our child: once the leader is gone the id may belong to others.
 stop_group() {
 	local g=$1 i
+	[ "$(ps -o ppid= -p "$g" 2>/dev/null | tr -d ' ')" = "$$" ] || return 0
 	kill -TERM -- "-$g" 2>/dev/null || return 0
 	for i in $(seq 1 40); do
 		kill -0 -- "-$g" 2>/dev/null || break
@@ -207,7 +210,12 @@ errline() {
 NGINX_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 declare -A MISSING
 check_peers() {
-	[ -x "$BIN/natx-engine" ] || MISSING[natx]="n/a (engine not built)"
+	if [ ! -x "$BIN/natx-engine" ]; then
+		MISSING[natx]="n/a (engine not built)"
+		MISSING[natx-uring]="n/a (engine not built)"
+	elif ! "$BIN/natx-engine" --help 2>&1 | grep -q -- '--tcp-mode'; then
+		MISSING[natx-uring]="n/a (natx-engine has no --tcp-mode)"
+	fi
 	command -v haproxy >/dev/null || MISSING[haproxy]="n/a (haproxy not installed)"
 	if ! command -v nginx >/dev/null; then
 		MISSING[nginx]="n/a (nginx not installed)"
@@ -230,6 +238,10 @@ proxy_start() {
 	direct) return 0 ;;
 	natx)
 		start_bg "$name" "$BIN/natx-engine" --forward "$proto:127.0.0.1:$lp=127.0.0.1:$up"
+		;;
+	natx-uring)
+		start_bg "$name" "$BIN/natx-engine" --tcp-mode uring \
+			--forward "$proto:127.0.0.1:$lp=127.0.0.1:$up"
 		;;
 	haproxy)
 		[ "$proto" = tcp ] || {
@@ -517,7 +529,8 @@ run_udp() {
 	for rep in $(seq 1 "$REPS"); do
 		for size in 64 1200; do
 			for t in $(rotate "$rep"); do
-				[ "$t" = haproxy ] && continue
+				# No UDP in haproxy; --tcp-mode does not change UDP forwarding.
+				[ "$t" = haproxy ] || [ "$t" = natx-uring ] && continue
 				[ -n "${STARTERR[$t]:-}" ] && continue
 				if [ "$t" = socat ]; then
 					port_pick || continue
@@ -574,7 +587,7 @@ run_rss() {
 		forget_group "$srv"
 		return
 	fi
-	for t in natx haproxy nginx socat; do
+	for t in natx natx-uring haproxy nginx socat; do
 		if [ -n "${MISSING[$t]:-}" ]; then
 			record rss "$t" - rss_kb "NA:${MISSING[$t]}"
 			continue
@@ -593,10 +606,10 @@ run_rss() {
 		before=$(group_mem "$g")
 		out=$TMP/idle-$t.out
 		start_bg "idle-$t" "$BIN/bench-idleflows" --connect "127.0.0.1:$lp" --count "$flows" \
-			--concurrency 256 --hold 120 --timeout 10
+			--concurrency 256 --hold 120 --timeout 5 --setup-limit 60
 		local holder=$BG_PID
-		if ! wait_line "$TMP/idle-$t.out" '^ready' 90; then
-			record rss "$t" - rss_kb "FAIL:flows not open after 90 s"
+		if ! wait_line "$TMP/idle-$t.out" '^ready' 75; then
+			record rss "$t" - rss_kb "FAIL:bench-idleflows did not finish setup: $(errline "$TMP/idle-$t.err")"
 			forget_group "$holder"
 			forget_group "$g"
 			continue
@@ -613,6 +626,9 @@ run_rss() {
 		record rss "$t" - flows "$(kv open "$line")"
 		record rss "$t" - flows_wanted "$flows"
 		record rss "$t" - failed "$(kv failed "$line")"
+		if [ "$(kv failed "$line")" != 0 ]; then
+			record rss "$t" - note "$(kv failed "$line") of $flows flows did not open; forwarder's last warning: $(grep -iE 'warn|error|alert|emerg|crit' "$TMP/$t-tcp-$lp.err" 2>/dev/null | tail -n 1 | tr '\t' ' ' | cut -c1-160)"
+		fi
 		record rss "$t" - rss_before_kb "${mb[0]}"
 		record rss "$t" - rss_kb "${ma[0]}"
 		record rss "$t" - hwm_kb "${ma[1]}"
@@ -824,7 +840,7 @@ report_rss() {
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	local t hp
 	hp=$(awk -F'\t' '$1=="rss" && $2=="haproxy" {v[$4]=$5} END {if (v["flows"]>0 && v["pss_kb"] ~ /^[0-9]+$/) printf "%.3f", (v["pss_kb"]-v["pss_before_kb"])/v["flows"]}' "$RES")
-	for t in natx haproxy nginx socat; do
+	for t in natx natx-uring haproxy nginx socat; do
 		awk -F'\t' -v t="$t" -v hp="$hp" '
 			$1=="rss" && $2==t { v[$4]=$5 }
 			END {
@@ -837,6 +853,7 @@ report_rss() {
 			}' "$RES"
 	done
 	echo
+	awk -F'\t' '$1=="rss" && $4=="note" { print "- " $2 ": " $5 }' "$RES"
 	if [ "$RSS_FLOWS" != "$RSS_FLOWS_WANTED" ]; then
 		echo "Flows: $RSS_FLOWS instead of $RSS_FLOWS_WANTED because the open-file limit here is $NOFILE"
 		echo "(hard limit; raising it needs CAP_SYS_RESOURCE) and a one-process forwarder needs two"

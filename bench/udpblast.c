@@ -170,7 +170,7 @@ int main(int argc, char **argv)
 	uint64_t time_s = 10;
 	static uint8_t sbufs[UB_BATCH_MAX][UB_SIZE_MAX], rbufs[UB_BATCH_MAX][UB_SIZE_MAX];
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int bad = 0;
 
@@ -197,7 +197,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench-udpblast: bad value '%s' for %s\n", v, argv[i]);
 			return 2;
 		}
-		i++;
 	}
 	if (!sslen) {
 		ub_usage(2);

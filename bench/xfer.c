@@ -213,7 +213,7 @@ int main(int argc, char **argv)
 	}
 	bool is_send = !strcmp(argv[1], "send");
 
-	for (int i = 2; i < argc; i++) {
+	for (int i = 2; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int bad = 0;
 
@@ -234,7 +234,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench-xfer: bad value '%s' for %s\n", v, argv[i]);
 			return 2;
 		}
-		i++;
 	}
 	if (!sslen) {
 		xf_usage(2);

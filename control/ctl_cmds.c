@@ -181,6 +181,7 @@ cJSON *natxd_status_json(struct natxd *d)
 	cJSON_AddNumberToObject(o, "services", d->svcs.n);
 	cJSON_AddNumberToObject(o, "services_available", healthy);
 	cJSON_AddNumberToObject(o, "forwards", d->eng.nfwd);
+	cJSON_AddNumberToObject(o, "ctl_clients", d->ctl.nclients);
 	cJSON_AddNumberToObject(o, "reloads", d->reloads);
 	cJSON_AddStringToObject(o, "reload_error", d->reload_error);
 	eng = natxd_engine_json(d, false);

@@ -55,6 +55,65 @@ int ctl_lines_feed(struct ctl_lines *l, const char *data, size_t n, ctl_line_fn 
 	return 0;
 }
 
+void ctl_rx_init(struct ctl_rx *rx)
+{
+	rx->buf = NULL;
+	rx->len = 0;
+	rx->cap = 0;
+}
+
+void ctl_rx_cleanup(struct ctl_rx *rx)
+{
+	free(rx->buf);
+	ctl_rx_init(rx);
+}
+
+int ctl_rx_append(struct ctl_rx *rx, const char *data, size_t n)
+{
+	if (n > CTL_REPLY_MAX - rx->len) {
+		return -NATX_E_TOO_BIG;
+	}
+	if (rx->len + n > rx->cap) {
+		size_t cap = rx->cap ? rx->cap : 4096;
+		char *b;
+
+		while (cap < rx->len + n) {
+			cap *= 2;
+		}
+		b = realloc(rx->buf, cap);
+		if (!b) {
+			return -ENOMEM;
+		}
+		rx->buf = b;
+		rx->cap = cap;
+	}
+	memcpy(rx->buf + rx->len, data, n);
+	rx->len += n;
+	return 0;
+}
+
+char *ctl_rx_line(struct ctl_rx *rx, size_t *len)
+{
+	char *nl = rx->len ? memchr(rx->buf, '\n', rx->len) : NULL;
+	size_t n;
+	char *line;
+
+	if (!nl) {
+		return NULL;
+	}
+	n = (size_t)(nl - rx->buf);
+	line = malloc(n + 1);
+	if (!line) {
+		return NULL;
+	}
+	memcpy(line, rx->buf, n);
+	line[n] = '\0';
+	memmove(rx->buf, nl + 1, rx->len - n - 1);
+	rx->len -= n + 1;
+	*len = n;
+	return line;
+}
+
 static bool ctl_name_ok(const char *s)
 {
 	size_t n = strlen(s);

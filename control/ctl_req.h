@@ -39,6 +39,31 @@ void ctl_lines_init(struct ctl_lines *l);
 /* ctl_lines_feed - consume @n bytes of @data, calling @fn per event. 0 or @fn's value. */
 int ctl_lines_feed(struct ctl_lines *l, const char *data, size_t n, ctl_line_fn fn, void *arg);
 
+/*
+ * Reply reader for clients (natxctl, natxd talking to the engine): replies are not bound by the
+ * request limit (a forward list can be long), so the buffer grows up to CTL_REPLY_MAX.
+ */
+enum { CTL_REPLY_MAX = 16 << 20 };
+
+struct ctl_rx {
+	char *buf; /* received bytes not yet returned as lines, malloc'd */
+	size_t len; /* bytes in buf */
+	size_t cap; /* allocated size of buf */
+};
+
+/* ctl_rx_init - empty reader. ctl_rx_cleanup - free it; safe twice. */
+void ctl_rx_init(struct ctl_rx *rx);
+void ctl_rx_cleanup(struct ctl_rx *rx);
+
+/* ctl_rx_append - queue @n bytes. 0, -ENOMEM, or -NATX_E_TOO_BIG past CTL_REPLY_MAX. */
+int ctl_rx_append(struct ctl_rx *rx, const char *data, size_t n);
+
+/*
+ * ctl_rx_line - the next complete line (newline removed, NUL-terminated, malloc'd: the caller
+ * frees it) with its length in @len, or NULL when no full line is queued (or on ENOMEM).
+ */
+char *ctl_rx_line(struct ctl_rx *rx, size_t *len);
+
 struct ctl_req {
 	cJSON *root; /* the parsed object; owned, freed by ctl_req_cleanup */
 	const cJSON *id; /* "id" member (number or string), NULL if absent; inside root */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* natxd operations shared by the control socket and the HTTP API (control/daemon.h). */
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,18 @@ int natxd_reload(struct natxd *d, char *err)
 		snprintf(d->reload_error, sizeof(d->reload_error), "%s", err);
 		free(nc);
 		return rc;
+	}
+	if (nc->ctl_group[0] && !getgrnam(nc->ctl_group)) {
+		snprintf(err, CONFIG_ERR_MAX, "control.group: no group named '%.64s'", nc->ctl_group);
+		pr_err(MOD, "reload rejected, keeping the running configuration: %s", err);
+		snprintf(d->reload_error, sizeof(d->reload_error), "%s", err);
+		free(nc);
+		return -NATX_E_CONFIG;
+	}
+	if (nc->ctl_group[0]) {
+		ctl_server_set_group(&d->ctl, true, getgrnam(nc->ctl_group)->gr_gid);
+	} else {
+		ctl_server_set_group(&d->ctl, false, 0);
 	}
 	natxd_keep("control.socket", d->cfg.socket_path, nc->socket_path, 0);
 	natxd_keep("server.address", d->cfg.server_address, nc->server_address, 0);

@@ -16,7 +16,7 @@
 #include "natx/err.h"
 #include "natx/log.h"
 
-#define MOD "engine"
+#define MOD "sup"
 
 void engine_sup_init(struct engine_sup *es, const char *path, const char *sock,
 		     const struct clock *clk)
@@ -30,7 +30,7 @@ void engine_sup_init(struct engine_sup *es, const char *path, const char *sock,
 	es->drain_ms = 2000;
 	es->state = ENGINE_DOWN;
 	backoff_init(&es->bo, 200, 30000);
-	ctl_lines_init(&es->rx);
+	ctl_rx_init(&es->rx);
 }
 
 const char *engine_sup_state_name(enum engine_state s)
@@ -92,46 +92,31 @@ static void engine_sup_down(struct engine_sup *es, const char *why)
 	}
 	snprintf(es->last_error, sizeof(es->last_error), "%s", why);
 	es->state = ENGINE_DOWN;
-	ctl_lines_init(&es->rx);
+	ctl_rx_cleanup(&es->rx);
 	for (unsigned i = 0; i < es->nfwd; i++) {
 		es->fwd[i].id = 0;
 	}
 	engine_sup_schedule(es);
 }
 
-struct engine_wait {
-	double want; /* id we wait for */
-	cJSON *reply; /* the matching reply, owned */
-	bool bad; /* engine sent a line we could not parse */
-};
-
-static int engine_sup_line(void *arg, char *line, size_t len, int err)
+/* engine_sup_match - parse @line; the reply when its id is @want, else NULL (dropped). */
+static cJSON *engine_sup_match(const char *line, size_t len, double want)
 {
-	struct engine_wait *w = arg;
-	cJSON *r, *id;
+	cJSON *r = cJSON_ParseWithLength(line, len);
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "id");
 
-	if (err) {
-		w->bad = true;
-		return 0;
-	}
-	r = cJSON_ParseWithLength(line, len);
-	if (!r) {
-		w->bad = true;
-		return 0;
-	}
-	id = cJSON_GetObjectItemCaseSensitive(r, "id");
-	if (cJSON_IsNumber(id) && id->valuedouble == w->want) {
-		w->reply = r;
-		return 1;
+	if (cJSON_IsNumber(id) && id->valuedouble == want) {
+		return r;
 	}
 	cJSON_Delete(r);
-	return 0;
+	return NULL;
 }
 
 int engine_sup_call(struct engine_sup *es, cJSON *req, cJSON **reply)
 {
 	uint64_t deadline = es->clk->now_ms(es->clk) + es->timeout_ms;
-	struct engine_wait w = { 0 };
+	cJSON *got = NULL;
+	double want;
 	const cJSON *ok, *e;
 	char *line;
 	size_t len, off = 0;
@@ -140,11 +125,11 @@ int engine_sup_call(struct engine_sup *es, cJSON *req, cJSON **reply)
 	if (es->fd < 0) {
 		return -NATX_E_UNAVAILABLE;
 	}
-	w.want = (double)++es->next_id;
+	want = (double)++es->next_id;
 	cJSON_DeleteItemFromObjectCaseSensitive(req, "v");
 	cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
 	if (!cJSON_AddNumberToObject(req, "v", CTL_PROTO_VERSION) ||
-	    !cJSON_AddNumberToObject(req, "id", w.want)) {
+	    !cJSON_AddNumberToObject(req, "id", want)) {
 		return -ENOMEM;
 	}
 	line = ctl_reply_line(req, &len);
@@ -175,12 +160,21 @@ int engine_sup_call(struct engine_sup *es, cJSON *req, cJSON **reply)
 		off += (size_t)n;
 	}
 	free(line);
-	while (!w.reply) {
+	while (!got) {
 		uint64_t now = es->clk->now_ms(es->clk);
 		struct pollfd p = { .fd = es->fd, .events = POLLIN };
-		char buf[4096];
+		char buf[4096], *rl;
+		size_t llen;
 		ssize_t n;
 
+		/* Lines already queued first: replies come in order, one per request. */
+		while (!got && (rl = ctl_rx_line(&es->rx, &llen))) {
+			got = engine_sup_match(rl, llen, want);
+			free(rl);
+		}
+		if (got) {
+			break;
+		}
 		if (now >= deadline) {
 			pr_warn(MOD, "engine did not answer within %u ms", es->timeout_ms);
 			return -ETIMEDOUT;
@@ -197,14 +191,17 @@ int engine_sup_call(struct engine_sup *es, cJSON *req, cJSON **reply)
 						"engine closed its control socket");
 			return -EPIPE;
 		}
-		ctl_lines_feed(&es->rx, buf, (size_t)n, engine_sup_line, &w);
+		if (ctl_rx_append(&es->rx, buf, (size_t)n)) {
+			engine_sup_down(es, "engine reply too long");
+			return -EPIPE;
+		}
 	}
-	*reply = w.reply;
-	ok = cJSON_GetObjectItemCaseSensitive(w.reply, "ok");
+	*reply = got;
+	ok = cJSON_GetObjectItemCaseSensitive(got, "ok");
 	if (cJSON_IsTrue(ok)) {
 		return 0;
 	}
-	e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(w.reply, "error"),
+	e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(got, "error"),
 					     "code");
 	return engine_sup_map(cJSON_IsString(e) ? e->valuestring : NULL);
 }
@@ -377,9 +374,13 @@ static int engine_sup_push(struct engine_sup *es, unsigned i)
 			snprintf(f->error, sizeof(f->error), "engine gave no forward id");
 		}
 	} else {
-		snprintf(f->error, sizeof(f->error), "%s",
-			 engine_sup_error_text(r, natx_strerror(rc)));
-		pr_warn(MOD, "forward %s: %s", f->spec, f->error);
+		const char *why = engine_sup_error_text(r, natx_strerror(rc));
+
+		/* Retries of a failed forward repeat the warning only when the reason changes. */
+		if (strncmp(f->error, why, sizeof(f->error) - 1)) {
+			pr_warn(MOD, "forward %s: %s", f->spec, why);
+		}
+		snprintf(f->error, sizeof(f->error), "%s", why);
 	}
 	cJSON_Delete(r);
 	return rc;
@@ -501,6 +502,7 @@ int engine_sup_start(struct engine_sup *es)
 		}
 	}
 	es->up_since_ms = es->clk->now_ms(es->clk);
+	es->fwd_retry_at_ms = es->up_since_ms + ENGINE_FWD_RETRY_MS;
 	es->last_error[0] = '\0';
 	fcntl(es->fd, F_SETFL, fcntl(es->fd, F_GETFL) | O_NONBLOCK);
 	rc = engine_sup_reconcile(es);
@@ -518,6 +520,14 @@ void engine_sup_tick(struct engine_sup *es)
 		if (es->bo.attempt && now - es->up_since_ms >= ENGINE_STABLE_MS) {
 			backoff_reset(&es->bo);
 		}
+		if (now >= es->fwd_retry_at_ms) {
+			es->fwd_retry_at_ms = now + ENGINE_FWD_RETRY_MS;
+			for (unsigned i = 0; i < es->nfwd && es->state == ENGINE_UP; i++) {
+				if (!es->fwd[i].id && engine_sup_push(es, i) == 0) {
+					pr_info(MOD, "forward %s is running now", es->fwd[i].spec);
+				}
+			}
+		}
 		return;
 	}
 	if (now >= es->restart_at_ms) {
@@ -531,6 +541,13 @@ int engine_sup_timeout_ms(const struct engine_sup *es)
 	uint64_t now = es->clk->now_ms(es->clk);
 
 	if (es->state == ENGINE_UP) {
+		for (unsigned i = 0; i < es->nfwd; i++) {
+			if (!es->fwd[i].id) {
+				return es->fwd_retry_at_ms > now ?
+					       (int)(es->fwd_retry_at_ms - now) :
+					       0;
+			}
+		}
 		return es->bo.attempt ? ENGINE_STABLE_MS : -1;
 	}
 	return es->restart_at_ms > now ? (int)(es->restart_at_ms - now) : 0;
@@ -686,5 +703,6 @@ close_fd:
 		close(es->fd);
 		es->fd = -1;
 	}
+	ctl_rx_cleanup(&es->rx);
 	es->state = ENGINE_DOWN;
 }

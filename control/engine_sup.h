@@ -29,6 +29,7 @@ enum {
 	ENGINE_ERR_MAX = 256, /* bytes of an error text */
 	ENGINE_STABLE_MS = 10000, /* up this long: the restart backoff starts over */
 	ENGINE_START_WAIT_MS = 5000, /* a spawned engine must answer within this */
+	ENGINE_FWD_RETRY_MS = 5000, /* failed forwards (port busy, name unresolvable) retried */
 };
 
 enum engine_state {
@@ -65,6 +66,7 @@ struct engine_sup {
 	struct backoff bo; /* restart delays */
 	uint64_t restart_at_ms; /* next start attempt while down (injected clock) */
 	uint64_t up_since_ms; /* when it came up */
+	uint64_t fwd_retry_at_ms; /* next retry of forwards that failed to start */
 	unsigned restarts; /* engine (re)starts after the first, since natxd started */
 	unsigned long next_id; /* request id */
 	char last_error[ENGINE_ERR_MAX];
@@ -78,7 +80,7 @@ struct engine_sup {
 	struct engine_fwd fwd[ENGINE_FWD_MAX];
 	unsigned nfwd;
 
-	struct ctl_lines rx; /* reply framing */
+	struct ctl_rx rx; /* reply framing (replies may exceed the request limit) */
 };
 
 /* engine_sup_init - down, no forwards; nothing started. Strings are copied. */
@@ -97,7 +99,10 @@ int engine_sup_start(struct engine_sup *es);
  */
 int engine_sup_sync(struct engine_sup *es);
 
-/* engine_sup_tick - while down, start again when the backoff delay has passed. */
+/*
+ * engine_sup_tick - while down, start again when the backoff delay has passed; while up, retry
+ * forwards that failed to start (every ENGINE_FWD_RETRY_MS).
+ */
 void engine_sup_tick(struct engine_sup *es);
 
 /* engine_sup_timeout_ms - ms until engine_sup_tick has work, -1 when none. */

@@ -76,26 +76,11 @@ static int natxctl_connect(const char *path)
 	return fd;
 }
 
-struct natxctl_rx {
-	cJSON *reply;
-};
-
-static int natxctl_line(void *arg, char *line, size_t len, int err)
-{
-	struct natxctl_rx *rx = arg;
-
-	if (err) {
-		return -1;
-	}
-	rx->reply = cJSON_ParseWithLength(line, len);
-	return 1;
-}
-
 /* natxctl_call - send @req, wait up to @timeout_s for one reply line. NULL on failure. */
 static cJSON *natxctl_call(int fd, cJSON *req, int timeout_s)
 {
-	static struct ctl_lines lines;
-	struct natxctl_rx rx = { 0 };
+	struct ctl_rx rx;
+	cJSON *reply = NULL;
 	time_t deadline = time(NULL) + timeout_s;
 	size_t len, off = 0;
 	char *line = ctl_reply_line(req, &len);
@@ -106,27 +91,40 @@ static cJSON *natxctl_call(int fd, cJSON *req, int timeout_s)
 	while (off < len) {
 		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
 
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
 		if (n <= 0) {
-			if (n < 0 && errno == EINTR) {
-				continue;
+			/* natxd may have answered and closed (e.g. limit_reached): read that reply. */
+			if (errno != EPIPE && errno != ECONNRESET) {
+				free(line);
+				fprintf(stderr, "natxctl: send: %s\n", strerror(errno));
+				return NULL;
 			}
-			free(line);
-			fprintf(stderr, "natxctl: send: %s\n", strerror(errno));
-			return NULL;
+			break;
 		}
 		off += (size_t)n;
 	}
 	free(line);
-	ctl_lines_init(&lines);
-	while (!rx.reply) {
+	ctl_rx_init(&rx);
+	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		char buf[4096];
+		char buf[65536];
 		ssize_t n;
 		int left = (int)(deadline - time(NULL));
 
+		line = ctl_rx_line(&rx, &len);
+		if (line) {
+			reply = cJSON_ParseWithLength(line, len);
+			free(line);
+			if (!reply) {
+				fprintf(stderr, "natxctl: reply is not JSON\n");
+			}
+			break;
+		}
 		if (left <= 0 || poll(&p, 1, left * 1000) == 0) {
 			fprintf(stderr, "natxctl: no reply within %d s\n", timeout_s);
-			return NULL;
+			break;
 		}
 		n = recv(fd, buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR) {
@@ -134,18 +132,15 @@ static cJSON *natxctl_call(int fd, cJSON *req, int timeout_s)
 		}
 		if (n <= 0) {
 			fprintf(stderr, "natxctl: natxd closed the connection\n");
-			return NULL;
+			break;
 		}
-		if (ctl_lines_feed(&lines, buf, (size_t)n, natxctl_line, &rx) < 0) {
+		if (ctl_rx_append(&rx, buf, (size_t)n)) {
 			fprintf(stderr, "natxctl: reply too long\n");
-			return NULL;
-		}
-		if (!rx.reply && lines.len == 0 && n > 0 && memchr(buf, '\n', (size_t)n)) {
-			fprintf(stderr, "natxctl: reply is not JSON\n");
-			return NULL;
+			break;
 		}
 	}
-	return rx.reply;
+	ctl_rx_cleanup(&rx);
+	return reply;
 }
 
 /* ---- human output ------------------------------------------------------------------------- */

@@ -248,9 +248,12 @@ static void natxd_help_config(void)
 	unsigned n;
 	const struct config_key_info *k = config_keys(&n);
 
+	printf("%-38s %-38s %s\n", "SECTION.KEY", "ENVIRONMENT", "MEANING");
 	for (unsigned i = 0; i < n; i++) {
-		printf("[%s] %-24s %-40s %s\n", k[i].section, k[i].key, k[i].env ? k[i].env : "-",
-		       k[i].help);
+		char name[80];
+
+		snprintf(name, sizeof(name), "%s.%s", k[i].section, k[i].key);
+		printf("%-38s %-38s %s\n", name, k[i].env ? k[i].env : "-", k[i].help);
 	}
 }
 

@@ -158,6 +158,13 @@ cJSON *svc_to_json(struct svc_mgr *mgr, struct svc *s)
 	} else {
 		cJSON_AddNullToObject(o, "latency_ms");
 	}
+	if (s->ops->available_proxies) {
+		cJSON *px = cJSON_AddArrayToObject(o, "proxies");
+
+		if (!px || s->ops->available_proxies(s->ctx, px)) {
+			goto free_obj;
+		}
+	}
 	return o;
 
 free_obj:

@@ -15,8 +15,10 @@ void args_defaults(struct engine_cfg *cfg)
 	cfg->udp_idle_timeout_s = 60;
 	cfg->connect_timeout_s = 10;
 	cfg->flow_buffer_limit = 256 * 1024;
-	cfg->buf_size = 32 * 1024;
-	cfg->buf_count = 512;
+	cfg->buf_size = 64 * 1024;
+	cfg->buf_count = 256;
+	cfg->udp_buf_size = 8192;
+	cfg->udp_buf_count = 1024;
 	cfg->zc_threshold = 0;
 	cfg->max_flows = 65536;
 	cfg->tcp_mode = TCP_MODE_SPLICE;
@@ -30,7 +32,8 @@ const char *args_usage(void)
 	       "                   [--connect-timeout SEC] [--flow-buffer-limit BYTES]\n"
 	       "                   [--tcp-mode splice|uring] [--zc-threshold BYTES]\n"
 	       "                   [--buf-size BYTES] [--buf-count N] [--max-flows N]\n"
-	       "                   [--keepalive] [--log FILTER] [--help] [--version]\n"
+	       "                   [--udp-buf-size BYTES] [--udp-buf-count N]\n"
+	       "                   [--keepalive] [--no-pin] [--log FILTER] [--help] [--version]\n"
 	       "SPEC = tcp|udp:LISTEN=UPSTREAM, LISTEN/UPSTREAM = host:port or [v6addr]:port\n"
 	       "       e.g. tcp:0.0.0.0:8080=127.0.0.1:80  udp:[::1]:5353=[::1]:53\n";
 }
@@ -100,6 +103,10 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			cfg->keepalive = true;
 			continue;
 		}
+		if (!strcmp(opt, "--no-pin")) {
+			cfg->no_pin = true;
+			continue;
+		}
 		static const char *const with_value[] = {
 			"--shards",	     "--forward",
 			"--forwards-file",   "--ctl",
@@ -109,6 +116,7 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			"--tcp-mode",	     "--zc-threshold",
 			"--buf-size",	     "--buf-count",
 			"--max-flows",	     "--log",
+			"--udp-buf-size",    "--udp-buf-count",
 		};
 		bool known = false;
 
@@ -177,6 +185,20 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			ret = args_u32(opt, val, 16, 32768, &cfg->buf_count, err);
 			if (!ret && !args_pow2(cfg->buf_count)) {
 				snprintf(err, ARGS_ERR_MAX, "--buf-count: must be a power of two");
+				ret = -EINVAL;
+			}
+		} else if (!strcmp(opt, "--udp-buf-size")) {
+			ret = args_u32(opt, val, 2048, 65536, &cfg->udp_buf_size, err);
+			if (!ret && !args_pow2(cfg->udp_buf_size)) {
+				snprintf(err, ARGS_ERR_MAX,
+					 "--udp-buf-size: must be a power of two");
+				ret = -EINVAL;
+			}
+		} else if (!strcmp(opt, "--udp-buf-count")) {
+			ret = args_u32(opt, val, 16, 32768, &cfg->udp_buf_count, err);
+			if (!ret && !args_pow2(cfg->udp_buf_count)) {
+				snprintf(err, ARGS_ERR_MAX,
+					 "--udp-buf-count: must be a power of two");
 				ret = -EINVAL;
 			}
 		} else if (!strcmp(opt, "--max-flows")) {

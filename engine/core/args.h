@@ -31,10 +31,13 @@ struct engine_cfg {
 	uint32_t flow_buffer_limit; /* bytes in flight per direction before reads stop */
 	uint32_t buf_size; /* provided buffer size (bytes, power of two) */
 	uint32_t buf_count; /* provided buffers per shard (power of two) */
+	uint32_t udp_buf_size; /* UDP provided buffer size: largest datagram + 44 bytes */
+	uint32_t udp_buf_count; /* UDP provided buffers per shard (power of two) */
 	uint32_t zc_threshold; /* uring mode: SEND_ZC at or above this size, 0 = never */
 	uint32_t max_flows; /* per shard */
 	enum tcp_mode tcp_mode;
 	bool keepalive; /* SO_KEEPALIVE on both sockets of a TCP flow */
+	bool no_pin; /* leave shard threads unpinned (shared benchmark machines) */
 	bool help;
 	bool version;
 };

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,7 +21,6 @@
 
 static sem_t engine_ready_sem;
 
-void engine_shard_ready(struct shard *sh);
 void engine_shard_ready(struct shard *sh)
 {
 	sem_post(&engine_ready_sem);
@@ -52,6 +52,80 @@ static int engine_online_cpus(int *cpus, int max)
 	return n ? n : 1;
 }
 
+/*
+ * engine_probe_recv_cap - does this kernel cap a multishot recv at sqe->optlen total bytes
+ * (IORING_RECV_MSHOT_LIM, Linux 6.16+)? Older kernels reject the field with -EINVAL or
+ * ignore it; either way the answer is no and the engine falls back to cancelling the recv.
+ */
+static bool engine_probe_recv_cap(void)
+{
+	enum { PROBE_BUFS = 8, PROBE_SIZE = 4096, PROBE_BGID = 77 };
+	struct io_uring_buf_ring *br = NULL;
+	struct io_uring_buf_reg reg = { 0 };
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	struct io_uring ring;
+	static char data[PROBE_BUFS * PROBE_SIZE], mem[PROBE_BUFS * PROBE_SIZE];
+	bool ok = false, ended = false;
+	int sv[2] = { -1, -1 }, total = 0;
+
+	if (io_uring_queue_init(8, &ring, 0)) {
+		return false;
+	}
+	br = mmap(NULL, PROBE_BUFS * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (br == MAP_FAILED) {
+		goto exit_ring;
+	}
+	io_uring_buf_ring_init(br);
+	reg.ring_addr = (unsigned long)br;
+	reg.ring_entries = PROBE_BUFS;
+	reg.bgid = PROBE_BGID;
+	if (io_uring_register_buf_ring(&ring, &reg, 0)) {
+		goto unmap_br;
+	}
+	for (int i = 0; i < PROBE_BUFS; i++) {
+		io_uring_buf_ring_add(br, mem + i * PROBE_SIZE, PROBE_SIZE, (unsigned short)i,
+				      io_uring_buf_ring_mask(PROBE_BUFS), i);
+	}
+	io_uring_buf_ring_advance(br, PROBE_BUFS);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ||
+	    write(sv[1], data, sizeof(data)) != (ssize_t)sizeof(data)) {
+		goto close_sv;
+	}
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = PROBE_BGID;
+	sqe->file_index = 2 * PROBE_SIZE; /* optlen: stop after two buffers' worth */
+	if (io_uring_submit(&ring) != 1) {
+		goto close_sv;
+	}
+	/* All the data is already queued: a capped recv ends after 2 buffers, without F_MORE. */
+	while (!ended && !io_uring_wait_cqe(&ring, &cqe)) {
+		ended = !(cqe->flags & IORING_CQE_F_MORE);
+		if (cqe->res > 0) {
+			total += cqe->res;
+		} else {
+			ended = true;
+			total = -1;
+		}
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	ok = ended && total > 0 && total <= 2 * PROBE_SIZE;
+close_sv:
+	if (sv[0] >= 0) {
+		close(sv[0]);
+		close(sv[1]);
+	}
+	io_uring_unregister_buf_ring(&ring, PROBE_BGID);
+unmap_br:
+	munmap(br, PROBE_BUFS * sizeof(struct io_uring_buf));
+exit_ring:
+	io_uring_queue_exit(&ring);
+	return ok;
+}
+
 int engine_start(struct engine *eng, struct engine_cfg *cfg, char *err, size_t errlen)
 {
 	int cpus[SHARDS_MAX], ncpu, ret;
@@ -70,6 +144,10 @@ int engine_start(struct engine *eng, struct engine_cfg *cfg, char *err, size_t e
 		snprintf(err, errlen, "io_uring unavailable: %s", strerror(-ret));
 		return ret;
 	}
+	eng->recv_cap = engine_probe_recv_cap();
+	pr_info(MOD, "multishot recv byte cap: %s",
+		eng->recv_cap ? "yes (per-flow budget enforced by the kernel)" :
+				"no (budget enforced by cancelling the recv)");
 	sem_init(&engine_ready_sem, 0, 0);
 	for (unsigned int i = 0; i < eng->nshards; i++) {
 		struct shard *sh = calloc(1, sizeof(*sh));
@@ -190,6 +268,14 @@ static int engine_listen_socket(const struct spec_addr *a, struct sockaddr_stora
 	if (a->listen.ss_family == AF_INET6) {
 		/* [::]:P means IPv6 only; IPv4 clients need their own forward. */
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (a->proto == SPEC_UDP) {
+		/* Absorb bursts while the shard is busy: 4 MiB (FORCE works as root). */
+		int rcv = 4 << 20;
+
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv))) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+		}
 	}
 	if (bind(fd, (const struct sockaddr *)bound, a->listen_len) ||
 	    (a->proto == SPEC_TCP && listen(fd, 4096))) {

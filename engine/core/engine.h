@@ -26,7 +26,14 @@
 #include "spec.h"
 #include "stats.h"
 
-enum { SHARDS_MAX = 64, FWD_MAX = 256, FLOW_CHUNK = 1024, BUF_GROUP = 1 };
+enum {
+	SHARDS_MAX = 64,
+	FWD_MAX = 256,
+	FLOW_CHUNK = 1024,
+	BUF_GROUP = 1,
+	UDP_BUF_GROUP = 2,
+	PIPE_POOL = 256
+};
 
 /* Control -> shard commands (udata dir field of UD_MSG). */
 enum shard_msg { MSG_LISTEN_ADD = 0, MSG_LISTEN_RM = 1, MSG_DRAIN = 2, MSG_STOP = 3 };
@@ -60,7 +67,7 @@ enum flow_state { FS_CONNECTING = 1, FS_OPEN, FS_CLOSING };
 /* One direction of a flow: bytes read from fd[i] and written to fd[1 - i]. */
 struct flow_dir {
 	uint16_t qhead, qtail; /* buffers queued for the peer (uring mode) */
-	uint32_t queued; /* bytes received and not yet sent */
+	uint32_t queued; /* TCP: bytes received, not yet sent. UDP: datagrams */
 	uint8_t recv_armed; /* a multishot recv / POLLIN is outstanding on fd[i] */
 	uint8_t out_armed; /* splice: POLLOUT outstanding on fd[1 - i] */
 	uint8_t send_busy; /* a send towards fd[1 - i] is in flight */
@@ -114,13 +121,16 @@ struct shard {
 	pthread_t thr;
 	struct io_uring ring;
 	const char *ring_mode; /* which setup flags the kernel accepted */
-	struct bufring br;
+	struct bufring br; /* TCP (uring mode), group BUF_GROUP */
+	struct bufring ubr; /* UDP datagrams, group UDP_BUF_GROUP */
 	struct flowtab ft;
 	struct flow **chunks; /* flow pool, FLOW_CHUNK flows per chunk */
 	uint32_t nchunks, nalloc, free_head, nlive;
 	uint32_t *starved; /* (slot << 1 | dir) waiting for buffers */
 	uint32_t nstarved, starved_cap;
 	uint32_t lis_starved; /* UDP listeners waiting for buffers */
+	int (*pipes)[3]; /* splice mode: empty pipes kept for reuse (rd, wr, size) */
+	uint32_t npipes;
 	struct msghdr *umsg; /* per buffer: UDP reply sendmsg header */
 	struct iovec *uiov;
 	struct listener lis[FWD_MAX];
@@ -141,6 +151,7 @@ struct engine {
 	struct forward *fwd[FWD_MAX];
 	uint32_t next_fwd_id;
 	time_t started_at;
+	bool recv_cap; /* kernel honours a byte cap on multishot recv */
 	uint32_t seq;
 };
 
@@ -174,6 +185,12 @@ uint64_t engine_flows_open(struct engine *eng);
 /* shard_main - the shard thread. */
 void *shard_main(void *arg);
 
+/* engine_shard_ready - called once by each shard after its setup (sh->init_err says how). */
+void engine_shard_ready(struct shard *sh);
+
+/* shard_listener_ended - listener @l's multishot has ended; finishes a pending removal. */
+void shard_listener_ended(struct shard *sh, uint32_t l);
+
 /* shard internals shared by shard.c, tcp.c, udp.c */
 struct io_uring_sqe *shard_sqe(struct shard *sh);
 struct flow *shard_flow(struct shard *sh, uint32_t slot);
@@ -182,6 +199,7 @@ void flow_abort(struct shard *sh, struct flow *f, uint32_t slot, bool reset);
 void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot);
 void flow_starve(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir);
 void flow_arm_recv(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir);
+void flow_pipe_release(struct shard *sh, struct flow_dir *d);
 
 void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe);
 void tcp_handle_connect(struct shard *sh, struct io_uring_cqe *cqe);

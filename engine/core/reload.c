@@ -56,24 +56,31 @@ int reload_forwards_file(struct engine *eng, const char *path, bool strict, char
 		if (!*t) {
 			continue;
 		}
-		if (spec_parse(t, &s, serr) || spec_resolve(&s, &a, serr) ||
-		    n == RELOAD_LINES_MAX) {
-			if (n == RELOAD_LINES_MAX) {
-				snprintf(serr, sizeof(serr), "more than %d forwards", FWD_MAX);
-			}
+		ret = spec_parse(t, &s, serr);
+		if (!ret && !s.listen.port) {
+			/* A kernel-picked port could never be matched on the next reload. */
+			snprintf(serr, sizeof(serr),
+				 "listen port 0 is not allowed in a forwards file");
+			ret = -EINVAL;
+		}
+		if (!ret && n == RELOAD_LINES_MAX) {
+			snprintf(serr, sizeof(serr), "more than %d forwards", FWD_MAX);
+			ret = -ENOSPC;
+		}
+		if (!ret) {
+			ret = spec_resolve(&s, &a, serr);
+		}
+		if (ret) {
 			if (strict) {
 				snprintf(err, errlen, "%s:%u: %s", path, lineno, serr);
 				fclose(fp);
-				return -EINVAL;
+				return ret;
 			}
 			pr_warn(MOD, "%s:%u: %s (line skipped)", path, lineno, serr);
+			ret = 0;
 			continue;
 		}
 		spec_canonical(&a, canon[n], sizeof(canon[n]));
-		if (s.listen.port == 0) {
-			/* Port 0 cannot be matched again; keep it as written. */
-			snprintf(canon[n], sizeof(canon[n]), "%s", t);
-		}
 		n++;
 	}
 	fclose(fp);

@@ -153,11 +153,7 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
 		if (f->fd[i] >= 0) {
 			close(f->fd[i]);
 		}
-		for (int k = 0; k < 2; k++) {
-			if (f->d[i].pipe[k] >= 0) {
-				close(f->d[i].pipe[k]);
-			}
-		}
+		flow_pipe_release(sh, &f->d[i]);
 	}
 	if (f->in_table) {
 		flowtab_remove(&sh->ft, &f->key);
@@ -172,6 +168,27 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
 	f->next_free = sh->free_head;
 	sh->free_head = slot;
 	sh->nlive--;
+}
+
+/*
+ * flow_pipe_release - give a direction's pipe back to the shard's pool when it is empty (a
+ * short connection then costs no pipe2/fcntl/close), else close it.
+ */
+void flow_pipe_release(struct shard *sh, struct flow_dir *d)
+{
+	if (d->pipe[0] < 0) {
+		return;
+	}
+	if (!d->queued && sh->pipes && sh->npipes < PIPE_POOL) {
+		sh->pipes[sh->npipes][0] = d->pipe[0];
+		sh->pipes[sh->npipes][1] = d->pipe[1];
+		sh->pipes[sh->npipes][2] = (int)d->pipe_cap;
+		sh->npipes++;
+	} else {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	d->pipe[0] = d->pipe[1] = -1;
 }
 
 void flow_starve(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir)
@@ -196,30 +213,49 @@ void flow_starve(struct shard *sh, struct flow *f, uint32_t slot, unsigned int d
 
 void flow_arm_recv(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir)
 {
+	uint32_t limit = sh->eng->cfg->flow_buffer_limit;
 	struct io_uring_sqe *sqe;
 
 	if (f->d[dir].recv_armed || f->d[dir].eof || f->state != FS_OPEN || f->fd[dir] < 0) {
 		return;
 	}
+	if (f->kind == FLOW_TCP && sh->eng->recv_cap && f->d[dir].queued >= limit) {
+		return; /* re-armed when the peer has taken half */
+	}
 	sqe = shard_sqe(sh);
-	io_uring_prep_recv_multishot(sqe, f->fd[dir], NULL, 0, 0);
+	/* UDP: MSG_TRUNC makes res the real datagram length, so truncation is visible. */
+	io_uring_prep_recv_multishot(sqe, f->fd[dir], NULL, 0, f->kind == FLOW_UDP ? MSG_TRUNC : 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = BUF_GROUP;
+	sqe->buf_group = f->kind == FLOW_UDP ? UDP_BUF_GROUP : BUF_GROUP;
+	if (f->kind == FLOW_TCP && sh->eng->recv_cap) {
+		/*
+		 * Byte cap for the whole multishot (sqe->optlen, which shares the slot with
+		 * file_index): the kernel ends it after ~limit - queued bytes, so one burst
+		 * cannot overshoot the flow's budget by more than one buffer.
+		 */
+		sqe->file_index = limit - f->d[dir].queued;
+	}
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_RECV, dir, sh->idx, 0, slot));
 	f->d[dir].recv_armed = 1;
 	f->d[dir].cancel_pending = 0;
 	f->inflight++;
 }
 
-/* shard_unstarve - re-arm receives that ran out of buffers, while buffers are available. */
+/* shard_has_buffers - more than a quarter of @b's buffers are back in the kernel. */
+static bool shard_has_buffers(const struct bufring *b)
+{
+	return b->in_kernel > b->count / 4;
+}
+
+/* shard_unstarve - re-arm receives that ran out of buffers, once their ring has refilled. */
 static void shard_unstarve(struct shard *sh)
 {
-	uint32_t i = 0;
+	uint32_t keep = 0;
 
-	for (uint32_t l = 0; sh->lis_starved && l < FWD_MAX; l++) {
+	for (uint32_t l = 0; sh->lis_starved && l < FWD_MAX && shard_has_buffers(&sh->ubr); l++) {
 		struct listener *lis = &sh->lis[l];
 
-		if (lis->starved && sh->br.in_kernel > sh->br.count / 4) {
+		if (lis->starved) {
 			lis->starved = 0;
 			sh->lis_starved--;
 			if (lis->fwd && !lis->closing) {
@@ -227,21 +263,23 @@ static void shard_unstarve(struct shard *sh)
 			}
 		}
 	}
-	while (i < sh->nstarved && sh->br.in_kernel > sh->br.count / 4) {
+	for (uint32_t i = 0; i < sh->nstarved; i++) {
 		uint32_t slot = sh->starved[i] >> 1, dir = sh->starved[i] & 1;
 		struct flow *f = shard_flow(sh, slot);
 
-		i++;
 		if (!f || f->kind == FLOW_FREE || !f->d[dir].starved) {
 			continue;
 		}
+		if (!shard_has_buffers(f->kind == FLOW_UDP ? &sh->ubr : &sh->br)) {
+			sh->starved[keep++] = sh->starved[i];
+			continue;
+		}
 		f->d[dir].starved = 0;
-		if (f->d[dir].queued < sh->eng->cfg->flow_buffer_limit) {
+		if (f->kind == FLOW_UDP || f->d[dir].queued < sh->eng->cfg->flow_buffer_limit) {
 			flow_arm_recv(sh, f, slot, dir);
 		}
 	}
-	memmove(sh->starved, sh->starved + i, (sh->nstarved - i) * sizeof(*sh->starved));
-	sh->nstarved -= i;
+	sh->nstarved = keep;
 }
 
 /* shard_ack - tell the control ring that command @cmd for @slot finished with @res. */
@@ -294,7 +332,6 @@ static void shard_listener_close(struct shard *sh, uint32_t l, bool ack)
 }
 
 /* shard_listener_ended - the listener's multishot ended; finish a pending close. */
-void shard_listener_ended(struct shard *sh, uint32_t l);
 void shard_listener_ended(struct shard *sh, uint32_t l)
 {
 	struct listener *lis = &sh->lis[l];
@@ -499,9 +536,56 @@ static void shard_pin(struct shard *sh)
 	}
 }
 
+/*
+ * shard_cancel_all - cancel every request on the ring and wait for them to finish. A pending
+ * request holds a reference to its socket, and io_uring_queue_exit() drops those references
+ * asynchronously: without this, a listener could keep its port bound for a moment after the
+ * engine has exited (and "exit 2, nothing half-started" would be false).
+ */
+static void shard_cancel_all(struct shard *sh)
+{
+	struct io_uring_sync_cancel_reg reg = { 0 };
+	struct io_uring_cqe *cqe;
+
+	reg.fd = -1;
+	reg.flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+	reg.timeout.tv_sec = -1;
+	reg.timeout.tv_nsec = -1;
+	io_uring_submit(&sh->ring);
+	if (io_uring_register_sync_cancel(&sh->ring, &reg) < 0) {
+		/* Older kernel: fall back to async cancel and a bounded wait. */
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+		struct __kernel_timespec ts = { .tv_nsec = 200000000 };
+
+		if (sqe) {
+			io_uring_prep_cancel(sqe, NULL,
+					     IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+			io_uring_submit_and_wait_timeout(&sh->ring, &cqe, 1, &ts, NULL);
+		}
+	}
+	/*
+	 * Cancelled requests complete (and drop their file references) in task work, which
+	 * with DEFER_TASKRUN runs only when this thread asks for events: run it until no
+	 * more completions appear.
+	 */
+	for (int round = 0; round < 16; round++) {
+		unsigned int n = 0;
+
+		io_uring_get_events(&sh->ring);
+		while (!io_uring_peek_cqe(&sh->ring, &cqe)) {
+			io_uring_cqe_seen(&sh->ring, cqe);
+			n++;
+		}
+		if (!n && round) {
+			break;
+		}
+	}
+}
+
 /* shard_teardown - close every flow and listener and free the shard's memory. */
 static void shard_teardown(struct shard *sh)
 {
+	shard_cancel_all(sh);
 	for (uint32_t s = 0; s < sh->nalloc; s++) {
 		struct flow *f = shard_flow(sh, s);
 
@@ -522,12 +606,19 @@ static void shard_teardown(struct shard *sh)
 	}
 	io_uring_queue_exit(&sh->ring);
 	bufring_cleanup(&sh->br, NULL);
+	bufring_cleanup(&sh->ubr, NULL);
 	flowtab_cleanup(&sh->ft);
 	for (uint32_t c = 0; c < sh->nchunks; c++) {
 		free(sh->chunks[c]);
 	}
 	free(sh->chunks);
 	sh->chunks = NULL;
+	for (uint32_t p = 0; p < sh->npipes; p++) {
+		close(sh->pipes[p][0]);
+		close(sh->pipes[p][1]);
+	}
+	free(sh->pipes);
+	sh->pipes = NULL;
 	free(sh->starved);
 	free(sh->umsg);
 	free(sh->uiov);
@@ -555,24 +646,36 @@ static int shard_setup(struct shard *sh)
 			 strerror(-ret));
 		goto exit_ring;
 	}
-	ret = flowtab_init(&sh->ft, 1024);
+	ret = bufring_init(&sh->ubr, &sh->ring, UDP_BUF_GROUP, cfg->udp_buf_size,
+			   cfg->udp_buf_count);
 	if (ret) {
+		snprintf(sh->init_msg, sizeof(sh->init_msg), "UDP buffer ring setup failed: %s",
+			 strerror(-ret));
 		goto cleanup_br;
 	}
-	sh->umsg = calloc(cfg->buf_count, sizeof(*sh->umsg));
-	sh->uiov = calloc(cfg->buf_count, sizeof(*sh->uiov));
-	if (!sh->umsg || !sh->uiov) {
+	ret = flowtab_init(&sh->ft, 1024);
+	if (ret) {
+		goto cleanup_ubr;
+	}
+	sh->pipes = calloc(PIPE_POOL, sizeof(*sh->pipes));
+	sh->umsg = calloc(cfg->udp_buf_count, sizeof(*sh->umsg));
+	sh->uiov = calloc(cfg->udp_buf_count, sizeof(*sh->uiov));
+	if (!sh->umsg || !sh->uiov || !sh->pipes) {
 		ret = -ENOMEM;
 		goto cleanup_ft;
 	}
 	return 0;
 
 cleanup_ft:
+	free(sh->pipes);
+	sh->pipes = NULL;
 	free(sh->umsg);
 	free(sh->uiov);
 	sh->umsg = NULL;
 	sh->uiov = NULL;
 	flowtab_cleanup(&sh->ft);
+cleanup_ubr:
+	bufring_cleanup(&sh->ubr, &sh->ring);
 cleanup_br:
 	bufring_cleanup(&sh->br, &sh->ring);
 exit_ring:
@@ -580,13 +683,13 @@ exit_ring:
 	return ret;
 }
 
-extern void engine_shard_ready(struct shard *sh);
-
 void *shard_main(void *arg)
 {
 	struct shard *sh = arg;
 
-	shard_pin(sh);
+	if (!sh->eng->cfg->no_pin) {
+		shard_pin(sh);
+	}
 	sh->init_err = shard_setup(sh);
 	engine_shard_ready(sh);
 	if (sh->init_err) {
@@ -617,7 +720,8 @@ void *shard_main(void *arg)
 		}
 		io_uring_cq_advance(&sh->ring, n);
 		bufring_commit(&sh->br);
-		if ((sh->nstarved || sh->lis_starved) && sh->br.in_kernel > sh->br.count / 4) {
+		bufring_commit(&sh->ubr);
+		if (sh->nstarved || sh->lis_starved) {
 			shard_unstarve(sh);
 		}
 	}

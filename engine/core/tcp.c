@@ -33,8 +33,6 @@
 
 #define MOD "tcp"
 
-extern void shard_listener_ended(struct shard *sh, uint32_t l);
-
 /* tcp_dir_finish - propagate EOF of direction @i once everything read has been sent. */
 static void tcp_dir_finish(struct shard *sh, struct flow *f, uint32_t slot, unsigned int i)
 {
@@ -377,6 +375,13 @@ static int tcp_pipe_open(struct shard *sh, struct flow_dir *d)
 	int sz;
 
 	if (d->pipe[0] >= 0) {
+		return 0;
+	}
+	if (sh->npipes) {
+		sh->npipes--;
+		d->pipe[0] = sh->pipes[sh->npipes][0];
+		d->pipe[1] = sh->pipes[sh->npipes][1];
+		d->pipe_cap = (uint32_t)sh->pipes[sh->npipes][2];
 		return 0;
 	}
 	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC)) {

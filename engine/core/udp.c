@@ -20,7 +20,14 @@
 
 #define MOD "udp"
 
-extern void shard_listener_ended(struct shard *sh, uint32_t l);
+/*
+ * udp_session_budget - datagrams a session may have waiting for their send completion, per
+ * direction: a quarter of the shard's UDP buffers, so one busy client cannot starve the rest.
+ */
+static uint32_t udp_session_budget(const struct shard *sh)
+{
+	return sh->ubr.count / 4;
+}
 
 void udp_listener_arm(struct shard *sh, uint32_t l)
 {
@@ -31,7 +38,7 @@ void udp_listener_arm(struct shard *sh, uint32_t l)
 	lis->msg.msg_namelen = sizeof(struct sockaddr_in6);
 	io_uring_prep_recvmsg_multishot(sqe, lis->fd, &lis->msg, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = BUF_GROUP;
+	sqe->buf_group = UDP_BUF_GROUP;
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_UDP_RECV, 0, sh->idx, 0, l));
 	lis->armed = 1;
 }
@@ -88,8 +95,8 @@ void udp_handle_recvmsg(struct shard *sh, struct io_uring_cqe *cqe)
 		if (lis->closing) {
 			if (cqe->flags & IORING_CQE_F_BUFFER) {
 				bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-				if (!bufring_take(&sh->br, bid, 0, 0)) {
-					bufring_drop(&sh->br, bid);
+				if (!bufring_take(&sh->ubr, bid, 0, 0)) {
+					bufring_drop(&sh->ubr, bid);
 				}
 			}
 			shard_listener_ended(sh, l);
@@ -113,8 +120,8 @@ void udp_handle_recvmsg(struct shard *sh, struct io_uring_cqe *cqe)
 		return;
 	}
 	bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-	data = bufring_data(&sh->br, bid);
-	if (bufring_take(&sh->br, bid, 0, 0)) {
+	data = bufring_data(&sh->ubr, bid);
+	if (bufring_take(&sh->ubr, bid, 0, 0)) {
 		pr_err(MOD, "shard %u: buffer %u delivered twice", sh->idx, bid);
 		return;
 	}
@@ -122,7 +129,7 @@ void udp_handle_recvmsg(struct shard *sh, struct io_uring_cqe *cqe)
 	if (!out || (out->flags & MSG_TRUNC) || !lis->fwd || lis->closing ||
 	    out->namelen > sizeof(union flow_sa) || out->namelen < sizeof(struct sockaddr_in)) {
 		stat_add(&sh->st.drops, 1);
-		bufring_drop(&sh->br, bid);
+		bufring_drop(&sh->ubr, bid);
 		return;
 	}
 	payload = io_uring_recvmsg_payload(out, &lis->msg);
@@ -136,16 +143,16 @@ void udp_handle_recvmsg(struct shard *sh, struct io_uring_cqe *cqe)
 	} else {
 		f = udp_session_new(sh, l, &key, io_uring_recvmsg_name(out), out->namelen, &slot);
 	}
-	if (!f || f->state != FS_OPEN || f->d[0].queued + plen > sh->eng->cfg->flow_buffer_limit) {
+	if (!f || f->state != FS_OPEN || f->d[0].queued >= udp_session_budget(sh)) {
 		stat_add(&sh->st.drops, 1);
-		bufring_drop(&sh->br, bid);
+		bufring_drop(&sh->ubr, bid);
 		return;
 	}
 	f->last_ms = sh->now_ms;
-	sh->br.meta[bid].off = (uint32_t)(payload - data);
-	sh->br.meta[bid].len = sh->br.meta[bid].off + plen;
-	bufring_send_start(&sh->br, bid);
-	f->d[0].queued += plen;
+	sh->ubr.meta[bid].off = (uint32_t)(payload - data);
+	sh->ubr.meta[bid].len = sh->ubr.meta[bid].off + plen;
+	bufring_send_start(&sh->ubr, bid);
+	f->d[0].queued++;
 	sqe = shard_sqe(sh);
 	io_uring_prep_send(sqe, f->fd[1], payload, plen, 0);
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_UDP_UP_SEND, 0, sh->idx, bid, slot));
@@ -167,7 +174,15 @@ void udp_handle_up_recv(struct shard *sh, struct io_uring_cqe *cqe)
 	}
 	if (cqe->res >= 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
 		bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-		if (bufring_take(&sh->br, bid, 0, (uint32_t)cqe->res)) {
+		if ((uint32_t)cqe->res > sh->ubr.buf_size) {
+			/* Larger than a UDP buffer: truncated by the kernel, never forwarded. */
+			if (!bufring_take(&sh->ubr, bid, 0, 0)) {
+				bufring_drop(&sh->ubr, bid);
+			}
+			stat_add(&sh->st.drops, 1);
+			goto rearm;
+		}
+		if (bufring_take(&sh->ubr, bid, 0, (uint32_t)cqe->res)) {
 			pr_err(MOD, "shard %u: buffer %u delivered twice", sh->idx, bid);
 			flow_abort(sh, f, slot, false);
 			return;
@@ -177,22 +192,22 @@ void udp_handle_up_recv(struct shard *sh, struct io_uring_cqe *cqe)
 		stat_add(&sh->st.packets_in, 1);
 		stat_add(&f->fwd->st[sh->idx].bytes, (uint64_t)cqe->res);
 		if (f->state != FS_OPEN || lis->fwd != f->fwd || lis->closing ||
-		    f->d[1].queued + (uint32_t)cqe->res > sh->eng->cfg->flow_buffer_limit) {
+		    f->d[1].queued >= udp_session_budget(sh)) {
 			stat_add(&sh->st.drops, 1);
-			bufring_drop(&sh->br, bid);
+			bufring_drop(&sh->ubr, bid);
 		} else {
 			struct msghdr *m = &sh->umsg[bid];
 
 			f->last_ms = sh->now_ms;
-			sh->uiov[bid].iov_base = bufring_data(&sh->br, bid);
+			sh->uiov[bid].iov_base = bufring_data(&sh->ubr, bid);
 			sh->uiov[bid].iov_len = (size_t)cqe->res;
 			memset(m, 0, sizeof(*m));
 			m->msg_name = &f->peer;
 			m->msg_namelen = f->peer_len;
 			m->msg_iov = &sh->uiov[bid];
 			m->msg_iovlen = 1;
-			bufring_send_start(&sh->br, bid);
-			f->d[1].queued += (uint32_t)cqe->res;
+			bufring_send_start(&sh->ubr, bid);
+			f->d[1].queued++;
 			sqe = shard_sqe(sh);
 			io_uring_prep_sendmsg(sqe, lis->fd, m, 0);
 			io_uring_sqe_set_data64(sqe,
@@ -208,6 +223,7 @@ void udp_handle_up_recv(struct shard *sh, struct io_uring_cqe *cqe)
 		/* ICMP port unreachable from the upstream: count it, keep the session. */
 		stat_add(&sh->st.conn_refused, 1);
 	}
+rearm:
 	if (!more && f->state == FS_OPEN && !f->d[1].starved) {
 		flow_arm_recv(sh, f, slot, 1);
 	}
@@ -220,11 +236,9 @@ void udp_handle_send(struct shard *sh, struct io_uring_cqe *cqe)
 	unsigned int dir = udata_dir(cqe->user_data) & 1;
 	uint16_t bid = (uint16_t)udata_bid(cqe->user_data);
 	struct flow *f = shard_flow(sh, slot);
-	struct buf_meta *m = &sh->br.meta[bid];
-	uint32_t len = m->len - m->off;
 
 	f->inflight--;
-	f->d[dir].queued -= len;
+	f->d[dir].queued--;
 	if (cqe->res < 0) {
 		stat_add(&sh->st.drops, 1);
 		if (cqe->res == -ECONNREFUSED) {
@@ -235,6 +249,6 @@ void udp_handle_send(struct shard *sh, struct io_uring_cqe *cqe)
 		stat_add(&sh->st.packets_out, 1);
 	}
 	/* A datagram is sent whole or not at all: the buffer is done either way. */
-	bufring_drop(&sh->br, bid);
+	bufring_drop(&sh->ubr, bid);
 	flow_maybe_free(sh, f, slot);
 }

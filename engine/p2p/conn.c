@@ -43,6 +43,8 @@ struct p2p_stream {
 	struct p2p_conn *conn;
 	struct ymx_stream *ys; /* NULL once yamux released it */
 	void *user;
+	const struct p2p_conn_ops *ops; /* the connection's, or p2p_stream_set_ops's */
+	void *ctx;
 	const char *protocol; /* proposed (outbound) or negotiated */
 	const char *proposal[1]; /* the dialer's list */
 	struct mss mss;
@@ -51,6 +53,7 @@ struct p2p_stream {
 	bool manual_window;
 	bool app_visible; /* the application holds this pointer: it gets the callbacks */
 	bool closing; /* inside on_close: no more callbacks or operations */
+	bool out_blocked; /* a write found the output buffer full: on_stream_writable later */
 	size_t app_held; /* bytes of the current delivery the app credits itself */
 	uint8_t *acc; /* negotiation bytes, then identify bytes */
 	size_t acc_len, acc_cap;
@@ -68,6 +71,7 @@ struct p2p_conn {
 	bool dialer;
 	bool encrypt; /* output goes through the Noise transport cipher */
 	int error;
+	bool out_blocked; /* some stream waits for output-buffer room */
 	struct mss mss;
 	uint8_t mss_acc[STREAM_ACC_MSS]; /* muxer negotiation plaintext */
 	size_t mss_acc_len;
@@ -176,15 +180,16 @@ static size_t conn_data_room(const struct p2p_conn *c)
 {
 	size_t limit = c->ocap - P2P_OUT_HEADROOM,
 	       used = c->olen + 2 * (NOISE_LEN_PREFIX + NOISE_TAG);
-	size_t room;
+	size_t room, framing;
 
 	if (used >= limit) {
 		return 0;
 	}
 	room = limit - used;
-	/* leave room for the framing of what we accept */
-	return room - (room / (NOISE_MAX_PLAINTEXT + NOISE_LEN_PREFIX + NOISE_TAG) + 1) *
-			      (NOISE_LEN_PREFIX + NOISE_TAG + YMX_HDR_LEN);
+	/* leave room for the framing of what we accept (and never wrap below zero) */
+	framing = (room / (NOISE_MAX_PLAINTEXT + NOISE_LEN_PREFIX + NOISE_TAG) + 1) *
+		  (NOISE_LEN_PREFIX + NOISE_TAG + YMX_HDR_LEN);
+	return room > framing ? room - framing : 0;
 }
 
 static int conn_out_wr(struct p2p_conn *c, const uint8_t *p, size_t n)
@@ -205,6 +210,46 @@ void p2p_conn_out_peek(struct p2p_conn *c, const uint8_t **p, size_t *len)
 	*len = c->olen - c->ostart;
 }
 
+/*
+ * conn_out_unblock - streams whose writes found the output buffer full get on_stream_writable
+ * once a quarter of the buffer is free again. Ids are collected first because a callback may
+ * free any stream; streams beyond the batch stay flagged for the next advance.
+ */
+static void conn_out_unblock(struct p2p_conn *c)
+{
+	uint32_t ids[64];
+	size_t n = 0;
+
+	if (!c->out_blocked || c->error || conn_data_room(c) < c->ocap / 4) {
+		return;
+	}
+	c->out_blocked = false;
+	for (size_t b = 0; b < YMX_BUCKETS; b++) {
+		for (struct ymx_stream *ys = c->ys.buckets[b]; ys; ys = ys->next) {
+			struct p2p_stream *s = ys->user;
+
+			if (!s || !s->out_blocked) {
+				continue;
+			}
+			if (n == sizeof(ids) / sizeof(ids[0])) {
+				c->out_blocked = true;
+				break;
+			}
+			s->out_blocked = false;
+			ids[n++] = ys->id;
+		}
+	}
+	for (size_t i = 0; i < n && !c->error; i++) {
+		struct ymx_stream *ys = ymx_stream_find(&c->ys, ids[i]);
+		struct p2p_stream *s = ys ? ys->user : NULL;
+
+		if (s && s->app_visible && s->negotiated && !s->closing &&
+		    s->ops->on_stream_writable) {
+			s->ops->on_stream_writable(s->ctx, s);
+		}
+	}
+}
+
 void p2p_conn_out_advance(struct p2p_conn *c, size_t n)
 {
 	if (n > c->olen - c->ostart) {
@@ -222,6 +267,7 @@ void p2p_conn_out_advance(struct p2p_conn *c, size_t n)
 		c->frame_start -= (long)c->ostart;
 	}
 	c->ostart = 0;
+	conn_out_unblock(c);
 }
 
 /* ---- failure ---- */
@@ -254,6 +300,8 @@ static struct p2p_stream *stream_new(struct p2p_conn *c, struct ymx_stream *ys)
 	}
 	s->conn = c;
 	s->ys = ys;
+	s->ops = c->ops;
+	s->ctx = c->ctx;
 	ys->user = s;
 	return s;
 }
@@ -358,14 +406,16 @@ static void stream_ping_send(struct p2p_stream *s)
 static void stream_negotiated(struct p2p_stream *s)
 {
 	struct p2p_conn *c = s->conn;
+	uint32_t id = s->ys->id;
+	struct ymx_stream *ys;
 	int err = 0;
 
 	s->negotiated = true;
 	switch (s->kind) {
 	case SK_APP:
 		s->app_visible = true;
-		if (c->ops->on_stream_open) {
-			c->ops->on_stream_open(c->ctx, s, s->protocol);
+		if (s->ops->on_stream_open) {
+			s->ops->on_stream_open(s->ctx, s, s->protocol);
 		}
 		break;
 	case SK_IDENTIFY_IN:
@@ -380,8 +430,10 @@ static void stream_negotiated(struct p2p_stream *s)
 	default:
 		break;
 	}
-	if (err && s->ys) {
-		stream_reset_err(s, err);
+	/* closing the stream above may have released it (both FINs): look it up again */
+	ys = ymx_stream_find(&c->ys, id);
+	if (err && ys && ys->user) {
+		stream_reset_err(ys->user, err);
 	}
 }
 
@@ -428,8 +480,8 @@ static void stream_data(struct p2p_stream *s, const uint8_t *p, size_t n)
 		if (s->manual_window) {
 			s->app_held += n; /* credited later through p2p_stream_consumed */
 		}
-		if (c->ops->on_stream_data) {
-			c->ops->on_stream_data(c->ctx, s, p, n);
+		if (s->ops->on_stream_data) {
+			s->ops->on_stream_data(s->ctx, s, p, n);
 		}
 		break;
 	case SK_IDENTIFY_OUT:
@@ -531,12 +583,14 @@ static void stream_negotiate(struct p2p_stream *s, const uint8_t *p, size_t n)
 		memcpy(tail, s->acc + used, rest);
 	}
 	s->acc_len = 0;
-	uint32_t id = s->ys ? s->ys->id : 0;
+	uint32_t id = s->ys->id;
+	struct ymx_stream *ys;
 
 	stream_negotiated(s);
-	/* the stream may have been reset or closed by the callbacks above */
-	if (rest && id && ymx_stream_find(&c->ys, id) == s->ys && s->ys) {
-		stream_data(s, tail, rest);
+	/* the callbacks above may have freed s: stream ids are never reused, so look it up */
+	ys = ymx_stream_find(&c->ys, id);
+	if (rest && ys && ys->user) {
+		stream_data(ys->user, tail, rest);
 	}
 	free(tail);
 }
@@ -548,14 +602,13 @@ static void stream_reset_err(struct p2p_stream *s, int err)
 	if (!s->ys || s->closing) {
 		return;
 	}
-	if (s->app_visible && c->ops->on_stream_reset && !s->closing) {
-		c->ops->on_stream_reset(c->ctx, s, err);
+	s->closing = true; /* p2p_stream_* calls from the callback are no-ops now */
+	if (s->app_visible && s->ops->on_stream_reset) {
+		s->ops->on_stream_reset(s->ctx, s, err);
 	} else if (s->kind == SK_PING_OUT && c->ops->on_ping) {
 		c->ops->on_ping(c->ctx, c, 0, err);
 	}
-	if (s->ys) {
-		ymx_stream_reset(&c->ys, s->ys); /* on_close frees s */
-	}
+	ymx_stream_reset(&c->ys, s->ys); /* on_close frees s */
 }
 
 /* ---- yamux callbacks ---- */
@@ -639,8 +692,8 @@ static void conn_ymx_fin(void *ctx, struct ymx_stream *ys)
 	}
 	switch (s->kind) {
 	case SK_APP:
-		if (c->ops->on_stream_fin) {
-			c->ops->on_stream_fin(c->ctx, s);
+		if (s->ops->on_stream_fin) {
+			s->ops->on_stream_fin(s->ctx, s);
 		}
 		break;
 	case SK_IDENTIFY_OUT:
@@ -668,8 +721,9 @@ static void conn_ymx_reset(void *ctx, struct ymx_stream *ys)
 	if (!s) {
 		return;
 	}
-	if (s->app_visible && c->ops->on_stream_reset) {
-		c->ops->on_stream_reset(c->ctx, s,
+	s->closing = true; /* the peer reset it: p2p_stream_* calls from callbacks are no-ops */
+	if (s->app_visible && s->ops->on_stream_reset) {
+		s->ops->on_stream_reset(s->ctx, s,
 					s->negotiated ? -ECONNRESET : -NATX_E_UNAVAILABLE);
 	} else if (s->kind == SK_PING_OUT && c->ops->on_ping) {
 		c->ops->on_ping(c->ctx, c, 0, -ECONNRESET);
@@ -683,25 +737,23 @@ static void conn_ymx_reset(void *ctx, struct ymx_stream *ys)
 
 static void conn_ymx_writable(void *ctx, struct ymx_stream *ys)
 {
-	struct p2p_conn *c = ctx;
 	struct p2p_stream *s = ys->user;
 
-	if (s && s->app_visible && s->negotiated && c->ops->on_stream_writable) {
-		c->ops->on_stream_writable(c->ctx, s);
+	if (s && s->app_visible && s->negotiated && s->ops->on_stream_writable) {
+		s->ops->on_stream_writable(s->ctx, s);
 	}
 }
 
 static void conn_ymx_close(void *ctx, struct ymx_stream *ys)
 {
-	struct p2p_conn *c = ctx;
 	struct p2p_stream *s = ys->user;
 
 	if (!s) {
 		return;
 	}
 	s->closing = true;
-	if (s->app_visible && c->ops->on_stream_close) {
-		c->ops->on_stream_close(c->ctx, s);
+	if (s->app_visible && s->ops->on_stream_close) {
+		s->ops->on_stream_close(s->ctx, s);
 	}
 	s->ys = NULL;
 	ys->user = NULL;
@@ -721,12 +773,18 @@ static const struct ymx_ops conn_ymx_ops = {
 
 /* ---- streams API ---- */
 
+/*
+ * stream_open_kind - open a yamux stream and send the multistream header and proposal, followed
+ * in the same yamux frame by @early (@early_len bytes, may be 0): a go-style lazy open.
+ */
 static struct p2p_stream *stream_open_kind(struct p2p_conn *c, const char *protocol,
-					   enum stream_kind kind, int *err)
+					   enum stream_kind kind, const uint8_t *early,
+					   size_t early_len, int *err)
 {
-	uint8_t hello[MSS_MAX_MSG + 32];
+	struct p2p_stream *s = NULL;
 	struct ymx_stream *ys;
-	struct p2p_stream *s;
+	uint8_t *hello;
+	size_t hello_len;
 	struct wr w;
 
 	if (c->state != CS_YAMUX) {
@@ -737,38 +795,61 @@ static struct p2p_stream *stream_open_kind(struct p2p_conn *c, const char *proto
 		*err = -NATX_E_TOO_BIG;
 		return NULL;
 	}
+	if (early_len > P2P_EARLY_MAX) {
+		*err = -NATX_E_TOO_BIG;
+		return NULL;
+	}
+	hello = malloc(MSS_MAX_MSG + 32 + early_len);
+	if (!hello) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	ys = ymx_stream_open(&c->ys, err);
 	if (!ys) {
 		if (*err == -ENOBUFS) {
 			conn_fail(c, *err);
 		}
-		return NULL;
+		goto out_hello;
 	}
 	s = stream_new(c, ys);
 	if (!s) {
 		ymx_stream_reset(&c->ys, ys);
 		*err = -ENOMEM;
-		return NULL;
+		goto out_hello;
 	}
 	c->stats.streams_out++;
 	s->kind = kind;
 	s->protocol = protocol;
 	s->proposal[0] = protocol;
 	mss_dialer_init(&s->mss, s->proposal, 1);
-	wr_init(&w, hello, sizeof(hello));
+	wr_init(&w, hello, MSS_MAX_MSG + 32);
 	mss_dialer_start(&s->mss, &w);
-	*err = stream_write_all(s, hello, (size_t)(w.p - hello));
+	hello_len = (size_t)(w.p - hello);
+	if (early_len) {
+		memcpy(hello + hello_len, early, early_len);
+		hello_len += early_len;
+	}
+	*err = stream_write_all(s, hello, hello_len);
 	if (*err) {
 		ymx_stream_reset(&c->ys, s->ys); /* not yet app_visible: no callbacks */
-		return NULL;
+		s = NULL;
+		goto out_hello;
 	}
 	s->app_visible = kind == SK_APP;
+out_hello:
+	free(hello);
 	return s;
 }
 
 struct p2p_stream *p2p_stream_open(struct p2p_conn *c, const char *protocol, int *err)
 {
-	return stream_open_kind(c, protocol, SK_APP, err);
+	return stream_open_kind(c, protocol, SK_APP, NULL, 0, err);
+}
+
+struct p2p_stream *p2p_stream_open_lazy(struct p2p_conn *c, const char *protocol,
+					const uint8_t *data, size_t len, int *err)
+{
+	return stream_open_kind(c, protocol, SK_APP, data, len, err);
 }
 
 long p2p_stream_write(struct p2p_stream *s, const uint8_t *p, size_t len)
@@ -788,6 +869,8 @@ long p2p_stream_write(struct p2p_stream *s, const uint8_t *p, size_t len)
 		len = room;
 	}
 	if (!len) {
+		/* output buffer full: p2p_conn_out_advance calls on_stream_writable later */
+		s->out_blocked = c->out_blocked = true;
 		return 0;
 	}
 	w = ymx_stream_write(&c->ys, s->ys, p, len);
@@ -856,18 +939,24 @@ void p2p_stream_set_user(struct p2p_stream *s, void *user)
 	s->user = user;
 }
 
+void p2p_stream_set_ops(struct p2p_stream *s, const struct p2p_conn_ops *ops, void *ctx)
+{
+	s->ops = ops ? ops : s->conn->ops;
+	s->ctx = ops ? ctx : s->conn->ctx;
+}
+
 int p2p_conn_ping(struct p2p_conn *c)
 {
 	int err;
 
-	return stream_open_kind(c, PING_PROTOCOL, SK_PING_OUT, &err) ? 0 : err;
+	return stream_open_kind(c, PING_PROTOCOL, SK_PING_OUT, NULL, 0, &err) ? 0 : err;
 }
 
 int p2p_conn_identify_push(struct p2p_conn *c)
 {
 	int err;
 
-	return stream_open_kind(c, IDENTIFY_PUSH_PROTOCOL, SK_PUSH_OUT, &err) ? 0 : err;
+	return stream_open_kind(c, IDENTIFY_PUSH_PROTOCOL, SK_PUSH_OUT, NULL, 0, &err) ? 0 : err;
 }
 
 /* ---- connection ---- */
@@ -981,7 +1070,7 @@ static int conn_start_yamux(struct p2p_conn *c)
 	}
 	c->last_ping_ms = c->host->clock->now_ms(c->host->clock);
 	if (!c->host->no_identify) {
-		stream_open_kind(c, IDENTIFY_PROTOCOL, SK_IDENTIFY_OUT, &err);
+		stream_open_kind(c, IDENTIFY_PROTOCOL, SK_IDENTIFY_OUT, NULL, 0, &err);
 		if (err == -ENOBUFS) {
 			return err;
 		}

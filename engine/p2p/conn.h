@@ -46,6 +46,7 @@ enum {
 	P2P_OUT_HEADROOM = 128 * 1024, /* part of the output buffer kept for control frames */
 	P2P_KEEPALIVE_MS = 30000, /* yamux ping interval, as js */
 	P2P_MAX_PROTOCOLS = 64, /* application protocols a host may register */
+	P2P_EARLY_MAX = 16 * 1024, /* first data bytes p2p_stream_open_lazy may carry */
 };
 
 struct p2p_conn;
@@ -177,6 +178,15 @@ int p2p_conn_identify_push(struct p2p_conn *c);
 struct p2p_stream *p2p_stream_open(struct p2p_conn *c, const char *protocol, int *err);
 
 /*
+ * p2p_stream_open_lazy - like p2p_stream_open, but the multistream header, the proposal and the
+ * first @len (<= P2P_EARLY_MAX) bytes of @data travel in one yamux frame, as go-libp2p does
+ * when it knows the peer supports @protocol. If the peer answers "na" those bytes are lost and
+ * the stream is reset (-NATX_E_UNAVAILABLE). Use only for protocols the peer's identify lists.
+ */
+struct p2p_stream *p2p_stream_open_lazy(struct p2p_conn *c, const char *protocol,
+					const uint8_t *data, size_t len, int *err);
+
+/*
  * p2p_stream_write - queue up to @len bytes. Returns the bytes accepted (0: window or output
  * buffer full, wait for on_stream_writable), -EPIPE after close/reset, or a fatal error.
  */
@@ -195,6 +205,14 @@ int p2p_stream_reset(struct p2p_stream *s);
  */
 void p2p_stream_set_manual_window(struct p2p_stream *s, bool manual);
 int p2p_stream_consumed(struct p2p_stream *s, size_t n);
+
+/*
+ * p2p_stream_set_ops - route @s's stream callbacks (open, data, fin, reset, writable, close) to
+ * @ops with @ctx instead of the connection's; NULL restores the connection's. Lets a protocol
+ * module (relay, DCUtR, AutoNAT, a tunnelled p2p_conn) own a stream the host handed it. Set it
+ * right after p2p_stream_open, or inside on_stream_open for inbound streams.
+ */
+void p2p_stream_set_ops(struct p2p_stream *s, const struct p2p_conn_ops *ops, void *ctx);
 
 /* Accessors. */
 struct p2p_conn *p2p_stream_conn(const struct p2p_stream *s);

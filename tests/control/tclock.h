@@ -3,6 +3,7 @@
 #ifndef NATX_TEST_TCLOCK_H
 #define NATX_TEST_TCLOCK_H
 
+#include <errno.h>
 #include <string.h>
 
 #include "clock.h"
@@ -90,6 +91,18 @@ static int tsvc_connect(void *ctx, const struct svc_request *req, struct svc_con
 	return 0;
 }
 
+static int tsvc_proxies(void *ctx, cJSON *array)
+{
+	cJSON *p = cJSON_CreateObject();
+
+	if (!p) {
+		return -ENOMEM;
+	}
+	cJSON_AddStringToObject(p, "address", "198.51.100.1:7000");
+	cJSON_AddItemToArray(array, p);
+	return 0;
+}
+
 static bool tsvc_operational(void *ctx)
 {
 	return ((struct tsvc *)ctx)->operational;
@@ -113,6 +126,7 @@ static inline void tsvc_init(struct tsvc *t, struct tclock *clk, const char *typ
 				   .capabilities = tsvc_caps,
 				   .can_reach = tsvc_reach,
 				   .connect = tsvc_connect,
+				   .available_proxies = tsvc_proxies,
 				   .operational = tsvc_operational,
 				   .status = tsvc_status };
 }

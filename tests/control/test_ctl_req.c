@@ -267,3 +267,34 @@ Test(fwdspec, parses_and_rejects, .timeout = 10)
 		cr_assert_eq(fwdspec_parse(bad[i], &f, &why), -EINVAL, "'%s' accepted", bad[i]);
 	}
 }
+
+Test(ctl_rx, replies_longer_than_the_request_limit_are_read_whole, .timeout = 10)
+{
+	struct ctl_rx rx;
+	size_t big = 3 * CTL_LINE_MAX, len;
+	char *data = malloc(big + 1), *line;
+
+	memset(data, 'r', big);
+	data[big] = '\n';
+	ctl_rx_init(&rx);
+	cr_assert_null(ctl_rx_line(&rx, &len));
+	for (size_t off = 0; off <= big; off += 5000) {
+		cr_assert_eq(
+			ctl_rx_append(&rx, data + off, big + 1 - off < 5000 ? big + 1 - off : 5000),
+			0);
+	}
+	cr_assert_eq(ctl_rx_append(&rx, "x\ny", 3), 0);
+	line = ctl_rx_line(&rx, &len);
+	cr_assert_not_null(line);
+	cr_assert_eq(len, big);
+	cr_assert_eq(strlen(line), big);
+	free(line);
+	line = ctl_rx_line(&rx, &len);
+	cr_assert_str_eq(line, "x");
+	free(line);
+	cr_assert_null(ctl_rx_line(&rx, &len)); /* "y" has no newline yet */
+	cr_assert_eq(ctl_rx_append(&rx, data, CTL_REPLY_MAX), -NATX_E_TOO_BIG);
+	ctl_rx_cleanup(&rx);
+	ctl_rx_cleanup(&rx);
+	free(data);
+}

@@ -26,6 +26,7 @@ struct peer {
 	volatile bool stop;
 	volatile bool mute; /* read requests but never answer */
 	volatile bool drop_next; /* close the current connection after the next request */
+	volatile bool port1_free; /* accept listen port 1 (normally "in use") */
 	pthread_mutex_t mu;
 	char specs[16][CTL_SPEC_MAX + 1];
 	unsigned long ids[16];
@@ -79,7 +80,7 @@ static cJSON *peer_handle(struct peer *p, cJSON *req)
 		p->adds++;
 		for (i = 0; i < p->n && strcmp(p->specs[i], spec); i++) {
 		}
-		if (strstr(spec, ":1=")) {
+		if (strstr(spec, ":1=") && !p->port1_free) {
 			cJSON *e = cJSON_AddObjectToObject(r, "error");
 
 			cJSON_AddFalseToObject(r, "ok");
@@ -366,4 +367,25 @@ Test(engine_sup, missing_binary_is_reported_and_retried_later)
 		  other.last_error);
 	cr_assert_geq(engine_sup_timeout_ms(&other), 0);
 	engine_sup_stop(&other, false);
+}
+
+Test(engine_sup, forwards_that_failed_to_start_are_retried)
+{
+	cr_assert_eq(
+		engine_sup_forward_define(&es, "tcp:127.0.0.1:1=127.0.0.1:2", ENGINE_FWD_CONFIG),
+		0);
+	cr_assert_eq(engine_sup_start(&es), 0, "%s", es.last_error);
+	cr_assert_eq(es.fwd[0].id, 0);
+	cr_assert_str_eq(es.fwd[0].error, "listen 127.0.0.1:1: address in use");
+	cr_assert_gt(engine_sup_timeout_ms(&es), 0);
+	/* not before the retry time */
+	P.port1_free = true;
+	engine_sup_tick(&es);
+	cr_assert_eq(es.fwd[0].id, 0);
+	es.fwd_retry_at_ms = 0;
+	cr_assert_eq(engine_sup_timeout_ms(&es), 0);
+	engine_sup_tick(&es);
+	cr_assert_neq(es.fwd[0].id, 0);
+	cr_assert_str_eq(es.fwd[0].error, "");
+	cr_assert_eq(P.n, 1);
 }

@@ -249,6 +249,11 @@ Test(select, metrics_health_and_json_view)
 	o = svc_to_json(&mgr, used ? used : svc_find(&mgr, "svc"));
 	cr_assert_not_null(o);
 	cr_assert_str_eq(cJSON_GetObjectItem(o, "type")->valuestring, "svc");
+	cr_assert_str_eq(
+		cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "proxies"), 0),
+				    "address")
+			->valuestring,
+		"198.51.100.1:7000");
 	cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "capabilities"), "udp")));
 	/* 1 failure of 2 calls: degraded */
 	cr_assert_str_eq(cJSON_GetObjectItem(o, "status")->valuestring, "degraded");

@@ -39,14 +39,45 @@ Test(args, every_option, .timeout = 5)
 {
 	struct engine_cfg cfg;
 	char err[ARGS_ERR_MAX];
-	const char *list[] = { "--shards", "3", "--forward", "tcp:127.0.0.1:1=127.0.0.1:2",
-			       "--forward=udp:[::1]:5=[::1]:6", "--ctl", "/tmp/x.sock",
-			       "--stats-file", "/tmp/s.json", "--drain-timeout", "7",
-			       "--idle-timeout=30", "--udp-idle-timeout", "9",
-			       "--connect-timeout", "4", "--flow-buffer-limit", "65536",
-			       "--tcp-mode", "uring", "--zc-threshold", "16384", "--buf-size",
-			       "16384", "--buf-count", "256", "--max-flows", "5000", "--keepalive",
-			       "--forwards-file", "/tmp/f", "--log", "debug", NULL };
+	const char *list[] = { "--udp-buf-size",
+			       "4096",
+			       "--udp-buf-count",
+			       "512",
+			       "--shards",
+			       "3",
+			       "--forward",
+			       "tcp:127.0.0.1:1=127.0.0.1:2",
+			       "--forward=udp:[::1]:5=[::1]:6",
+			       "--ctl",
+			       "/tmp/x.sock",
+			       "--stats-file",
+			       "/tmp/s.json",
+			       "--drain-timeout",
+			       "7",
+			       "--idle-timeout=30",
+			       "--udp-idle-timeout",
+			       "9",
+			       "--connect-timeout",
+			       "4",
+			       "--flow-buffer-limit",
+			       "65536",
+			       "--tcp-mode",
+			       "uring",
+			       "--zc-threshold",
+			       "16384",
+			       "--buf-size",
+			       "16384",
+			       "--buf-count",
+			       "256",
+			       "--max-flows",
+			       "5000",
+			       "--keepalive",
+			       "--no-pin",
+			       "--forwards-file",
+			       "/tmp/f",
+			       "--log",
+			       "debug",
+			       NULL };
 
 	cr_assert_eq(parse(&cfg, err, list), 0, "%s", err);
 	cr_assert_eq(cfg.shards, 3);
@@ -64,7 +95,9 @@ Test(args, every_option, .timeout = 5)
 	cr_assert_eq(cfg.buf_size, 16384);
 	cr_assert_eq(cfg.buf_count, 256);
 	cr_assert_eq(cfg.max_flows, 5000);
-	cr_assert(cfg.keepalive);
+	cr_assert_eq(cfg.udp_buf_size, 4096);
+	cr_assert_eq(cfg.udp_buf_count, 512);
+	cr_assert(cfg.keepalive && cfg.no_pin);
 	cr_assert_str_eq(cfg.forwards_file, "/tmp/f");
 	log_filter_set(NULL);
 }
@@ -92,6 +125,11 @@ Test(args, rejects_every_bad_input, .timeout = 5)
 		{ "--buf-count", "100", NULL },
 		{ "--buf-count", "65536", NULL },
 		{ "--max-flows", "1", NULL },
+		{ "--udp-buf-size", "1024", NULL },
+		{ "--udp-buf-size", "5000", NULL },
+		{ "--udp-buf-size", "131072", NULL },
+		{ "--udp-buf-count", "8", NULL },
+		{ "--udp-buf-count", "1000", NULL },
 		{ "--log", "loud", NULL },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

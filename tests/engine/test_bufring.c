@@ -64,19 +64,19 @@ Test(bufring, illegal_transitions_are_refused, .timeout = 5)
 	bool done;
 
 	cr_assert_eq(bufring_init(&b, NULL, 1, 4096, 16), 0);
-	cr_assert_eq(bufring_send_start(&b, 1), -EINVAL);	/* still in the kernel */
-	cr_assert_eq(bufring_drop(&b, 1), -EINVAL);		/* double recycle */
+	cr_assert_eq(bufring_send_start(&b, 1), -EINVAL); /* still in the kernel */
+	cr_assert_eq(bufring_drop(&b, 1), -EINVAL); /* double recycle */
 	cr_assert_eq(bufring_zc_notif(&b, 1), -EINVAL);
-	cr_assert_eq(bufring_take(&b, 16, 0, 1), -EINVAL);	/* out of range */
-	cr_assert_eq(bufring_take(&b, 1, 0, 4097), -EINVAL);	/* longer than the buffer */
-	cr_assert_eq(bufring_take(&b, 1, 10, 5), -EINVAL);	/* off > len */
+	cr_assert_eq(bufring_take(&b, 16, 0, 1), -EINVAL); /* out of range */
+	cr_assert_eq(bufring_take(&b, 1, 0, 4097), -EINVAL); /* longer than the buffer */
+	cr_assert_eq(bufring_take(&b, 1, 10, 5), -EINVAL); /* off > len */
 	cr_assert_eq(bufring_take(&b, 1, 0, 10), 0);
-	cr_assert_eq(bufring_take(&b, 1, 0, 10), -EINVAL);	/* delivered twice */
+	cr_assert_eq(bufring_take(&b, 1, 0, 10), -EINVAL); /* delivered twice */
 	cr_assert_eq(bufring_send_done(&b, 1, 10, false, &done), -EINVAL); /* not sending */
 	cr_assert_eq(bufring_send_start(&b, 1), 0);
 	cr_assert_eq(bufring_send_start(&b, 1), -EINVAL);
 	cr_assert_eq(bufring_send_done(&b, 1, 11, false, &done), -EINVAL); /* more than queued */
-	cr_assert_eq(bufring_drop(&b, 1), 0);			/* failed send */
+	cr_assert_eq(bufring_drop(&b, 1), 0); /* failed send */
 	cr_assert_eq(b.meta[1].state, BUF_KERNEL);
 	cr_assert_eq(b.in_kernel, 16);
 	cr_assert_eq(bufring_init(&b, NULL, 1, 4096, 12), -EINVAL);
@@ -134,7 +134,8 @@ Test(bufring, kernel_hands_out_and_takes_back_buffers, .timeout = 10)
 		cr_assert_eq(memcmp(bufring_data(&b, bid), msg, strlen(msg)), 0);
 		cr_assert_eq(bufring_take(&b, bid, 0, (uint32_t)strlen(msg)), 0);
 		if (round == 4) {
-			cr_assert_eq(bid, last_bid, "the fifth recv must reuse the recycled buffer");
+			cr_assert_eq(bid, last_bid,
+				     "the fifth recv must reuse the recycled buffer");
 		}
 		last_bid = bid;
 		if (round < 3) {

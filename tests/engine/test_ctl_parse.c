@@ -77,9 +77,11 @@ Test(ctl_parse, error_codes, .timeout = 5)
 		{ "{\"v\":1,\"id\":\"s\",\"cmd\":\"forward.rm\"}", "bad_request", true },
 		{ "{\"v\":1,\"id\":-1,\"cmd\":\"forward.rm\"}", "bad_request", true },
 		{ "{\"v\":1,\"id\":1.5,\"cmd\":\"forward.rm\"}", "bad_request", true },
-		{ "{\"v\":1,\"id\":1,\"cmd\":\"forward.rm\",\"fwd_id\":\"x\"}", "bad_request", true },
+		{ "{\"v\":1,\"id\":1,\"cmd\":\"forward.rm\",\"fwd_id\":\"x\"}", "bad_request",
+		  true },
 		{ "{\"v\":1,\"id\":1,\"cmd\":\"shutdown\",\"drain_ms\":-5}", "bad_request", true },
-		{ "{\"v\":1,\"id\":1,\"cmd\":\"shutdown\",\"drain_ms\":1e12}", "bad_request", true },
+		{ "{\"v\":1,\"id\":1,\"cmd\":\"shutdown\",\"drain_ms\":1e12}", "bad_request",
+		  true },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct ctl_req r;

@@ -3,6 +3,7 @@
  * libFuzzer target: natxd's control-socket input path. Bytes go through the line framer, each
  * line through the request parser and the argument getters, and a reply is serialised, exactly
  * as ctl_server does for a client. Forward specs found in requests go through fwdspec_parse.
+ * The same bytes also go through the client-side reply reader (ctl_rx).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,5 +66,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ctl_lines_feed(&lines, (const char *)data, half, fuzz_line, NULL);
 	ctl_lines_feed(&lines, (const char *)data + half, size - half, fuzz_line, NULL);
 	ctl_lines_feed(&lines, "\n", 1, fuzz_line, NULL);
+
+	/* The client-side reply reader over the same bytes. */
+	{
+		struct ctl_rx rx;
+		size_t len;
+		char *line;
+
+		ctl_rx_init(&rx);
+		ctl_rx_append(&rx, (const char *)data, half);
+		ctl_rx_append(&rx, (const char *)data + half, size - half);
+		while ((line = ctl_rx_line(&rx, &len))) {
+			if (strlen(line) > len) {
+				abort();
+			}
+			free(line);
+		}
+		ctl_rx_cleanup(&rx);
+	}
 	return 0;
 }

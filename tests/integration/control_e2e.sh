@@ -114,6 +114,23 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	grep -q permission_denied "$T/err" || fail "permission text"
 	setpriv --reuid 65534 --regid 65534 --clear-groups "$NATXCTL" --socket "$SOCK" status \
 		>/dev/null || fail "read-only commands are open to everyone"
+	# control.group (applied by reload): primary group, then a supplementary group (SO_PEERGROUPS)
+	printf '[control]\ngroup = nogroup\n' >"$T/natx.conf"
+	expect_status 0 ctl reload
+	as() { setpriv --reuid 65534 "$@" "$NATXCTL" --socket "$SOCK" reload >"$T/out" 2>"$T/err"; }
+	as --regid 65534 --clear-groups || fail "primary group member refused: $(cat "$T/err")"
+	as --regid 1 --groups 65534 || fail "supplementary group member refused: $(cat "$T/err")"
+	got=0
+	as --regid 1 --clear-groups || got=$?
+	[ "$got" = 5 ] || fail "non-member exited $got"
+	printf '[control]\ngroup = no-such-group-natx\n' >"$T/natx.conf"
+	expect_status 15 ctl reload
+	grep -q "no group named 'no-such-group-natx'" "$T/err" || fail "bad group: $(cat "$T/err")"
+	# still a member (connect is mutating: permitted, then unavailable = 10, not denied = 5)
+	got=0
+	setpriv --reuid 65534 --regid 65534 --clear-groups "$NATXCTL" --socket "$SOCK" connect n \
+		>"$T/out" 2>"$T/err" || got=$?
+	[ "$got" = 10 ] || fail "a rejected reload must keep the old group (exit $got: $(cat "$T/err"))"
 else
 	echo "note: not root, the SO_PEERCRED refusal is covered only for natxd's own uid"
 fi

@@ -13,6 +13,21 @@ if [ ! -x "$ENGINE" ]; then
 	exit 77
 fi
 command -v socat >/dev/null || { echo "skip: socat missing"; exit 77; }
+# Can the engine run here at all (io_uring may be disabled in a container)? Probe it alone.
+"$ENGINE" --ctl "$T/probe.sock" >"$T/probe.log" 2>&1 &
+PROBE=$!
+for _ in $(seq 1 50); do
+	[ -S "$T/probe.sock" ] && break
+	kill -0 "$PROBE" 2>/dev/null || break
+	sleep 0.1
+done
+if [ ! -S "$T/probe.sock" ]; then
+	kill -9 "$PROBE" 2>/dev/null || true
+	echo "skip: natx-engine does not start on this machine: $(tail -n 2 "$T/probe.log")"
+	exit 77
+fi
+kill -TERM "$PROBE"
+wait "$PROBE" 2>/dev/null || true
 
 ENGINE_PIDS=()
 stop_engines() {
@@ -24,10 +39,10 @@ stop_engines() {
 }
 trap stop_engines EXIT
 
-free_port() { # a TCP port on 127.0.0.1 nobody listens on, derived from $$
-	local p=$((20000 + ($$ * 7 + $1 * 131) % 30000))
+free_port() { # a TCP port on 127.0.0.1 below the ephemeral range that no socket uses
+	local p=$((10000 + ($$ * 7 + $1 * 131) % 22000))
 	for _ in $(seq 1 200); do
-		if ! ss -Htln "sport = :$p" | grep -q .; then
+		if ! ss -Htan "sport = :$p" | grep -q . && ! ss -Htan "dport = :$p" | grep -q .; then
 			echo "$p"
 			return
 		fi
@@ -38,7 +53,8 @@ free_port() { # a TCP port on 127.0.0.1 nobody listens on, derived from $$
 UP=$(free_port 1)
 FP=$(free_port 2)
 FP2=$(free_port 3)
-[ "$UP" != "$FP" ] && [ "$FP" != "$FP2" ] && [ "$UP" != "$FP2" ] || fail "port clash"
+FP3=$(free_port 4)
+[ "$(printf '%s\n' "$UP" "$FP" "$FP2" "$FP3" | sort -u | wc -l)" = 4 ] || fail "port clash"
 
 socat TCP-LISTEN:"$UP",bind=127.0.0.1,fork,reuseaddr EXEC:cat &
 PIDS+=("$!")
@@ -78,6 +94,15 @@ EPID=$(engine_field pid)
 # the engine runs in its own session, so signals to natxd's group never reach it
 [ "$(ps -o sid= -p "$EPID" | tr -d ' ')" = "$EPID" ] || fail "engine is not a session leader"
 
+wait_running() { # N - until N forwards are running (failed ones are retried every 5 s)
+	for _ in $(seq 1 150); do
+		[ "$(ctl --json forward list | jq '[.forwards[] | select(.state == "running")] | length')" = "$1" ] &&
+			return 0
+		sleep 0.1
+	done
+	fail "forwards not running: $(ctl --json forward list)"
+}
+wait_running 1
 for _ in $(seq 1 50); do echo_through "$FP" && break; sleep 0.1; done
 echo_through "$FP" || fail "config forward does not carry bytes"
 
@@ -124,6 +149,18 @@ ctl --json forward list | jq -e '[.forwards[] | select(.state == "running")] | l
 	>/dev/null || fail "reattach lost forwards: $(ctl --json forward list)"
 ctl --json forward list | jq -e "[.forwards[] | select(.spec == \"tcp:127.0.0.1:$FP=127.0.0.1:$UP\") |
 	.flows_open] | .[0] >= 1" >/dev/null || fail "open flow not visible: $(ctl --json forward list)"
+
+
+# reload with a changed [forward] section: the new forward starts, a dropped one stops
+sed -i "s/^forward = .*/forward = tcp:127.0.0.1:$FP3=127.0.0.1:$UP/" "$T/natx.conf"
+expect_status 0 ctl reload
+wait_running 2
+echo_through "$FP3" || fail "forward added by reload does not carry bytes"
+for _ in $(seq 1 20); do echo_through "$FP" || break; sleep 0.1; done
+echo_through "$FP" && fail "forward dropped from the config still listening"
+echo four >&"${FLOW[1]}"
+read -r -t 5 line <&"${FLOW[0]}" || fail "open flow of a removed forward must continue"
+[ "$line" = four ] || fail "flow echo '$line'"
 
 # forward rm: persisted removal; the listener goes away
 expect_status 0 ctl forward rm "tcp:127.0.0.1:$FP2=127.0.0.1:$UP"

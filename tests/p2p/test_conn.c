@@ -62,6 +62,9 @@ struct node {
 	uint8_t *pend; /* echo bytes the window did not take yet */
 	size_t pend_len;
 	bool pend_fin;
+	bool reset_on_open; /* reset inbound streams from inside on_stream_open */
+	bool reset_in_reset; /* call p2p_stream_reset from inside on_stream_reset */
+	int writables;
 };
 
 static void on_established(void *ctx, struct p2p_conn *c)
@@ -100,6 +103,9 @@ static void on_stream_open(void *ctx, struct p2p_stream *s, const char *proto)
 	if (n->echo) {
 		p2p_stream_set_manual_window(s, true);
 	}
+	if (n->reset_on_open) {
+		cr_assert_eq(p2p_stream_reset(s), 0);
+	}
 }
 
 static void on_stream_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t len)
@@ -129,6 +135,7 @@ static void on_stream_writable(void *ctx, struct p2p_stream *s)
 	struct node *n = ctx;
 	long w;
 
+	n->writables++;
 	if (!n->echo || !n->pend_len) {
 		return;
 	}
@@ -160,6 +167,10 @@ static void on_stream_reset(void *ctx, struct p2p_stream *s, int err)
 
 	n->resets++;
 	n->last_reset_err = err;
+	if (n->reset_in_reset) {
+		cr_assert_eq(p2p_stream_reset(s), 0); /* a no-op, must not free s twice */
+		cr_assert_eq(p2p_stream_write(s, (const uint8_t *)"x", 1), -EPIPE);
+	}
 }
 
 static void on_stream_close(void *ctx, struct p2p_stream *s)
@@ -607,6 +618,171 @@ Test(conn, keepalive_pings_and_times_out_when_unanswered, .timeout = 30)
 	cr_assert_eq(p2p_conn_tick(d.c), -ETIMEDOUT);
 	cr_assert_eq(p2p_conn_error(d.c), -ETIMEDOUT);
 	cr_assert_eq(p2p_conn_error(l.c), 0);
+	node_free(&d);
+	node_free(&l);
+}
+
+Test(conn, streams_reset_from_inside_callbacks, .timeout = 30)
+{
+	struct node d, l;
+	struct p2p_stream *s;
+	int err;
+
+	node_init(&d, 50, true);
+	node_init(&l, 51, true);
+	l.reset_on_open = true;
+	d.reset_in_reset = true;
+	node_connect(&d, &l, NULL);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	/* lazy data right behind the proposal: it arrives after the listener reset the stream */
+	s = p2p_stream_open(d.c, ECHO_PROTO, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(p2p_stream_write(s, (const uint8_t *)"pipelined", 9), 9);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(l.opened, 1);
+	cr_assert_eq(l.closed, 1);
+	cr_assert_eq(l.rx_bytes, 0);
+	cr_assert_eq(d.resets, 1);
+	cr_assert_eq(d.closed, 1);
+	cr_assert_eq(p2p_conn_error(d.c), 0);
+	cr_assert_eq(p2p_conn_error(l.c), 0);
+	/* the connection still works */
+	cr_assert_eq(p2p_conn_ping(d.c), 0);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(d.ping_err, 0);
+	node_free(&d);
+	node_free(&l);
+}
+
+Test(conn, lazy_open_carries_data_in_the_proposal_frame, .timeout = 30)
+{
+	struct node d, l;
+	struct p2p_stream *s;
+	int err;
+
+	node_init(&d, 60, true);
+	node_init(&l, 61, true);
+	l.echo = true;
+	node_connect(&d, &l, NULL);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	s = p2p_stream_open_lazy(d.c, ECHO_PROTO, (const uint8_t *)"early bytes", 11, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(p2p_stream_close(s), 0);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(l.opened, 1);
+	cr_assert_eq(l.rx_bytes, 11); /* the listener kept the bytes behind the proposal */
+	cr_assert_eq(d.rx_bytes, 11); /* and echoed them */
+	cr_assert_eq(d.closed, 1);
+
+	/* the listener resets from inside on_stream_open: the trailing bytes go nowhere */
+	l.echo = false;
+	l.reset_on_open = true;
+	l.rx_bytes = d.rx_bytes = 0;
+	s = p2p_stream_open_lazy(d.c, ECHO_PROTO, (const uint8_t *)"dropped", 7, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(l.opened, 2);
+	cr_assert_eq(l.rx_bytes, 0);
+	cr_assert_eq(d.resets, 1);
+	cr_assert_eq(p2p_conn_error(l.c), 0);
+
+	/* refused: the lazy bytes are discarded and the stream is reset as "na" */
+	s = p2p_stream_open_lazy(d.c, "/nobody/1.0.0", (const uint8_t *)"lost", 4, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(d.resets, 2);
+	cr_assert_eq(p2p_conn_error(d.c), 0);
+	cr_assert_eq(p2p_conn_error(l.c), 0);
+	node_free(&d);
+	node_free(&l);
+}
+
+/* counters of a per-stream callback table (p2p_stream_set_ops) */
+struct own {
+	int data, writable, close;
+	uint64_t bytes;
+};
+
+static void own_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
+{
+	((struct own *)ctx)->data++;
+	((struct own *)ctx)->bytes += n;
+}
+
+static void own_writable(void *ctx, struct p2p_stream *s)
+{
+	((struct own *)ctx)->writable++;
+}
+
+static void own_close(void *ctx, struct p2p_stream *s)
+{
+	((struct own *)ctx)->close++;
+}
+
+static const struct p2p_conn_ops own_ops = {
+	.on_stream_data = own_data,
+	.on_stream_writable = own_writable,
+	.on_stream_close = own_close,
+};
+
+Test(conn, writable_after_output_buffer_backpressure_and_per_stream_ops, .timeout = 60)
+{
+	struct node d, l;
+	static uint8_t data[1 << 20];
+	struct own own = { 0 };
+	struct p2p_stream *s;
+	uint8_t *copy;
+	const uint8_t *p;
+	size_t len, total = 0;
+	long w;
+	int err;
+
+	node_init(&d, 40, true);
+	node_init(&l, 41, true);
+	d.host.out_cap = 256 * 1024; /* 128 KiB of data room: the buffer fills before the window */
+	node_connect(&d, &l, NULL);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	s = p2p_stream_open(d.c, ECHO_PROTO, &err);
+	cr_assert_not_null(s);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	p2p_stream_set_ops(s, &own_ops, &own);
+	w = p2p_stream_write(s, data, sizeof(data));
+	cr_assert_gt(w, 0);
+	total += (size_t)w;
+	while ((w = p2p_stream_write(s, data, sizeof(data))) > 0) {
+		total += (size_t)w; /* fill up */
+	}
+	cr_assert_eq(w, 0);
+	/* never into the control headroom (a wrap-around in the room computation once let it) */
+	cr_assert_leq(total, 128 * 1024, "total %zu", total);
+	/* a few bytes leave: not enough room yet, no callback */
+	p2p_conn_out_peek(d.c, &p, &len);
+	cr_assert_gt(len, 100);
+	copy = malloc(len);
+	memcpy(copy, p, len);
+	p2p_conn_out_advance(d.c, 100);
+	cr_assert_eq(own.writable, 0);
+	cr_assert_eq(p2p_conn_consume(l.c, copy, 100), 0);
+	/* the rest leaves: the stream hears it once, through its own table only */
+	p2p_conn_out_advance(d.c, len - 100);
+	cr_assert_eq(own.writable, 1);
+	cr_assert_eq(d.writables, 0);
+	cr_assert_eq(p2p_conn_consume(l.c, copy + 100, len - 100), 0);
+	free(copy);
+	w = p2p_stream_write(s, data, sizeof(data));
+	cr_assert_gt(w, 0);
+	total += (size_t)w;
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(l.rx_bytes, total);
+	/* echo from the listener goes to the per-stream table, not to the connection's */
+	cr_assert_not_null(l.app);
+	cr_assert_eq(p2p_stream_write(l.app, data, 1000), 1000);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	cr_assert_eq(own.bytes, 1000);
+	cr_assert_eq(d.rx_bytes, 0);
+	p2p_stream_reset(s);
+	cr_assert_eq(own.close, 1);
+	cr_assert_eq(d.closed, 0);
 	node_free(&d);
 	node_free(&l);
 }
