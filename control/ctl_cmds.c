@@ -529,14 +529,22 @@ static const struct {
 	const char *name;
 	ctl_handler_fn fn;
 } ctl_handlers[] = {
-	{ "status", cmd_status },	    { "services", cmd_services },
-	{ "health", cmd_health },	    { "metrics", cmd_metrics },
-	{ "connect", cmd_connect },	    { "engine.stats", cmd_engine_stats },
-	{ "forward.add", cmd_forward_add }, { "forward.list", cmd_forward_list },
-	{ "forward.rm", cmd_forward_rm },   { "reload", cmd_reload },
-	{ "version", cmd_version },	    { "invoice.list", cmd_invoice_list },
-	{ "invoice.settle", cmd_invoice_settle }, { "token.list", cmd_token_list },
-	{ "token.revoke", cmd_token_revoke },	  { "tunnel.ls", cmd_tunnel_ls },
+	{ "status", cmd_status },
+	{ "services", cmd_services },
+	{ "health", cmd_health },
+	{ "metrics", cmd_metrics },
+	{ "connect", cmd_connect },
+	{ "engine.stats", cmd_engine_stats },
+	{ "forward.add", cmd_forward_add },
+	{ "forward.list", cmd_forward_list },
+	{ "forward.rm", cmd_forward_rm },
+	{ "reload", cmd_reload },
+	{ "version", cmd_version },
+	{ "invoice.list", cmd_invoice_list },
+	{ "invoice.settle", cmd_invoice_settle },
+	{ "token.list", cmd_token_list },
+	{ "token.revoke", cmd_token_revoke },
+	{ "tunnel.ls", cmd_tunnel_ls },
 };
 
 static ctl_handler_fn ctl_handler_find(const char *name)

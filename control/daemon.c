@@ -29,14 +29,16 @@ void natxd_register_services(struct natxd *d)
 	}
 	/* The paid tunnel service follows nat_traversal.enable_rathole, also across reloads. */
 	if (d->cfg.enable_rathole && !rh) {
-		rc = d->pay.be ? tunnel_adapter_register(&d->svcs, &d->st, d->clk, &d->cfg, &d->pay) :
-				 -NATX_E_UNAVAILABLE;
+		rc = d->pay.be ?
+			     tunnel_adapter_register(&d->svcs, &d->st, d->clk, &d->cfg, &d->pay) :
+			     -NATX_E_UNAVAILABLE;
 		if (rc) {
 			pr_err(MOD, "rathole adapter not registered: %s", natx_strerror(rc));
 		} else {
 			pr_info(MOD, "rathole (paid tunnel) adapter registered; payments: %s%s",
 				d->pay.be->ops->name,
-				d->pay.be->ops->moves_real_money ? "" : " (regtest: no real money)");
+				d->pay.be->ops->moves_real_money ? "" :
+								   " (regtest: no real money)");
 		}
 	} else if (!d->cfg.enable_rathole && rh && rh->ops == &tunnel_adapter_ops) {
 		svc_unregister(&d->svcs, "rathole");

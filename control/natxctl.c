@@ -521,7 +521,8 @@ bad_arg:
 		cJSON_Delete(req);
 		return CTL_EXIT_USAGE;
 	}
-	if (!strcmp(c->name, "connect") && !cJSON_GetObjectItemCaseSensitive(req, "allow_payment")) {
+	if (!strcmp(c->name, "connect") &&
+	    !cJSON_GetObjectItemCaseSensitive(req, "allow_payment")) {
 		cJSON_AddTrueToObject(req, "allow_payment");
 	}
 	if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {
