@@ -84,7 +84,7 @@ static int tunnel_connect(void *ctx, const struct svc_request *req, struct svc_c
 	snprintf(out->traversal_type, sizeof(out->traversal_type), "rathole");
 	snprintf(out->proxy_address, sizeof(out->proxy_address),
 		 strchr(host, ':') ? "[%.100s]:%u" : "%.100s:%u", host, g->public_port);
-	snprintf(out->auth_token, sizeof(out->auth_token), "%s", g->macaroon);
+	memcpy(out->auth_token, g->macaroon, strlen(g->macaroon) + 1); /* length checked above */
 	out->expires_at = g->expires_at;
 	out->payment_sats = 0; /* paid once at registration (payment_receipts), not per connect */
 	rc = 0;

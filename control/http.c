@@ -278,6 +278,12 @@ static enum MHD_Result http_components(struct http_server *h, struct MHD_Connect
 	cJSON_AddBoolToObject(c, "enable_relay_discovery", d->cfg.enable_relay_discovery);
 	cJSON_AddStringToObject(c, "libp2p_listen_addr", d->cfg.libp2p_listen_addr);
 	cJSON_AddStringToObject(c, "libp2p_bootstrap_peers", d->cfg.libp2p_bootstrap_peers);
+	cJSON_AddStringToObject(c, "rathole_server_address", d->cfg.rathole_server_address);
+	cJSON_AddStringToObject(c, "rathole_client_address", d->cfg.rathole_client_address);
+	cJSON_AddStringToObject(c, "rathole_config_file", d->cfg.rathole_config_file);
+	if (d->pay.be) {
+		cJSON_AddItemToObject(o, "payments", l402_svc_status_json(&d->pay));
+	}
 	cJSON_AddNumberToObject(c, "reloads", d->reloads);
 	cJSON_AddStringToObject(c, "reload_error", d->reload_error);
 	cJSON_AddStringToObject(st, "path", d->cfg.database);

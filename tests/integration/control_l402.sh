@@ -222,6 +222,12 @@ grep -q 'register refused (node node-c): token expired \[expired\]' "$T/natxd.lo
 ctl --json status | jq -e '.status.payments.real_money == false and
 	(.status.payments.note | contains("no real money"))' >/dev/null || fail "status payments"
 
+curl -s "$H/debug/nat-traversal/components" | jq -e '.config.rathole_server_address ==
+	"127.0.0.1:2333" and .payments.backend == "regtest" and .payments.real_money == false' \
+	>/dev/null || fail "components: rathole config / payments"
+curl -s "$H/api/health" | jq -e '.nat_traversal.rathole.registered == true and
+	.nat_traversal.rathole.operational == true' >/dev/null || fail "health: rathole"
+
 # --- the root key: 0600, never logged ---------------------------------------------------------
 KEY=$T/state/l402-root.key
 [ "$(stat -c %a "$KEY")" = 600 ] || fail "root key mode $(stat -c %a "$KEY")"
