@@ -91,9 +91,11 @@ static void bpf_mgr_fb_close(struct bpf_mgr *m)
 /* bpf_mgr_fb_open - bind the responder on [::]:port, or 0.0.0.0:port without IPv6. */
 static int bpf_mgr_fb_open(struct bpf_mgr *m)
 {
-	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT,
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6,
+				   .sin6_addr = IN6ADDR_ANY_INIT,
 				   .sin6_port = htons((uint16_t)m->port) };
-	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY),
+	struct sockaddr_in a4 = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_ANY),
 				  .sin_port = htons((uint16_t)m->port) };
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &m->ev };
 	int rc;
@@ -364,10 +366,10 @@ cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 	ok = ok && cJSON_AddNumberToObject(o, "stun_port", m->port);
 	ok = ok && cJSON_AddStringToObject(o, "pin_root", m->pin_root);
 	if (xdp) {
-		ok = ok && cJSON_AddStringToObject(o, "mode", cJSON_GetObjectItem(xdp, "mode")
-								      ->valuestring);
-		ok = ok && cJSON_AddNumberToObject(o, "prog_id",
-						   cJSON_GetObjectItem(xdp, "prog_id")->valuedouble);
+		ok = ok && cJSON_AddStringToObject(o, "mode",
+						   cJSON_GetObjectItem(xdp, "mode")->valuestring);
+		ok = ok && cJSON_AddNumberToObject(
+				   o, "prog_id", cJSON_GetObjectItem(xdp, "prog_id")->valuedouble);
 		ok = ok && cJSON_AddItemToObject(o, "xdp", xdp);
 		if (!ok) {
 			cJSON_Delete(o);
@@ -384,8 +386,7 @@ cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 	ok = ok && fb;
 	ok = ok && cJSON_AddBoolToObject(fb, "running", m->fb_open);
 	ok = ok && cJSON_AddStringToObject(fb, "listen", m->fb_open ? m->fb_listen : "");
-	ok = ok && cJSON_AddItemToObject(fb, "counters",
-					 bpf_mgr_counters_json(c, BPF_MGR_FB_CNT));
+	ok = ok && cJSON_AddItemToObject(fb, "counters", bpf_mgr_counters_json(c, BPF_MGR_FB_CNT));
 	if (fb && !ok) {
 		cJSON_Delete(fb);
 		fb = NULL;
