@@ -16,7 +16,10 @@
 #     fallback in natxd answers, status says "fallback" with the reason, not accelerated,
 #     and its counters are in status and /metrics.
 #  4. xdp.keep_on_exit = false: stopping natxd detaches the reflector and removes its pins.
-#  5. A bad NAT_TRAVERSAL_XDP_MODE value: natxd exits 2 naming the variable.
+#  5. `natxctl reload` after editing xdp.mode: off detaches and starts the fallback, generic
+#     attaches again in generic mode and stops the fallback.
+#  6. natxd as nobody (no CAP_BPF): the fallback answers, the reason names the failed attach.
+#  7. A bad NAT_TRAVERSAL_XDP_MODE value: natxd exits 2 naming the variable.
 set -euo pipefail
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -206,7 +209,56 @@ bpfstat >/dev/null 2>&1 || got=$?
 [ "$got" = 3 ] || fail "keep_on_exit=false: still pinned (natx-bpf status exit $got)"
 inS ip -d link show s0 | grep -q "prog/xdp" && fail "keep_on_exit=false: XDP program still on s0"
 
-# --- 5. bad value: exit 2, the variable named --------------------------------------------------
+# --- 5. reload switches between XDP and the fallback ------------------------------------------
+cp "$T/natx.conf" "$T/natx-reload.conf"
+start_natxd "$T/natx-reload.conf" NAT_TRAVERSAL_XDP_INTERFACE=s0
+ctl --json bpf status | jq -e '.bpf.active == "xdp"' >/dev/null || fail "reload test: not xdp"
+printf 'mode = off\n' >>"$T/natx-reload.conf"
+ctl reload >/dev/null || fail "reload to mode off"
+ctl --json bpf status | jq -e '.bpf.active == "fallback" and .bpf.fallback.running' >/dev/null ||
+	fail "after reload to mode off: $(ctl --json bpf status)"
+got=0
+bpfstat >/dev/null 2>&1 || got=$?
+[ "$got" = 3 ] || fail "reload to mode off left the reflector pinned"
+stun_ask
+sed -i 's/^mode = off$/mode = generic/' "$T/natx-reload.conf"
+ctl reload >/dev/null || fail "reload to generic"
+ctl --json bpf status | jq -e '.bpf.active == "xdp" and .bpf.mode == "generic" and
+	.bpf.fallback.running == false' >/dev/null ||
+	fail "after reload to generic: $(ctl --json bpf status)"
+stun_ask
+ctl --json bpf status | jq -e '.bpf.counters.answered >= 2' >/dev/null || fail "generic answers"
+stop_natxd
+inS "$NATX_BIN/natx-bpf" detach s0 --pin-root "$PIN" >/dev/null
+
+# --- 6. without privilege: the fallback, and the reason --------------------------------------
+U=$(mktemp -d /tmp/natx-bpfc-u.XXXXXX)
+chmod 755 "$U"
+mkdir "$U/d" && chown nobody "$U/d"
+sed -e "s|^socket = .*|socket = $U/d/ctl.sock|" -e "s|^state_dir = .*|state_dir = $U/d/state|" \
+	"$T/natx.conf" >"$U/natx.conf"
+chmod 644 "$U/natx.conf"
+SOCK_ROOT=$SOCK
+SOCK=$U/d/ctl.sock
+env NAT_TRAVERSAL_XDP_INTERFACE=s0 NAT_TRAVERSAL_STUN_PORT=34780 \
+	nsenter --net=/run/netns/$S setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	--inh-caps=-all "$NATX_BIN/natxd" --config "$U/natx.conf" >>"$T/natxd.log" 2>&1 &
+NATXD_PID=$!
+for _ in $(seq 1 100); do
+	ctl bpf status >/dev/null 2>&1 && break
+	sleep 0.05
+done
+ctl --json bpf status >"$T/st.json" || fail "unprivileged natxd did not answer"
+jq -e '.bpf.active == "fallback" and .bpf.accelerated == false and
+	(.bpf.reason | test("XDP attach on s0 \\(native\\) failed"))' "$T/st.json" >/dev/null ||
+	fail "unprivileged status: $(cat "$T/st.json")"
+inC "$NATX_BIN/natx-stunc" 198.18.79.1:34780 | grep -q "^mapped 198.18.79.2:" ||
+	fail "unprivileged fallback did not answer"
+stop_natxd
+SOCK=$SOCK_ROOT
+rm -rf "$U"
+
+# --- 7. bad value: exit 2, the variable named --------------------------------------------------
 got=0
 NAT_TRAVERSAL_XDP_MODE=turbo "$NATX_BIN/natxd" --config "$T/natx.conf" >"$T/bad.out" 2>&1 || got=$?
 [ "$got" = 2 ] || fail "bad NAT_TRAVERSAL_XDP_MODE: exit $got"
