@@ -323,9 +323,8 @@ static cJSON *bpf_mgr_punch_json(const struct natx_punch_steer_status *ps)
 	}
 	return o;
 }
-#endif
 
-/* bpf_mgr_refresh - state XDP but the link is gone (detached behind natxd's back): say so. */
+/* bpf_mgr_xdp_lost - state XDP but the link is gone (detached behind natxd's back): say so. */
 static void bpf_mgr_xdp_lost(struct bpf_mgr *m, int rc)
 {
 	m->state = BPF_MGR_FAILED;
@@ -335,6 +334,7 @@ static void bpf_mgr_xdp_lost(struct bpf_mgr *m, int rc)
 		 m->ifname, rc ? strerror(-rc) : "link detached outside natxd");
 	pr_err(MOD, "%s", m->reason);
 }
+#endif
 
 cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 {
