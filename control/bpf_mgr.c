@@ -153,6 +153,15 @@ static void bpf_mgr_xdp_detach(struct bpf_mgr *m, const char *ifname, const char
 
 enum bpf_mgr_state bpf_mgr_apply(struct bpf_mgr *m, const struct natx_config *cfg)
 {
+	/*
+	 * Same settings as the reflector natxd already runs (and no earlier refusal pending, which
+	 * leaves a reason): a reload leaves it alone.
+	 */
+	bool unchanged = m->state == BPF_MGR_XDP && m->attached_by_us && !m->reason[0] &&
+			 !strcmp(m->ifname, cfg->xdp_interface) &&
+			 !strcmp(m->pin_root, cfg->xdp_pin_root) && m->mode == cfg->xdp_mode &&
+			 m->port == cfg->stun_port && m->rate == cfg->stun_rate &&
+			 m->burst == cfg->stun_burst;
 	bool want_fb;
 	int rc;
 
@@ -186,6 +195,12 @@ enum bpf_mgr_state bpf_mgr_apply(struct bpf_mgr *m, const struct natx_config *cf
 #endif
 	} else {
 #ifdef NATX_HAVE_BPF
+		struct natx_bpf_status st;
+
+		if (unchanged && !natx_bpf_status_read(m->pin_root, m->ifname, &st) &&
+		    st.attached) {
+			return m->state;
+		}
 		rc = bpf_mgr_xdp_attach(m);
 		if (!rc) {
 			m->attached_by_us = true;
@@ -197,9 +212,27 @@ enum bpf_mgr_state bpf_mgr_apply(struct bpf_mgr *m, const struct natx_config *cf
 		}
 		snprintf(m->reason, sizeof(m->reason), "XDP attach on %s (%s) failed: %s%s",
 			 m->ifname, config_xdp_mode_name(m->mode), strerror(-rc),
-			 rc == -EPERM ? " (needs root or CAP_BPF + CAP_NET_ADMIN)" :
-			 rc == -EBUSY ? " (another XDP program is attached)" :
-					"");
+			 rc == -EPERM  ? " (needs root or CAP_BPF + CAP_NET_ADMIN)" :
+			 rc == -EBUSY  ? " (another XDP program is attached)" :
+			 rc == -ENODEV ? " (no such interface)" :
+					 "");
+		/*
+		 * A refused mode change leaves natx's reflector attached in its old mode (loader.h):
+		 * it still answers, so it stays the active responder and the reason says why the
+		 * new setting is not in effect. No fallback next to it: XDP would take its packets.
+		 */
+		if (!natx_bpf_status_read(m->pin_root, m->ifname, &st) && st.attached) {
+			size_t n = strlen(m->reason);
+
+			snprintf(m->reason + n, sizeof(m->reason) - n,
+				 "; the reflector stays attached in %s mode",
+				 natx_bpf_mode_name(st.mode));
+			m->attached_by_us = true;
+			bpf_mgr_fb_close(m);
+			m->state = BPF_MGR_XDP;
+			pr_warn(MOD, "%s", m->reason);
+			return m->state;
+		}
 #else
 		snprintf(m->reason, sizeof(m->reason),
 			 "natxd was built without BPF support (NATX_WITH_BPF=OFF)");

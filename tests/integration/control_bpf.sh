@@ -18,6 +18,7 @@
 #  4. xdp.keep_on_exit = false: stopping natxd detaches the reflector and removes its pins.
 #  5. `natxctl reload` after editing xdp.mode: off detaches and starts the fallback, generic
 #     attaches again in generic mode and stops the fallback.
+#     A reload to native mode on lo (refused there) keeps the generic reflector and says so.
 #  6. natxd as nobody (no CAP_BPF): the fallback answers, the reason names the failed attach.
 #  7. A bad NAT_TRAVERSAL_XDP_MODE value: natxd exits 2 naming the variable.
 set -euo pipefail
@@ -52,8 +53,10 @@ cleanup() {
 		kill "$NATXD_PID" 2>/dev/null
 		wait "$NATXD_PID" 2>/dev/null
 	fi
-	nsenter --net=/run/netns/$S "$NATX_BIN/natx-bpf" detach s0 --pin-root "$PIN" \
-		>/dev/null 2>&1
+	for i in s0 lo; do
+		nsenter --net=/run/netns/$S "$NATX_BIN/natx-bpf" detach $i --pin-root "$PIN" \
+			>/dev/null 2>&1
+	done
 	rmdir "$PIN" 2>/dev/null
 	ip netns del $S 2>/dev/null
 	ip netns del $C 2>/dev/null
@@ -230,6 +233,25 @@ stun_ask
 ctl --json bpf status | jq -e '.bpf.counters.answered >= 2' >/dev/null || fail "generic answers"
 stop_natxd
 inS "$NATX_BIN/natx-bpf" detach s0 --pin-root "$PIN" >/dev/null
+
+# --- 5b. a refused mode change keeps the running reflector, and says so -----------------------
+# native XDP is refused on lo; generic works. keep_on_exit = false so the stop cleans lo up.
+cp "$T/natx-nokeep.conf" "$T/natx-lo.conf"
+printf 'mode = generic\n' >>"$T/natx-lo.conf"
+start_natxd "$T/natx-lo.conf" NAT_TRAVERSAL_XDP_INTERFACE=lo
+ctl --json bpf status | jq -e '.bpf.active == "xdp" and .bpf.mode == "generic"' >/dev/null ||
+	fail "generic on lo: $(ctl --json bpf status)"
+sed -i 's/^mode = generic$/mode = native/' "$T/natx-lo.conf"
+ctl reload >/dev/null || fail "reload to native on lo"
+ctl --json bpf status >"$T/st.json"
+jq -e '.bpf.active == "xdp" and .bpf.mode == "generic" and .bpf.configured_mode == "native" and
+	.bpf.fallback.running == false and
+	(.bpf.reason | test("XDP attach on lo \\(native\\) failed.*stays attached in generic mode"))' \
+	"$T/st.json" >/dev/null || fail "refused mode change: $(cat "$T/st.json")"
+stop_natxd
+got=0
+inS "$NATX_BIN/natx-bpf" status lo --pin-root "$PIN" >/dev/null 2>&1 || got=$?
+[ "$got" = 3 ] || fail "lo still pinned after keep_on_exit=false stop"
 
 # --- 6. without privilege: the fallback, and the reason --------------------------------------
 U=$(mktemp -d /tmp/natx-bpfc-u.XXXXXX)
