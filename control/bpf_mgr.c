@@ -215,6 +215,8 @@ enum bpf_mgr_state bpf_mgr_apply(struct bpf_mgr *m, const struct natx_config *cf
 			 rc == -EPERM  ? " (needs root or CAP_BPF + CAP_NET_ADMIN)" :
 			 rc == -EBUSY  ? " (another XDP program is attached)" :
 			 rc == -ENODEV ? " (no such interface)" :
+			 rc == -EROFS  ? " (pin root on a read-only mount: e.g. systemd "
+					 "ProtectSystem=strict without ReadWritePaths=/sys/fs/bpf)" :
 					 "");
 		/*
 		 * A refused mode change leaves natx's reflector attached in its old mode (loader.h):
