@@ -65,6 +65,30 @@ static const struct config_key config_table[] = {
 	  F(enable_hole_punching), 0, 0, "try DCUtR hole punching" },
 	{ "nat_traversal", "enable_relay_discovery", "NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY",
 	  CT_BOOL, F(enable_relay_discovery), 0, 0, "discover circuit relays" },
+	{ "rathole", "server_address", "RATHOLE_SERVER_ADDRESS", CT_ADDR, F(rathole_server_address),
+	  0, 0, "tunnel server listen address host:port on the relay" },
+	{ "rathole", "client_address", "RATHOLE_CLIENT_ADDRESS", CT_STR, F(rathole_client_address),
+	  0, 0, "relay host:port a node's tunnel client connects to (node side), empty = none" },
+	{ "rathole", "config_file", "RATHOLE_CONFIG_FILE_NAME", CT_PATH, F(rathole_config_file), 0,
+	  0, "tunnel services file for the tunnel data plane, empty = none" },
+	{ "rathole", "public_host", NULL, CT_STR, F(rathole_public_host), 0, 0,
+	  "host in the public addresses handed out, empty = host of server_address" },
+	{ "rathole", "price_msat", NULL, CT_UINT, F(rathole_price_msat), 1, 4000000000u,
+	  "price of one tunnel registration, millisatoshis" },
+	{ "rathole", "invoice_expiry_s", NULL, CT_UINT, F(rathole_invoice_expiry_s), 10, 86400,
+	  "lifetime of an unpaid invoice, seconds" },
+	{ "rathole", "token_duration_s", NULL, CT_UINT, F(rathole_token_duration_s), 0, 31536000,
+	  "validity of a tunnel token from its issue, seconds, 0 = no expiry caveat" },
+	{ "rathole", "quota_mib", NULL, CT_UINT, F(rathole_quota_mib), 0, 16777216,
+	  "byte quota caveat of a token, MiB, 0 = none" },
+	{ "rathole", "bandwidth_kbps", NULL, CT_UINT, F(rathole_bandwidth_kbps), 0, 100000000,
+	  "bandwidth cap caveat of a token, kbit/s, 0 = none" },
+	{ "rathole", "port_min", NULL, CT_UINT, F(rathole_port_min), 1, 65535,
+	  "lowest public port handed to a registration" },
+	{ "rathole", "port_max", NULL, CT_UINT, F(rathole_port_max), 1, 65535,
+	  "highest public port handed to a registration" },
+	{ "rathole", "max_connections", NULL, CT_UINT, F(rathole_max_connections), 1, 1000000,
+	  "connection limit of one tunnel service" },
 	{ "selection", "breaker_failures", NULL, CT_UINT, F(breaker_failures), 1, 1000,
 	  "consecutive failures that open a service's circuit breaker" },
 	{ "selection", "breaker_cooldown_ms", NULL, CT_UINT, F(breaker_cooldown_ms), 1, 3600000,
@@ -466,6 +490,14 @@ void config_defaults(struct natx_config *cfg, config_getenv_fn get_env)
 	cfg->enable_hole_punching = true;
 	cfg->enable_relay_discovery = true;
 	strcpy(cfg->libp2p_listen_addr, "/ip4/0.0.0.0/tcp/4001");
+	strcpy(cfg->rathole_server_address, "0.0.0.0:2333");
+	cfg->rathole_price_msat = 50000;
+	cfg->rathole_invoice_expiry_s = 600;
+	cfg->rathole_token_duration_s = 3600;
+	cfg->rathole_quota_mib = 1024;
+	cfg->rathole_port_min = 40000;
+	cfg->rathole_port_max = 40999;
+	cfg->rathole_max_connections = 100;
 	cfg->breaker_failures = 5;
 	cfg->breaker_cooldown_ms = 30000;
 	cfg->retry_max = 2;
@@ -593,6 +625,15 @@ int config_build(struct natx_config *cfg, const struct config_cli *cli, config_g
 		snprintf(err, CONFIG_ERR_MAX,
 			 "selection.retry_max_ms (%u) is below retry_base_ms (%u)",
 			 cfg->retry_max_ms, cfg->retry_base_ms);
+		return -NATX_E_CONFIG;
+	}
+	if (cfg->rathole_port_max < cfg->rathole_port_min) {
+		snprintf(err, CONFIG_ERR_MAX, "rathole.port_max (%u) is below port_min (%u)",
+			 cfg->rathole_port_max, cfg->rathole_port_min);
+		return -NATX_E_CONFIG;
+	}
+	if (!strcmp(cfg->rathole_server_address, "off")) {
+		snprintf(err, CONFIG_ERR_MAX, "rathole.server_address: 'off' is not an address");
 		return -NATX_E_CONFIG;
 	}
 	if (cfg->engine_restart_max_ms < cfg->engine_restart_base_ms) {

@@ -44,6 +44,19 @@ struct natx_config {
 	bool enable_relay_discovery;
 	char libp2p_listen_addr[CONFIG_STR_MAX];
 	char libp2p_bootstrap_peers[CONFIG_LONG_MAX]; /* comma-separated multiaddrs */
+	/* [rathole]: the paid tunnel service (docs/l402.md) */
+	char rathole_server_address[CONFIG_STR_MAX]; /* tunnel server host:port on the relay */
+	char rathole_client_address[CONFIG_STR_MAX]; /* relay a node's tunnel client dials, "" */
+	char rathole_config_file[PATH_MAX]; /* tunnel services file for the data plane, "" */
+	char rathole_public_host[CONFIG_STR_MAX]; /* host in public addresses, "" = server's */
+	unsigned rathole_price_msat; /* price of one tunnel, millisatoshis */
+	unsigned rathole_invoice_expiry_s; /* lifetime of an unpaid invoice */
+	unsigned rathole_token_duration_s; /* <svc>_valid_until = issue time + this, 0 = none */
+	unsigned rathole_quota_mib; /* <svc>_max_bytes in MiB, 0 = no quota caveat */
+	unsigned rathole_bandwidth_kbps; /* <svc>_bandwidth_kbps, 0 = no cap caveat */
+	unsigned rathole_port_min; /* public ports handed to registrations: [min, max] */
+	unsigned rathole_port_max;
+	unsigned rathole_max_connections; /* connection limit per tunnel service */
 	/* [selection] */
 	unsigned breaker_failures;
 	unsigned breaker_cooldown_ms;

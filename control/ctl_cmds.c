@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ctl_cmdtab.h"
+#include "ctl_pay.h"
 #include "daemon.h"
 #include "fwdspec.h"
 #include "natx/err.h"
@@ -190,6 +191,9 @@ cJSON *natxd_status_json(struct natxd *d)
 		return NULL;
 	}
 	cJSON_AddItemToObject(o, "engine", eng);
+	if (d->pay.be) {
+		cJSON_AddItemToObject(o, "payments", l402_svc_status_json(&d->pay));
+	}
 	return o;
 }
 
@@ -525,12 +529,22 @@ static const struct {
 	const char *name;
 	ctl_handler_fn fn;
 } ctl_handlers[] = {
-	{ "status", cmd_status },	    { "services", cmd_services },
-	{ "health", cmd_health },	    { "metrics", cmd_metrics },
-	{ "connect", cmd_connect },	    { "engine.stats", cmd_engine_stats },
-	{ "forward.add", cmd_forward_add }, { "forward.list", cmd_forward_list },
-	{ "forward.rm", cmd_forward_rm },   { "reload", cmd_reload },
+	{ "status", cmd_status },
+	{ "services", cmd_services },
+	{ "health", cmd_health },
+	{ "metrics", cmd_metrics },
+	{ "connect", cmd_connect },
+	{ "engine.stats", cmd_engine_stats },
+	{ "forward.add", cmd_forward_add },
+	{ "forward.list", cmd_forward_list },
+	{ "forward.rm", cmd_forward_rm },
+	{ "reload", cmd_reload },
 	{ "version", cmd_version },
+	{ "invoice.list", cmd_invoice_list },
+	{ "invoice.settle", cmd_invoice_settle },
+	{ "token.list", cmd_token_list },
+	{ "token.revoke", cmd_token_revoke },
+	{ "tunnel.ls", cmd_tunnel_ls },
 };
 
 static ctl_handler_fn ctl_handler_find(const char *name)

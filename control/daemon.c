@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_tunnel.h"
 #include "daemon.h"
 #include "natx/err.h"
 #include "natx/log.h"
@@ -14,18 +15,34 @@
 
 void natxd_register_services(struct natxd *d)
 {
+	struct svc *rh = svc_find(&d->svcs, "rathole");
+	int rc;
+
 	/*
-	 * Adapters register here as they are implemented (libp2p: engine/p2p, rathole: the tunnel
-	 * work). Until then an enabled service is reported as enabled but not registered: natxd
-	 * never stands in a fake.
+	 * Adapters register here as they are implemented (libp2p: engine/p2p). Until then an
+	 * enabled service is reported as enabled but not registered: natxd never stands in a
+	 * fake.
 	 */
 	if (d->cfg.enable_libp2p && !svc_find(&d->svcs, "libp2p")) {
 		pr_warn(MOD,
 			"libp2p is enabled but this build has no libp2p adapter: not registered");
 	}
-	if (d->cfg.enable_rathole && !svc_find(&d->svcs, "rathole")) {
-		pr_warn(MOD,
-			"rathole is enabled but this build has no tunnel adapter: not registered");
+	/* The paid tunnel service follows nat_traversal.enable_rathole, also across reloads. */
+	if (d->cfg.enable_rathole && !rh) {
+		rc = d->pay.be ?
+			     tunnel_adapter_register(&d->svcs, &d->st, d->clk, &d->cfg, &d->pay) :
+			     -NATX_E_UNAVAILABLE;
+		if (rc) {
+			pr_err(MOD, "rathole adapter not registered: %s", natx_strerror(rc));
+		} else {
+			pr_info(MOD, "rathole (paid tunnel) adapter registered; payments: %s%s",
+				d->pay.be->ops->name,
+				d->pay.be->ops->moves_real_money ? "" :
+								   " (regtest: no real money)");
+		}
+	} else if (!d->cfg.enable_rathole && rh && rh->ops == &tunnel_adapter_ops) {
+		svc_unregister(&d->svcs, "rathole");
+		pr_info(MOD, "rathole adapter unregistered (disabled by the configuration)");
 	}
 }
 

@@ -15,6 +15,7 @@
 #include "ctl_req.h"
 #include "ctl_server.h"
 #include "engine_sup.h"
+#include "l402_svc.h"
 #include "ratelimit.h"
 #include "select.h"
 #include "store.h"
@@ -30,6 +31,7 @@ struct natxd {
 	struct svc_mgr svcs;
 	struct ratelimit rl; /* per-client connect limit */
 	struct store st;
+	struct l402_svc pay; /* payment state of the paid tunnel service (l402_svc.h) */
 	struct engine_sup eng;
 	struct ctl_server ctl;
 	struct http_server *http; /* NULL when server.address = off */

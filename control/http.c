@@ -12,6 +12,7 @@
 #include "ctl_server.h"
 #include "daemon.h"
 #include "http.h"
+#include "l402_http.h"
 #include "natx/err.h"
 #include "natx/log.h"
 
@@ -196,6 +197,51 @@ static enum MHD_Result http_connect(struct http_server *h, struct MHD_Connection
 	return http_json(conn, MHD_HTTP_OK, o);
 }
 
+/* http_register - POST /api/rathole/proxy/register (l402_http.c does the work). */
+static enum MHD_Result http_register(struct http_server *h, struct MHD_Connection *conn,
+				     struct http_req *rq)
+{
+	const char *authz =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	struct l402_http_reply *out = malloc(sizeof(*out));
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char *s, *line;
+
+	if (!out) {
+		return MHD_NO;
+	}
+	l402_http_register(&h->d->pay, authz, rq->body, rq->len, rq->too_big, out);
+	s = out->body ? cJSON_PrintUnformatted(out->body) : NULL;
+	cJSON_Delete(out->body);
+	line = s ? realloc(s, strlen(s) + 2) : NULL;
+	if (!line) {
+		free(s);
+		free(out);
+		return MHD_NO;
+	}
+	strcat(line, "\n");
+	r = MHD_create_response_from_buffer(strlen(line), line, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(line);
+		free(out);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* both challenges, as aperture sends them: newer clients read L402, older ones LSAT */
+	if (out->www_lsat[0]) {
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, out->www_lsat);
+	}
+	if (out->www_l402[0]) {
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, out->www_l402);
+	}
+	ret = MHD_queue_response(conn, out->status, r);
+	MHD_destroy_response(r);
+	free(out);
+	return ret;
+}
+
 static enum MHD_Result http_status(struct http_server *h, struct MHD_Connection *conn)
 {
 	cJSON *o = natxd_status_json(h->d);
@@ -232,6 +278,12 @@ static enum MHD_Result http_components(struct http_server *h, struct MHD_Connect
 	cJSON_AddBoolToObject(c, "enable_relay_discovery", d->cfg.enable_relay_discovery);
 	cJSON_AddStringToObject(c, "libp2p_listen_addr", d->cfg.libp2p_listen_addr);
 	cJSON_AddStringToObject(c, "libp2p_bootstrap_peers", d->cfg.libp2p_bootstrap_peers);
+	cJSON_AddStringToObject(c, "rathole_server_address", d->cfg.rathole_server_address);
+	cJSON_AddStringToObject(c, "rathole_client_address", d->cfg.rathole_client_address);
+	cJSON_AddStringToObject(c, "rathole_config_file", d->cfg.rathole_config_file);
+	if (d->pay.be) {
+		cJSON_AddItemToObject(o, "payments", l402_svc_status_json(&d->pay));
+	}
 	cJSON_AddNumberToObject(c, "reloads", d->reloads);
 	cJSON_AddStringToObject(c, "reload_error", d->reload_error);
 	cJSON_AddStringToObject(st, "path", d->cfg.database);
@@ -416,6 +468,9 @@ char *http_prometheus(struct natxd *d)
 		"# HELP natx_ctl_requests_total control socket requests answered\n"
 		"# TYPE natx_ctl_requests_total counter\nnatx_ctl_requests_total %llu\n",
 		(unsigned long long)d->ctl.requests);
+	if (d->pay.be) {
+		l402_svc_prometheus(&d->pay, f);
+	}
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
@@ -433,6 +488,10 @@ static enum MHD_Result http_route(struct http_server *h, struct MHD_Connection *
 
 	if (!strcmp(url, "/api/nat-traversal/connect")) {
 		return post ? http_connect(h, conn, rq) :
+			      http_error(conn, -EINVAL, "use POST with a JSON body");
+	}
+	if (!strcmp(url, "/api/rathole/proxy/register")) {
+		return post ? http_register(h, conn, rq) :
 			      http_error(conn, -EINVAL, "use POST with a JSON body");
 	}
 	if (rq->len || rq->too_big) {

@@ -315,8 +315,65 @@ static void print_forwards(const cJSON *r)
 	}
 }
 
+static void print_invoices(const cJSON *r)
+{
+	const cJSON *i;
+
+	printf("backend: %s (%s)\n", j_str(r, "backend"),
+	       j_bool(r, "real_money") ? "real money" : "regtest: no real money");
+	printf("%-64s %-8s %12s %-4s %s\n", "PAYMENT_HASH", "STATE", "AMOUNT_MSAT", "TYPE",
+	       "REGISTERED");
+	cJSON_ArrayForEach(i, j_obj(r, "invoices"))
+	{
+		printf("%-64s %-8s %12.0f %-4s %s\n", j_str(i, "payment_hash"), j_str(i, "state"),
+		       j_num(i, "amount_msat"), j_str(i, "service_type"),
+		       j_bool(i, "registered") ? "yes" : "no");
+	}
+}
+
+static void print_tokens(const cJSON *r)
+{
+	const cJSON *t;
+
+	printf("%-64s %-24s %-12s %-7s %s\n", "TOKEN_ID", "NODE", "EXPIRES_AT", "REVOKED",
+	       "CAVEATS");
+	cJSON_ArrayForEach(t, j_obj(r, "tokens"))
+	{
+		printf("%-64s %-24s %-12.0f %-7s %s\n", j_str(t, "token_id"), j_str(t, "node_id"),
+		       j_num(t, "expires_at"), j_bool(t, "revoked") ? "yes" : "no",
+		       j_str(t, "caveats"));
+	}
+}
+
+static void print_tunnels(const cJSON *r)
+{
+	const cJSON *t;
+
+	printf("%-4s %-24s %-20s %-5s %-6s %-8s %-12s %s\n", "ID", "NODE", "SERVICE", "PROTO",
+	       "PORT", "STATE", "EXPIRES_AT", "TOKEN");
+	cJSON_ArrayForEach(t, j_obj(r, "registrations"))
+	{
+		printf("%-4.0f %-24s %-20s %-5s %-6.0f %-8s %-12.0f %.16s\n", j_num(t, "id"),
+		       j_str(t, "node_id"), j_str(t, "service_name"), j_str(t, "proto"),
+		       j_num(t, "public_port"), j_str(t, "state"), j_num(t, "expires_at"),
+		       j_str(t, "token_id"));
+	}
+}
+
 static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 {
+	if (!strcmp(c->name, "invoice.list")) {
+		print_invoices(r);
+		return;
+	}
+	if (!strcmp(c->name, "token.list")) {
+		print_tokens(r);
+		return;
+	}
+	if (!strcmp(c->name, "tunnel.ls")) {
+		print_tunnels(r);
+		return;
+	}
 	if (!strcmp(c->name, "status")) {
 		print_kv(j_obj(r, "status"), "");
 	} else if (!strcmp(c->name, "services")) {
@@ -434,8 +491,10 @@ int main(int argc, char **argv)
 		if (!strcmp(c->name, "connect") && a[0] == '-') {
 			if (!strcmp(a, "--prefer-libp2p")) {
 				cJSON_AddTrueToObject(req, "prefer_libp2p");
-			} else if (!strcmp(a, "--allow-payment")) {
-				cJSON_AddTrueToObject(req, "allow_payment");
+			} else if (!strcmp(a, "--allow-payment") || !strcmp(a, "--no-paid")) {
+				/* paid services are candidates unless --no-paid (the last one wins) */
+				cJSON_DeleteItemFromObjectCaseSensitive(req, "allow_payment");
+				cJSON_AddBoolToObject(req, "allow_payment", a[2] == 'a');
 			} else if (!strcmp(a, "--direct")) {
 				cJSON_AddTrueToObject(req, "direct");
 			} else if (!strcmp(a, "--tcp") || !strcmp(a, "--udp")) {
@@ -461,6 +520,10 @@ bad_arg:
 		natxctl_cmd_help(c);
 		cJSON_Delete(req);
 		return CTL_EXIT_USAGE;
+	}
+	if (!strcmp(c->name, "connect") &&
+	    !cJSON_GetObjectItemCaseSensitive(req, "allow_payment")) {
+		cJSON_AddTrueToObject(req, "allow_payment");
 	}
 	if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {
 		fprintf(stderr, "natxctl: %s needs %s\n", c->words, c->usage);

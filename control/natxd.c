@@ -431,6 +431,16 @@ int main(int argc, char **argv)
 			goto close_ctl;
 		}
 	}
+	rc = natxd_mkdirs(d.cfg.state_dir, 0700);
+	if (!rc) {
+		rc = l402_svc_open(&d.pay, d.cfg.state_dir, &d.st, d.clk, &d.cfg, serr);
+	} else {
+		snprintf(serr, sizeof(serr), "%.200s: %s", d.cfg.state_dir, strerror(-rc));
+	}
+	if (rc) {
+		fprintf(stderr, "natxd: L402 root key: %s\n", serr);
+		goto free_http;
+	}
 	natxd_params(&d.cfg, &p);
 	svc_mgr_init(&d.svcs, d.clk, &p);
 	ratelimit_init(&d.rl, d.cfg.connect_rate, d.cfg.connect_burst);
@@ -457,6 +467,8 @@ int main(int argc, char **argv)
 
 	engine_sup_stop(&d.eng, d.cfg.engine_keep_on_exit);
 	svc_mgr_cleanup(&d.svcs);
+	l402_svc_close(&d.pay);
+free_http:
 	http_server_free(d.http);
 	d.http = NULL;
 close_ctl:

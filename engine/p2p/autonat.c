@@ -537,6 +537,7 @@ static void probe_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t
 {
 	struct aprobe *pr = ctx;
 	struct autonat_client *cl = pr->cl;
+	struct p2p_conn *conn;
 	struct autonat_msg *m;
 	const uint8_t *msg;
 	size_t used, mlen;
@@ -552,7 +553,11 @@ static void probe_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t
 		probe_free(pr, true);
 		return;
 	}
+	conn = pr->conn;
 	probe_free(pr, false);
+	if (cl->ops && cl->ops->on_response) {
+		cl->ops->on_response(cl->ctx, conn, m->status, m->text);
+	}
 	if (m->status == AUTONAT_OK) {
 		observe(cl, AUTONAT_PUBLIC, m->addr, m->addr_len);
 	} else if (m->status == AUTONAT_E_DIAL_ERROR) {
