@@ -350,8 +350,8 @@ static int config_set(struct natx_config *cfg, const struct config_key *k, const
 		return 0;
 	case CT_IFNAME:
 		/* The kernel's rules (dev_valid_name) plus "punch", which natx's pins reserve. */
-		if (strlen(v) >= 16 || !strcmp(v, ".") || !strcmp(v, "..") ||
-		    !strcmp(v, "punch") || strpbrk(v, "/: \t\n\r\v\f")) {
+		if (strlen(v) >= 16 || !strcmp(v, ".") || !strcmp(v, "..") || !strcmp(v, "punch") ||
+		    strpbrk(v, "/: \t\n\r\v\f")) {
 			*why = "expected an interface name (< 16 bytes, no '/', ':' or spaces, not "
 			       "'punch')";
 			return -EINVAL;
@@ -359,8 +359,8 @@ static int config_set(struct natx_config *cfg, const struct config_key *k, const
 		return config_copy(field, k->size, v, why);
 	case CT_XDP_MODE:
 	case CT_FALLBACK: {
-		const char *const *words = k->type == CT_XDP_MODE ? config_xdp_modes :
-								    config_stun_fallbacks;
+		const char *const *words =
+			k->type == CT_XDP_MODE ? config_xdp_modes : config_stun_fallbacks;
 
 		for (unsigned i = 0; words[i]; i++) {
 			if (!strcasecmp(v, words[i])) {

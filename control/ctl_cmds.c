@@ -352,8 +352,8 @@ static int cmd_engine_stats(struct natxd *d, const struct ctl_caller *who,
 	return ctl_attach(reply, "engine", natxd_engine_json(d, true));
 }
 
-static int cmd_bpf_status(struct natxd *d, const struct ctl_caller *who,
-			  const struct ctl_req *req, cJSON *reply, char *msg)
+static int cmd_bpf_status(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			  cJSON *reply, char *msg)
 {
 	return ctl_attach(reply, "bpf", bpf_mgr_status_json(&d->bpf));
 }
