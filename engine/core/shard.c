@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -149,11 +150,12 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
+		/* Before flow_drop_queue(): it zeroes the byte count the pipe pool trusts. */
+		flow_pipe_release(sh, &f->d[i]);
 		flow_drop_queue(sh, &f->d[i]);
 		if (f->fd[i] >= 0) {
 			close(f->fd[i]);
 		}
-		flow_pipe_release(sh, &f->d[i]);
 	}
 	if (f->in_table) {
 		flowtab_remove(&sh->ft, &f->key);
@@ -172,14 +174,19 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
 
 /*
  * flow_pipe_release - give a direction's pipe back to the shard's pool when it is empty (a
- * short connection then costs no pipe2/fcntl/close), else close it.
+ * short connection then costs no pipe2/fcntl/close), else close it. A pipe that still holds
+ * bytes of a dead flow is closed: reusing it would deliver them on the next flow.
  */
 void flow_pipe_release(struct shard *sh, struct flow_dir *d)
 {
 	if (d->pipe[0] < 0) {
 		return;
 	}
-	if (!d->queued && sh->pipes && sh->npipes < PIPE_POOL) {
+	int left = -1;
+
+	/* Only a pipe the kernel says is empty may carry another flow's bytes. */
+	if (!d->queued && sh->pipes && sh->npipes < PIPE_POOL &&
+	    !ioctl(d->pipe[0], FIONREAD, &left) && left == 0) {
 		sh->pipes[sh->npipes][0] = d->pipe[0];
 		sh->pipes[sh->npipes][1] = d->pipe[1];
 		sh->pipes[sh->npipes][2] = (int)d->pipe_cap;

@@ -1084,11 +1084,66 @@ def _echo_clients(host, port, n, per):
     sys.exit(0 if ok else 1)
 
 
+def pipe_reuse():
+    """A flow that dies with bytes still in its splice pipe must not hand them to the next flow."""
+    up = server_socket()
+    got = []
+
+    def handler(c):
+        first = c.recv(1)
+        if first == b"S":
+            # stall: read nothing while the client fills every buffer, then reset
+            time.sleep(0.6)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+            return
+        c.settimeout(5)
+        data = first + recv_all_bytes(c)
+        got.append(data)
+        c.close()
+    serve(up, handler)
+    eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{up.getsockname()[1]}"],
+                       ["--tcp-mode", "splice", "--shards", "1"])
+    port = eng.listen_port()
+    for rnd in range(5):
+        c = connect(port, timeout=5)
+        c.sendall(b"S")
+        c.settimeout(3)
+        try:
+            c.sendall(b"x" * (8 * MiB))  # more than socket buffers and the pipe hold
+        except OSError:
+            pass  # the reset reached us: expected
+        c.close()
+        time.sleep(0.2)
+        msg = b"M" + f"second flow {rnd}".encode()
+        c = connect(port, timeout=5)
+        c.sendall(msg)
+        c.shutdown(socket.SHUT_WR)
+        c.settimeout(5)
+        try:
+            recv_all_bytes(c)
+        except OSError:
+            pass
+        c.close()
+        deadline = time.time() + 5
+        while len(got) <= rnd and time.time() < deadline:
+            time.sleep(0.02)
+        check(len(got) > rnd, f"round {rnd}: upstream got nothing")
+        check(got[rnd] == msg, f"round {rnd}: upstream got {got[rnd][:40]!r}... "
+              f"({len(got[rnd])} B) instead of {msg!r}: bytes leaked from a dead flow")
+    log("splice: a reused pipe never carries a dead flow's bytes (5 rounds)")
+    eng.kill()
+
+
+def t_pipe_reuse():
+    pipe_reuse()
+
+
 CASES = {
     "bulk": t_bulk, "concurrent": t_concurrent, "veth": t_veth, "half_close": t_half_close,
     "rst": t_rst, "refused": t_refused, "slow_reader": t_slow_reader, "udp": t_udp,
     "sighup": t_sighup, "drain": t_drain, "ctl": t_ctl, "bad_input": t_bad_input,
-    "memory": t_memory, "timeouts": t_timeouts,
+    "memory": t_memory, "timeouts": t_timeouts, "pipe_reuse": t_pipe_reuse,
 }
 
 
