@@ -12,8 +12,6 @@
 #include "pbframe.h"
 #include "multiaddr.h"
 
-static const struct p2p_conn_ops detached_ops = { 0 };
-
 int autonat_encode(const struct autonat_msg *m, uint8_t *out, size_t cap, size_t *len)
 {
 	P2p__Autonat__Message pb = P2P__AUTONAT__MESSAGE__INIT;
@@ -154,12 +152,7 @@ static void req_free(struct autonat_req *q, bool reset)
 	}
 	free(q);
 	if (s) {
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		if (reset) {
-			p2p_stream_reset(s);
-		} else {
-			p2p_stream_close(s);
-		}
+		p2p_stream_release(s, reset);
 	}
 }
 
@@ -480,12 +473,7 @@ static void probe_free(struct aprobe *pr, bool reset)
 	}
 	free(pr);
 	if (s) {
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		if (reset) {
-			p2p_stream_reset(s);
-		} else {
-			p2p_stream_close(s);
-		}
+		p2p_stream_release(s, reset);
 	}
 }
 

@@ -203,7 +203,6 @@ void relay_conn_gone(struct relay *r, struct p2p_conn *c)
 /* ---- circuits ---- */
 
 static const struct p2p_conn_ops hop_ops, stop_ops;
-static const struct p2p_conn_ops detached_ops; /* no callbacks: streams relay_free drops */
 
 enum {
 	RELAY_EARLY_MAX = 64 * 1024, /* bytes a side may send before the circuit is spliced */
@@ -698,8 +697,6 @@ static void stop_reset(void *ctx, struct p2p_stream *s, int err)
 	/* on_stream_close follows and decides */
 }
 
-static const struct p2p_conn_ops detached_ops = { 0 };
-
 static const struct p2p_conn_ops stop_ops = {
 	.on_stream_data = stop_data,
 	.on_stream_fin = stop_fin,
@@ -840,8 +837,7 @@ void relay_free(struct relay *r)
 				struct p2p_stream *s = k->side[i];
 
 				k->side[i] = NULL;
-				p2p_stream_set_ops(s, &detached_ops, NULL);
-				p2p_stream_reset(s);
+				p2p_stream_release(s, true);
 			}
 		}
 		circ_unlink_free(k);

@@ -46,7 +46,6 @@ struct relay_client {
 };
 
 static const struct p2p_conn_ops req_ops;
-static const struct p2p_conn_ops detached_ops = { 0 };
 
 static int64_t cl_now(const struct relay_client *cl)
 {
@@ -86,12 +85,7 @@ static void req_end(struct creq *q, bool reset)
 
 	req_unlink_free(q);
 	if (s) {
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		if (reset) {
-			p2p_stream_reset(s);
-		} else {
-			p2p_stream_close(s);
-		}
+		p2p_stream_release(s, reset);
 	}
 }
 
@@ -248,7 +242,7 @@ static void circuit_ready(struct creq *q, bool dialer, const struct relay_limit 
 	void *user = q->user;
 
 	req_unlink_free(q);
-	p2p_stream_set_ops(s, &detached_ops, NULL);
+	p2p_stream_detach(s);
 	if (cl->ops->on_circuit) {
 		cl->ops->on_circuit(cl->ctx, s, &peer, dialer, &lim, early, early_len, user);
 	} else {
@@ -455,8 +449,7 @@ int relay_client_connect(struct relay_client *cl, struct p2p_conn *relay_conn,
 	err = send_msg(s, m, true);
 	if (err) {
 		req_unlink_free(q);
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		p2p_stream_reset(s);
+		p2p_stream_release(s, true);
 	}
 out_free_msg:
 	free(m);
