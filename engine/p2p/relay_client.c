@@ -133,6 +133,24 @@ static struct creq *req_new(struct relay_client *cl, enum req_kind kind, struct 
 	return q;
 }
 
+/* req_open - open a hop stream on @c and track it as a @kind request; NULL with *@err. */
+static struct creq *req_open(struct relay_client *cl, struct p2p_conn *c, enum req_kind kind,
+			     int *err)
+{
+	struct p2p_stream *s = p2p_stream_open(c, RELAY_HOP_PROTOCOL, err);
+	struct creq *q;
+
+	if (!s) {
+		return NULL;
+	}
+	q = req_new(cl, kind, s);
+	if (!q) {
+		*err = -ENOMEM;
+		p2p_stream_reset(s);
+	}
+	return q;
+}
+
 /* send_msg - encode and write one hop (@hop) or stop message. */
 static int send_msg(struct p2p_stream *s, const struct relay_msg *m, bool hop)
 {
@@ -150,25 +168,18 @@ static int send_msg(struct p2p_stream *s, const struct relay_msg *m, bool hop)
 static int reserve_send(struct relay_client *cl, struct slot *sl)
 {
 	struct relay_msg *m = calloc(1, sizeof(*m));
-	struct p2p_stream *s;
 	struct creq *q;
 	int err;
 
 	if (!m) {
 		return -ENOMEM;
 	}
-	s = p2p_stream_open(sl->conn, RELAY_HOP_PROTOCOL, &err);
-	if (!s) {
-		goto out_free_msg;
-	}
-	q = req_new(cl, REQ_RESERVE, s);
+	q = req_open(cl, sl->conn, REQ_RESERVE, &err);
 	if (!q) {
-		err = -ENOMEM;
-		p2p_stream_reset(s);
 		goto out_free_msg;
 	}
 	m->type = RELAY_HOP_RESERVE;
-	err = send_msg(s, m, true);
+	err = send_msg(q->s, m, true);
 	if (err) {
 		req_end(q, true);
 		goto out_free_msg;
@@ -424,21 +435,14 @@ int relay_client_connect(struct relay_client *cl, struct p2p_conn *relay_conn,
 			 const struct peer_id *target, void *user)
 {
 	struct relay_msg *m = calloc(1, sizeof(*m));
-	struct p2p_stream *s;
 	struct creq *q;
 	int err;
 
 	if (!m) {
 		return -ENOMEM;
 	}
-	s = p2p_stream_open(relay_conn, RELAY_HOP_PROTOCOL, &err);
-	if (!s) {
-		goto out_free_msg;
-	}
-	q = req_new(cl, REQ_CONNECT, s);
+	q = req_open(cl, relay_conn, REQ_CONNECT, &err);
 	if (!q) {
-		err = -ENOMEM;
-		p2p_stream_reset(s);
 		goto out_free_msg;
 	}
 	q->peer = *target;
@@ -446,10 +450,9 @@ int relay_client_connect(struct relay_client *cl, struct p2p_conn *relay_conn,
 	m->type = RELAY_HOP_CONNECT;
 	m->has_peer = true;
 	m->peer = *target;
-	err = send_msg(s, m, true);
+	err = send_msg(q->s, m, true);
 	if (err) {
-		req_unlink_free(q);
-		p2p_stream_release(s, true);
+		req_end(q, true);
 	}
 out_free_msg:
 	free(m);
