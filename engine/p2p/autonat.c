@@ -90,6 +90,12 @@ out_free:
 	return err;
 }
 
+/* msg_decode - autonat_decode for lpm_take. */
+static int msg_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return autonat_decode(m, buf, len);
+}
+
 /* send_msg - encode @m and write it on @s. */
 static int send_msg(struct p2p_stream *s, const struct autonat_msg *m)
 {
@@ -298,22 +304,18 @@ static void req_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n
 {
 	struct autonat_req *q = ctx;
 	struct autonat_msg *m;
-	const uint8_t *msg;
-	size_t used, mlen;
-	int rc;
+	size_t used;
+	int err;
 
 	if (q->state != AR_READ) {
 		return; /* one request per stream */
 	}
-	rc = lpm_feed(&q->lpm, p, n, &used, &msg, &mlen);
-	if (rc == 0) {
-		return;
-	}
-	m = rc > 0 ? malloc(sizeof(*m)) : NULL;
-	if (!m || autonat_decode(m, msg, mlen)) {
-		q->srv->st.requests++;
-		req_answer(q, AUTONAT_E_BAD_REQUEST, "malformed", NULL, 0);
-		free(m);
+	m = lpm_take(&q->lpm, p, n, &used, msg_decode, sizeof(*m), &err);
+	if (!m) {
+		if (err) {
+			q->srv->st.requests++;
+			req_answer(q, AUTONAT_E_BAD_REQUEST, "malformed", NULL, 0);
+		}
 		return;
 	}
 	req_dial(q, m);
@@ -501,17 +503,14 @@ static void probe_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t
 	struct aprobe *pr = ctx;
 	struct autonat_client *cl = pr->cl;
 	struct p2p_conn *conn;
-	struct autonat_msg *m;
-	const uint8_t *msg;
-	size_t used, mlen;
-	int rc = lpm_feed(&pr->lpm, p, n, &used, &msg, &mlen);
+	size_t used;
+	int err;
+	struct autonat_msg *m = lpm_take(&pr->lpm, p, n, &used, msg_decode, sizeof(*m), &err);
 
-	if (rc == 0) {
+	if (!m && !err) {
 		return;
 	}
-	m = rc > 0 ? malloc(sizeof(*m)) : NULL;
-	if (!m || autonat_decode(m, msg, mlen) || m->type != AUTONAT_DIAL_RESPONSE ||
-	    !m->has_response) {
+	if (!m || m->type != AUTONAT_DIAL_RESPONSE || !m->has_response) {
 		free(m);
 		probe_free(pr, true);
 		return;

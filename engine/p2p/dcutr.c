@@ -338,35 +338,31 @@ static void ds_message(struct dsess *x, const struct dcutr_msg *m)
 	}
 }
 
+/* msg_decode - dcutr_decode for lpm_take. */
+static int msg_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return dcutr_decode(m, buf, len);
+}
+
 static void ds_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
 {
 	struct dsess *x = ctx;
+	struct dcutr_msg *m;
+	size_t used;
+	int err;
 
-	while (n && x->s == s) {
-		const uint8_t *msg;
-		size_t used, mlen;
-		struct dcutr_msg *m;
-		int rc = lpm_feed(&x->lpm, p, n, &used, &msg, &mlen);
-
-		if (rc < 0) {
-			attempt_end(x, DCUTR_FAILED, rc);
-			return;
-		}
-		p += used;
-		n -= used;
-		if (rc == 0) {
-			return;
-		}
-		m = malloc(sizeof(*m));
-		if (!m || dcutr_decode(m, msg, mlen)) {
-			free(m);
-			attempt_end(x, DCUTR_FAILED, -NATX_E_PROTO);
-			return;
-		}
-		ds_message(x, m); /* may end the stream (x->s changes) or free x */
-		free(m);
+	if (!n || x->s != s) {
 		return;
 	}
+	m = lpm_take(&x->lpm, p, n, &used, msg_decode, sizeof(*m), &err);
+	if (!m) {
+		if (err) {
+			attempt_end(x, DCUTR_FAILED, err);
+		}
+		return;
+	}
+	ds_message(x, m); /* may end the stream (x->s changes) or free x */
+	free(m);
 }
 
 static void ds_close(void *ctx, struct p2p_stream *s)

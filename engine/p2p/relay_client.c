@@ -293,30 +293,30 @@ static void stop_request(struct creq *q, const struct relay_msg *m, const uint8_
 	circuit_ready(q, false, &m->limit, early, early_len);
 }
 
+/* hop_decode / stop_decode - the relay decoders for lpm_take. */
+static int hop_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return relay_hop_decode(m, buf, len);
+}
+
+static int stop_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return relay_stop_decode(m, buf, len);
+}
+
 static void req_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
 {
 	struct creq *q = ctx;
 	struct relay_msg *m;
-	const uint8_t *msg;
-	size_t used, mlen;
-	int rc = lpm_feed(&q->lpm, p, n, &used, &msg, &mlen);
+	size_t used;
+	int err;
 
-	if (rc == 0) {
-		return;
-	}
-	if (rc < 0) {
-		req_fail(q, rc, RELAY_UNUSED);
-		return;
-	}
-	m = malloc(sizeof(*m));
+	m = lpm_take(&q->lpm, p, n, &used, q->kind == REQ_STOP ? stop_decode : hop_decode,
+		     sizeof(*m), &err);
 	if (!m) {
-		req_fail(q, -ENOMEM, RELAY_UNUSED);
-		return;
-	}
-	rc = q->kind == REQ_STOP ? relay_stop_decode(m, msg, mlen) : relay_hop_decode(m, msg, mlen);
-	if (rc) {
-		free(m);
-		req_fail(q, rc, RELAY_UNUSED);
+		if (err) {
+			req_fail(q, err, RELAY_UNUSED);
+		}
 		return;
 	}
 	switch (q->kind) {
