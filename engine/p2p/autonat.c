@@ -79,7 +79,7 @@ int autonat_decode(struct autonat_msg *m, const uint8_t *buf, size_t len)
 			memcpy(m->text, dr->statustext, tl);
 			m->text[tl] = 0;
 		}
-		if (dr->has_addr && dr->addr.len <= RELAY_MAX_ADDR) {
+		if (dr->has_addr && dr->addr.len && dr->addr.len <= RELAY_MAX_ADDR) {
 			memcpy(m->addr, dr->addr.data, dr->addr.len);
 			m->addr_len = dr->addr.len;
 		}
