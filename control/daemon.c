@@ -149,6 +149,7 @@ int natxd_reload(struct natxd *d, char *err)
 	}
 	d->cfg = *nc;
 	free(nc);
+	bpf_mgr_apply(&d->bpf, &d->cfg);
 	natxd_register_services(d);
 	d->reloads++;
 	d->reload_error[0] = '\0';
