@@ -12,8 +12,6 @@
 #include "pbframe.h"
 #include "multiaddr.h"
 
-static const struct p2p_conn_ops detached_ops = { 0 };
-
 int autonat_encode(const struct autonat_msg *m, uint8_t *out, size_t cap, size_t *len)
 {
 	P2p__Autonat__Message pb = P2P__AUTONAT__MESSAGE__INIT;
@@ -81,7 +79,7 @@ int autonat_decode(struct autonat_msg *m, const uint8_t *buf, size_t len)
 			memcpy(m->text, dr->statustext, tl);
 			m->text[tl] = 0;
 		}
-		if (dr->has_addr && dr->addr.len <= RELAY_MAX_ADDR) {
+		if (dr->has_addr && dr->addr.len && dr->addr.len <= RELAY_MAX_ADDR) {
 			memcpy(m->addr, dr->addr.data, dr->addr.len);
 			m->addr_len = dr->addr.len;
 		}
@@ -90,6 +88,12 @@ int autonat_decode(struct autonat_msg *m, const uint8_t *buf, size_t len)
 out_free:
 	pbframe_free(&pb->base);
 	return err;
+}
+
+/* msg_decode - autonat_decode for lpm_take. */
+static int msg_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return autonat_decode(m, buf, len);
 }
 
 /* send_msg - encode @m and write it on @s. */
@@ -154,12 +158,7 @@ static void req_free(struct autonat_req *q, bool reset)
 	}
 	free(q);
 	if (s) {
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		if (reset) {
-			p2p_stream_reset(s);
-		} else {
-			p2p_stream_close(s);
-		}
+		p2p_stream_release(s, reset);
 	}
 }
 
@@ -305,22 +304,18 @@ static void req_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n
 {
 	struct autonat_req *q = ctx;
 	struct autonat_msg *m;
-	const uint8_t *msg;
-	size_t used, mlen;
-	int rc;
+	size_t used;
+	int err;
 
 	if (q->state != AR_READ) {
 		return; /* one request per stream */
 	}
-	rc = lpm_feed(&q->lpm, p, n, &used, &msg, &mlen);
-	if (rc == 0) {
-		return;
-	}
-	m = rc > 0 ? malloc(sizeof(*m)) : NULL;
-	if (!m || autonat_decode(m, msg, mlen)) {
-		q->srv->st.requests++;
-		req_answer(q, AUTONAT_E_BAD_REQUEST, "malformed", NULL, 0);
-		free(m);
+	m = lpm_take(&q->lpm, p, n, &used, msg_decode, sizeof(*m), &err);
+	if (!m) {
+		if (err) {
+			q->srv->st.requests++;
+			req_answer(q, AUTONAT_E_BAD_REQUEST, "malformed", NULL, 0);
+		}
 		return;
 	}
 	req_dial(q, m);
@@ -480,12 +475,7 @@ static void probe_free(struct aprobe *pr, bool reset)
 	}
 	free(pr);
 	if (s) {
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		if (reset) {
-			p2p_stream_reset(s);
-		} else {
-			p2p_stream_close(s);
-		}
+		p2p_stream_release(s, reset);
 	}
 }
 
@@ -513,17 +503,14 @@ static void probe_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t
 	struct aprobe *pr = ctx;
 	struct autonat_client *cl = pr->cl;
 	struct p2p_conn *conn;
-	struct autonat_msg *m;
-	const uint8_t *msg;
-	size_t used, mlen;
-	int rc = lpm_feed(&pr->lpm, p, n, &used, &msg, &mlen);
+	size_t used;
+	int err;
+	struct autonat_msg *m = lpm_take(&pr->lpm, p, n, &used, msg_decode, sizeof(*m), &err);
 
-	if (rc == 0) {
+	if (!m && !err) {
 		return;
 	}
-	m = rc > 0 ? malloc(sizeof(*m)) : NULL;
-	if (!m || autonat_decode(m, msg, mlen) || m->type != AUTONAT_DIAL_RESPONSE ||
-	    !m->has_response) {
+	if (!m || m->type != AUTONAT_DIAL_RESPONSE || !m->has_response) {
 		free(m);
 		probe_free(pr, true);
 		return;

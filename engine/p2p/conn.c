@@ -945,6 +945,24 @@ void p2p_stream_set_ops(struct p2p_stream *s, const struct p2p_conn_ops *ops, vo
 	s->ctx = ops ? ctx : s->conn->ctx;
 }
 
+/* detached_ops - no callbacks: what p2p_stream_detach routes a stream to. */
+static const struct p2p_conn_ops detached_ops = { 0 };
+
+void p2p_stream_detach(struct p2p_stream *s)
+{
+	p2p_stream_set_ops(s, &detached_ops, NULL);
+}
+
+void p2p_stream_release(struct p2p_stream *s, bool reset)
+{
+	p2p_stream_detach(s);
+	if (reset) {
+		p2p_stream_reset(s);
+	} else {
+		p2p_stream_close(s);
+	}
+}
+
 int p2p_conn_ping(struct p2p_conn *c)
 {
 	int err;

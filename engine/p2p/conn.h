@@ -214,6 +214,15 @@ int p2p_stream_consumed(struct p2p_stream *s, size_t n);
  */
 void p2p_stream_set_ops(struct p2p_stream *s, const struct p2p_conn_ops *ops, void *ctx);
 
+/*
+ * p2p_stream_detach - route @s's callbacks nowhere: a protocol module that lets go of @s (or
+ * hands it on as a raw pipe) gets no further calls for it, not even on_stream_close.
+ */
+void p2p_stream_detach(struct p2p_stream *s);
+
+/* p2p_stream_release - p2p_stream_detach, then reset (@reset) or half-close @s. */
+void p2p_stream_release(struct p2p_stream *s, bool reset);
+
 /* Accessors. */
 struct p2p_conn *p2p_stream_conn(const struct p2p_stream *s);
 const char *p2p_stream_protocol(const struct p2p_stream *s);

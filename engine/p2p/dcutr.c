@@ -125,7 +125,6 @@ struct dcutr {
 };
 
 static const struct p2p_conn_ops ds_ops;
-static const struct p2p_conn_ops detached_ops = { 0 };
 
 static int64_t d_now(const struct dcutr *d)
 {
@@ -149,12 +148,7 @@ static void sess_drop_stream(struct dsess *x, bool reset)
 
 	x->s = NULL;
 	if (s) {
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		if (reset) {
-			p2p_stream_reset(s);
-		} else {
-			p2p_stream_close(s);
-		}
+		p2p_stream_release(s, reset);
 	}
 }
 
@@ -269,26 +263,34 @@ static void attempt_end(struct dsess *x, enum dcutr_outcome how, int err)
 	x->t0 = d_now(d);
 }
 
+/* attempt_open - start attempt x->n on stream @s (now owned by @x), waiting in @state. */
+static void attempt_open(struct dsess *x, struct p2p_stream *s, enum dstate state)
+{
+	struct dcutr_attempt *a = &x->log[x->n++];
+
+	x->s = s;
+	p2p_stream_set_ops(s, &ds_ops, x);
+	lpm_init(&x->lpm, DCUTR_MAX_MSG);
+	memset(a, 0, sizeof(*a));
+	a->outcome = DCUTR_IN_PROGRESS;
+	a->start_ms = x->t0 = d_now(x->d);
+	a->rtt_ms = -1;
+	x->d->st.attempts++;
+	x->state = state;
+}
+
 /* attempt_begin_b - B: open a stream and send CONNECT. */
 static int attempt_begin_b(struct dsess *x)
 {
-	struct dcutr *d = x->d;
-	struct dcutr_attempt *a;
+	struct p2p_stream *s;
 	int err;
 
-	x->s = p2p_stream_open(x->conn, DCUTR_PROTOCOL, &err);
-	if (!x->s) {
+	s = p2p_stream_open(x->conn, DCUTR_PROTOCOL, &err);
+	if (!s) {
+		x->s = NULL;
 		return err;
 	}
-	p2p_stream_set_ops(x->s, &ds_ops, x);
-	lpm_init(&x->lpm, DCUTR_MAX_MSG);
-	a = &x->log[x->n++];
-	memset(a, 0, sizeof(*a));
-	a->outcome = DCUTR_IN_PROGRESS;
-	a->start_ms = x->t0 = d_now(d);
-	a->rtt_ms = -1;
-	d->st.attempts++;
-	x->state = DS_B_CONNECT_SENT;
+	attempt_open(x, s, DS_B_CONNECT_SENT);
 	return send_msg(x, DCUTR_TYPE_CONNECT);
 }
 
@@ -336,35 +338,31 @@ static void ds_message(struct dsess *x, const struct dcutr_msg *m)
 	}
 }
 
+/* msg_decode - dcutr_decode for lpm_take. */
+static int msg_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return dcutr_decode(m, buf, len);
+}
+
 static void ds_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
 {
 	struct dsess *x = ctx;
+	struct dcutr_msg *m;
+	size_t used;
+	int err;
 
-	while (n && x->s == s) {
-		const uint8_t *msg;
-		size_t used, mlen;
-		struct dcutr_msg *m;
-		int rc = lpm_feed(&x->lpm, p, n, &used, &msg, &mlen);
-
-		if (rc < 0) {
-			attempt_end(x, DCUTR_FAILED, rc);
-			return;
-		}
-		p += used;
-		n -= used;
-		if (rc == 0) {
-			return;
-		}
-		m = malloc(sizeof(*m));
-		if (!m || dcutr_decode(m, msg, mlen)) {
-			free(m);
-			attempt_end(x, DCUTR_FAILED, -NATX_E_PROTO);
-			return;
-		}
-		ds_message(x, m); /* may end the stream (x->s changes) or free x */
-		free(m);
+	if (!n || x->s != s) {
 		return;
 	}
+	m = lpm_take(&x->lpm, p, n, &used, msg_decode, sizeof(*m), &err);
+	if (!m) {
+		if (err) {
+			attempt_end(x, DCUTR_FAILED, err);
+		}
+		return;
+	}
+	ds_message(x, m); /* may end the stream (x->s changes) or free x */
+	free(m);
 }
 
 static void ds_close(void *ctx, struct p2p_stream *s)
@@ -455,7 +453,6 @@ void dcutr_accept(struct dcutr *d, struct p2p_stream *s)
 {
 	struct p2p_conn *c = p2p_stream_conn(s);
 	struct dsess *x = sess_find(d, c);
-	struct dcutr_attempt *a;
 
 	if (x && (x->is_b || (x->state != DS_A_IDLE) || x->n >= DCUTR_ATTEMPTS)) {
 		/* one exchange at a time per connection (js allows 1 inbound stream) */
@@ -470,16 +467,7 @@ void dcutr_accept(struct dcutr *d, struct p2p_stream *s)
 			return;
 		}
 	}
-	x->s = s;
-	p2p_stream_set_ops(s, &ds_ops, x);
-	lpm_init(&x->lpm, DCUTR_MAX_MSG);
-	a = &x->log[x->n++];
-	memset(a, 0, sizeof(*a));
-	a->outcome = DCUTR_IN_PROGRESS;
-	a->start_ms = x->t0 = d_now(d);
-	a->rtt_ms = -1;
-	d->st.attempts++;
-	x->state = DS_A_WAIT_CONNECT;
+	attempt_open(x, s, DS_A_WAIT_CONNECT);
 }
 
 void dcutr_dial_done(struct dcutr *d, struct p2p_conn *relayed, int err)

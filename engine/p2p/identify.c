@@ -61,7 +61,9 @@ static int dup_bytes(uint8_t **dst, size_t *dst_len, const ProtobufCBinaryData *
 	if (!p) {
 		return -ENOMEM;
 	}
-	memcpy(p, src->data, src->len);
+	if (src->len) {
+		memcpy(p, src->data, src->len); /* an empty field may have data NULL */
+	}
 	free(*dst);
 	*dst = p;
 	*dst_len = src->len;

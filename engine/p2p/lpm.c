@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* lpm.c - one delimited protobuf at a time (see lpm.h). */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "natx/err.h"
@@ -62,6 +64,31 @@ int lpm_feed(struct lpm *m, const uint8_t *p, size_t n, size_t *used, const uint
 		return 1;
 	}
 	return 0;
+}
+
+void *lpm_take(struct lpm *m, const uint8_t *p, size_t n, size_t *used, lpm_decode_fn decode,
+	       size_t size, int *err)
+{
+	const uint8_t *msg;
+	size_t len;
+	void *dst;
+	int rc = lpm_feed(m, p, n, used, &msg, &len);
+
+	*err = rc < 0 ? rc : 0;
+	if (rc <= 0) {
+		return NULL;
+	}
+	dst = malloc(size);
+	if (!dst) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*err = decode(dst, msg, len);
+	if (*err) {
+		free(dst);
+		return NULL;
+	}
+	return dst;
 }
 
 size_t lpm_frame(uint8_t out[10], size_t len)

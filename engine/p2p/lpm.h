@@ -36,6 +36,18 @@ void lpm_init(struct lpm *m, size_t max);
 int lpm_feed(struct lpm *m, const uint8_t *p, size_t n, size_t *used, const uint8_t **msg,
 	     size_t *len);
 
+/* lpm_decode_fn - decode @len bytes into the message struct @dst; 0 or a negative error. */
+typedef int (*lpm_decode_fn)(void *dst, const uint8_t *buf, size_t len);
+
+/*
+ * lpm_take - the read step the protocol state machines share: lpm_feed, and once a message is
+ * complete, decode it with @decode into a new @size-byte allocation. Returns that message (the
+ * caller frees it) with *@err 0, or NULL with *@err 0 when more bytes are needed or negative:
+ * lpm_feed's error, -ENOMEM, or @decode's. *@used as for lpm_feed: later bytes are not taken.
+ */
+void *lpm_take(struct lpm *m, const uint8_t *p, size_t n, size_t *used, lpm_decode_fn decode,
+	       size_t size, int *err);
+
 /* lpm_frame - write uvarint(@len) into @out (10 bytes); returns the prefix length. */
 size_t lpm_frame(uint8_t out[10], size_t len);
 

@@ -205,6 +205,22 @@ bool noise_hs_done(const struct noise_hs *hs)
 	return hs->step == 3 && !hs->failed;
 }
 
+/*
+ * noise_tokens_e_ee - the XX tokens both sides process alike: `e` in messages 1 and 2 (@e, the
+ * ephemeral key just written or read, is hashed and *@o moves past it) and `ee` in message 2.
+ */
+static int __must_check noise_tokens_e_ee(struct noise_hs *hs, const uint8_t e[NOISE_DH], size_t *o)
+{
+	if (hs->step <= 1) {
+		noise_mix_hash(hs, e, NOISE_DH);
+		*o = NOISE_DH;
+	}
+	if (hs->step == 1) {
+		return noise_mix_dh(hs, hs->e_priv, hs->re);
+	}
+	return 0;
+}
+
 int noise_hs_write(struct noise_hs *hs, const uint8_t *payload, size_t plen, uint8_t *out,
 		   size_t cap, size_t *olen)
 {
@@ -222,17 +238,11 @@ int noise_hs_write(struct noise_hs *hs, const uint8_t *payload, size_t plen, uin
 		return -NATX_E_TOO_BIG;
 	}
 	if (hs->step <= 1) {
-		/* e */
 		memcpy(out, hs->e_pub, NOISE_DH);
-		noise_mix_hash(hs, hs->e_pub, NOISE_DH);
-		o = NOISE_DH;
 	}
-	if (hs->step == 1) {
-		/* ee */
-		err = noise_mix_dh(hs, hs->e_priv, hs->re);
-		if (err) {
-			goto fail;
-		}
+	err = noise_tokens_e_ee(hs, hs->e_pub, &o);
+	if (err) {
+		goto fail;
 	}
 	if (hs->step >= 1) {
 		/* s */
@@ -283,17 +293,11 @@ int noise_hs_read(struct noise_hs *hs, uint8_t *msg, size_t len, uint8_t **paylo
 		goto fail;
 	}
 	if (hs->step <= 1) {
-		/* e */
 		memcpy(hs->re, msg, NOISE_DH);
-		noise_mix_hash(hs, hs->re, NOISE_DH);
-		o = NOISE_DH;
 	}
-	if (hs->step == 1) {
-		/* ee */
-		err = noise_mix_dh(hs, hs->e_priv, hs->re);
-		if (err) {
-			goto fail;
-		}
+	err = noise_tokens_e_ee(hs, hs->re, &o);
+	if (err) {
+		goto fail;
 	}
 	if (hs->step >= 1) {
 		/* s */

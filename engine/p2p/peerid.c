@@ -147,6 +147,9 @@ int peerid_from_bytes(struct peer_id *id, const uint8_t *b, size_t len)
 	uint64_t code, dlen;
 	struct rd r;
 
+	if (!len) {
+		return -NATX_E_PROTO; /* an empty protobuf bytes field may come with b NULL */
+	}
 	rd_init(&r, b, len);
 	if (rd_uvarint(&r, &code) || rd_uvarint(&r, &dlen) || dlen != rd_left(&r)) {
 		return -NATX_E_PROTO;

@@ -203,7 +203,6 @@ void relay_conn_gone(struct relay *r, struct p2p_conn *c)
 /* ---- circuits ---- */
 
 static const struct p2p_conn_ops hop_ops, stop_ops;
-static const struct p2p_conn_ops detached_ops; /* no callbacks: streams relay_free drops */
 
 enum {
 	RELAY_EARLY_MAX = 64 * 1024, /* bytes a side may send before the circuit is spliced */
@@ -635,23 +634,26 @@ static const struct p2p_conn_ops hop_ops = {
 
 /* ---- stop stream (side 1) callbacks ---- */
 
+/* stop_decode - relay_stop_decode for lpm_take. */
+static int stop_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return relay_stop_decode(m, buf, len);
+}
+
 static void stop_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
 {
 	struct circ *k = ctx;
 
 	if (k->state == CS_STOP_WAIT) {
-		struct relay_msg *m;
-		const uint8_t *msg;
-		size_t used, mlen;
-		int rc = lpm_feed(k->lpm, p, n, &used, &msg, &mlen);
+		size_t used;
+		int err;
+		struct relay_msg *m = lpm_take(k->lpm, p, n, &used, stop_decode, sizeof(*m), &err);
 
-		if (rc == 0) {
+		if (!m && !err) {
 			return;
 		}
-		m = rc > 0 ? malloc(sizeof(*m)) : NULL;
-		if (!m || relay_stop_decode(m, msg, mlen) || m->type != RELAY_STOP_STATUS ||
-		    m->status != RELAY_OK || n - used > RELAY_EARLY_MAX ||
-		    pend_add(k, 1, p + used, n - used)) {
+		if (!m || m->type != RELAY_STOP_STATUS || m->status != RELAY_OK ||
+		    n - used > RELAY_EARLY_MAX || pend_add(k, 1, p + used, n - used)) {
 			/* the target refused or answered garbage: CONNECTION_FAILED to the source */
 			free(m);
 			p2p_stream_reset(k->side[1]); /* closes side 1, k stays (side 0 open) */
@@ -697,8 +699,6 @@ static void stop_reset(void *ctx, struct p2p_stream *s, int err)
 {
 	/* on_stream_close follows and decides */
 }
-
-static const struct p2p_conn_ops detached_ops = { 0 };
 
 static const struct p2p_conn_ops stop_ops = {
 	.on_stream_data = stop_data,
@@ -840,8 +840,7 @@ void relay_free(struct relay *r)
 				struct p2p_stream *s = k->side[i];
 
 				k->side[i] = NULL;
-				p2p_stream_set_ops(s, &detached_ops, NULL);
-				p2p_stream_reset(s);
+				p2p_stream_release(s, true);
 			}
 		}
 		circ_unlink_free(k);

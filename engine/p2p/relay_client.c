@@ -46,7 +46,6 @@ struct relay_client {
 };
 
 static const struct p2p_conn_ops req_ops;
-static const struct p2p_conn_ops detached_ops = { 0 };
 
 static int64_t cl_now(const struct relay_client *cl)
 {
@@ -86,12 +85,7 @@ static void req_end(struct creq *q, bool reset)
 
 	req_unlink_free(q);
 	if (s) {
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		if (reset) {
-			p2p_stream_reset(s);
-		} else {
-			p2p_stream_close(s);
-		}
+		p2p_stream_release(s, reset);
 	}
 }
 
@@ -139,6 +133,24 @@ static struct creq *req_new(struct relay_client *cl, enum req_kind kind, struct 
 	return q;
 }
 
+/* req_open - open a hop stream on @c and track it as a @kind request; NULL with *@err. */
+static struct creq *req_open(struct relay_client *cl, struct p2p_conn *c, enum req_kind kind,
+			     int *err)
+{
+	struct p2p_stream *s = p2p_stream_open(c, RELAY_HOP_PROTOCOL, err);
+	struct creq *q;
+
+	if (!s) {
+		return NULL;
+	}
+	q = req_new(cl, kind, s);
+	if (!q) {
+		*err = -ENOMEM;
+		p2p_stream_reset(s);
+	}
+	return q;
+}
+
 /* send_msg - encode and write one hop (@hop) or stop message. */
 static int send_msg(struct p2p_stream *s, const struct relay_msg *m, bool hop)
 {
@@ -156,25 +168,18 @@ static int send_msg(struct p2p_stream *s, const struct relay_msg *m, bool hop)
 static int reserve_send(struct relay_client *cl, struct slot *sl)
 {
 	struct relay_msg *m = calloc(1, sizeof(*m));
-	struct p2p_stream *s;
 	struct creq *q;
 	int err;
 
 	if (!m) {
 		return -ENOMEM;
 	}
-	s = p2p_stream_open(sl->conn, RELAY_HOP_PROTOCOL, &err);
-	if (!s) {
-		goto out_free_msg;
-	}
-	q = req_new(cl, REQ_RESERVE, s);
+	q = req_open(cl, sl->conn, REQ_RESERVE, &err);
 	if (!q) {
-		err = -ENOMEM;
-		p2p_stream_reset(s);
 		goto out_free_msg;
 	}
 	m->type = RELAY_HOP_RESERVE;
-	err = send_msg(s, m, true);
+	err = send_msg(q->s, m, true);
 	if (err) {
 		req_end(q, true);
 		goto out_free_msg;
@@ -248,7 +253,7 @@ static void circuit_ready(struct creq *q, bool dialer, const struct relay_limit 
 	void *user = q->user;
 
 	req_unlink_free(q);
-	p2p_stream_set_ops(s, &detached_ops, NULL);
+	p2p_stream_detach(s);
 	if (cl->ops->on_circuit) {
 		cl->ops->on_circuit(cl->ctx, s, &peer, dialer, &lim, early, early_len, user);
 	} else {
@@ -288,30 +293,30 @@ static void stop_request(struct creq *q, const struct relay_msg *m, const uint8_
 	circuit_ready(q, false, &m->limit, early, early_len);
 }
 
+/* hop_decode / stop_decode - the relay decoders for lpm_take. */
+static int hop_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return relay_hop_decode(m, buf, len);
+}
+
+static int stop_decode(void *m, const uint8_t *buf, size_t len)
+{
+	return relay_stop_decode(m, buf, len);
+}
+
 static void req_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
 {
 	struct creq *q = ctx;
 	struct relay_msg *m;
-	const uint8_t *msg;
-	size_t used, mlen;
-	int rc = lpm_feed(&q->lpm, p, n, &used, &msg, &mlen);
+	size_t used;
+	int err;
 
-	if (rc == 0) {
-		return;
-	}
-	if (rc < 0) {
-		req_fail(q, rc, RELAY_UNUSED);
-		return;
-	}
-	m = malloc(sizeof(*m));
+	m = lpm_take(&q->lpm, p, n, &used, q->kind == REQ_STOP ? stop_decode : hop_decode,
+		     sizeof(*m), &err);
 	if (!m) {
-		req_fail(q, -ENOMEM, RELAY_UNUSED);
-		return;
-	}
-	rc = q->kind == REQ_STOP ? relay_stop_decode(m, msg, mlen) : relay_hop_decode(m, msg, mlen);
-	if (rc) {
-		free(m);
-		req_fail(q, rc, RELAY_UNUSED);
+		if (err) {
+			req_fail(q, err, RELAY_UNUSED);
+		}
 		return;
 	}
 	switch (q->kind) {
@@ -430,21 +435,14 @@ int relay_client_connect(struct relay_client *cl, struct p2p_conn *relay_conn,
 			 const struct peer_id *target, void *user)
 {
 	struct relay_msg *m = calloc(1, sizeof(*m));
-	struct p2p_stream *s;
 	struct creq *q;
 	int err;
 
 	if (!m) {
 		return -ENOMEM;
 	}
-	s = p2p_stream_open(relay_conn, RELAY_HOP_PROTOCOL, &err);
-	if (!s) {
-		goto out_free_msg;
-	}
-	q = req_new(cl, REQ_CONNECT, s);
+	q = req_open(cl, relay_conn, REQ_CONNECT, &err);
 	if (!q) {
-		err = -ENOMEM;
-		p2p_stream_reset(s);
 		goto out_free_msg;
 	}
 	q->peer = *target;
@@ -452,11 +450,9 @@ int relay_client_connect(struct relay_client *cl, struct p2p_conn *relay_conn,
 	m->type = RELAY_HOP_CONNECT;
 	m->has_peer = true;
 	m->peer = *target;
-	err = send_msg(s, m, true);
+	err = send_msg(q->s, m, true);
 	if (err) {
-		req_unlink_free(q);
-		p2p_stream_set_ops(s, &detached_ops, NULL);
-		p2p_stream_reset(s);
+		req_end(q, true);
 	}
 out_free_msg:
 	free(m);

@@ -94,73 +94,90 @@ static int decode_common(struct relay_msg *m, const P2p__Peer *peer, const P2p__
 	return 0;
 }
 
-int relay_hop_decode(struct relay_msg *m, const uint8_t *buf, size_t len)
+/* struct pb_view - the fields of a decoded HopMessage or StopMessage (@rsvp: hop only). */
+struct pb_view {
+	bool has_type;
+	int type;
+	bool has_status;
+	uint32_t status;
+	const P2p__Peer *peer;
+	const P2p__Limit *limit;
+	const P2p__Reservation *rsvp;
+};
+
+/* relay_decode - decode a HopMessage (@hop) or StopMessage: one checking path for both. */
+static int relay_decode(struct relay_msg *m, const uint8_t *buf, size_t len, bool hop)
 {
-	P2p__HopMessage *pb;
+	ProtobufCMessage *pb;
+	struct pb_view v;
 	int err;
 
 	memset(m, 0, sizeof(*m));
-	pb = pbframe_decode(&p2p__hop_message__descriptor, RELAY_MAX_MSG, buf, len, &err);
+	pb = pbframe_decode(hop ? &p2p__hop_message__descriptor : &p2p__stop_message__descriptor,
+			    RELAY_MAX_MSG, buf, len, &err);
 	if (!pb) {
 		return err;
 	}
+	if (hop) {
+		const P2p__HopMessage *h = (const P2p__HopMessage *)pb;
+
+		v = (struct pb_view){ .has_type = h->has_type,
+				      .type = h->type,
+				      .has_status = h->has_status,
+				      .status = h->status,
+				      .peer = h->peer,
+				      .limit = h->limit,
+				      .rsvp = h->reservation };
+	} else {
+		const P2p__StopMessage *t = (const P2p__StopMessage *)pb;
+
+		v = (struct pb_view){ .has_type = t->has_type,
+				      .type = t->type,
+				      .has_status = t->has_status,
+				      .status = t->status,
+				      .peer = t->peer,
+				      .limit = t->limit };
+	}
 	err = -NATX_E_PROTO;
-	if (!pb->has_type) {
+	if (!v.has_type) {
 		goto out_free;
 	}
-	m->type = pb->type;
-	err = decode_common(m, pb->peer, pb->limit);
+	m->type = v.type;
+	err = decode_common(m, v.peer, v.limit);
 	if (err) {
 		goto out_free;
 	}
-	if (pb->has_status) {
+	if (v.has_status) {
 		m->has_status = true;
-		m->status = (uint32_t)pb->status;
+		m->status = v.status;
 	}
-	if (pb->reservation) {
-		const P2p__Reservation *r = pb->reservation;
-
+	if (v.rsvp) {
 		err = -NATX_E_PROTO;
-		if (r->has_voucher && r->voucher.len > RELAY_MAX_VOUCHER) {
+		if (v.rsvp->has_voucher && v.rsvp->voucher.len > RELAY_MAX_VOUCHER) {
 			goto out_free;
 		}
 		m->has_rsvp = true;
-		m->rsvp_expire = r->has_expire ? r->expire : 0;
-		pbframe_addrs_keep(&m->rsvp_addrs, r->n_addrs, r->addrs);
-		if (r->has_voucher && r->voucher.len) {
-			memcpy(m->voucher, r->voucher.data, r->voucher.len);
-			m->voucher_len = r->voucher.len;
+		m->rsvp_expire = v.rsvp->has_expire ? v.rsvp->expire : 0;
+		pbframe_addrs_keep(&m->rsvp_addrs, v.rsvp->n_addrs, v.rsvp->addrs);
+		if (v.rsvp->has_voucher && v.rsvp->voucher.len) {
+			memcpy(m->voucher, v.rsvp->voucher.data, v.rsvp->voucher.len);
+			m->voucher_len = v.rsvp->voucher.len;
 		}
 		err = 0;
 	}
 out_free:
-	pbframe_free(&pb->base);
+	pbframe_free(pb);
 	return err;
+}
+
+int relay_hop_decode(struct relay_msg *m, const uint8_t *buf, size_t len)
+{
+	return relay_decode(m, buf, len, true);
 }
 
 int relay_stop_decode(struct relay_msg *m, const uint8_t *buf, size_t len)
 {
-	P2p__StopMessage *pb;
-	int err;
-
-	memset(m, 0, sizeof(*m));
-	pb = pbframe_decode(&p2p__stop_message__descriptor, RELAY_MAX_MSG, buf, len, &err);
-	if (!pb) {
-		return err;
-	}
-	err = -NATX_E_PROTO;
-	if (!pb->has_type) {
-		goto out_free;
-	}
-	m->type = pb->type;
-	err = decode_common(m, pb->peer, pb->limit);
-	if (!err && pb->has_status) {
-		m->has_status = true;
-		m->status = (uint32_t)pb->status;
-	}
-out_free:
-	pbframe_free(&pb->base);
-	return err;
+	return relay_decode(m, buf, len, false);
 }
 
 const char *relay_status_name(uint32_t status)
