@@ -236,6 +236,7 @@ enum bpf_mgr_state bpf_mgr_apply(struct bpf_mgr *m, const struct natx_config *cf
 			return m->state;
 		}
 #else
+		(void)unchanged;
 		snprintf(m->reason, sizeof(m->reason),
 			 "natxd was built without BPF support (NATX_WITH_BPF=OFF)");
 #endif
