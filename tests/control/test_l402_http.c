@@ -368,15 +368,20 @@ Test(l402_http, rathole_adapter_and_selection)
 	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_NOT_FOUND);
 	req.need_caps = 0;
 
-	/* revoked -> authentication failed; expired -> payment required; node-b unaffected */
+	/* revoked or expired -> payment required; other nodes unaffected */
 	cr_assert_eq(pay_store_token_revoke(&st,
 					    cJSON_GetObjectItem(rep.body, "token_id")->valuestring,
 					    clk.wall, full),
 		     0);
 	req.target = "node-b";
-	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_AUTH);
+	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_PAYMENT);
+	/* refusals for node-b never open the breaker: node-a still selectable afterwards */
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(select_connect(&mgr, &req, &ci, &used), -NATX_E_PAYMENT);
+	}
 	req.target = "node-a";
-	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), 0);
+	cr_assert_eq(select_connect(&mgr, &req, &ci, &used), 0);
+	cr_assert_str_eq(ci.auth_token, mac_a);
 	clk.wall += 600;
 	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_PAYMENT);
 	svc_mgr_cleanup(&mgr);

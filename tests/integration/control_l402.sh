@@ -180,7 +180,12 @@ expect_status 0 ctl token revoke "${TOKEN_A:0:12}"
 register '{"service_type":"tcp","node_id":"node-a"}' "L402 $MAC_A:$PRE_A"
 want 402 "revoked token"
 jqb '.error.message == "token revoked" and (.invoice | startswith("lnbcrt"))' "revoked body"
-expect_status 13 ctl connect node-a
+# refused as payment_required, like the HTTP 402; ten of them do not trip the service's
+# circuit breaker for the other nodes (checked below with node-b)
+for _ in $(seq 1 10); do
+	expect_status 11 ctl connect node-a
+done
+grep -q payment_required "$T/err" || fail "revoked connect: $(cat "$T/err")"
 ctl --json token list | jq -e ".tokens[] | select(.token_id == \"$TOKEN_A\") | .revoked" \
 	>/dev/null || fail "token not shown revoked"
 expect_status 14 ctl token revoke 00000000
@@ -247,7 +252,7 @@ SERVER_ADDRESS=127.0.0.1:0 RATHOLE_SERVER_ADDRESS=127.0.0.1:2333 start_natxd --c
 H=http://$(http_addr)
 ctl --json connect node-b | jq -e '.connection_info.proxy_address == "127.0.0.1:45001"' \
 	>/dev/null || fail "node-b after restart"
-expect_status 13 ctl connect node-a
+expect_status 11 ctl connect node-a
 register '{"service_type":"tcp","node_id":"node-d"}' "L402 $MAC:$PRE"
 want 402 "settled invoice forgotten by a restarted regtest backend"
 jqb '.error.message == "invoice not paid"' "unpaid body"
