@@ -71,7 +71,7 @@ TestSuite(l402_http, .init = setup, .fini = teardown, .timeout = 20);
 static void post(const char *authz, const char *body)
 {
 	cJSON_Delete(rep.body);
-	l402_http_register(&ps, authz, body, strlen(body), false, &rep);
+	l402_http_register(&ps, "ip:192.0.2.1", authz, body, strlen(body), false, &rep);
 	cr_assert_not_null(rep.body);
 }
 
@@ -168,7 +168,7 @@ Test(l402_http, disabled_and_bad_requests)
 	}
 	cr_assert_eq(ps.refused[L402_R_BAD_REQUEST], sizeof(bad) / sizeof(bad[0]));
 	cJSON_Delete(rep.body);
-	l402_http_register(&ps, NULL, "{}", 2, true, &rep);
+	l402_http_register(&ps, NULL, NULL, "{}", 2, true, &rep);
 	cr_assert_eq(rep.status, 413);
 	cr_assert_eq(ps.challenges, 0, "no offer for a bad request");
 }
@@ -287,6 +287,30 @@ Test(l402_http, port_range_exhausted_then_reused_after_expiry)
 	post(authz[2], "{\"service_type\":\"udp\",\"node_id\":\"node-3\"}");
 	cr_assert_eq(rep.status, 200);
 	cr_assert_eq(jnum("public_port"), 41000);
+}
+
+Test(l402_http, offers_rate_limited_per_client)
+{
+	const char *body = "{\"service_type\":\"tcp\",\"node_id\":\"n\"}";
+
+	cfg.rathole_offer_rate = 1;
+	cfg.rathole_offer_burst = 2;
+	post(NULL, body);
+	cr_assert_eq(rep.status, 402);
+	post(NULL, body);
+	cr_assert_eq(rep.status, 402);
+	post(NULL, body);
+	cr_assert_eq(rep.status, 429);
+	cr_assert_str_eq(ecode(), "rate_limited");
+	cr_assert_eq(ps.refused[L402_R_RATE_LIMITED], 1);
+	cr_assert_eq(ps.challenges, 2, "no invoice for a limited request");
+	/* another client is not affected; the first one refills at 1/s */
+	cJSON_Delete(rep.body);
+	l402_http_register(&ps, "ip:192.0.2.2", NULL, body, strlen(body), false, &rep);
+	cr_assert_eq(rep.status, 402);
+	clk.now += 1000;
+	post(NULL, body);
+	cr_assert_eq(rep.status, 402);
 }
 
 Test(l402_http, root_key_file_persists_and_is_guarded)

@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memcpy(body, data, blen);
 	body[blen] = '\0';
-	l402_http_register(&ps, authz, body, blen, false, &rep);
+	l402_http_register(&ps, NULL, authz, body, blen, false, &rep);
 	if (!rep.status || rep.status >= 600 || !rep.body) {
 		abort();
 	}

@@ -257,6 +257,19 @@ register '{"service_type":"tcp","node_id":"node-d"}' "L402 $MAC:$PRE"
 want 402 "settled invoice forgotten by a restarted regtest backend"
 jqb '.error.message == "invoice not paid"' "unpaid body"
 [ "$(metric 'natx_l402_refused_total{reason="unpaid"}')" = 1 ] || fail "unpaid counter"
+# unpaid clients cannot fill the invoice table: offers are limited per client address
+limited=0
+for _ in $(seq 1 25); do
+	register '{"service_type":"tcp","node_id":"node-e"}'
+	if [ "$code" = 429 ]; then
+		limited=1
+		break
+	fi
+	want 402 "offer before the limit"
+done
+[ "$limited" = 1 ] || fail "25 offers in a burst were never rate limited"
+jqb '.error.code == "rate_limited"' "429 body"
+[ "$(metric 'natx_l402_refused_total{reason="rate_limited"}')" -ge 1 ] || fail "rate_limited counter"
 chmod 644 "$KEY"
 kill "$NATXD_PID"
 wait "$NATXD_PID" 2>/dev/null || true
