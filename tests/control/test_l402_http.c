@@ -410,3 +410,65 @@ Test(l402_http, rathole_adapter_and_selection)
 	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_PAYMENT);
 	svc_mgr_cleanup(&mgr);
 }
+
+static const char *rathole_env(const char *name)
+{
+	if (!strcmp(name, "RATHOLE_SERVER_ADDRESS")) {
+		return "[2001:db8::1]:2444";
+	}
+	if (!strcmp(name, "RATHOLE_CLIENT_ADDRESS")) {
+		return "relay.example:2444";
+	}
+	if (!strcmp(name, "RATHOLE_CONFIG_FILE_NAME")) {
+		return "/etc/natx/tunnel-env.toml";
+	}
+	return NULL;
+}
+
+Test(l402_http, rathole_keys_env_over_file_and_public_host)
+{
+	struct natx_config c;
+	char err[CONFIG_ERR_MAX], host[CONFIG_STR_MAX];
+
+	config_defaults(&c, no_env);
+	cr_assert_eq(config_parse_string(&c, "t.conf",
+					 "[rathole]\nserver_address = 198.51.100.9:2333\n"
+					 "config_file = /etc/natx/tunnel.toml\nprice_msat = 1000\n",
+					 err),
+		     0, "%s", err);
+	cr_assert_str_eq(c.rathole_server_address, "198.51.100.9:2333");
+	cr_assert_eq(c.rathole_price_msat, 1000);
+	l402_svc_public_host(&c, host, sizeof(host));
+	cr_assert_str_eq(host, "198.51.100.9");
+	cr_assert_neq(config_parse_string(&c, "t.conf", "[rathole]\nconfig_file = rel\n", err), 0);
+	cr_assert(strstr(err, "t.conf:2"), "%s", err);
+
+	/* the environment beats the file, as for every natxd key */
+	{
+		struct config_cli cli = { .config_file = NULL, .state_dir = dir };
+		FILE *f;
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/r.conf", dir);
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fputs("[rathole]\nserver_address = 198.51.100.9:2333\nport_min = 50\n"
+		      "port_max = 60\n",
+		      f);
+		fclose(f);
+		cli.config_file = path;
+		cr_assert_eq(config_build(&c, &cli, rathole_env, err), 0, "%s", err);
+		cr_assert_str_eq(c.rathole_server_address, "[2001:db8::1]:2444");
+		cr_assert_str_eq(c.rathole_client_address, "relay.example:2444");
+		cr_assert_str_eq(c.rathole_config_file, "/etc/natx/tunnel-env.toml");
+		cr_assert_eq(c.rathole_port_min, 50);
+		l402_svc_public_host(&c, host, sizeof(host));
+		cr_assert_str_eq(host, "2001:db8::1");
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fputs("[rathole]\nport_min = 60\nport_max = 50\n", f);
+		fclose(f);
+		cr_assert_eq(config_build(&c, &cli, rathole_env, err), -NATX_E_CONFIG);
+		cr_assert(strstr(err, "port_max"), "%s", err);
+	}
+}
