@@ -11,13 +11,19 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* The client side of a flow: which forward it came in on and from where. */
+/*
+ * The client side of a flow: which forward it came in on and from where. The BPF steering
+ * program builds the same 24 bytes and the same XXH3 hash (docs/bpf.md): keep them in sync.
+ */
 struct flow_key {
 	uint32_t fwd_id;
 	uint16_t family; /* AF_INET / AF_INET6 */
 	uint16_t port; /* network order */
 	uint8_t addr[16];
 };
+
+/* Contract with bpf/natx_bpf_common.h (SO_REUSEPORT steering): 24 bytes, no padding. */
+_Static_assert(sizeof(struct flow_key) == 24, "struct flow_key is a shared wire layout");
 
 struct flowtab_entry {
 	uint64_t hash; /* 0 = empty */

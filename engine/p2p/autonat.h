@@ -120,6 +120,11 @@ struct autonat_client_ops {
 	/* on_status - reachability or confidence changed; @addr: the last address a server reached. */
 	void (*on_status)(void *ctx, enum autonat_reachability r, int confidence,
 			  const uint8_t *addr, size_t addr_len);
+	/*
+	 * on_response - optional: every answer a server gave on @c (also refusals, which do not
+	 * change the reachability), with its status text (NUL-terminated, may be empty).
+	 */
+	void (*on_response)(void *ctx, struct p2p_conn *c, uint32_t status, const char *text);
 };
 
 /* autonat_client_new - @addrs: the addresses we ask servers to dial (borrowed). */

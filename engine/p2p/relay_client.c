@@ -540,3 +540,30 @@ int relay_circuit_addr(const uint8_t *relay_addr, size_t relay_addr_len,
 	}
 	return maddr_from_text(text, out, cap, len);
 }
+
+int relay_circuit_parse(const uint8_t *ma, size_t len, uint8_t *relay_addr, size_t cap,
+			size_t *relay_len, struct peer_id *relay, struct peer_id *target)
+{
+	char text[MADDR_TEXT_MAX], *circ, *rid, *tid;
+	int n = maddr_to_text(ma, len, text, sizeof(text));
+
+	if (n < 0) {
+		return n;
+	}
+	circ = strstr(text, "/p2p-circuit");
+	if (!circ || circ == text) {
+		return -NATX_E_PROTO;
+	}
+	tid = circ + strlen("/p2p-circuit");
+	if (strncmp(tid, "/p2p/", 5) || strchr(tid + 5, '/') ||
+	    peerid_from_text(target, tid + 5, strlen(tid + 5))) {
+		return -NATX_E_PROTO;
+	}
+	*circ = 0;
+	rid = strrchr(text, '/');
+	if (!rid || rid - text < 4 || strncmp(rid - 4, "/p2p", 4) ||
+	    peerid_from_text(relay, rid + 1, strlen(rid + 1))) {
+		return -NATX_E_PROTO;
+	}
+	return maddr_from_text(text, relay_addr, cap, relay_len);
+}

@@ -109,4 +109,13 @@ int relay_circuit_addr(const uint8_t *relay_addr, size_t relay_addr_len,
 		       const struct peer_id *relay, const struct peer_id *self, uint8_t *out,
 		       size_t cap, size_t *len);
 
+/*
+ * relay_circuit_parse - split a /p2p-circuit address (<relay addr>/p2p/<relay>/p2p-circuit/
+ * p2p/<target>) into the relay's address (binary, with its /p2p/ part, to dial), the relay's
+ * and the target's peer IDs. Returns 0, -NATX_E_PROTO when it is not such an address, or
+ * multiaddr errors.
+ */
+int relay_circuit_parse(const uint8_t *ma, size_t len, uint8_t *relay_addr, size_t cap,
+			size_t *relay_len, struct peer_id *relay, struct peer_id *target);
+
 #endif

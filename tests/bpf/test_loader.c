@@ -26,9 +26,18 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 
-TestSuite(loader, .timeout = 60);
-
 static char pin_root[64];
+
+/* pins_remove - undo what a test pinned, also after a failed assertion (suite .fini). */
+static void pins_remove(void)
+{
+	if (pin_root[0]) {
+		natx_bpf_detach(pin_root, "lo");
+		rmdir(pin_root);
+	}
+}
+
+TestSuite(loader, .timeout = 60, .fini = pins_remove);
 
 static void netns_or_skip(void)
 {

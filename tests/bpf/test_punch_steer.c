@@ -26,11 +26,21 @@
 #include "loader.h"
 #include "punch_steer.h"
 
-TestSuite(punch_steer, .timeout = 60);
-
 #define NSOCK 4
 
 static char pin_root[64];
+
+/* pins_remove - undo what a test pinned, also after a failed assertion (suite .fini). */
+static void pins_remove(void)
+{
+	if (pin_root[0]) {
+		natx_punch_steer_detach(pin_root);
+		natx_bpf_detach(pin_root, "lo");
+		rmdir(pin_root);
+	}
+}
+
+TestSuite(punch_steer, .timeout = 60, .fini = pins_remove);
 
 static const uint8_t sid_a[8] = { 'A', 1, 2, 3, 4, 5, 6, 7 };
 static const uint8_t sid_b[8] = { 'B', 1, 2, 3, 4, 5, 6, 7 };

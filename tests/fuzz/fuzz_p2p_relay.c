@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer: the message readers of relay v2 (hop, stop), DCUtR and AutoNAT, and the
+ * libFuzzer: the message readers of relay v2 (hop, stop), DCUtR and AutoNAT, circuit address
+ * parsing, and the
  * delimited-message reader fed in two pieces. Oracle: whatever decodes re-encodes and decodes
  * to the same type, status and addresses.
  */
@@ -11,6 +12,7 @@
 #include "autonat.h"
 #include "dcutr.h"
 #include "lpm.h"
+#include "relay_client.h"
 #include "relay_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -62,6 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t used, mlen, len, split = size ? data[0] % (size + 1) : 0;
 	int rc;
 
+	{
+		static uint8_t ra[512];
+		struct peer_id r, t;
+		size_t rl;
+
+		(void)relay_circuit_parse(data, size, ra, sizeof(ra), &rl, &r, &t);
+	}
 	check_relay(data, size, true);
 	check_relay(data, size, false);
 	if (!dcutr_decode(&dm, data, size)) {

@@ -542,6 +542,10 @@ def t_timeouts():
     c.sendall(b"x")
     check(c.recv(10) == b"x", "echo broken")
     t0 = time.time()
+    # --keepalive: the engine's side of the client connection runs a keepalive timer.
+    ss = subprocess.run(["ss", "-tnoH", "state", "established",
+                         f"( sport = :{eng.listen_port()} )"], capture_output=True, text=True)
+    check("keepalive" in ss.stdout, f"no keepalive timer on the engine socket: {ss.stdout!r}")
     check(c.recv(10) == b"", "idle flow not closed")
     dt = time.time() - t0
     check(0.7 < dt < 4, f"idle timeout fired after {dt:.2f}s, expected ~1s")
@@ -560,6 +564,12 @@ def t_timeouts():
     # No route to 10.254.0.1 inside the namespace: nothing leaves it.
     eng = start_engine(["tcp:127.0.0.1:0=10.254.0.1:80"], netns=ns)
     port = eng.listen_port()
+    def probe_for(p):
+        return ("import socket,time,sys\n"
+                "s=socket.socket();s.settimeout(5);t=time.time()\n"
+                "try:\n s.connect(('127.0.0.1',%d));d=s.recv(10)\n"
+                "except (ConnectionResetError,ConnectionRefusedError): pass\n"
+                "print(time.time()-t)\n" % p)
     probe = ("import socket,time,sys\n"
              "s=socket.socket();s.settimeout(5);t=time.time()\n"
              "try:\n s.connect(('127.0.0.1',%d));d=s.recv(10)\n"
@@ -572,6 +582,27 @@ def t_timeouts():
     check(dt < 1.0, f"unreachable upstream: client closed after {dt:.2f}s")
     check(eng.stats()["conn_refused"] >= 1, "unreachable upstream not counted")
     log(f"unreachable upstream: client closed after {dt * 1000:.0f} ms")
+    eng.kill()
+    # A black hole: SYNs leave on one end of a veth pair whose both ends live in the namespace;
+    # the other end drops them (not its address, no forwarding). Only the --connect-timeout
+    # deadline (a LINK_TIMEOUT on the connect) can close the client.
+    for cmd in (["link", "add", "natxenga", "type", "veth", "peer", "name", "natxengb"],
+                ["link", "set", "natxenga", "up"], ["link", "set", "natxengb", "up"],
+                ["route", "add", "10.253.0.0/16", "dev", "natxenga"],
+                ["neigh", "add", "10.253.0.1", "lladdr", "02:00:00:00:00:01", "dev",
+                 "natxenga", "nud", "permanent"]):
+        subprocess.run(["ip", "-n", ns] + cmd, check=True)
+    eng = start_engine(["tcp:127.0.0.1:0=10.253.0.1:80"], ["--connect-timeout", "1"],
+                       netns=ns)
+    port = eng.listen_port()
+    r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c",
+                        probe_for(port)], capture_output=True, text=True,
+                       timeout=20)
+    check(r.returncode == 0, f"probe failed: {r.stderr}")
+    dt = float(r.stdout.strip())
+    check(0.8 < dt < 3.0, f"connect timeout: client closed after {dt:.2f}s, expected ~1s")
+    check(eng.stats()["conn_refused"] >= 1, "connect timeout not counted")
+    log(f"black-holed upstream: client closed after {dt:.2f}s (--connect-timeout 1)")
     eng.kill()
 
 

@@ -6,6 +6,7 @@
 //                       prints {"event":"reserved","addrs":[<circuit addrs>]}, serves ping until SIGTERM
 //   dial-circuit ADDR   reach a peer through its /p2p-circuit address: identify + 3 pings;
 //                       exit status 0 only if all worked
+//   autonat-server      an AutoNAT v1 server (@libp2p/autonat) on 127.0.0.1:0, like relay
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -13,6 +14,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { autoNAT } from '@libp2p/autonat'
 import { multiaddr } from '@multiformats/multiaddr'
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
@@ -23,9 +25,12 @@ const services = { identify: identify(), ping: ping() }
 if (mode === 'relay') {
   services.relay = circuitRelayServer()
 }
+if (mode === 'autonat-server') {
+  services.autonat = autoNAT()
+}
 const node = await createLibp2p({
   addresses: {
-    listen: mode === 'relay' ? ['/ip4/127.0.0.1/tcp/0'] : mode === 'reserve' ? [`${arg}/p2p-circuit`] : []
+    listen: mode === 'relay' || mode === 'autonat-server' ? ['/ip4/127.0.0.1/tcp/0'] : mode === 'reserve' ? [`${arg}/p2p-circuit`] : []
   },
   transports: [tcp(), circuitRelayTransport()],
   connectionEncrypters: [noise()],
@@ -50,7 +55,7 @@ const stopOnSignal = () => {
   process.on('SIGINT', stop)
 }
 
-if (mode === 'relay') {
+if (mode === 'relay' || mode === 'autonat-server') {
   out({ event: 'listening', peer: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) })
   stopOnSignal()
 } else if (mode === 'reserve') {
@@ -88,6 +93,6 @@ if (mode === 'relay') {
   await node.stop()
   process.exit(ok ? 0 : 1)
 } else {
-  console.error('usage: relay.mjs relay | reserve RELAYADDR | dial-circuit ADDR')
+  console.error('usage: relay.mjs relay | reserve RELAYADDR | dial-circuit ADDR | autonat-server')
   process.exit(2)
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * relay_driver - circuit relay v2 interop with js-libp2p: a small poll() loop over
+ * relay_driver - circuit relay v2 and AutoNAT interop with js-libp2p: a small poll() loop over
  * non-blocking loopback sockets hosting several p2p_conns, with the sans-IO relay modules on
  * top (engine/p2p/relay.h, relay_client.h, link.h). The sockets are only the test transport.
  *
@@ -14,6 +14,12 @@
  *       multiaddr>", accept the stop stream of an incoming circuit, run a p2p_conn over it
  *       (natx is the responder) and serve identify + ping on it. Exits 0 once the peer behind
  *       the circuit identified as js-libp2p and pinged us 3 times.
+ *   relay_driver autonat SERVER_MULTIADDR
+ *       AutoNAT v1 client against a (js) server: send DIAL with our peer ID and a loopback
+ *       address; js refuses to dial private addresses, so the expected answer is
+ *       E_DIAL_REFUSED "no dialable addresses", which js gives only after it decoded the
+ *       request and matched its peer ID to the connection (a malformed request or a wrong
+ *       peer ID gets E_BAD_REQUEST). Exits 0 on exactly that answer.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +36,7 @@
 
 #include "natx/err.h"
 #include "conn.h"
+#include "autonat.h"
 #include "link.h"
 #include "multiaddr.h"
 #include "relay.h"
@@ -514,6 +521,65 @@ static int cmd_reserve(const char *text)
 	return ok ? 0 : 1;
 }
 
+static uint32_t an_status = UINT32_MAX;
+static char an_text[128];
+
+static void an_response(void *ctx, struct p2p_conn *c, uint32_t status, const char *text)
+{
+	an_status = status;
+	snprintf(an_text, sizeof(an_text), "%s", text);
+	printf("autonat response: status=%u text=\"%s\"\n", status, text);
+}
+
+static const struct autonat_client_ops an_ops = { .on_response = an_response };
+
+static int cmd_autonat(const char *text)
+{
+	static const char *const protos[] = { AUTONAT_PROTOCOL };
+	struct autonat_client *ac;
+	struct sockaddr_storage ss;
+	uint8_t ma[MADDR_MAX_LEN], mine[64];
+	const uint8_t *addrs[1] = { mine };
+	size_t ma_len, lens[1];
+	struct peer_id expect;
+	int has_id, fd, err, ok;
+	int64_t end;
+	struct sock *k;
+
+	if (maddr_from_text(text, ma, sizeof(ma), &ma_len) ||
+	    maddr_to_sockaddr(ma, ma_len, &ss, &expect, &has_id) || !has_id ||
+	    maddr_from_text("/ip4/127.0.0.1/tcp/4001", mine, sizeof(mine), &lens[0])) {
+		fprintf(stderr, "FAIL: %s is not /ip4/.../tcp/N/p2p/ID\n", text);
+		return 1;
+	}
+	setup(protos, 1);
+	ac = autonat_client_new(&idn, &p2p_clock_system, &an_ops, NULL, addrs, lens, 1, &err);
+	fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (!ac || fd < 0 || connect(fd, (struct sockaddr *)&ss, sizeof(ss)) < 0) {
+		perror("connect");
+		return 1;
+	}
+	k = sock_add(fd, true, &expect, &ss);
+	if (!k) {
+		return 1;
+	}
+	end = mono_ms() + DRIVER_WAIT_MS;
+	while (mono_ms() < end && !k->dead && !p2p_conn_established(k->c)) {
+		loop_once(-1);
+	}
+	err = !k->dead && p2p_conn_established(k->c) ? autonat_client_probe(ac, k->c) : -ENOTCONN;
+	while (!err && mono_ms() < end && !k->dead && an_status == UINT32_MAX) {
+		loop_once(-1);
+	}
+	ok = an_status == AUTONAT_E_DIAL_REFUSED && !strcmp(an_text, "no dialable addresses");
+	printf("%s\n",
+	       ok ? "ok: js decoded our DIAL (peer ID matched) and refused the loopback address" :
+		    "FAIL: unexpected or no AutoNAT answer");
+	autonat_client_free(ac);
+	teardown();
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -526,6 +592,10 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "reserve")) {
 		return cmd_reserve(argv[2]);
 	}
-	fprintf(stderr, "usage: %s relay | reserve RELAY_MULTIADDR\n", argv[0]);
+	if (argc >= 3 && !strcmp(argv[1], "autonat")) {
+		return cmd_autonat(argv[2]);
+	}
+	fprintf(stderr, "usage: %s relay | reserve RELAY_MULTIADDR | autonat SERVER_MULTIADDR\n",
+		argv[0]);
 	return 2;
 }

