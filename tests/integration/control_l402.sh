@@ -6,7 +6,7 @@
 # natxctl connect through the rathole adapter; --no-paid -> payment_required; other
 # registrations unaffected. natxd on an ephemeral loopback port, temp state.
 . "$(dirname "$0")/control_lib.sh"
-for t in curl jq python3; do
+for t in curl jq perl base64; do
 	command -v $t >/dev/null || { echo "skip: $t missing"; exit 77; }
 done
 
@@ -121,24 +121,13 @@ register '{"service_type":"tcp","node_id":"node-a"}' "L402 $MAC_A:${PRE_A:0:63}$
 want 401 "wrong preimage"
 jqb '.error.code == "authentication_failed"' "wrong preimage code"
 # tamper with the capability caveat (tcp -> udp), and flip one byte of the signature
-TAMPERED=$(python3 - "$MAC_A" <<'EOF'
-import base64, sys
-raw = bytearray(base64.b64decode(sys.argv[1]))
-i = raw.find(b"tunnel_capabilities=tcp")
-assert i >= 0
-raw[i + 20:i + 23] = b"udp"
-print(base64.b64encode(bytes(raw)).decode())
-EOF
-)
+TAMPERED=$(printf %s "$MAC_A" | base64 -d |
+	LC_ALL=C perl -0777 -pe 's/tunnel_capabilities=tcp/tunnel_capabilities=udp/ or die "no caveat\n"' |
+	base64 -w0) || fail "cannot tamper with the macaroon"
 register '{"service_type":"udp","node_id":"node-a"}' "L402 $TAMPERED:$PRE_A"
 want 401 "tampered caveat"
-FLIPPED=$(python3 - "$MAC_A" <<'EOF'
-import base64, sys
-raw = bytearray(base64.b64decode(sys.argv[1]))
-raw[-5] ^= 0x01
-print(base64.b64encode(bytes(raw)).decode())
-EOF
-)
+FLIPPED=$(printf %s "$MAC_A" | base64 -d |
+	LC_ALL=C perl -0777 -pe 'substr($_, -5, 1) = substr($_, -5, 1) ^ "\x01"' | base64 -w0)
 register '{"service_type":"tcp","node_id":"node-a"}' "L402 $FLIPPED:$PRE_A"
 want 401 "flipped byte"
 register '{"service_type":"tcp","node_id":"node-a"}' "L402 !!!"
