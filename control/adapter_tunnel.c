@@ -57,9 +57,15 @@ static int tunnel_connect(void *ctx, const struct svc_request *req, struct svc_c
 		goto free_reg;
 	}
 	if (g->revoked || strcmp(g->state, "active")) {
+		/*
+		 * Payment required, as the HTTP endpoint answers 402 for a revoked token: buying
+		 * a new tunnel is the way back. Not -NATX_E_AUTH, which counts against the
+		 * service's circuit breaker and so would let one node's revoked token shut the
+		 * service for every other node.
+		 */
 		pr_warn(MOD, "connect %.64s refused: token %.16s… revoked", req->target,
 			g->token_id);
-		rc = -NATX_E_AUTH;
+		rc = -NATX_E_PAYMENT;
 		goto free_reg;
 	}
 	if (g->expires_at && g->expires_at <= now) {

@@ -5,9 +5,10 @@
  *   can_reach(target) - the node is in `nodes` with offers_proxy = 1
  *   connect(target)   - the node's newest registration: proxy address (public host + its
  *                       port), auth token (the registration's macaroon), expires_at;
- *                       no registration -> -NATX_E_NOT_FOUND, revoked token -> -NATX_E_AUTH,
- *                       expired -> -NATX_E_PAYMENT (pay again), other protocol asked ->
- *                       -NATX_E_NOT_FOUND
+ *                       no registration -> -NATX_E_NOT_FOUND, revoked token or expired ->
+ *                       -NATX_E_PAYMENT (pay again; never a breaker fault, so one node's
+ *                       refusal leaves the service up for the others), other protocol
+ *                       asked -> -NATX_E_NOT_FOUND
  */
 #ifndef NATX_CTL_ADAPTER_TUNNEL_H
 #define NATX_CTL_ADAPTER_TUNNEL_H

@@ -105,6 +105,10 @@ static const struct config_key config_table[] = {
 	  "highest public port handed to a registration" },
 	{ "rathole", "max_connections", NULL, CT_UINT, F(rathole_max_connections), 1, 1000000,
 	  "connection limit of one tunnel service" },
+	{ "rathole", "offer_rate", NULL, CT_UINT, F(rathole_offer_rate), 0, 100000,
+	  "invoices (402 offers) per second per client address, 0 = unlimited" },
+	{ "rathole", "offer_burst", NULL, CT_UINT, F(rathole_offer_burst), 1, 100000,
+	  "invoices a client address may burst" },
 	{ "selection", "breaker_failures", NULL, CT_UINT, F(breaker_failures), 1, 1000,
 	  "consecutive failures that open a service's circuit breaker" },
 	{ "selection", "breaker_cooldown_ms", NULL, CT_UINT, F(breaker_cooldown_ms), 1, 3600000,
@@ -555,6 +559,8 @@ void config_defaults(struct natx_config *cfg, config_getenv_fn get_env)
 	cfg->rathole_port_min = 40000;
 	cfg->rathole_port_max = 40999;
 	cfg->rathole_max_connections = 100;
+	cfg->rathole_offer_rate = 2;
+	cfg->rathole_offer_burst = 20;
 	cfg->breaker_failures = 5;
 	cfg->breaker_cooldown_ms = 30000;
 	cfg->retry_max = 2;

@@ -73,6 +73,8 @@ struct natx_config {
 	unsigned rathole_port_min; /* public ports handed to registrations: [min, max] */
 	unsigned rathole_port_max;
 	unsigned rathole_max_connections; /* connection limit per tunnel service */
+	unsigned rathole_offer_rate; /* 402 offers per second per client, 0 = unlimited */
+	unsigned rathole_offer_burst;
 	/* [selection] */
 	unsigned breaker_failures;
 	unsigned breaker_cooldown_ms;

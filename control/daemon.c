@@ -35,6 +35,16 @@ void natxd_register_services(struct natxd *d)
 		if (rc) {
 			pr_err(MOD, "rathole adapter not registered: %s", natx_strerror(rc));
 		} else {
+			char host[CONFIG_STR_MAX];
+
+			l402_svc_public_host(&d->cfg, host, sizeof(host));
+			if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::")) {
+				pr_warn(MOD,
+					"rathole: server_address %s is a wildcard and public_host is "
+					"unset: handed-out addresses will read '%s'; set "
+					"rathole.public_host",
+					d->cfg.rathole_server_address, host);
+			}
 			pr_info(MOD, "rathole (paid tunnel) adapter registered; payments: %s%s",
 				d->pay.be->ops->name,
 				d->pay.be->ops->moves_real_money ? "" :

@@ -204,14 +204,15 @@ static enum MHD_Result http_register(struct http_server *h, struct MHD_Connectio
 	const char *authz =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	struct l402_http_reply *out = malloc(sizeof(*out));
+	char key[CTL_CALLER_KEY_MAX], *s, *line;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
-	char *s, *line;
 
 	if (!out) {
 		return MHD_NO;
 	}
-	l402_http_register(&h->d->pay, authz, rq->body, rq->len, rq->too_big, out);
+	http_client_key(conn, key, sizeof(key));
+	l402_http_register(&h->d->pay, key, authz, rq->body, rq->len, rq->too_big, out);
 	s = out->body ? cJSON_PrintUnformatted(out->body) : NULL;
 	cJSON_Delete(out->body);
 	line = s ? realloc(s, strlen(s) + 2) : NULL;

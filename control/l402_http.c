@@ -106,10 +106,22 @@ static void l402_http_challenge(struct l402_svc *ps, struct l402_http_reply *out
 				const struct l402_http_req *r, const char *msg)
 {
 	struct l402_offer *o = calloc(1, sizeof(*o));
+	const struct natx_config *c = ps->cfg;
 	char hash[PAY_HEX32_LEN], *b64 = NULL;
 	size_t blen;
-	int rc = o ? l402_svc_offer(ps, r->service_type, o) : -ENOMEM;
+	int rc;
 
+	/* Each offer holds an invoice in the backend's bounded table: limit them per client. */
+	if (ps->rl.rate != c->rathole_offer_rate || ps->rl.burst != c->rathole_offer_burst) {
+		ratelimit_init(&ps->rl, c->rathole_offer_rate, c->rathole_offer_burst);
+	}
+	if (ps->client && ratelimit_take(&ps->rl, ps->client, ps->clk->now_ms(ps->clk))) {
+		l402_http_refuse(ps, out, L402_R_RATE_LIMITED, -NATX_E_RATE_LIMITED, r->node_id,
+				 "too many invoices for this client: rathole.offer_rate");
+		free(o);
+		return;
+	}
+	rc = o ? l402_svc_offer(ps, r->service_type, o) : -ENOMEM;
 	if (rc) {
 		l402_http_refuse(ps, out, rc == -NATX_E_LIMIT ? L402_R_LIMIT : L402_R_INTERNAL,
 				 rc == -NATX_E_LIMIT ? -NATX_E_LIMIT : -EIO, r->node_id,
@@ -279,8 +291,8 @@ static bool l402_http_scheme(const char *authz)
 	return authz && (!strncasecmp(authz, "L402 ", 5) || !strncasecmp(authz, "LSAT ", 5));
 }
 
-void l402_http_register(struct l402_svc *ps, const char *authz, const char *body, size_t len,
-			bool too_big, struct l402_http_reply *out)
+void l402_http_register(struct l402_svc *ps, const char *client, const char *authz,
+			const char *body, size_t len, bool too_big, struct l402_http_reply *out)
 {
 	struct l402_http_req r = { 0 };
 	struct l402_request req;
@@ -293,6 +305,7 @@ void l402_http_register(struct l402_svc *ps, const char *authz, const char *body
 	out->status = 500;
 	out->body = NULL;
 	out->www_l402[0] = out->www_lsat[0] = '\0';
+	ps->client = client;
 	if (!ps->cfg->enable_rathole) {
 		l402_http_refuse(ps, out, L402_R_DISABLED, -NATX_E_UNAVAILABLE, NULL,
 				 "the tunnel service is disabled (nat_traversal.enable_rathole)");

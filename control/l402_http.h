@@ -27,10 +27,11 @@ struct l402_http_reply {
 
 /*
  * l402_http_register - handle one request. @authz is the Authorization header value or NULL;
- * @body/@len the request body (NUL-terminated), @too_big when it exceeded the limit. Fills
- * @out (large: keep it off small stacks).
+ * @body/@len the request body (NUL-terminated), @too_big when it exceeded the limit; @client
+ * keys the per-client offer rate limit (e.g. "ip:192.0.2.1"; NULL = not limited). Fills @out
+ * (large: keep it off small stacks).
  */
-void l402_http_register(struct l402_svc *ps, const char *authz, const char *body, size_t len,
-			bool too_big, struct l402_http_reply *out);
+void l402_http_register(struct l402_svc *ps, const char *client, const char *authz,
+			const char *body, size_t len, bool too_big, struct l402_http_reply *out);
 
 #endif

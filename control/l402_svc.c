@@ -36,6 +36,7 @@ static const char *const l402_reason_names[L402_R_MAX] = {
 	[L402_R_LIMIT] = "limit",
 	[L402_R_CONFLICT] = "conflict",
 	[L402_R_INTERNAL] = "internal",
+	[L402_R_RATE_LIMITED] = "rate_limited",
 };
 
 const char *l402_reason_name(enum l402_reason r)
@@ -168,6 +169,7 @@ int l402_svc_open(struct l402_svc *ps, const char *state_dir, struct store *st,
 	ps->st = st;
 	ps->clk = clk;
 	ps->cfg = cfg;
+	ratelimit_init(&ps->rl, cfg->rathole_offer_rate, cfg->rathole_offer_burst);
 	rc = l402_key_load(state_dir, ps->root, err);
 	if (rc) {
 		return rc;

@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "config.h"
 #include "l402_flow.h"
+#include "ratelimit.h"
 #include "store.h"
 
 #define L402_SVC_SERVICE "tunnel" /* service name in every caveat */
@@ -48,6 +49,7 @@ enum l402_reason {
 	L402_R_LIMIT, /* no free public port / invoice table full */
 	L402_R_CONFLICT, /* the node already has a live service of that name */
 	L402_R_INTERNAL, /* database or backend failure */
+	L402_R_RATE_LIMITED, /* too many offers for one client address */
 	L402_R_MAX,
 };
 
@@ -71,6 +73,8 @@ struct l402_svc {
 	uint64_t registrations; /* tunnels registered */
 	uint64_t settled; /* invoices settled with natxctl invoice settle */
 	uint64_t refused[L402_R_MAX];
+	struct ratelimit rl; /* offers per client (rathole.offer_rate / offer_burst) */
+	const char *client; /* rate-limit key of the request being handled, NULL = none */
 	struct l402_svc_offer_rec offers[L402_SVC_OFFERS_MAX]; /* ring */
 	unsigned noffers, next;
 };

@@ -71,7 +71,7 @@ TestSuite(l402_http, .init = setup, .fini = teardown, .timeout = 20);
 static void post(const char *authz, const char *body)
 {
 	cJSON_Delete(rep.body);
-	l402_http_register(&ps, authz, body, strlen(body), false, &rep);
+	l402_http_register(&ps, "ip:192.0.2.1", authz, body, strlen(body), false, &rep);
 	cr_assert_not_null(rep.body);
 }
 
@@ -168,7 +168,7 @@ Test(l402_http, disabled_and_bad_requests)
 	}
 	cr_assert_eq(ps.refused[L402_R_BAD_REQUEST], sizeof(bad) / sizeof(bad[0]));
 	cJSON_Delete(rep.body);
-	l402_http_register(&ps, NULL, "{}", 2, true, &rep);
+	l402_http_register(&ps, NULL, NULL, "{}", 2, true, &rep);
 	cr_assert_eq(rep.status, 413);
 	cr_assert_eq(ps.challenges, 0, "no offer for a bad request");
 }
@@ -289,6 +289,30 @@ Test(l402_http, port_range_exhausted_then_reused_after_expiry)
 	cr_assert_eq(jnum("public_port"), 41000);
 }
 
+Test(l402_http, offers_rate_limited_per_client)
+{
+	const char *body = "{\"service_type\":\"tcp\",\"node_id\":\"n\"}";
+
+	cfg.rathole_offer_rate = 1;
+	cfg.rathole_offer_burst = 2;
+	post(NULL, body);
+	cr_assert_eq(rep.status, 402);
+	post(NULL, body);
+	cr_assert_eq(rep.status, 402);
+	post(NULL, body);
+	cr_assert_eq(rep.status, 429);
+	cr_assert_str_eq(ecode(), "rate_limited");
+	cr_assert_eq(ps.refused[L402_R_RATE_LIMITED], 1);
+	cr_assert_eq(ps.challenges, 2, "no invoice for a limited request");
+	/* another client is not affected; the first one refills at 1/s */
+	cJSON_Delete(rep.body);
+	l402_http_register(&ps, "ip:192.0.2.2", NULL, body, strlen(body), false, &rep);
+	cr_assert_eq(rep.status, 402);
+	clk.now += 1000;
+	post(NULL, body);
+	cr_assert_eq(rep.status, 402);
+}
+
 Test(l402_http, root_key_file_persists_and_is_guarded)
 {
 	char path[128], mac[PAY_MAC_B64_MAX], authz[4096], err[256];
@@ -368,16 +392,83 @@ Test(l402_http, rathole_adapter_and_selection)
 	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_NOT_FOUND);
 	req.need_caps = 0;
 
-	/* revoked -> authentication failed; expired -> payment required; node-b unaffected */
+	/* revoked or expired -> payment required; other nodes unaffected */
 	cr_assert_eq(pay_store_token_revoke(&st,
 					    cJSON_GetObjectItem(rep.body, "token_id")->valuestring,
 					    clk.wall, full),
 		     0);
 	req.target = "node-b";
-	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_AUTH);
+	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_PAYMENT);
+	/* refusals for node-b never open the breaker: node-a still selectable afterwards */
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(select_connect(&mgr, &req, &ci, &used), -NATX_E_PAYMENT);
+	}
 	req.target = "node-a";
-	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), 0);
+	cr_assert_eq(select_connect(&mgr, &req, &ci, &used), 0);
+	cr_assert_str_eq(ci.auth_token, mac_a);
 	clk.wall += 600;
 	cr_assert_eq(rh->ops->connect(rh->ctx, &req, &ci), -NATX_E_PAYMENT);
 	svc_mgr_cleanup(&mgr);
+}
+
+static const char *rathole_env(const char *name)
+{
+	if (!strcmp(name, "RATHOLE_SERVER_ADDRESS")) {
+		return "[2001:db8::1]:2444";
+	}
+	if (!strcmp(name, "RATHOLE_CLIENT_ADDRESS")) {
+		return "relay.example:2444";
+	}
+	if (!strcmp(name, "RATHOLE_CONFIG_FILE_NAME")) {
+		return "/etc/natx/tunnel-env.toml";
+	}
+	return NULL;
+}
+
+Test(l402_http, rathole_keys_env_over_file_and_public_host)
+{
+	struct natx_config c;
+	char err[CONFIG_ERR_MAX], host[CONFIG_STR_MAX];
+
+	config_defaults(&c, no_env);
+	cr_assert_eq(config_parse_string(&c, "t.conf",
+					 "[rathole]\nserver_address = 198.51.100.9:2333\n"
+					 "config_file = /etc/natx/tunnel.toml\nprice_msat = 1000\n",
+					 err),
+		     0, "%s", err);
+	cr_assert_str_eq(c.rathole_server_address, "198.51.100.9:2333");
+	cr_assert_eq(c.rathole_price_msat, 1000);
+	l402_svc_public_host(&c, host, sizeof(host));
+	cr_assert_str_eq(host, "198.51.100.9");
+	cr_assert_neq(config_parse_string(&c, "t.conf", "[rathole]\nconfig_file = rel\n", err), 0);
+	cr_assert(strstr(err, "t.conf:2"), "%s", err);
+
+	/* the environment beats the file, as for every natxd key */
+	{
+		struct config_cli cli = { .config_file = NULL, .state_dir = dir };
+		FILE *f;
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/r.conf", dir);
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fputs("[rathole]\nserver_address = 198.51.100.9:2333\nport_min = 50\n"
+		      "port_max = 60\n",
+		      f);
+		fclose(f);
+		cli.config_file = path;
+		cr_assert_eq(config_build(&c, &cli, rathole_env, err), 0, "%s", err);
+		cr_assert_str_eq(c.rathole_server_address, "[2001:db8::1]:2444");
+		cr_assert_str_eq(c.rathole_client_address, "relay.example:2444");
+		cr_assert_str_eq(c.rathole_config_file, "/etc/natx/tunnel-env.toml");
+		cr_assert_eq(c.rathole_port_min, 50);
+		l402_svc_public_host(&c, host, sizeof(host));
+		cr_assert_str_eq(host, "2001:db8::1");
+		f = fopen(path, "w");
+		cr_assert_not_null(f);
+		fputs("[rathole]\nport_min = 60\nport_max = 50\n", f);
+		fclose(f);
+		cr_assert_eq(config_build(&c, &cli, rathole_env, err), -NATX_E_CONFIG);
+		cr_assert(strstr(err, "port_max"), "%s", err);
+	}
 }
