@@ -155,13 +155,22 @@ void flow_fd_shutdown_wr(struct shard *sh, struct flow *f, unsigned int i)
 
 void shard_fd_close(struct shard *sh, int fd, bool fixed)
 {
-	if (fixed) {
-		struct io_uring_sqe *sqe = shard_sqe(sh);
+	struct io_uring_sqe *sqe;
 
-		io_uring_prep_close_direct(sqe, (unsigned int)fd);
-		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-		io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, 0));
+	if (sh->stop && !fixed) {
+		close(fd); /* teardown: the ring may not be submitted again */
 		return;
 	}
-	close(fd);
+	/*
+	 * Through the ring, batched with the loop's next submission. A socket has no ->flush,
+	 * so IORING_OP_CLOSE runs inline, never in a worker.
+	 */
+	sqe = shard_sqe(sh);
+	if (fixed) {
+		io_uring_prep_close_direct(sqe, (unsigned int)fd);
+	} else {
+		io_uring_prep_close(sqe, fd);
+	}
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, 0));
 }

@@ -742,6 +742,7 @@ void *shard_main(void *arg)
 			shard_unstarve(sh);
 		}
 	}
+	sh->stop = true; /* also after a ring error: teardown closes synchronously */
 	shard_teardown(sh);
 	return NULL;
 }
