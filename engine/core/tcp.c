@@ -492,11 +492,13 @@ static void tcp_splice_pump(struct shard *sh, struct flow *f, uint32_t slot, uns
 				got += (uint64_t)n;
 				progress = true;
 				/*
-				 * Less than asked: the socket is empty now; another try would be
-				 * an EAGAIN syscall. The re-armed POLLIN fires at once if more
-				 * (or the FIN) has arrived meanwhile.
+				 * A small read, less than asked: the socket is most likely empty
+				 * (short messages); another try would be an EAGAIN syscall. The
+				 * re-armed POLLIN fires at once if more (or the FIN) has arrived
+				 * meanwhile. Bulk reads keep looping: a splice is often short of
+				 * @want only because the pipe ran out of slots.
 				 */
-				drained = (size_t)n < want;
+				drained = (size_t)n < want && n < 4096;
 			} else if (n == 0) {
 				d->eof = 1;
 			} else if (errno != EAGAIN && errno != EINTR) {
