@@ -153,11 +153,16 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
+		/*
+		 * The pipe first: it goes back to the pool only when empty, and "empty" is
+		 * d->queued, which flow_drop_queue() zeroes (a reset flow's full pipe would
+		 * otherwise hand its bytes to the next flow that takes it).
+		 */
+		flow_pipe_release(sh, &f->d[i]);
 		flow_drop_queue(sh, &f->d[i]);
 		if (f->fd[i] >= 0) {
 			shard_fd_close(sh, f->fd[i], f->fixed & (1U << i));
 		}
-		flow_pipe_release(sh, &f->d[i]);
 	}
 	if (f->in_table) {
 		flowtab_remove(&sh->ft, &f->key);

@@ -498,9 +498,64 @@ def rst(mode):
     eng.kill()
 
 
+def rst_full_pipe(mode, stuck=3, after=8):
+    """Upstream resets while the engine still holds unsent bytes (splice: a full pipe);
+    the flows that follow on the same shard must carry exactly their own bytes (a reset
+    flow's pipe must never be reused with data in it)."""
+    up = server_socket()
+    release = threading.Event()
+
+    def handler(c):
+        with c:
+            first = c.recv(1)
+            if first == b"S":
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                release.wait(10)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            c.sendall(first)
+            echo_handler(c)
+    serve(up, handler)
+    eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{up.getsockname()[1]}"],
+                       ["--tcp-mode", mode, "--shards", "1"])
+    port = eng.listen_port()
+    clients = []
+    for _ in range(stuck):
+        c = connect(port, timeout=5)
+        c.sendall(b"S")
+        time.sleep(0.1)
+        c.setblocking(False)
+        sent, idle = 0, 0
+        while idle < 20 and sent < 64 * MiB:
+            try:
+                sent += c.send(b"x" * 65536)
+                idle = 0
+            except BlockingIOError:
+                idle += 1
+                time.sleep(0.02)
+        clients.append(c)
+    release.set()
+    time.sleep(0.5)
+    for c in clients:
+        c.close()
+    for k in range(after):
+        payload = bytes((k * 7 + j) % 251 for j in range(100000))
+        c = connect(port, timeout=5)
+        c.sendall(payload)
+        c.shutdown(socket.SHUT_WR)
+        got = recv_all_bytes(c)
+        c.close()
+        check(got == payload, f"{mode}: flow {k} after resets got {len(got)} bytes, "
+              f"{'different' if len(got) == len(payload) else 'wrong length'}")
+    log(f"{mode}: {stuck} resets with bytes in flight, then {after} flows intact")
+    eng.kill()
+
+
 def t_rst():
     rst("splice")
     rst("uring")
+    rst_full_pipe("splice")
+    rst_full_pipe("uring")
 
 
 def t_refused():
