@@ -71,14 +71,14 @@ if [ "$QUICK" = 1 ]; then
 	CONN_COUNT=10000 CONN_SECS=5
 	UDP_COUNT=300000 UDP_SECS=4
 	RSS_FLOWS=2000 SOCAT_RSS_FLOWS=500
-	XFER_BYTES=256M
+	XFER_BYTES=256M XFER_ROUNDS=2
 else
 	: "${REPS:=5}"
 	IPERF_SECS=10
 	CONN_COUNT=40000 CONN_SECS=10
 	UDP_COUNT=2000000 UDP_SECS=8
 	RSS_FLOWS=10000 SOCAT_RSS_FLOWS=1000
-	XFER_BYTES=1G
+	XFER_BYTES=1G XFER_ROUNDS=4
 fi
 UDP_WINDOW=256
 CONN_THREADS=2 CONN_CONC=32
@@ -641,43 +641,51 @@ run_rss() {
 	forget_group "$srv"
 }
 
+# run_xfer - XFER_ROUNDS checksummed transfers per forwarder, interleaved, through one forwarder
+# instance per target, so a forwarder that leaks state from one flow into the next is caught.
 run_xfer() {
-	local xp t out line rline rc
+	local xp t out line rline rc round
 	port_pick || return
 	xp=$PICK
 	section_proxies tcp "$xp"
-	for t in $(rotate 0); do
-		[ -n "${STARTERR[$t]:-}" ] && continue
-		start_bg "xfer-recv-$t" "$BIN/bench-xfer" recv --listen "127.0.0.1:$xp" --timeout 60
-		local r=$BG_PID
-		if ! wait_line "$TMP/xfer-recv-$t.out" '^ready' 5; then
-			record xfer "$t" - match "FAIL:receiver did not start: $(errline "$TMP/xfer-recv-$t.err")"
+	for round in $(seq 1 "$XFER_ROUNDS"); do
+		for t in $(rotate "$round"); do
+			[ -n "${STARTERR[$t]:-}" ] && continue
+			if ! alive "$t"; then
+				record xfer "$t" - match "FAIL:forwarder died"
+				continue
+			fi
+			start_bg "xfer-recv-$t-$round" "$BIN/bench-xfer" recv --listen "127.0.0.1:$xp" \
+				--timeout 60
+			local r=$BG_PID
+			if ! wait_line "$TMP/xfer-recv-$t-$round.out" '^ready' 5; then
+				record xfer "$t" - match "FAIL:receiver did not start: $(errline "$TMP/xfer-recv-$t-$round.err")"
+				forget_group "$r"
+				continue
+			fi
+			out=$TMP/xfer-send-$t-$round.out
+			timeout 300 "$BIN/bench-xfer" send --connect "127.0.0.1:${PORT[$t]}" \
+				--bytes "$XFER_BYTES" --seed $((RANDOM + 1)) --timeout 60 >"$out" 2>&1
+			rc=$?
+			wait_line "$TMP/xfer-recv-$t-$round.out" '^bytes=' 10
 			forget_group "$r"
-			continue
-		fi
-		out=$TMP/xfer-send-$t.out
-		timeout 300 "$BIN/bench-xfer" send --connect "127.0.0.1:${PORT[$t]}" \
-			--bytes "$XFER_BYTES" --seed $((RANDOM + 1)) --timeout 60 >"$out" 2>&1
-		rc=$?
-		wait_line "$TMP/xfer-recv-$t.out" '^bytes=' 10
-		forget_group "$r"
-		line=$(grep '^sent_bytes=' "$out")
-		rline=$(grep '^bytes=' "$TMP/xfer-recv-$t.out")
-		if [ -z "$line" ]; then
-			record xfer "$t" - match "FAIL:sender: $(errline "$out")"
-			continue
-		fi
-		local m=no
-		if [ -n "$rline" ] && [ "$(kv sent_bytes "$line")" = "$(kv bytes "$rline")" ] &&
-			[ "$(kv sent_xxh3 "$line")" = "$(kv xxh3 "$rline")" ]; then
-			m=yes
-		fi
-		record xfer "$t" - match "$m"
-		record xfer "$t" - bytes "$(kv sent_bytes "$line")"
-		record xfer "$t" - recv_bytes "$(kv bytes "$rline")"
-		record xfer "$t" - hash "$(kv sent_xxh3 "$line")/$(kv xxh3 "$rline")"
-		record xfer "$t" - halfclose "$([ $rc -eq 3 ] && echo no || echo yes)"
-		echo "xfer $t: $line | receiver: $rline" >&2
+			line=$(grep '^sent_bytes=' "$out")
+			rline=$(grep '^bytes=' "$TMP/xfer-recv-$t-$round.out")
+			if [ -z "$line" ]; then
+				record xfer "$t" - match "FAIL:round $round: sender: $(errline "$out")"
+				continue
+			fi
+			local m=no
+			if [ -n "$rline" ] && [ "$(kv sent_bytes "$line")" = "$(kv bytes "$rline")" ] &&
+				[ "$(kv sent_xxh3 "$line")" = "$(kv xxh3 "$rline")" ]; then
+				m=yes
+			fi
+			record xfer "$t" - match "$m"
+			record xfer "$t" - bytes "$(kv sent_bytes "$line")"
+			[ "$m" = no ] && record xfer "$t" - bad "round $round: sent $(kv sent_bytes "$line") B xxh3 $(kv sent_xxh3 "$line"), received ${rline:-nothing}"
+			record xfer "$t" - halfclose "$([ $rc -eq 3 ] && echo no || echo yes)"
+			echo "xfer round $round $t: $line | receiver: $rline" >&2
+		done
 	done
 	section_stop
 }
@@ -863,31 +871,30 @@ report_rss() {
 	echo "compare it by KiB per flow."
 }
 
-# xget TARGET KEY - the first xfer value of KEY for TARGET.
-xget() {
-	awk -F'\t' -v t="$1" -v k="$2" '$1=="xfer" && $2==t && $4==k {print $5}' "$RES" | head -1
-}
-
 report_xfer() {
-	echo "## Data integrity (bench-xfer: $XFER_BYTES of a seeded pattern, XXH3-64 at both ends)"
+	echo "## Data integrity (bench-xfer: $XFER_ROUNDS transfers of $XFER_BYTES per forwarder, seeded pattern, XXH3-64 at both ends)"
 	echo
-	echo "| target | bytes sent | bytes received | XXH3 sender / receiver | match | reply after half-close |"
-	echo "|---|---:|---:|---|---|---|"
+	echo "Transfers are interleaved across targets and go through one forwarder instance per target,"
+	echo "so state leaking from one flow into the next shows up as a mismatch."
+	echo
+	echo "| target | transfers | checksums equal | reply after half-close | first problem |"
+	echo "|---|---:|---:|---:|---|"
 	local t
 	for t in "${TARGETS[@]}"; do
 		local na
 		na=$(na_or "$t" xfer "")
 		if [ -n "$na" ]; then
-			echo "| $t | $na | | | | |"
+			echo "| $t | $na | | | |"
 			continue
 		fi
-		local m
-		m=$(awk -F'\t' -v t="$t" '$1=="xfer" && $2==t && $4=="match" {print $5}' "$RES" | head -1)
-		if [[ $m == FAIL:* ]]; then
-			echo "| $t | fail (${m#FAIL:}) | | | | |"
-			continue
-		fi
-		echo "| $t | $(xget "$t" bytes) | $(xget "$t" recv_bytes) | $(xget "$t" hash) | $m | $(xget "$t" halfclose) |"
+		awk -F'\t' -v t="$t" '
+			$1=="xfer" && $2==t && $4=="match" { n++; if ($5=="yes") ok++; else if ($5 ~ /^FAIL:/ && why=="") { why=$5; sub(/^FAIL:/, "", why) } }
+			$1=="xfer" && $2==t && $4=="halfclose" { h++; if ($5=="yes") hy++ }
+			$1=="xfer" && $2==t && $4=="bad" && bad=="" { bad=$5 }
+			END {
+				p = bad != "" ? bad : (why != "" ? why : "-")
+				printf "| %s | %d | %d/%d | %d/%d | %s |\n", t, n, ok, n, hy, h, p
+			}' "$RES"
 	done
 }
 

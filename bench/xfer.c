@@ -2,12 +2,13 @@
 /*
  * bench-xfer - move a large byte stream through a proxy and compare checksums at both ends.
  *
- *   bench-xfer recv --listen ADDR [--timeout SEC]
+ *   bench-xfer recv --listen ADDR [--conns N] [--timeout SEC]
  *   bench-xfer send --connect ADDR --bytes N [--seed S] [--timeout SEC]
  *
- * recv binds ADDR (port 0 picks one), prints "port=P" and "ready", accepts one connection,
- * reads it to EOF while hashing (XXH3-64), then writes "bytes=N xxh3=H\n" back on the same
- * connection, prints the same line on stdout and exits 0.
+ * recv binds ADDR (port 0 picks one), prints "port=P" and "ready", accepts N connections
+ * (default 1), each served by its own thread: read to EOF while hashing (XXH3-64), then write
+ * "bytes=N xxh3=H\n" back on the same connection and print the same line on stdout. It exits 0
+ * once every connection is done (lines in completion order: match them by checksum).
  * send writes N bytes of the deterministic pattern of seed S, hashing as it goes, half-closes
  * (FIN), then waits for recv's line. It prints
  *   sent_bytes=N sent_xxh3=H peer_bytes=M peer_xxh3=K match=yes|no|noreply secs=T gbps=G
@@ -18,6 +19,7 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 
 enum {
 	XF_CHUNK = 256 * 1024,
+	XF_CONNS_MAX = 64,
 };
 
 /* xf_timeout_set - bound every blocking send/recv on @fd to @sec seconds. */
@@ -57,43 +60,22 @@ static int xf_send_all(int fd, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* xf_recv_main - the receiving end. */
-static int xf_recv_main(const struct sockaddr_storage *ss, socklen_t len, uint64_t timeout_s)
+static pthread_mutex_t xf_out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* xf_recv_conn - one received connection: hash to EOF, reply, print. Takes ownership of fd. */
+static void *xf_recv_conn(void *arg)
 {
-	static uint8_t buf[XF_CHUNK];
-	int one = 1;
-	int lfd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_storage bound;
-	socklen_t blen = sizeof(bound);
-
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(lfd, (const struct sockaddr *)ss, len) < 0 || listen(lfd, 4) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&bound, &blen) < 0) {
-		perror("bench-xfer recv: listen");
-		return 2;
-	}
-	printf("port=%u\nready\n", bench_addr_port(&bound));
-	fflush(stdout);
-	xf_timeout_set(lfd, timeout_s);
-
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-	if (fd < 0) {
-		perror("bench-xfer recv: accept");
-		return 2;
-	}
-	close(lfd);
-	xf_timeout_set(fd, timeout_s);
-
+	int fd = (int)(intptr_t)arg;
+	uint8_t *buf = malloc(XF_CHUNK);
 	XXH3_state_t *st = XXH3_createState();
 	uint64_t total = 0;
 
-	if (!st || XXH3_64bits_reset(st) != XXH_OK) {
-		fprintf(stderr, "bench-xfer recv: xxhash state\n");
-		return 2;
+	if (!buf || !st || XXH3_64bits_reset(st) != XXH_OK) {
+		fprintf(stderr, "bench-xfer recv: out of memory\n");
+		exit(2);
 	}
 	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		ssize_t n = recv(fd, buf, XF_CHUNK, 0);
 
 		if (n == 0) {
 			break;
@@ -103,7 +85,7 @@ static int xf_recv_main(const struct sockaddr_storage *ss, socklen_t len, uint64
 				continue;
 			}
 			perror("bench-xfer recv: recv");
-			return 2;
+			exit(2);
 		}
 		XXH3_64bits_update(st, buf, (size_t)n);
 		total += (uint64_t)n;
@@ -113,10 +95,53 @@ static int xf_recv_main(const struct sockaddr_storage *ss, socklen_t len, uint64
 			 (unsigned long long)XXH3_64bits_digest(st));
 
 	XXH3_freeState(st);
+	free(buf);
 	/* The reply is best effort: a proxy without half-close has already closed this side. */
 	xf_send_all(fd, (const uint8_t *)line, (size_t)l);
+	pthread_mutex_lock(&xf_out_lock);
 	fputs(line, stdout);
+	fflush(stdout);
+	pthread_mutex_unlock(&xf_out_lock);
 	close(fd);
+	return NULL;
+}
+
+/* xf_recv_main - the receiving end: @conns connections, one thread each. */
+static int xf_recv_main(const struct sockaddr_storage *ss, socklen_t len, uint64_t conns,
+			uint64_t timeout_s)
+{
+	int one = 1;
+	int lfd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	pthread_t tids[XF_CONNS_MAX];
+
+	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(lfd, (const struct sockaddr *)ss, len) < 0 || listen(lfd, 64) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&bound, &blen) < 0) {
+		perror("bench-xfer recv: listen");
+		return 2;
+	}
+	printf("port=%u\nready\n", bench_addr_port(&bound));
+	fflush(stdout);
+	xf_timeout_set(lfd, timeout_s);
+	for (uint64_t i = 0; i < conns; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			perror("bench-xfer recv: accept");
+			return 2;
+		}
+		xf_timeout_set(fd, timeout_s);
+		if (pthread_create(&tids[i], NULL, xf_recv_conn, (void *)(intptr_t)fd) != 0) {
+			fprintf(stderr, "bench-xfer recv: pthread_create failed\n");
+			return 2;
+		}
+	}
+	close(lfd);
+	for (uint64_t i = 0; i < conns; i++) {
+		pthread_join(tids[i], NULL);
+	}
 	return 0;
 }
 
@@ -197,7 +222,7 @@ static int xf_send_main(const struct sockaddr_storage *ss, socklen_t len, uint64
 static void xf_usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: bench-xfer recv --listen ADDR [--timeout SEC]\n"
+		"usage: bench-xfer recv --listen ADDR [--conns N] [--timeout SEC]\n"
 		"       bench-xfer send --connect ADDR --bytes N [--seed S] [--timeout SEC]\n");
 	exit(status);
 }
@@ -206,7 +231,7 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
-	uint64_t bytes = 0, seed = 1, timeout_s = 60;
+	uint64_t bytes = 0, seed = 1, timeout_s = 60, conns = 1;
 
 	if (argc < 2 || (strcmp(argv[1], "recv") && strcmp(argv[1], "send"))) {
 		xf_usage(argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2);
@@ -223,6 +248,8 @@ int main(int argc, char **argv)
 			bad = bench_addr_parse(v, &ss, &sslen);
 		} else if (is_send && !strcmp(argv[i], "--bytes")) {
 			bad = bench_u64_parse(v, 1ull << 40, &bytes);
+		} else if (!is_send && !strcmp(argv[i], "--conns")) {
+			bad = bench_u64_parse(v, XF_CONNS_MAX, &conns) ?: !conns;
 		} else if (is_send && !strcmp(argv[i], "--seed")) {
 			bad = bench_u64_parse(v, UINT64_MAX, &seed);
 		} else if (!strcmp(argv[i], "--timeout")) {
@@ -239,5 +266,5 @@ int main(int argc, char **argv)
 		xf_usage(2);
 	}
 	return is_send ? xf_send_main(&ss, sslen, bytes, seed, timeout_s) :
-			 xf_recv_main(&ss, sslen, timeout_s);
+			 xf_recv_main(&ss, sslen, conns, timeout_s);
 }

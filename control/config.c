@@ -23,7 +23,23 @@ enum config_type {
 	CT_PEERS, /* comma-separated multiaddrs; repeated keys append */
 	CT_DBURL, /* path, "sqlite://path", "sqlite:path" or "file:path" */
 	CT_FORWARD, /* forward spec; repeated keys append */
+	CT_IFNAME, /* network interface name, "" = none */
+	CT_XDP_MODE, /* native|generic|off, stored as enum config_xdp_mode (unsigned) */
+	CT_FALLBACK, /* auto|always|off, stored as enum config_stun_fallback (unsigned) */
 };
+
+static const char *const config_xdp_modes[] = { "native", "generic", "off", NULL };
+static const char *const config_stun_fallbacks[] = { "auto", "always", "off", NULL };
+
+const char *config_xdp_mode_name(unsigned v)
+{
+	return v < 3 ? config_xdp_modes[v] : "?";
+}
+
+const char *config_stun_fallback_name(unsigned v)
+{
+	return v < 3 ? config_stun_fallbacks[v] : "?";
+}
 
 struct config_key {
 	const char *section;
@@ -121,6 +137,23 @@ static const struct config_key config_table[] = {
 	  "drain time given to the engine when natxd stops it" },
 	{ "engine", "keep_on_exit", NULL, CT_BOOL, F(engine_keep_on_exit), 0, 0,
 	  "leave the engine (and its flows) running when natxd exits" },
+	{ "xdp", "interface", "NAT_TRAVERSAL_XDP_INTERFACE", CT_IFNAME, F(xdp_interface), 0, 0,
+	  "interface of the XDP STUN reflector, empty = no XDP" },
+	{ "xdp", "mode", "NAT_TRAVERSAL_XDP_MODE", CT_XDP_MODE, F(xdp_mode), 0, 0,
+	  "XDP attach mode: native, generic or off (off = user-space responder only)" },
+	{ "xdp", "stun_port", "NAT_TRAVERSAL_STUN_PORT", CT_UINT, F(stun_port), 1, 65535,
+	  "UDP port where STUN Binding requests are answered (XDP or user space)" },
+	{ "xdp", "rate", "NAT_TRAVERSAL_STUN_RATE", CT_UINT, F(stun_rate), 0, 100000000,
+	  "Binding requests per second per source address, 0 = unlimited" },
+	{ "xdp", "burst", "NAT_TRAVERSAL_STUN_BURST", CT_UINT, F(stun_burst), 0, 100000000,
+	  "requests a source may burst, 0 = one second's worth (rate)" },
+	{ "xdp", "fallback", "NAT_TRAVERSAL_STUN_FALLBACK", CT_FALLBACK, F(stun_fallback), 0, 0,
+	  "user-space STUN responder: auto (when XDP is configured but not active), always "
+	  "(also without an XDP interface) or off" },
+	{ "xdp", "keep_on_exit", NULL, CT_BOOL, F(xdp_keep_on_exit), 0, 0,
+	  "leave the reflector attached and pinned when natxd stops (a restart reuses it)" },
+	{ "xdp", "pin_root", NULL, CT_PATH, F(xdp_pin_root), 0, 0,
+	  "bpffs directory of natx's pins" },
 	{ "forward", "forward", NULL, CT_FORWARD, 0, 0, 0, 0,
 	  "forward spec tcp|udp:LISTEN=UPSTREAM; repeat the key for more" },
 	{ NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL },
@@ -315,6 +348,30 @@ static int config_set(struct natx_config *cfg, const struct config_key *k, const
 		}
 		strcpy(cfg->forwards[cfg->nforwards++], v);
 		return 0;
+	case CT_IFNAME:
+		/* The kernel's rules (dev_valid_name) plus "punch", which natx's pins reserve. */
+		if (strlen(v) >= 16 || !strcmp(v, ".") || !strcmp(v, "..") || !strcmp(v, "punch") ||
+		    strpbrk(v, "/: \t\n\r\v\f")) {
+			*why = "expected an interface name (< 16 bytes, no '/', ':' or spaces, not "
+			       "'punch')";
+			return -EINVAL;
+		}
+		return config_copy(field, k->size, v, why);
+	case CT_XDP_MODE:
+	case CT_FALLBACK: {
+		const char *const *words =
+			k->type == CT_XDP_MODE ? config_xdp_modes : config_stun_fallbacks;
+
+		for (unsigned i = 0; words[i]; i++) {
+			if (!strcasecmp(v, words[i])) {
+				*(unsigned *)field = i;
+				return 0;
+			}
+		}
+		*why = k->type == CT_XDP_MODE ? "expected native, generic or off" :
+						"expected auto, always or off";
+		return -EINVAL;
+	}
 	}
 	*why = "internal: bad key type";
 	return -EINVAL;
@@ -510,6 +567,11 @@ void config_defaults(struct natx_config *cfg, config_getenv_fn get_env)
 	cfg->engine_restart_max_ms = 30000;
 	cfg->engine_timeout_ms = 5000;
 	cfg->engine_drain_ms = 2000;
+	cfg->xdp_mode = CONFIG_XDP_NATIVE;
+	cfg->stun_port = 3478;
+	cfg->stun_rate = 20;
+	cfg->xdp_keep_on_exit = true;
+	strcpy(cfg->xdp_pin_root, "/sys/fs/bpf/natx");
 	if (geteuid() == 0) {
 		strcpy(cfg->socket_path, "/run/natx/ctl.sock");
 		strcpy(cfg->state_dir, "/var/lib/natx");
@@ -634,6 +696,10 @@ int config_build(struct natx_config *cfg, const struct config_cli *cli, config_g
 	}
 	if (!strcmp(cfg->rathole_server_address, "off")) {
 		snprintf(err, CONFIG_ERR_MAX, "rathole.server_address: 'off' is not an address");
+		return -NATX_E_CONFIG;
+	}
+	if (!cfg->xdp_pin_root[0]) {
+		snprintf(err, CONFIG_ERR_MAX, "xdp.pin_root: must not be empty");
 		return -NATX_E_CONFIG;
 	}
 	if (cfg->engine_restart_max_ms < cfg->engine_restart_base_ms) {

@@ -25,6 +25,22 @@ enum {
 	CONFIG_LONG_MAX = 4096, /* bytes of a long string value (bootstrap peers) */
 };
 
+enum config_xdp_mode {
+	CONFIG_XDP_NATIVE = 0,
+	CONFIG_XDP_GENERIC,
+	CONFIG_XDP_OFF,
+};
+
+enum config_stun_fallback {
+	CONFIG_STUN_FALLBACK_AUTO = 0, /* user space answers when XDP is configured but inactive */
+	CONFIG_STUN_FALLBACK_ALWAYS, /* ... and also when no XDP interface is configured */
+	CONFIG_STUN_FALLBACK_OFF, /* never: no STUN answers without XDP */
+};
+
+/* config_choice_name - the configuration word of value @v of a choice key ("native"...). */
+const char *config_xdp_mode_name(unsigned v);
+const char *config_stun_fallback_name(unsigned v);
+
 struct natx_config {
 	/* [server] */
 	char server_address[CONFIG_STR_MAX]; /* HTTP API host:port, "off" disables it */
@@ -75,6 +91,15 @@ struct natx_config {
 	unsigned engine_timeout_ms; /* reply deadline of one engine call */
 	unsigned engine_drain_ms; /* drain time asked of the engine at natxd stop */
 	bool engine_keep_on_exit; /* leave the engine running when natxd stops */
+	/* [xdp]: the STUN reflector and its user-space fallback (docs/bpf.md "Control") */
+	char xdp_interface[CONFIG_STR_MAX]; /* "" = no XDP; shorter than IF_NAMESIZE */
+	unsigned xdp_mode; /* enum config_xdp_mode */
+	unsigned stun_port; /* UDP port answered by XDP and by the fallback */
+	unsigned stun_rate; /* Binding requests per second per source, 0 = unlimited */
+	unsigned stun_burst; /* bucket size, 0 = stun_rate */
+	unsigned stun_fallback; /* enum config_stun_fallback */
+	bool xdp_keep_on_exit; /* leave the reflector attached and pinned when natxd stops */
+	char xdp_pin_root[PATH_MAX]; /* bpffs directory of natx's pins */
 	/* [forward] */
 	char forwards[CONFIG_FORWARDS_MAX][CTL_SPEC_MAX + 1];
 	unsigned nforwards;

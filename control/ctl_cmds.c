@@ -148,6 +148,10 @@ cJSON *natxd_metrics_json(struct natxd *d)
 			goto free_obj;
 		}
 	}
+	/* The STUN responder's counters, as `bpf status` shows them (XDP or user space). */
+	if (!cJSON_AddItemToObject(o, "bpf", bpf_mgr_status_json(&d->bpf))) {
+		goto free_obj;
+	}
 	return o;
 
 free_obj:
@@ -348,6 +352,12 @@ static int cmd_engine_stats(struct natxd *d, const struct ctl_caller *who,
 	return ctl_attach(reply, "engine", natxd_engine_json(d, true));
 }
 
+static int cmd_bpf_status(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			  cJSON *reply, char *msg)
+{
+	return ctl_attach(reply, "bpf", bpf_mgr_status_json(&d->bpf));
+}
+
 static int cmd_forward_add(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 			   cJSON *reply, char *msg)
 {
@@ -535,6 +545,7 @@ static const struct {
 	{ "metrics", cmd_metrics },
 	{ "connect", cmd_connect },
 	{ "engine.stats", cmd_engine_stats },
+	{ "bpf.status", cmd_bpf_status },
 	{ "forward.add", cmd_forward_add },
 	{ "forward.list", cmd_forward_list },
 	{ "forward.rm", cmd_forward_rm },

@@ -41,6 +41,10 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  true },
 	{ "tunnel ls", "tunnel.ls", "", "paid tunnel registrations (node, port, state, expiry)",
 	  NULL, false },
+	{ "bpf status", "bpf.status", "",
+	  "STUN responder: XDP reflector (interface, mode, program id, counters) or the user-space "
+	  "fallback and why",
+	  NULL, false },
 	{ "version", "version", "", "versions of natxd, the protocol and the engine", NULL, false },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };

@@ -86,7 +86,8 @@ int natxd_reload(struct natxd *d, char *err)
 		return rc;
 	}
 	if (nc->ctl_group[0] && !getgrnam(nc->ctl_group)) {
-		snprintf(err, CONFIG_ERR_MAX, "control.group: no group named '%.64s'", nc->ctl_group);
+		snprintf(err, CONFIG_ERR_MAX, "control.group: no group named '%.64s'",
+			 nc->ctl_group);
 		pr_err(MOD, "reload rejected, keeping the running configuration: %s", err);
 		snprintf(d->reload_error, sizeof(d->reload_error), "%s", err);
 		free(nc);
@@ -148,6 +149,7 @@ int natxd_reload(struct natxd *d, char *err)
 	}
 	d->cfg = *nc;
 	free(nc);
+	bpf_mgr_apply(&d->bpf, &d->cfg);
 	natxd_register_services(d);
 	d->reloads++;
 	d->reload_error[0] = '\0';

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bpf_mgr.h"
 #include "config.h"
 #include "ctl_req.h"
 #include "ctl_server.h"
@@ -33,6 +34,7 @@ struct natxd {
 	struct store st;
 	struct l402_svc pay; /* payment state of the paid tunnel service (l402_svc.h) */
 	struct engine_sup eng;
+	struct bpf_mgr bpf; /* XDP STUN reflector or its user-space fallback (bpf_mgr.h) */
 	struct ctl_server ctl;
 	struct http_server *http; /* NULL when server.address = off */
 	char http_bound[64]; /* "host:port" actually bound, "" when off */

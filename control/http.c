@@ -471,6 +471,7 @@ char *http_prometheus(struct natxd *d)
 	if (d->pay.be) {
 		l402_svc_prometheus(&d->pay, f);
 	}
+	bpf_mgr_prometheus(&d->bpf, f);
 	if (fclose(f)) {
 		free(buf);
 		return NULL;

@@ -300,6 +300,48 @@ static void print_engine(const cJSON *r)
 	}
 }
 
+/* print_counters - "name value" pairs of a counter object on one line. */
+static void print_counters(const cJSON *c)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, c)
+	{
+		printf("  %s %.0f", it->string, it->valuedouble);
+	}
+	printf("\n");
+}
+
+static void print_bpf(const cJSON *r)
+{
+	const cJSON *b = j_obj(r, "bpf"), *x = j_obj(b, "xdp"), *f = j_obj(b, "fallback");
+	const cJSON *p = j_obj(b, "punch_steer");
+	const char *active = j_str(b, "active");
+
+	if (!strcmp(active, "xdp")) {
+		printf("XDP reflector: interface %s, mode %s, program id %.0f, link id %.0f, "
+		       "port %.0f\n",
+		       j_str(x, "interface"), j_str(x, "mode"), j_num(x, "prog_id"),
+		       j_num(x, "link_id"), j_num(b, "stun_port"));
+		printf("counters:");
+		print_counters(j_obj(x, "counters"));
+	} else if (!strcmp(active, "fallback")) {
+		printf("user-space fallback: %s\n", j_str(b, "reason"));
+		printf("listening %s (not accelerated)\ncounters:", j_str(f, "listen"));
+		print_counters(j_obj(f, "counters"));
+	} else {
+		printf("no STUN responder (%s): %s\n", active, j_str(b, "reason"));
+	}
+	if (p) {
+		printf("punch steering (sk_lookup): %s, program id %.0f, ports %.0f-%.0f, "
+		       "sessions %.0f, flows %.0f\ncounters:",
+		       j_bool(p, "attached") ? "attached" : "not attached", j_num(p, "prog_id"),
+		       j_num(p, "port_lo"), j_num(p, "port_hi"), j_num(p, "sessions"),
+		       j_num(p, "flows"));
+		print_counters(j_obj(p, "counters"));
+	}
+}
+
 static void print_forwards(const cJSON *r)
 {
 	const cJSON *f;
@@ -384,6 +426,8 @@ static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 		print_metrics(r);
 	} else if (!strcmp(c->name, "engine.stats")) {
 		print_engine(r);
+	} else if (!strcmp(c->name, "bpf.status")) {
+		print_bpf(r);
 	} else if (!strcmp(c->name, "forward.list")) {
 		print_forwards(r);
 	} else if (!strcmp(c->name, "forward.add")) {

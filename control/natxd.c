@@ -462,9 +462,12 @@ int main(int argc, char **argv)
 		NATX_VERSION, d.cfg.socket_path, d.http ? d.http_bound : "off", d.cfg.database,
 		d.eng.nfwd);
 	engine_sup_start(&d.eng);
+	bpf_mgr_init(&d.bpf, d.epfd);
+	bpf_mgr_apply(&d.bpf, &d.cfg);
 
 	status = natxd_run(&d);
 
+	bpf_mgr_stop(&d.bpf, d.cfg.xdp_keep_on_exit);
 	engine_sup_stop(&d.eng, d.cfg.engine_keep_on_exit);
 	svc_mgr_cleanup(&d.svcs);
 	l402_svc_close(&d.pay);
