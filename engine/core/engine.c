@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -268,6 +270,10 @@ static int engine_listen_socket(const struct spec_addr *a, struct sockaddr_stora
 	if (a->listen.ss_family == AF_INET6) {
 		/* [::]:P means IPv6 only; IPv4 clients need their own forward. */
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (a->proto == SPEC_TCP) {
+		/* Inherited by every accepted socket: no setsockopt per connection. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	if (a->proto == SPEC_UDP) {
 		/* Absorb bursts while the shard is busy: 4 MiB (FORCE works as root). */

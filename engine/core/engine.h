@@ -90,6 +90,7 @@ struct flow {
 	uint8_t state; /* enum flow_state */
 	uint8_t in_table;
 	uint8_t reset; /* close with SO_LINGER 0 */
+	uint8_t fixed; /* bit i: fd[i] is a direct descriptor (ring file table index) */
 	uint32_t fwd_slot; /* listener index on this shard */
 	struct forward *fwd; /* reference held while the flow lives */
 	int fd[2]; /* TCP: client, upstream. UDP: -1, upstream */
@@ -121,6 +122,8 @@ struct shard {
 	pthread_t thr;
 	struct io_uring ring;
 	const char *ring_mode; /* which setup flags the kernel accepted */
+	bool direct; /* uring mode: TCP flows use direct descriptors (direct.c) */
+	uint32_t dhalf; /* direct: accept range [0, dhalf), upstream of flow s at dhalf + s */
 	struct bufring br; /* TCP (uring mode), group BUF_GROUP */
 	struct bufring ubr; /* UDP datagrams, group UDP_BUF_GROUP */
 	struct flowtab ft;
@@ -200,6 +203,30 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot);
 void flow_starve(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir);
 void flow_arm_recv(struct shard *sh, struct flow *f, uint32_t slot, unsigned int dir);
 void flow_pipe_release(struct shard *sh, struct flow_dir *d);
+
+/* direct_setup - register the shard's direct descriptor table; 0 or -errno (normal fds). */
+int direct_setup(struct shard *sh);
+/* direct_prep_setsockopt - setsockopt SQE (IORING_OP_URING_CMD) on direct descriptor @idx. */
+void direct_prep_setsockopt(struct io_uring_sqe *sqe, int idx, int level, int optname,
+			    const void *val, int len);
+/*
+ * flow_fd_setsockopt - set an option on fd[@i]; @val must outlive the submission. Returns
+ * the SQE for a direct descriptor (the caller may link it), NULL when done synchronously.
+ */
+struct io_uring_sqe *flow_fd_setsockopt(struct shard *sh, struct flow *f, unsigned int i, int level,
+					int optname, const void *val, int len);
+/* flow_fd_shutdown_wr - shutdown(fd[@i], SHUT_WR), through the ring for a direct one. */
+void flow_fd_shutdown_wr(struct shard *sh, struct flow *f, unsigned int i);
+/* shard_fd_close - close a descriptor, or a direct one (@fixed) through the ring. */
+void shard_fd_close(struct shard *sh, int fd, bool fixed);
+
+/* flow_sqe_fd - mark @sqe's fd as a direct descriptor when fd[@i] is one. */
+static inline void flow_sqe_fd(const struct flow *f, unsigned int i, struct io_uring_sqe *sqe)
+{
+	if (f->fixed & (1U << i)) {
+		sqe->flags |= IOSQE_FIXED_FILE;
+	}
+}
 
 void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe);
 void tcp_handle_connect(struct shard *sh, struct io_uring_cqe *cqe);

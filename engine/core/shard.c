@@ -126,13 +126,17 @@ void flow_abort(struct shard *sh, struct flow *f, uint32_t slot, bool reset)
 			continue;
 		}
 		if (reset) {
-			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+			static const struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-			setsockopt(f->fd[i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			flow_fd_setsockopt(sh, f, (unsigned int)i, SOL_SOCKET, SO_LINGER, &lg,
+					   sizeof(lg));
 		}
 		if (f->inflight) {
 			sqe = shard_sqe(sh);
-			io_uring_prep_cancel_fd(sqe, f->fd[i], IORING_ASYNC_CANCEL_ALL);
+			io_uring_prep_cancel_fd(
+				sqe, f->fd[i],
+				IORING_ASYNC_CANCEL_ALL |
+					(f->fixed & (1U << i) ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
 			io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, slot));
 		}
 	}
@@ -154,7 +158,7 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
 		flow_pipe_release(sh, &f->d[i]);
 		flow_drop_queue(sh, &f->d[i]);
 		if (f->fd[i] >= 0) {
-			close(f->fd[i]);
+			shard_fd_close(sh, f->fd[i], f->fixed & (1U << i));
 		}
 	}
 	if (f->in_table) {
@@ -179,10 +183,11 @@ void flow_maybe_free(struct shard *sh, struct flow *f, uint32_t slot)
  */
 void flow_pipe_release(struct shard *sh, struct flow_dir *d)
 {
+	int left = -1;
+
 	if (d->pipe[0] < 0) {
 		return;
 	}
-	int left = -1;
 
 	/* Only a pipe the kernel says is empty may carry another flow's bytes. */
 	if (!d->queued && sh->pipes && sh->npipes < PIPE_POOL &&
@@ -232,6 +237,7 @@ void flow_arm_recv(struct shard *sh, struct flow *f, uint32_t slot, unsigned int
 	sqe = shard_sqe(sh);
 	/* UDP: MSG_TRUNC makes res the real datagram length, so truncation is visible. */
 	io_uring_prep_recv_multishot(sqe, f->fd[dir], NULL, 0, f->kind == FLOW_UDP ? MSG_TRUNC : 0);
+	flow_sqe_fd(f, dir, sqe);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = f->kind == FLOW_UDP ? UDP_BUF_GROUP : BUF_GROUP;
 	if (f->kind == FLOW_TCP && sh->eng->recv_cap) {
@@ -368,7 +374,13 @@ static void shard_listener_arm(struct shard *sh, uint32_t l)
 	}
 	struct io_uring_sqe *sqe = shard_sqe(sh);
 
-	io_uring_prep_multishot_accept(sqe, lis->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (sh->direct) {
+		/* Into the ring's table (CLOEXEC does not apply to direct descriptors). */
+		io_uring_prep_multishot_accept_direct(sqe, lis->fd, NULL, NULL, SOCK_NONBLOCK);
+	} else {
+		io_uring_prep_multishot_accept(sqe, lis->fd, NULL, NULL,
+					       SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_ACCEPT, 0, sh->idx, 0, l));
 	lis->armed = 1;
 }
@@ -647,6 +659,11 @@ static int shard_setup(struct shard *sh)
 			 strerror(-ret));
 		return ret;
 	}
+	ret = direct_setup(sh);
+	if (ret && cfg->tcp_mode == TCP_MODE_URING) {
+		pr_info(MOD, "shard %u: direct descriptors unavailable (%s), using normal fds",
+			sh->idx, strerror(-ret));
+	}
 	ret = bufring_init(&sh->br, &sh->ring, BUF_GROUP, cfg->buf_size, cfg->buf_count);
 	if (ret) {
 		snprintf(sh->init_msg, sizeof(sh->init_msg), "buffer ring setup failed: %s",
@@ -702,8 +719,9 @@ void *shard_main(void *arg)
 	if (sh->init_err) {
 		return NULL;
 	}
-	pr_info(MOD, "shard %u on cpu %d: io_uring %s, %u x %u B buffers", sh->idx, sh->cpu,
-		sh->ring_mode, sh->br.count, sh->br.buf_size);
+	pr_info(MOD, "shard %u on cpu %d: io_uring %s, %u x %u B buffers, %s", sh->idx, sh->cpu,
+		sh->ring_mode, sh->br.count, sh->br.buf_size,
+		sh->direct ? "direct descriptors" : "normal descriptors");
 	sh->now_ms = now_ms_get();
 	sh->tick_ts.tv_nsec = TICK_MS * 1000000L;
 	sh->connect_ts.tv_sec = sh->eng->cfg->connect_timeout_s;
@@ -732,6 +750,7 @@ void *shard_main(void *arg)
 			shard_unstarve(sh);
 		}
 	}
+	sh->stop = true; /* also after a ring error: teardown closes synchronously */
 	shard_teardown(sh);
 	return NULL;
 }

@@ -42,7 +42,15 @@ static void tcp_dir_finish(struct shard *sh, struct flow *f, uint32_t slot, unsi
 	    d->send_busy) {
 		return;
 	}
-	shutdown(f->fd[1 - i], SHUT_WR);
+	/*
+	 * The last shutdown is left to the close: fd[1 - i] has read to EOF and holds no
+	 * unread data, so closing it sends the same FIN, one syscall fewer per flow (and for
+	 * a direct descriptor, a shutdown through the ring runs in a worker and could
+	 * otherwise race the close of its slot).
+	 */
+	if (!f->d[1 - i].shut) {
+		flow_fd_shutdown_wr(sh, f, 1 - i);
+	}
 	d->shut = 1;
 	if (f->d[0].shut && f->d[1].shut) {
 		flow_abort(sh, f, slot, false);
@@ -84,21 +92,60 @@ static void tcp_send_kick(struct shard *sh, struct flow *f, uint32_t slot, unsig
 		io_uring_prep_send(sqe, f->fd[1 - i], bufring_data(&sh->br, bid) + m->off, len,
 				   MSG_NOSIGNAL | MSG_WAITALL);
 	}
+	flow_sqe_fd(f, 1 - i, sqe);
 	io_uring_sqe_set_data64(sqe, udata_pack(op, i, sh->idx, bid, slot));
 	bufring_send_start(&sh->br, bid);
 	d->send_busy = 1;
 	f->inflight++;
 }
 
-/* tcp_sock_opts - per-socket options of a forwarded TCP connection. */
-static void tcp_sock_opts(struct shard *sh, int fd)
+/*
+ * tcp_sock_opts - per-socket options of forwarded socket fd[@i]. TCP_NODELAY is set on the
+ * listener and inherited by accepted sockets (engine_listen_socket), so the client side
+ * needs a call only for --keepalive. Through the ring for a direct descriptor.
+ */
+static void tcp_sock_opts(struct shard *sh, struct flow *f, unsigned int i)
 {
-	int one = 1;
+	static const int one = 1;
+	struct io_uring_sqe *sqe;
 
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (sh->eng->cfg->keepalive) {
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	if (i == 1) {
+		sqe = flow_fd_setsockopt(sh, f, i, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (sqe) {
+			sqe->flags |= IOSQE_IO_LINK; /* socket -> options -> connect */
+		}
 	}
+	if (sh->eng->cfg->keepalive) {
+		sqe = flow_fd_setsockopt(sh, f, i, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		if (sqe && i == 1) {
+			sqe->flags |= IOSQE_IO_LINK;
+		}
+	}
+}
+
+/*
+ * tcp_upstream_open - create fd[1]: a direct socket at index dhalf + @slot, linked ahead of
+ * the connect (its option SQEs follow it, also linked), or a normal socket.
+ * 0 or -errno.
+ */
+static int tcp_upstream_open(struct shard *sh, struct flow *f, uint32_t slot)
+{
+	int family = f->fwd->addr.upstream.ss_family;
+
+	if (sh->direct && slot < sh->dhalf) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+
+		f->fd[1] = (int)(sh->dhalf + slot);
+		f->fixed |= 2;
+		io_uring_prep_socket_direct(sqe, family, SOCK_STREAM | SOCK_NONBLOCK, 0,
+					    (unsigned int)f->fd[1], 0);
+		/* A failure cancels the linked connect, which reports it. */
+		sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+		io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, slot));
+		return 0;
+	}
+	f->fd[1] = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	return f->fd[1] < 0 ? -errno : 0;
 }
 
 void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe)
@@ -106,17 +153,15 @@ void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe)
 	uint32_t l = udata_slot(cqe->user_data), slot;
 	struct listener *lis = &sh->lis[l % FWD_MAX];
 	struct io_uring_sqe *sqe;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	struct forward *fwd;
 	struct flow *f;
-	int cfd = cqe->res;
+	int cfd = cqe->res, ret;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		lis->armed = 0;
 		if (lis->closing) {
 			if (cfd >= 0) {
-				close(cfd);
+				shard_fd_close(sh, cfd, sh->direct);
 			}
 			shard_listener_ended(sh, l);
 			return;
@@ -134,16 +179,23 @@ void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe)
 	}
 	fwd = lis->fwd;
 	if (!fwd || lis->closing || sh->draining) {
-		close(cfd);
+		shard_fd_close(sh, cfd, sh->direct);
 		return;
 	}
 	f = flow_alloc(sh, &slot);
 	if (!f) {
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		static const struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
 		stat_add(&sh->st.drops, 1);
-		setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		close(cfd);
+		if (sh->direct) {
+			sqe = shard_sqe(sh);
+			direct_prep_setsockopt(sqe, cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+			io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, 0));
+		} else {
+			setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+		shard_fd_close(sh, cfd, sh->direct);
 		return;
 	}
 	f->kind = FLOW_TCP;
@@ -152,26 +204,28 @@ void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe)
 	f->fwd_slot = l;
 	forward_get(fwd);
 	f->fd[0] = cfd;
+	f->fixed = sh->direct ? 1 : 0;
 	stat_add(&sh->st.flows_open, 1);
 	stat_add(&sh->st.flows_total, 1);
 	stat_add(&fwd->st[sh->idx].flows_open, 1);
 	stat_add(&fwd->st[sh->idx].flows_total, 1);
-	if (!getpeername(cfd, (struct sockaddr *)&ss, &sl)) {
-		flow_key_from_sockaddr(&f->key, fwd->id, (struct sockaddr *)&ss);
-		f->in_table = !flowtab_insert(&sh->ft, &f->key, slot);
-	}
-	f->fd[1] =
-		socket(fwd->addr.upstream.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (f->fd[1] < 0) {
-		pr_warn(MOD, "shard %u: upstream socket: %s", sh->idx, strerror(errno));
+	/*
+	 * TCP flows are not entered in the flow table: nothing looks them up (the kernel's
+	 * SO_REUSEPORT hash picks the shard), and the peer address would cost a getpeername()
+	 * per accept (a direct accept has none to read).
+	 */
+	tcp_sock_opts(sh, f, 0);
+	ret = tcp_upstream_open(sh, f, slot);
+	if (ret) {
+		pr_warn(MOD, "shard %u: upstream socket: %s", sh->idx, strerror(-ret));
 		flow_abort(sh, f, slot, true);
 		return;
 	}
-	tcp_sock_opts(sh, cfd);
-	tcp_sock_opts(sh, f->fd[1]);
+	tcp_sock_opts(sh, f, 1);
 	sqe = shard_sqe(sh);
 	io_uring_prep_connect(sqe, f->fd[1], (struct sockaddr *)&fwd->addr.upstream,
 			      fwd->addr.upstream_len);
+	flow_sqe_fd(f, 1, sqe);
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_CONNECT, 0, sh->idx, 0, slot));
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe = shard_sqe(sh);
@@ -180,15 +234,28 @@ void tcp_handle_accept(struct shard *sh, struct io_uring_cqe *cqe)
 	f->inflight += 2;
 }
 
+static void tcp_splice_pump(struct shard *sh, struct flow *f, uint32_t slot, unsigned int i);
+
 void tcp_flow_start(struct shard *sh, struct flow *f, uint32_t slot)
 {
 	for (unsigned int i = 0; i < 2; i++) {
 		if (sh->eng->cfg->tcp_mode == TCP_MODE_URING) {
 			flow_arm_recv(sh, f, slot, i);
+		} else if (i == 0) {
+			/*
+			 * The client has usually sent its first bytes while the upstream connect
+			 * ran: splice them now instead of a POLLIN round trip (the pump arms
+			 * POLLIN itself when nothing is there yet).
+			 */
+			tcp_splice_pump(sh, f, slot, 0);
+			if (f->state != FS_OPEN) {
+				return;
+			}
 		} else {
 			struct io_uring_sqe *sqe = shard_sqe(sh);
 
 			io_uring_prep_poll_add(sqe, f->fd[i], POLLIN | POLLRDHUP);
+			flow_sqe_fd(f, i, sqe);
 			io_uring_sqe_set_data64(sqe, udata_pack(UD_POLL, i, sh->idx, 0, slot));
 			f->d[i].recv_armed = 1;
 			f->inflight++;
@@ -402,6 +469,7 @@ static void tcp_splice_pump(struct shard *sh, struct flow *f, uint32_t slot, uns
 	struct flow_dir *d = &f->d[i];
 	int in = f->fd[i], out = f->fd[1 - i];
 	uint64_t got = 0;
+	bool drained = false;
 	int ret;
 
 	ret = tcp_pipe_open(sh, d);
@@ -414,13 +482,23 @@ static void tcp_splice_pump(struct shard *sh, struct flow *f, uint32_t slot, uns
 		bool progress = false;
 		ssize_t n;
 
-		if (!d->eof && d->queued < d->pipe_cap) {
-			n = splice(in, NULL, d->pipe[1], NULL, d->pipe_cap - d->queued,
+		if (!d->eof && !drained && d->queued < d->pipe_cap) {
+			size_t want = d->pipe_cap - d->queued;
+
+			n = splice(in, NULL, d->pipe[1], NULL, want,
 				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 			if (n > 0) {
 				d->queued += (uint32_t)n;
 				got += (uint64_t)n;
 				progress = true;
+				/*
+				 * A small read, less than asked: the socket is most likely empty
+				 * (short messages); another try would be an EAGAIN syscall. The
+				 * re-armed POLLIN fires at once if more (or the FIN) has arrived
+				 * meanwhile. Bulk reads keep looping: a splice is often short of
+				 * @want only because the pipe ran out of slots.
+				 */
+				drained = (size_t)n < want && n < 4096;
 			} else if (n == 0) {
 				d->eof = 1;
 			} else if (errno != EAGAIN && errno != EINTR) {
@@ -453,6 +531,10 @@ static void tcp_splice_pump(struct shard *sh, struct flow *f, uint32_t slot, uns
 		stat_add(&f->fwd->st[sh->idx].bytes, got);
 		f->last_ms = sh->now_ms;
 	}
+	if (!d->queued && sh->npipes < PIPE_POOL) {
+		/* Empty: back to the pool, so an idle flow holds no pipe between bursts. */
+		flow_pipe_release(sh, d);
+	}
 	if (d->queued && !d->out_armed) {
 		struct io_uring_sqe *sqe = shard_sqe(sh);
 
@@ -461,7 +543,7 @@ static void tcp_splice_pump(struct shard *sh, struct flow *f, uint32_t slot, uns
 		d->out_armed = 1;
 		f->inflight++;
 	}
-	if (!d->eof && d->queued < d->pipe_cap && !d->recv_armed) {
+	if (!d->eof && (d->pipe[0] < 0 || d->queued < d->pipe_cap) && !d->recv_armed) {
 		struct io_uring_sqe *sqe = shard_sqe(sh);
 
 		io_uring_prep_poll_add(sqe, in, POLLIN | POLLRDHUP);

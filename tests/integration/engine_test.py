@@ -498,18 +498,79 @@ def rst(mode):
     eng.kill()
 
 
+def rst_full_pipe(mode, stuck=3, after=8):
+    """Upstream resets while the engine still holds unsent bytes (splice: a full pipe);
+    the flows that follow on the same shard must carry exactly their own bytes (a reset
+    flow's pipe must never be reused with data in it)."""
+    up = server_socket()
+    release = threading.Event()
+
+    def handler(c):
+        with c:
+            first = c.recv(1)
+            if first == b"S":
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                release.wait(10)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            c.sendall(first)
+            echo_handler(c)
+    serve(up, handler)
+    eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{up.getsockname()[1]}"],
+                       ["--tcp-mode", mode, "--shards", "1"])
+    port = eng.listen_port()
+    clients = []
+    for _ in range(stuck):
+        c = connect(port, timeout=5)
+        c.sendall(b"S")
+        time.sleep(0.1)
+        c.setblocking(False)
+        sent, idle = 0, 0
+        while idle < 20 and sent < 64 * MiB:
+            try:
+                sent += c.send(b"x" * 65536)
+                idle = 0
+            except BlockingIOError:
+                idle += 1
+                time.sleep(0.02)
+        clients.append(c)
+    release.set()
+    time.sleep(0.5)
+    for c in clients:
+        c.close()
+    for k in range(after):
+        payload = bytes((k * 7 + j) % 251 for j in range(100000))
+        c = connect(port, timeout=5)
+        c.sendall(payload)
+        c.shutdown(socket.SHUT_WR)
+        got = recv_all_bytes(c)
+        c.close()
+        check(got == payload, f"{mode}: flow {k} after resets got {len(got)} bytes, "
+              f"{'different' if len(got) == len(payload) else 'wrong length'}")
+    log(f"{mode}: {stuck} resets with bytes in flight, then {after} flows intact")
+    eng.kill()
+
+
 def t_rst():
     rst("splice")
     rst("uring")
+    rst_full_pipe("splice")
+    rst_full_pipe("uring")
 
 
 def t_refused():
+    # uring mode uses direct descriptors (socket + options + connect as one linked chain)
+    for mode in ("splice", "uring"):
+        refused(mode)
+
+
+def refused(mode):
     # A port with nothing listening: bind, then close.
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     dead = s.getsockname()[1]
     s.close()
-    eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{dead}"])
+    eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{dead}"], ["--tcp-mode", mode])
     port = eng.listen_port()
     for i in range(3):
         t0 = time.time()
@@ -529,29 +590,37 @@ def t_refused():
     st = eng.stats()
     check(st["conn_refused"] >= 3, f"conn_refused={st['conn_refused']}")
     check(st["flows_open"] == 0, "refused flows left open")
-    log(f"refused upstream: client closed in {dt * 1000:.0f} ms, conn_refused counted")
+    log(f"refused upstream ({mode}): client closed in {dt * 1000:.0f} ms, conn_refused counted")
     eng.kill()
 
 
-def t_timeouts():
+def idle_keepalive(mode):
     up = server_socket()
     serve(up, echo_handler)
-    eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{up.getsockname()[1]}"],
-                       ["--idle-timeout", "1", "--keepalive"])
+    up_port = up.getsockname()[1]
+    eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{up_port}"],
+                       ["--idle-timeout", "1", "--keepalive", "--tcp-mode", mode])
     c = connect(eng.listen_port(), timeout=10)
     c.sendall(b"x")
     check(c.recv(10) == b"x", "echo broken")
     t0 = time.time()
-    # --keepalive: the engine's side of the client connection runs a keepalive timer.
-    ss = subprocess.run(["ss", "-tnoH", "state", "established",
-                         f"( sport = :{eng.listen_port()} )"], capture_output=True, text=True)
-    check("keepalive" in ss.stdout, f"no keepalive timer on the engine socket: {ss.stdout!r}")
+    # --keepalive: both engine sockets of the flow run a keepalive timer (uring mode: set
+    # through the ring on direct descriptors).
+    for flt in (f"( sport = :{eng.listen_port()} )", f"( dport = :{up_port} )"):
+        ss = subprocess.run(["ss", "-tnoH", "state", "established", flt],
+                            capture_output=True, text=True)
+        check("keepalive" in ss.stdout, f"{mode}: no keepalive timer {flt}: {ss.stdout!r}")
     check(c.recv(10) == b"", "idle flow not closed")
     dt = time.time() - t0
     check(0.7 < dt < 4, f"idle timeout fired after {dt:.2f}s, expected ~1s")
     c.close()
     eng.kill()
-    log(f"idle timeout: idle flow closed after {dt:.2f}s")
+    log(f"idle timeout ({mode}): idle flow closed after {dt:.2f}s, keepalive on both sockets")
+
+
+def t_timeouts():
+    for mode in ("splice", "uring"):
+        idle_keepalive(mode)
     if os.geteuid() != 0:
         log("unreachable upstream part skipped: needs root for a network namespace")
         return
@@ -999,15 +1068,32 @@ def t_bad_input():
 
 
 def t_memory():
-    # NATX_MEM_FLOWS only for manual measurement where the fd limit is fixed below 2n.
+    # NATX_MEM_FLOWS only for manual measurement.
     n = int(os.environ.get("NATX_MEM_FLOWS", "10000"))
-    need = 2 * n + 2000
+    # uring mode: flows use io_uring direct descriptors, so the engine holds no process
+    # descriptor per flow and 10,000 flows fit under any RLIMIT_NOFILE. This process holds
+    # the n upstream-side sockets; the n client sockets live in helper processes.
+    raise_nofile(n + 1000)
+    memory(n, "uring")
+    # splice mode needs two process descriptors per flow (splice(2) takes fds).
+    try:
+        raise_nofile(2 * n + 1000)
+    except Skip as e:
+        log(f"splice mode part skipped: {e}")
+        return
+    memory(n, "splice")
+
+
+def raise_nofile(need):
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < need:
             resource.setrlimit(resource.RLIMIT_NOFILE, (max(need, soft), max(need, hard)))
     except (ValueError, OSError) as e:
         raise Skip(f"cannot raise RLIMIT_NOFILE to {need}: {e}")
+
+
+def memory(n, mode):
     up = server_socket()
     up.listen(4096)
     held = []
@@ -1023,48 +1109,92 @@ def t_memory():
                 held.append(c)
     threading.Thread(target=acceptor, daemon=True).start()
     eng = start_engine([f"tcp:127.0.0.1:0=127.0.0.1:{up.getsockname()[1]}"],
-                       ["--max-flows", "20000"])
+                       ["--max-flows", "20000", "--tcp-mode", mode])
+    if mode == "uring" and "direct descriptors" not in eng.log():
+        eng.kill()
+        up.close()
+        raise Skip("io_uring direct descriptors unavailable on this kernel")
     port = eng.listen_port()
     rss0 = eng.rss_kib()
-    clients = []
-    for i in range(n):
-        clients.append(connect(port, timeout=20))
+    nproc = 4
+    per = [n // nproc + (1 if i < n % nproc else 0) for i in range(nproc)]
+    helpers = []
+    for k in per:
+        h = subprocess.Popen([sys.executable, __file__, "_mem_clients", str(port), str(k)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        cleanups.append(h.kill)
+        helpers.append(h)
+    for h in helpers:
+        line = h.stdout.readline().strip()
+        check(line == "ready", f"client helper failed: {line!r}")
     deadline = time.time() + 60
     while time.time() < deadline:
         st = eng.stats()
         if st["flows_open"] >= n and len(held) >= n:
             break
         time.sleep(0.2)
-    check(st["flows_open"] == n, f"flows_open={st['flows_open']} upstream={len(held)}")
-    # the flows are live: a sample echoes through
+    check(st["flows_open"] == n, f"{mode}: flows_open={st['flows_open']} upstream={len(held)}")
+    # the flows are live: a sample (every 500th client socket of each helper) echoes through
+    for h in helpers:
+        h.stdin.write("probe\n")
+        h.stdin.flush()
+    sent = sum(int(h.stdout.readline()) for h in helpers)
     with lock:
         ups = list(held)
-    for i in range(0, n, n // 20):
-        clients[i].sendall(b"probe")
-    got = 0
     for u in ups:
         u.setblocking(False)
-        try:
-            if u.recv(10) == b"probe":
-                got += 1
-        except BlockingIOError:
-            pass
-    check(got >= 15, f"only {got} of {len(range(0, n, n // 20))} sampled flows delivered data")
+    got, deadline = 0, time.time() + 10
+    pending = list(ups)
+    while got < sent and time.time() < deadline:
+        rest = []
+        for u in pending:
+            try:
+                d = u.recv(10)
+                got += d == b"probe"
+            except BlockingIOError:
+                rest.append(u)
+        pending = rest
+        time.sleep(0.05)
+    check(got == sent, f"{mode}: only {got} of {sent} sampled flows delivered data")
     rss = eng.rss_kib()
-    log(f"{n} idle flows: engine VmRSS {rss['VmRSS'] / 1024:.1f} MiB "
-        f"(start {rss0['VmRSS'] / 1024:.1f}), VmHWM {rss['VmHWM'] / 1024:.1f} MiB")
+    log(f"{mode}: {n} idle flows: engine VmRSS {rss['VmRSS'] / 1024:.1f} MiB "
+        f"(start {rss0['VmRSS'] / 1024:.1f}), VmHWM {rss['VmHWM'] / 1024:.1f} MiB, "
+        f"engine fds {len(os.listdir(f'/proc/{eng.engine_pid()}/fd'))}")
     check(rss["VmHWM"] < 100 * 1024, f"VmHWM {rss['VmHWM']} KiB >= 100 MiB")
     # Both ends close (a half-closed flow correctly stays open), then every flow ends.
-    for c in clients:
-        c.close()
+    for h in helpers:
+        h.stdin.write("close\n")
+        h.stdin.flush()
+        h.wait(timeout=30)
     with lock:
         for u in held:
             u.close()
     deadline = time.time() + 30
     while eng.stats()["flows_open"] and time.time() < deadline:
         time.sleep(0.2)
-    check(eng.stats()["flows_open"] == 0, f"{eng.stats()['flows_open']} flows not closed")
+    check(eng.stats()["flows_open"] == 0, f"{mode}: {eng.stats()['flows_open']} flows not closed")
     eng.kill()
+    up.close()
+
+
+def _mem_clients(port, n):
+    """Hold @n idle connections to @port; stdin "probe": send on every 500th; "close"."""
+    n = int(n)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 100), hard))
+    socks = [connect(int(port), timeout=20) for _ in range(n)]
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "probe":
+            sample = socks[::500]
+            for c in sample:
+                c.sendall(b"probe")
+            print(len(sample), flush=True)
+        elif line.strip() == "close":
+            break
+    for c in socks:
+        c.close()
 
 
 # helpers run inside namespaces (subprocess entry points)
