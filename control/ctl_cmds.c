@@ -12,6 +12,7 @@
 #include "fwdspec.h"
 #include "natx/err.h"
 #include "natx/log.h"
+#include "p2p_svc.h"
 
 #define MOD "ctl"
 
@@ -545,6 +546,9 @@ static const struct {
 	{ "token.list", cmd_token_list },
 	{ "token.revoke", cmd_token_revoke },
 	{ "tunnel.ls", cmd_tunnel_ls },
+	{ "peer", natxd_cmd_peer },
+	{ "ping", natxd_cmd_ping },
+	{ "identify", natxd_cmd_identify },
 };
 
 static ctl_handler_fn ctl_handler_find(const char *name)

@@ -42,6 +42,13 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	{ "tunnel ls", "tunnel.ls", "", "paid tunnel registrations (node, port, state, expiry)",
 	  NULL, false },
 	{ "version", "version", "", "versions of natxd, the protocol and the engine", NULL, false },
+	{ "peer", "peer", "", "own libp2p peer ID and listen multiaddrs", NULL, false },
+	{ "ping", "ping", "MULTIADDR [-n N]",
+	  "libp2p ping (/ipfs/ping/1.0.0) round trips to MULTIADDR (/ip4/A/tcp/P[/p2p/ID]), N 1..32",
+	  "addr", true },
+	{ "identify", "identify", "MULTIADDR",
+	  "dial MULTIADDR and print its identify record (agent, protocols, addresses)", "addr",
+	  true },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 

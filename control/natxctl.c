@@ -195,6 +195,19 @@ static void print_kv(const cJSON *o, const char *indent)
 			printf("%s%s:\n", indent, it->string);
 			snprintf(sub, sizeof(sub), "%s  ", indent);
 			print_kv(it, sub);
+		} else if (cJSON_IsArray(it)) {
+			const cJSON *e;
+
+			/* Arrays of scalars (listen_addrs, protocols, rtt_ms): one per line. */
+			printf("%s%s:\n", indent, it->string);
+			cJSON_ArrayForEach(e, it)
+			{
+				if (cJSON_IsString(e)) {
+					printf("%s  %s\n", indent, e->valuestring);
+				} else if (cJSON_IsNumber(e)) {
+					printf("%s  %g\n", indent, e->valuedouble);
+				}
+			}
 		}
 	}
 }
@@ -502,6 +515,19 @@ int main(int argc, char **argv)
 			} else {
 				goto bad_arg;
 			}
+			continue;
+		}
+		if (!strcmp(c->name, "ping") && !strcmp(a, "-n")) {
+			char *end;
+			long n = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+
+			if (n < 1 || n > 32 || *end) {
+				fprintf(stderr, "natxctl: ping -n takes 1..32\n");
+				cJSON_Delete(req);
+				return CTL_EXIT_USAGE;
+			}
+			cJSON_AddNumberToObject(req, "count", (double)n);
+			i++;
 			continue;
 		}
 		if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {

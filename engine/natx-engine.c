@@ -17,6 +17,7 @@
 #include "core/args.h"
 #include "core/ctl.h"
 #include "core/engine.h"
+#include "core/p2p_host.h"
 #include "core/reload.h"
 #include "core/stats_json.h"
 #include "natx/log.h"
@@ -99,6 +100,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ret = main_add_forwards(&eng, &cfg, err, sizeof(err));
+	if (!ret && cfg.p2p_key_file) {
+		ret = p2p_eng_start(&eng, cfg.p2p_key_file, cfg.p2p_listen, err, sizeof(err));
+	}
 	if (!ret && cfg.ctl_path) {
 		ret = ctl_open(&ctl, cfg.ctl_path, err, sizeof(err));
 	}

@@ -11,6 +11,7 @@
 
 #include "ctl.h"
 #include "natx/log.h"
+#include "p2p_host.h"
 #include "stats_json.h"
 
 #define MOD "ctl"
@@ -165,10 +166,55 @@ static void ctl_cmd_shutdown(struct ctl_server *s, struct engine *eng, const str
 	s->shutdown_drain_ms = req->has_drain_ms ? req->drain_ms : eng->cfg->drain_timeout_ms;
 }
 
+static void ctl_cmd_p2p_peer(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			     cJSON *reply, struct ctl_result *r)
+{
+	cJSON *o = p2p_eng_json(eng), *item;
+
+	if (!o) {
+		r->code = "p2p_off";
+		snprintf(r->msg, sizeof(r->msg), "libp2p is not enabled (--p2p-key-file)");
+		return;
+	}
+	while ((item = o->child)) {
+		cJSON_DetachItemViaPointer(o, item);
+		cJSON_AddItemToObject(reply, item->string, item);
+	}
+	cJSON_Delete(o);
+}
+
+/* ctl_cmd_p2p_dial - p2p.ping / p2p.identify: blocks this thread until shard 0 answers. */
+static void ctl_cmd_p2p_dial(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			     cJSON *reply, struct ctl_result *r)
+{
+	enum p2p_req_kind kind = req->cmd == CTL_P2P_PING ? P2P_REQ_PING : P2P_REQ_IDENTIFY;
+	cJSON *o = NULL, *item;
+	int ret;
+
+	ret = p2p_eng_request(eng, kind, req->addr, req->count,
+			      req->timeout_ms ? req->timeout_ms : P2P_DIAL_TIMEOUT_MS + 2000, &o,
+			      r->msg, sizeof(r->msg));
+	if (ret) {
+		r->code = ret == -ENOTCONN ? "p2p_off" :
+			  ret == -EINVAL   ? "bad_addr" :
+			  ret == -EBUSY	   ? "busy" :
+			  ret == -ETIMEDOUT ? "timeout" :
+					      "p2p_failed";
+		return;
+	}
+	while ((item = o->child)) {
+		cJSON_DetachItemViaPointer(o, item);
+		cJSON_AddItemToObject(reply, item->string, item);
+	}
+	cJSON_Delete(o);
+}
+
 static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_HELLO] = ctl_cmd_hello,   [CTL_FWD_ADD] = ctl_cmd_fwd_add,
 	[CTL_FWD_RM] = ctl_cmd_fwd_rm, [CTL_FWD_LIST] = ctl_cmd_fwd_list,
 	[CTL_STATS] = ctl_cmd_stats,   [CTL_SHUTDOWN] = ctl_cmd_shutdown,
+	[CTL_P2P_PEER] = ctl_cmd_p2p_peer, [CTL_P2P_PING] = ctl_cmd_p2p_dial,
+	[CTL_P2P_IDENTIFY] = ctl_cmd_p2p_dial,
 };
 
 /* ctl_reply_error - {"v":1,"id":..,"ok":false,"error":{...}} as text. */

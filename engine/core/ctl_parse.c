@@ -14,6 +14,8 @@ static const struct {
 	{ "hello", CTL_HELLO },	      { "forward.add", CTL_FWD_ADD },
 	{ "forward.rm", CTL_FWD_RM }, { "forward.list", CTL_FWD_LIST },
 	{ "stats", CTL_STATS },	      { "shutdown", CTL_SHUTDOWN },
+	{ "p2p.peer", CTL_P2P_PEER }, { "p2p.ping", CTL_P2P_PING },
+	{ "p2p.identify", CTL_P2P_IDENTIFY },
 };
 
 /* ctl_json_u32 - @item as an integral number in [0, max]. */
@@ -112,7 +114,34 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		}
 		req->has_drain_ms = true;
 	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "addr");
+	if (arg) {
+		if (!cJSON_IsString(arg) || strlen(arg->valuestring) >= CTL_ADDR_MAX) {
+			snprintf(msg, CTL_MSG_MAX, "\"addr\" must be a string under %d bytes",
+				 CTL_ADDR_MAX);
+			goto delete_root;
+		}
+		snprintf(req->addr, sizeof(req->addr), "%s", arg->valuestring);
+		req->has_addr = true;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "count");
+	if (arg && (!ctl_json_u32(arg, CTL_PING_MAX, &req->count) || !req->count)) {
+		snprintf(msg, CTL_MSG_MAX, "\"count\" must be an integer 1..%d", CTL_PING_MAX);
+		goto delete_root;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "timeout_ms");
+	if (arg && !ctl_json_u32(arg, 600000.0, &req->timeout_ms)) {
+		snprintf(msg, CTL_MSG_MAX, "\"timeout_ms\" must be an integer 0..600000");
+		goto delete_root;
+	}
 	switch (req->cmd) {
+	case CTL_P2P_PING:
+	case CTL_P2P_IDENTIFY:
+		if (!req->has_addr) {
+			snprintf(msg, CTL_MSG_MAX, "%s needs \"addr\"", cmd->valuestring);
+			goto delete_root;
+		}
+		break;
 	case CTL_FWD_ADD:
 		if (!req->has_spec) {
 			snprintf(msg, CTL_MSG_MAX, "forward.add needs \"spec\"");

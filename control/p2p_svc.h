@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * natxd's libp2p side (docs/control.md "libp2p"): the identity file, the engine options that
+ * turn libp2p on in natx-engine, and the peer / ping / identify commands, which natxd answers
+ * by asking the engine (p2p.peer, p2p.ping, p2p.identify on the engine control socket).
+ */
+#ifndef NATX_CONTROL_P2P_SVC_H
+#define NATX_CONTROL_P2P_SVC_H
+
+#include <cjson/cJSON.h>
+
+#include "ctl_req.h"
+
+struct natxd;
+struct ctl_caller;
+
+/* File name of the identity inside the state directory. */
+#define P2P_KEY_FILE_NAME "libp2p.key"
+
+/*
+ * natxd_p2p_setup - when nat_traversal.enable_libp2p: create or load the identity in the state
+ * directory and tell the engine supervisor to pass --p2p-key-file / --p2p-listen. A failure is
+ * logged and leaves libp2p off (d->p2p_error says why); natxd keeps running.
+ */
+void natxd_p2p_setup(struct natxd *d);
+
+/* Control command handlers (rows "peer", "ping", "identify" of ctl_cmd_table). */
+int natxd_cmd_peer(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		   cJSON *reply, char *msg);
+int natxd_cmd_ping(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		   cJSON *reply, char *msg);
+int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		       cJSON *reply, char *msg);
+
+#endif
