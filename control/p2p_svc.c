@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "natx/err.h"
 #include "natx/log.h"
+#include "p2p/multiaddr.h"
 #include "p2p_key.h"
 #include "p2p_svc.h"
 
@@ -14,6 +15,21 @@
 
 /* @msg of a handler has room for CTL_MSG_MAX bytes (ctl_cmds.c). */
 enum { CTL_MSG_MAX = 512, P2P_ADDR_MAX = 1024, P2P_CALL_MS = 12000, P2P_PING_MAX = 32 };
+
+/* p2p_listen_check - 0 when @addr is /ip4|ip6/ADDR/tcp/PORT (what the engine can bind). */
+static int p2p_listen_check(const char *addr)
+{
+	uint8_t bin[MADDR_MAX_LEN];
+	struct sockaddr_storage ss;
+	size_t len;
+	int has_id = 0;
+
+	if (maddr_from_text(addr, bin, sizeof(bin), &len) ||
+	    maddr_to_sockaddr(bin, len, &ss, NULL, &has_id) || has_id) {
+		return -EINVAL;
+	}
+	return 0;
+}
 
 void natxd_p2p_setup(struct natxd *d)
 {
@@ -28,6 +44,13 @@ void natxd_p2p_setup(struct natxd *d)
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, P2P_KEY_FILE_NAME) >=
 	    sizeof(path)) {
 		snprintf(d->p2p_error, sizeof(d->p2p_error), "state_dir too long");
+		return;
+	}
+	if (p2p_listen_check(d->cfg.libp2p_listen_addr)) {
+		snprintf(d->p2p_error, sizeof(d->p2p_error),
+			 "libp2p_listen_addr '%.100s': need /ip4|ip6/ADDR/tcp/PORT",
+			 d->cfg.libp2p_listen_addr);
+		pr_err(MOD, "libp2p off: %s", d->p2p_error);
 		return;
 	}
 	if (p2p_key_ensure(path, d->p2p_peer, d->p2p_error, sizeof(d->p2p_error))) {
@@ -62,14 +85,16 @@ static int p2p_engine_err(int rc, const cJSON *r, char *msg)
 	if (!strcmp(c, "timeout") || rc == -ETIMEDOUT) {
 		return -ETIMEDOUT;
 	}
+	if (!strcmp(c, "peer_mismatch")) {
+		return -NATX_E_AUTH; /* Noise authenticated another peer ID than the dialled one */
+	}
 	if (!strcmp(c, "busy")) {
 		return -NATX_E_LIMIT;
 	}
 	return -NATX_E_CONNECT;
 }
 
-/* p2p_engine_call - @req to the engine with a deadline of @ms; moves the reply's members. */
-static int p2p_engine_call(struct natxd *d, cJSON *req, unsigned ms, cJSON *reply, char *msg)
+int p2p_engine_call(struct natxd *d, cJSON *req, unsigned ms, cJSON *reply, char *msg)
 {
 	unsigned saved = d->eng.timeout_ms;
 	cJSON *r = NULL, *item;

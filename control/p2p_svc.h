@@ -24,6 +24,14 @@ struct ctl_caller;
  */
 void natxd_p2p_setup(struct natxd *d);
 
+/*
+ * p2p_engine_call - send @req (consumed) to the engine with a deadline of @ms and move the
+ * reply's members (without v/id/ok) into @reply. 0, or -NATX_E_UNAVAILABLE (libp2p off, engine
+ * down), -EINVAL (bad address), -ETIMEDOUT, -NATX_E_LIMIT, -NATX_E_CONNECT (dial, Noise or
+ * protocol failure) with a line in @msg (CTL_MSG_MAX = 512 bytes).
+ */
+int p2p_engine_call(struct natxd *d, cJSON *req, unsigned ms, cJSON *reply, char *msg);
+
 /* Control command handlers (rows "peer", "ping", "identify" of ctl_cmd_table). */
 int natxd_cmd_peer(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		   cJSON *reply, char *msg);

@@ -173,7 +173,8 @@ static void ctl_cmd_p2p_peer(struct ctl_server *s, struct engine *eng, const str
 
 	if (!o) {
 		r->code = "p2p_off";
-		snprintf(r->msg, sizeof(r->msg), "libp2p is not enabled (--p2p-key-file)");
+		snprintf(r->msg, sizeof(r->msg), "libp2p is not enabled%s%.200s",
+			 p2p_eng_error()[0] ? ": " : " (--p2p-key-file)", p2p_eng_error());
 		return;
 	}
 	while ((item = o->child)) {
@@ -194,12 +195,16 @@ static void ctl_cmd_p2p_dial(struct ctl_server *s, struct engine *eng, const str
 	ret = p2p_eng_request(eng, kind, req->addr, req->count,
 			      req->timeout_ms ? req->timeout_ms : P2P_DIAL_TIMEOUT_MS + 2000, &o,
 			      r->msg, sizeof(r->msg));
+	if (ret == -ENOTCONN && p2p_eng_error()[0]) {
+		snprintf(r->msg, sizeof(r->msg), "libp2p is not enabled: %.200s", p2p_eng_error());
+	}
 	if (ret) {
-		r->code = ret == -ENOTCONN ? "p2p_off" :
-			  ret == -EINVAL   ? "bad_addr" :
-			  ret == -EBUSY	   ? "busy" :
-			  ret == -ETIMEDOUT ? "timeout" :
-					      "p2p_failed";
+		r->code = ret == -ENOTCONN     ? "p2p_off" :
+			  ret == -EINVAL       ? "bad_addr" :
+			  ret == -EBUSY	       ? "busy" :
+			  ret == -ETIMEDOUT    ? "timeout" :
+			  ret == -EKEYREJECTED ? "peer_mismatch" :
+						 "p2p_failed";
 		return;
 	}
 	while ((item = o->child)) {
@@ -213,7 +218,9 @@ static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_HELLO] = ctl_cmd_hello,   [CTL_FWD_ADD] = ctl_cmd_fwd_add,
 	[CTL_FWD_RM] = ctl_cmd_fwd_rm, [CTL_FWD_LIST] = ctl_cmd_fwd_list,
 	[CTL_STATS] = ctl_cmd_stats,   [CTL_SHUTDOWN] = ctl_cmd_shutdown,
-	[CTL_P2P_PEER] = ctl_cmd_p2p_peer, [CTL_P2P_PING] = ctl_cmd_p2p_dial,
+	/* libp2p (p2p_host.h) */
+	[CTL_P2P_PEER] = ctl_cmd_p2p_peer,
+	[CTL_P2P_PING] = ctl_cmd_p2p_dial,
 	[CTL_P2P_IDENTIFY] = ctl_cmd_p2p_dial,
 };
 

@@ -22,6 +22,14 @@
 
 enum { P2P_KEY_FILE_MAX = 4096 };
 
+/* Why the last p2p_eng_start failed (control thread only), for p2p.peer's error. */
+static char p2p_start_error[256];
+
+const char *p2p_eng_error(void)
+{
+	return p2p_start_error;
+}
+
 /* p2p_key_load - read the PrivateKey protobuf in @path into @idn. */
 static int p2p_key_load(struct p2p_identity *idn, const char *path, char *err, size_t errlen)
 {
@@ -197,6 +205,7 @@ wipe_idn:
 	p2p_identity_cleanup(&pe->idn);
 free_pe:
 	free(pe);
+	snprintf(p2p_start_error, sizeof(p2p_start_error), "%s", err);
 	return ret;
 }
 

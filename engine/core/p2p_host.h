@@ -97,6 +97,9 @@ int p2p_eng_start(struct engine *eng, const char *key_file, const char *listen, 
 /* p2p_eng_stop - after the shards have stopped: close listeners, wipe the key. NULL-safe. */
 void p2p_eng_stop(struct engine *eng);
 
+/* p2p_eng_error - why the last p2p_eng_start failed, "" when it did not. */
+const char *p2p_eng_error(void);
+
 /* p2p_eng_json - {"peer_id", "listen_addrs", "counters"} or NULL when libp2p is off. */
 cJSON *p2p_eng_json(struct engine *eng);
 

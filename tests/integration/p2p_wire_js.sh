@@ -170,13 +170,34 @@ python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.g
 ctl ping "/ip4/127.0.0.1/tcp/$(cat "$T/freeport")" >/dev/null 2>"$T/e1"; rc=$?
 [ $rc = 12 ] && grep -q connection_failed "$T/e1" || { cat "$T/e1"; fail "refused port: rc $rc"; }
 ctl ping "${JADDR%/p2p/*}/p2p/$PEER" >/dev/null 2>"$T/e2"; rc=$?
-[ $rc = 12 ] && grep -q connection_failed "$T/e2" || { cat "$T/e2"; fail "wrong peer ID: rc $rc"; }
+[ $rc = 13 ] && grep -q authentication_failed "$T/e2" || { cat "$T/e2"; fail "wrong peer ID: rc $rc"; }
 ctl ping "not-a-multiaddr" >/dev/null 2>"$T/e3"; rc=$?
 [ $rc = 4 ] || { cat "$T/e3"; fail "bad address: rc $rc"; }
 [ "$(counter dials_failed)" -ge 1 ] || fail "dials_failed not counted"
-pass "refused (rc 12), wrong /p2p/ ID (rc 12), malformed address (rc 4)"
+pass "refused (rc 12), wrong /p2p/ ID (rc 13), malformed address (rc 4)"
 
-# 5. the identity survives a restart
+# 5. the libp2p adapter: registered as the free direct TCP service, connect through it
+ctl --json services >"$T/svc.json" || fail "natxctl services"
+jq -e '.services | map(select(.type=="libp2p")) | length == 1 and .[0].capabilities.direct and
+	.[0].capabilities.tcp and (.[0].capabilities.paid | not) and .[0].operational' "$T/svc.json" \
+	>/dev/null || { cat "$T/svc.json"; fail "libp2p service"; }
+jq -e '.services[] | select(.type=="libp2p") | .detail | test("conns in [1-9]")' "$T/svc.json" \
+	>/dev/null || { cat "$T/svc.json"; fail "service detail without the engine counters"; }
+ctl --json connect "$JADDR" >"$T/conn.json" || { cat "$T/conn.json"; fail "natxctl connect"; }
+jq -e --arg a "$JADDR" '.connection_info.traversal_type == "libp2p" and
+	.connection_info.public_address == $a' "$T/conn.json" >/dev/null ||
+	{ cat "$T/conn.json"; fail "connection info"; }
+ctl connect "${JADDR%/p2p/*}/p2p/$PEER" >/dev/null 2>"$T/e4"; rc=$?
+[ $rc = 13 ] || { cat "$T/e4"; fail "connect to a wrong peer ID: rc $rc"; }
+ctl connect "node-without-multiaddr" >/dev/null 2>"$T/e5"; rc=$?
+grep -q node_not_found "$T/e5" || { cat "$T/e5"; fail "connect to a bare node id: rc $rc"; }
+ctl --json metrics >"$T/m.json"
+jq -e '.metrics.services.libp2p.connections_successful >= 1 and
+	.metrics.services.libp2p.connections_failed >= 1' "$T/m.json" >/dev/null ||
+	{ cat "$T/m.json"; fail "libp2p metrics"; }
+pass "libp2p service: connect -> traversal_type libp2p, wrong ID fails (rc $rc), bare id not found"
+
+# 6. the identity survives a restart
 stop_natxd
 start_natxd
 [ "$(jq -r .peer_id "$T/peer.json")" = "$PEER" ] || fail "peer ID changed across restart"
