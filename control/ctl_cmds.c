@@ -549,6 +549,10 @@ static const struct {
 	{ "peer", natxd_cmd_peer },
 	{ "ping", natxd_cmd_ping },
 	{ "identify", natxd_cmd_identify },
+	{ "p2p.expose", natxd_cmd_p2p_svc },
+	{ "p2p.forward", natxd_cmd_p2p_svc },
+	{ "p2p.ls", natxd_cmd_p2p_svc },
+	{ "p2p.close", natxd_cmd_p2p_svc },
 };
 
 static ctl_handler_fn ctl_handler_find(const char *name)

@@ -530,16 +530,30 @@ int main(int argc, char **argv)
 			i++;
 			continue;
 		}
-		if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {
-			char *end;
-			unsigned long id = strtoul(a, &end, 10);
+		if (c->arg) {
+			/* c->arg names the positional arguments in order, space separated. */
+			char names[64], *save, *name;
+			bool used = false;
 
-			if (!strcmp(c->arg, "forward") && a[0] && !*end) {
-				cJSON_AddNumberToObject(req, c->arg, (double)id);
-			} else {
-				cJSON_AddStringToObject(req, c->arg, a);
+			snprintf(names, sizeof(names), "%s", c->arg);
+			for (name = strtok_r(names, " ", &save); name && !used;
+			     name = strtok_r(NULL, " ", &save)) {
+				char *end;
+				unsigned long id = strtoul(a, &end, 10);
+
+				if (cJSON_GetObjectItemCaseSensitive(req, name)) {
+					continue;
+				}
+				if (!strcmp(name, "forward") && a[0] && !*end) {
+					cJSON_AddNumberToObject(req, name, (double)id);
+				} else {
+					cJSON_AddStringToObject(req, name, a);
+				}
+				used = true;
 			}
-			continue;
+			if (used) {
+				continue;
+			}
 		}
 bad_arg:
 		fprintf(stderr, "natxctl: unexpected argument '%s'\n", a);
@@ -551,10 +565,17 @@ bad_arg:
 	    !cJSON_GetObjectItemCaseSensitive(req, "allow_payment")) {
 		cJSON_AddTrueToObject(req, "allow_payment");
 	}
-	if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {
-		fprintf(stderr, "natxctl: %s needs %s\n", c->words, c->usage);
-		cJSON_Delete(req);
-		return CTL_EXIT_USAGE;
+	if (c->arg) {
+		char names[64], *save, *name;
+
+		snprintf(names, sizeof(names), "%s", c->arg);
+		for (name = strtok_r(names, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+			if (!cJSON_GetObjectItemCaseSensitive(req, name)) {
+				fprintf(stderr, "natxctl: %s needs %s\n", c->words, c->usage);
+				cJSON_Delete(req);
+				return CTL_EXIT_USAGE;
+			}
+		}
 	}
 	if (!sock) {
 		config_defaults(&defaults, natxctl_getenv);

@@ -2,6 +2,7 @@
 /* natxd's libp2p identity, engine options and commands (see p2p_svc.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
@@ -88,7 +89,19 @@ static int p2p_engine_err(int rc, const cJSON *r, char *msg)
 	if (!strcmp(c, "peer_mismatch")) {
 		return -NATX_E_AUTH; /* Noise authenticated another peer ID than the dialled one */
 	}
-	if (!strcmp(c, "busy")) {
+	if (!strcmp(c, "exists")) {
+		return -EEXIST;
+	}
+	if (!strcmp(c, "not_found")) {
+		return -ENOENT;
+	}
+	if (!strcmp(c, "addr_in_use")) {
+		return -EADDRINUSE;
+	}
+	if (!strcmp(c, "bad_request")) {
+		return -EINVAL;
+	}
+	if (!strcmp(c, "busy") || !strcmp(c, "limit")) {
 		return -NATX_E_LIMIT;
 	}
 	return -NATX_E_CONNECT;
@@ -206,4 +219,48 @@ int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const stru
 	}
 	cJSON_AddNumberToObject(q, "timeout_ms", P2P_CALL_MS - 1000);
 	return p2p_engine_call(d, q, P2P_CALL_MS, reply, msg);
+}
+
+int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		      cJSON *reply, char *msg)
+{
+	static const char *const keys[] = { "protocol", "target", "listen", "addr" };
+	cJSON *q = cJSON_CreateObject();
+	const char *sid;
+	int rc;
+
+	if (!q || !cJSON_AddStringToObject(q, "cmd", req->cmd)) {
+		cJSON_Delete(q);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = ctl_req_str(req, keys[i], P2P_ADDR_MAX - 1, &rc);
+
+		if (!v && rc != -ENOENT) {
+			snprintf(msg, CTL_MSG_MAX, "\"%s\" must be a string under %d bytes",
+				 keys[i], P2P_ADDR_MAX);
+			cJSON_Delete(q);
+			return -EINVAL;
+		}
+		if (v) {
+			cJSON_AddStringToObject(q, keys[i], v);
+		}
+	}
+	sid = ctl_req_str(req, "service", 10, &rc);
+	if (sid) {
+		char *end;
+		unsigned long n = strtoul(sid, &end, 10);
+
+		if (!sid[0] || *end || n > 0xffffffffUL) {
+			snprintf(msg, CTL_MSG_MAX, "\"service\" must be a service id");
+			cJSON_Delete(q);
+			return -EINVAL;
+		}
+		cJSON_AddNumberToObject(q, "fwd_id", (double)n);
+	} else if (rc != -ENOENT) {
+		snprintf(msg, CTL_MSG_MAX, "\"service\" must be a service id");
+		cJSON_Delete(q);
+		return -EINVAL;
+	}
+	return p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
 }

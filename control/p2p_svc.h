@@ -37,6 +37,9 @@ int natxd_cmd_peer(struct natxd *d, const struct ctl_caller *who, const struct c
 		   cJSON *reply, char *msg);
 int natxd_cmd_ping(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		   cJSON *reply, char *msg);
+/* natxd_cmd_p2p_svc - p2p.expose / p2p.forward / p2p.ls / p2p.close, passed to the engine. */
+int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		      cJSON *reply, char *msg);
 int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		       cJSON *reply, char *msg);
 

@@ -27,6 +27,10 @@ enum ctl_cmd {
 	CTL_P2P_PEER,
 	CTL_P2P_PING,
 	CTL_P2P_IDENTIFY,
+	CTL_P2P_EXPOSE,
+	CTL_P2P_FORWARD,
+	CTL_P2P_LS,
+	CTL_P2P_CLOSE,
 };
 
 enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };
@@ -44,6 +48,9 @@ struct ctl_req {
 	bool has_addr;
 	uint32_t count; /* p2p.ping: 1..CTL_PING_MAX, 0 = absent */
 	uint32_t timeout_ms; /* p2p.ping, p2p.identify: 0 = default */
+	char protocol[CTL_ADDR_MAX]; /* p2p.expose, p2p.forward */
+	char target[CTL_ADDR_MAX]; /* p2p.expose: host:port */
+	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port */
 };
 
 /*

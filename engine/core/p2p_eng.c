@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,12 @@ void p2p_eng_stop(struct engine *eng)
 	while (pe->nlfd) {
 		close(pe->lfd[--pe->nlfd]);
 	}
+	for (int i = 0; i < P2P_SVC_MAX; i++) {
+		/* CLOSING listeners were closed by shard 0 at its teardown. */
+		if (pe->svc[i].kind == P2P_SVC_FORWARD) {
+			close(pe->svc[i].lfd);
+		}
+	}
 	for (int r = 0; r < P2P_REQ_MAX; r++) {
 		cJSON_Delete(pe->req[r].result);
 	}
@@ -339,4 +346,280 @@ int p2p_eng_request(struct engine *eng, enum p2p_req_kind kind, const char *madd
 	q->result = NULL;
 	__atomic_store_n(&q->state, P2P_REQ_FREE, __ATOMIC_RELEASE);
 	return ret;
+}
+
+/* ---- p2p expose / forward (control thread) ------------------------------------------------- */
+
+/* p2p_hostport - "host:port" or "[v6]:port" (a name is resolved once) into @ss. */
+static int p2p_hostport(const char *text, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	char host[256];
+	const char *colon = strrchr(text, ':');
+	struct addrinfo *res;
+	size_t hl;
+
+	if (!colon || colon == text || !colon[1] || strlen(colon + 1) > 5) {
+		return -EINVAL;
+	}
+	hl = (size_t)(colon - text);
+	if (text[0] == '[') {
+		if (hl < 3 || text[hl - 1] != ']') {
+			return -EINVAL;
+		}
+		text++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host)) {
+		return -EINVAL;
+	}
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	for (const char *p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9') {
+			return -EINVAL;
+		}
+	}
+	if (getaddrinfo(host, colon + 1, &hints, &res) || !res) {
+		return -ENOENT;
+	}
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* p2p_svc_slot - a free service slot, or NULL. */
+static struct p2p_svc *p2p_svc_slot(struct p2p_eng *pe)
+{
+	for (int i = 0; i < P2P_SVC_MAX; i++) {
+		if (__atomic_load_n(&pe->svc[i].kind, __ATOMIC_ACQUIRE) == P2P_SVC_FREE) {
+			return &pe->svc[i];
+		}
+	}
+	return NULL;
+}
+
+static void p2p_svc_write_begin(struct p2p_svc *v)
+{
+	__atomic_add_fetch(&v->seq, 1, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+/* p2p_svc_publish - end the seqlock write and tell every shard to refresh its view. */
+static void p2p_svc_publish(struct engine *eng, struct p2p_svc *v)
+{
+	__atomic_add_fetch(&v->seq, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&eng->p2p->svc_gen, 1, __ATOMIC_RELEASE);
+	for (unsigned int i = 0; i < eng->nshards; i++) {
+		p2p_shard_msg(eng, i, 64); /* P2P_MSG_REFRESH */
+	}
+}
+
+/* p2p_svc_find_proto - the live service of @kind for @protocol, or NULL. */
+static struct p2p_svc *p2p_svc_find_proto(struct p2p_eng *pe, int kind, const char *protocol)
+{
+	for (int i = 0; i < P2P_SVC_MAX; i++) {
+		if (__atomic_load_n(&pe->svc[i].kind, __ATOMIC_ACQUIRE) == kind &&
+		    !strcmp(pe->svc[i].protocol, protocol)) {
+			return &pe->svc[i];
+		}
+	}
+	return NULL;
+}
+
+/* p2p_proto_check - a multistream protocol name: "/..." printable, no newline. */
+static int p2p_proto_check(const char *protocol, char *err, size_t errlen)
+{
+	size_t n = strlen(protocol);
+
+	if (protocol[0] != '/' || n < 2 || n >= P2P_PROTO_MAX) {
+		snprintf(err, errlen, "protocol must start with / and have 2..%d bytes",
+			 P2P_PROTO_MAX - 1);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)protocol[i] <= ' ' || protocol[i] == 0x7f) {
+			snprintf(err, errlen, "protocol has a space or control character");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target, uint32_t *id,
+		   char *err, size_t errlen)
+{
+	struct p2p_eng *pe = eng->p2p;
+	struct sockaddr_storage ss;
+	struct p2p_svc *v;
+	int ret;
+
+	if (!pe) {
+		snprintf(err, errlen, "libp2p is not enabled in this engine");
+		return -ENOTCONN;
+	}
+	ret = p2p_proto_check(protocol, err, errlen);
+	if (ret) {
+		return ret;
+	}
+	if (p2p_svc_find_proto(pe, P2P_SVC_EXPOSE, protocol)) {
+		snprintf(err, errlen, "%.100s is already exposed", protocol);
+		return -EEXIST;
+	}
+	ret = p2p_hostport(target, &ss);
+	if (ret) {
+		snprintf(err, errlen, "target '%.100s': need host:port", target);
+		return ret;
+	}
+	v = p2p_svc_slot(pe);
+	if (!v) {
+		snprintf(err, errlen, "at most %d p2p services", P2P_SVC_MAX);
+		return -ENOSPC;
+	}
+	p2p_svc_write_begin(v);
+	v->id = ++pe->next_svc_id;
+	snprintf(v->protocol, sizeof(v->protocol), "%s", protocol);
+	v->addr = ss;
+	snprintf(v->text, sizeof(v->text), "%s", target);
+	v->listen_txt[0] = '\0';
+	v->lfd = -1;
+	memset(v->st, 0, sizeof(v->st));
+	__atomic_store_n(&v->kind, P2P_SVC_EXPOSE, __ATOMIC_RELEASE);
+	p2p_svc_publish(eng, v);
+	*id = v->id;
+	return 0;
+}
+
+int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen_at,
+		    const char *peer, uint32_t *id, char *err, size_t errlen)
+{
+	struct p2p_eng *pe = eng->p2p;
+	struct sockaddr_storage ls, ps;
+	struct peer_id pid;
+	uint8_t bin[MADDR_MAX_LEN];
+	struct p2p_svc *v;
+	socklen_t sl = sizeof(ls);
+	size_t blen;
+	int has_id = 0, one = 1, fd, ret;
+
+	if (!pe) {
+		snprintf(err, errlen, "libp2p is not enabled in this engine");
+		return -ENOTCONN;
+	}
+	ret = p2p_proto_check(protocol, err, errlen);
+	if (ret) {
+		return ret;
+	}
+	ret = maddr_from_text(peer, bin, sizeof(bin), &blen);
+	if (!ret) {
+		ret = maddr_to_sockaddr(bin, blen, &ps, &pid, &has_id);
+	}
+	if (ret || !has_id) {
+		snprintf(err, errlen, "peer '%.100s': need /ip4|ip6/ADDR/tcp/PORT/p2p/ID", peer);
+		return -EINVAL;
+	}
+	if (p2p_hostport(listen_at, &ls)) {
+		snprintf(err, errlen, "listen '%.100s': need host:port", listen_at);
+		return -EINVAL;
+	}
+	v = p2p_svc_slot(pe);
+	if (!v) {
+		snprintf(err, errlen, "at most %d p2p services", P2P_SVC_MAX);
+		return -ENOSPC;
+	}
+	fd = socket(ls.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "listen: %s", strerror(errno));
+		return ret;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ls,
+		 ls.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+					    sizeof(struct sockaddr_in)) ||
+	    listen(fd, 128) || getsockname(fd, (struct sockaddr *)&ls, &sl)) {
+		ret = -errno;
+		snprintf(err, errlen, "listen %.100s: %s", listen_at, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	p2p_svc_write_begin(v);
+	v->id = ++pe->next_svc_id;
+	snprintf(v->protocol, sizeof(v->protocol), "%s", protocol);
+	v->addr = ps;
+	v->peer = pid;
+	snprintf(v->text, sizeof(v->text), "%s", peer);
+	if (maddr_from_sockaddr((struct sockaddr *)&ls, bin, sizeof(bin), &blen) ||
+	    maddr_to_text(bin, blen, v->listen_txt, sizeof(v->listen_txt)) < 0) {
+		v->listen_txt[0] = '\0';
+	}
+	v->lfd = fd;
+	memset(v->st, 0, sizeof(v->st));
+	__atomic_store_n(&v->kind, P2P_SVC_FORWARD, __ATOMIC_RELEASE);
+	p2p_svc_publish(eng, v);
+	*id = v->id;
+	return 0;
+}
+
+int p2p_eng_svc_close(struct engine *eng, uint32_t id)
+{
+	struct p2p_eng *pe = eng->p2p;
+
+	for (int i = 0; pe && i < P2P_SVC_MAX; i++) {
+		struct p2p_svc *v = &pe->svc[i];
+		int kind = __atomic_load_n(&v->kind, __ATOMIC_ACQUIRE);
+
+		if ((kind != P2P_SVC_EXPOSE && kind != P2P_SVC_FORWARD) || v->id != id) {
+			continue;
+		}
+		p2p_svc_write_begin(v);
+		/* A forward's listener is closed by shard 0 once its accept has ended. */
+		__atomic_store_n(&v->kind, kind == P2P_SVC_FORWARD ? P2P_SVC_CLOSING : P2P_SVC_FREE,
+				 __ATOMIC_RELEASE);
+		p2p_svc_publish(eng, v);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+cJSON *p2p_eng_svc_json(struct engine *eng)
+{
+	struct p2p_eng *pe = eng->p2p;
+	cJSON *a = cJSON_CreateArray();
+
+	for (int i = 0; pe && i < P2P_SVC_MAX; i++) {
+		struct p2p_svc *v = &pe->svc[i];
+		int kind = __atomic_load_n(&v->kind, __ATOMIC_ACQUIRE);
+		struct p2p_svc_stats sum = { 0 };
+		cJSON *o;
+
+		if (kind != P2P_SVC_EXPOSE && kind != P2P_SVC_FORWARD) {
+			continue;
+		}
+		for (unsigned int s = 0; s < eng->nshards && s < 64; s++) {
+			sum.streams_open += stat_get(&v->st[s].streams_open);
+			sum.streams_total += stat_get(&v->st[s].streams_total);
+			sum.streams_failed += stat_get(&v->st[s].streams_failed);
+			sum.bytes_to_tcp += stat_get(&v->st[s].bytes_to_tcp);
+			sum.bytes_to_p2p += stat_get(&v->st[s].bytes_to_p2p);
+		}
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "id", v->id);
+		cJSON_AddStringToObject(o, "kind", kind == P2P_SVC_EXPOSE ? "expose" : "forward");
+		cJSON_AddStringToObject(o, "protocol", v->protocol);
+		if (kind == P2P_SVC_EXPOSE) {
+			cJSON_AddStringToObject(o, "target", v->text);
+		} else {
+			cJSON_AddStringToObject(o, "listen", v->listen_txt);
+			cJSON_AddStringToObject(o, "peer", v->text);
+		}
+		cJSON_AddNumberToObject(o, "streams_open", (double)sum.streams_open);
+		cJSON_AddNumberToObject(o, "streams_total", (double)sum.streams_total);
+		cJSON_AddNumberToObject(o, "streams_failed", (double)sum.streams_failed);
+		cJSON_AddNumberToObject(o, "bytes_to_tcp", (double)sum.bytes_to_tcp);
+		cJSON_AddNumberToObject(o, "bytes_to_p2p", (double)sum.bytes_to_p2p);
+		cJSON_AddItemToArray(a, o);
+	}
+	return a;
 }

@@ -16,43 +16,11 @@
 #include "natx/udata.h"
 #include "p2p/conn.h"
 #include "p2p_host.h"
+#include "p2p_int.h"
 
 #define MOD "p2p"
 
-enum { P2P_D_ACCEPT = 0, P2P_D_RECV = 1, P2P_D_SEND = 2, P2P_D_MSG = 3 };
-
-/* struct p2p_sconn - one libp2p connection of a shard. */
-struct p2p_sconn {
-	struct p2p_shard *ps;
-	struct p2p_conn *c; /* NULL: slot free */
-	int fd;
-	uint32_t slot;
-	uint32_t inflight; /* SQEs whose CQE has not arrived */
-	uint32_t next_free;
-	bool recv_busy, send_busy;
-	bool connecting; /* dial: IORING_OP_CONNECT in flight */
-	bool dead; /* failed or finished: flush, cancel, close */
-	bool sock_err; /* the socket itself failed: do not flush */
-	bool cancelled; /* cancel submitted */
-	bool finishing; /* request done: GoAway and close on the next pump */
-	bool tcp_up; /* accepted, or the connect succeeded */
-	bool established; /* on_established ran */
-	int req; /* dial request index, -1 none */
-	unsigned int pings_done;
-	uint64_t deadline_ms; /* dials: request deadline */
-	struct sockaddr_storage ss; /* connect target (stable while the SQE is in flight) */
-};
-
-struct p2p_shard {
-	struct shard *sh;
-	struct p2p_host host;
-	struct p2p_sconn conns[P2P_CONNS_MAX];
-	uint32_t free_head;
-	bool accept_armed;
-	bool started;
-};
-
-static struct p2p_shard_stats *p2p_st(struct p2p_shard *ps)
+struct p2p_shard_stats *p2p_st(struct p2p_shard *ps)
 {
 	return &ps->sh->eng->p2p->st[ps->sh->idx];
 }
@@ -91,10 +59,8 @@ static void p2p_sconn_req_fail(struct p2p_sconn *sc, int err)
 
 /* ---- connection I/O ------------------------------------------------------------------------ */
 
-static void p2p_sconn_pump(struct p2p_sconn *sc);
-
 /* p2p_sconn_fail - mark @sc dead with @err (0: orderly EOF) and count it. */
-static void p2p_sconn_fail(struct p2p_sconn *sc, int err)
+void p2p_sconn_fail(struct p2p_sconn *sc, int err)
 {
 	struct p2p_shard_stats *st = p2p_st(sc->ps);
 
@@ -120,10 +86,14 @@ static void p2p_sconn_free(struct p2p_sconn *sc)
 	struct p2p_shard *ps = sc->ps;
 	struct p2p_shard_stats *st = p2p_st(ps);
 
-	stat_add(&st->pings_served, p2p_conn_stats(sc->c)->pings_served);
+	struct p2p_conn *c = sc->c;
+
+	stat_add(&st->pings_served, p2p_conn_stats(c)->pings_served);
 	p2p_sconn_req_fail(sc, -ECONNRESET);
-	p2p_conn_free(sc->c);
+	p2p_bridge_conn_gone(ps, sc->slot);
+	/* Cleared first: bridges reacting to on_stream_close must not pump this connection. */
 	sc->c = NULL;
+	p2p_conn_free(c);
 	if (sc->fd >= 0) {
 		close(sc->fd);
 	}
@@ -160,7 +130,7 @@ static uint64_t p2p_ud(struct p2p_sconn *sc, unsigned int dir)
  * p2p_sconn_pump - after every event: start the send of queued output and the next recv, or,
  * for a dead connection, flush what is queued (a GoAway) once, cancel and close.
  */
-static void p2p_sconn_pump(struct p2p_sconn *sc)
+void p2p_sconn_pump(struct p2p_sconn *sc)
 {
 	struct shard *sh = sc->ps->sh;
 	struct io_uring_sqe *sqe;
@@ -236,6 +206,9 @@ static void p2p_on_established(void *ctx, struct p2p_conn *c)
 
 	sc->established = true;
 	stat_add(&p2p_st(sc->ps)->conns_established, 1);
+	if (sc->fwd) {
+		p2p_bridge_conn_up(sc->ps, sc);
+	}
 	if (sc->req < 0) {
 		return;
 	}
@@ -321,8 +294,17 @@ static void p2p_on_ping(void *ctx, struct p2p_conn *c, int64_t rtt_ms, int err)
 	sc->finishing = true;
 }
 
+static void p2p_on_stream_open(void *ctx, struct p2p_stream *s, const char *protocol)
+{
+	struct p2p_sconn *sc = ctx;
+
+	/* Only inbound application streams reach here (bridges set their own ops). */
+	p2p_bridge_on_stream_open(sc, s, protocol);
+}
+
 static const struct p2p_conn_ops p2p_sconn_ops = {
 	.on_established = p2p_on_established,
+	.on_stream_open = p2p_on_stream_open,
 	.on_identify = p2p_on_identify,
 	.on_ping = p2p_on_ping,
 };
@@ -334,8 +316,13 @@ static struct p2p_sconn *p2p_sconn_new(struct p2p_shard *ps, int fd, bool dialer
 				       const struct peer_id *expect)
 {
 	struct p2p_shard_stats *st = p2p_st(ps);
-	struct p2p_sconn *sc = p2p_sconn_alloc(ps);
+	struct p2p_sconn *sc;
 	int one = 1, err;
+
+	if (ps->svc_gen != __atomic_load_n(&ps->sh->eng->p2p->svc_gen, __ATOMIC_ACQUIRE)) {
+		p2p_svc_refresh(ps); /* new connections must offer the exposed protocols */
+	}
+	sc = p2p_sconn_alloc(ps);
 
 	if (!sc) {
 		stat_add(&st->conns_refused, 1);
@@ -454,6 +441,43 @@ static void p2p_dial(struct p2p_shard *ps, int r)
 	sc->inflight++;
 }
 
+struct p2p_sconn *p2p_sconn_dial_fwd(struct p2p_shard *ps, const struct sockaddr_storage *ss,
+				     const struct peer_id *peer)
+{
+	struct io_uring_sqe *sqe;
+	struct p2p_sconn *sc;
+	int fd;
+
+	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
+		sc = &ps->conns[i];
+		if (sc->c && sc->fwd && !sc->dead && peerid_equal(&sc->peer, peer)) {
+			return sc;
+		}
+	}
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return NULL;
+	}
+	sc = p2p_sconn_new(ps, fd, true, peer);
+	if (!sc) {
+		close(fd);
+		return NULL;
+	}
+	sc->fwd = true;
+	sc->peer = *peer;
+	sc->ss = *ss;
+	sc->connecting = true;
+	sc->deadline_ms = ps->sh->now_ms + P2P_DIAL_TIMEOUT_MS;
+	p2p_conn_set_remote_addr(sc->c, (struct sockaddr *)&sc->ss);
+	sqe = shard_sqe(ps->sh);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sc->ss,
+			      sc->ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+							     sizeof(struct sockaddr_in));
+	io_uring_sqe_set_data64(sqe, p2p_ud(sc, P2P_D_SEND));
+	sc->inflight++;
+	return sc;
+}
+
 void p2p_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 {
 	struct p2p_shard *ps = sh->p2p;
@@ -475,6 +499,8 @@ void p2p_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 		ps->started = true;
 		if (slot == 0) {
 			p2p_accept_arm(ps);
+		} else if (slot == P2P_MSG_REFRESH) {
+			p2p_svc_refresh(ps);
 		} else if (slot <= P2P_REQ_MAX) {
 			p2p_dial(ps, (int)slot - 1);
 		}
@@ -484,25 +510,41 @@ void p2p_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 		return;
 	}
 	if (dir == P2P_D_ACCEPT) {
-		p2p_handle_accept(ps, cqe);
+		if (slot == 0) {
+			p2p_handle_accept(ps, cqe);
+		} else if (slot <= P2P_SVC_MAX) {
+			p2p_bridge_fwd_accept(ps, slot - 1, cqe);
+		}
 		return;
 	}
-	if (slot >= P2P_CONNS_MAX || !ps->conns[slot].c) {
+	if (slot >= P2P_CONNS_MAX) {
+		p2p_bridge_handle_cqe(ps, slot - P2P_CONNS_MAX, dir, cqe->res);
+		return;
+	}
+	if (!ps->conns[slot].c) {
 		return;
 	}
 	sc = &ps->conns[slot];
 	sc->inflight--;
 	if (dir == P2P_D_RECV) {
-		sc->recv_busy = false;
 		if (cqe->res <= 0) {
+			sc->recv_busy = false;
 			if (cqe->res != -ECANCELED) {
 				sc->sock_err = cqe->res < 0;
 				p2p_sconn_fail(sc, cqe->res ? cqe->res : -ECONNRESET);
 			}
 		} else if (!sc->dead) {
 			stat_add(&p2p_st(ps)->bytes_in, (uint64_t)cqe->res);
+			/*
+			 * recv_busy stays set while the bytes are processed: a callback that pumps
+			 * this connection (a bridge) must not start a recv into the input buffer,
+			 * which recv_commit compacts when it returns.
+			 */
 			ret = p2p_conn_recv_commit(sc->c, (size_t)cqe->res);
+			sc->recv_busy = false;
 			p2p_sconn_check(sc, ret);
+		} else {
+			sc->recv_busy = false;
 		}
 	} else if (sc->connecting) {
 		sc->connecting = false;
@@ -541,13 +583,17 @@ void p2p_shard_tick(struct shard *sh)
 	if (!ps->accept_armed && ps->started) {
 		p2p_accept_arm(ps);
 	}
+	if (ps->svc_gen != __atomic_load_n(&sh->eng->p2p->svc_gen, __ATOMIC_ACQUIRE)) {
+		p2p_svc_refresh(ps);
+	}
 	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
 		struct p2p_sconn *sc = &ps->conns[i];
 
 		if (!sc->c || sc->dead) {
 			continue;
 		}
-		if (sc->req >= 0 && sh->now_ms >= sc->deadline_ms) {
+		if (sc->deadline_ms && sh->now_ms >= sc->deadline_ms &&
+		    (sc->req >= 0 || !sc->established)) {
 			if (sc->connecting) {
 				stat_add(&p2p_st(ps)->dials_failed, 1);
 			}
@@ -567,7 +613,9 @@ void p2p_shard_teardown(struct shard *sh)
 	if (!ps) {
 		return;
 	}
-	/* The ring's requests are gone (shard_cancel_all ran). */
+	/* The ring's requests are gone (shard_cancel_all ran). Bridges first: freeing a
+	 * connection calls on_stream_close of its bridged streams. */
+	p2p_bridge_teardown(ps);
 	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
 		if (ps->conns[i].c) {
 			ps->conns[i].inflight = 0;

@@ -71,6 +71,39 @@ struct p2p_req {
 	int err; /* 0 or -errno / -NATX_E_* */
 };
 
+enum {
+	P2P_SVC_MAX = 32, /* p2p expose + forward entries */
+	P2P_PROTO_MAX = 128, /* bytes of a protocol name, NUL included */
+	P2P_BRIDGES_MAX = 256, /* bridged streams per shard */
+	P2P_BRIDGE_BUF = 64 * 1024, /* TCP -> stream read buffer per bridge */
+};
+
+enum p2p_svc_kind { P2P_SVC_FREE = 0, P2P_SVC_EXPOSE, P2P_SVC_FORWARD, P2P_SVC_CLOSING };
+
+/* struct p2p_svc_stats - per service, per shard (written only by that shard). */
+struct p2p_svc_stats {
+	uint64_t streams_open, streams_total, streams_failed;
+	uint64_t bytes_to_tcp, bytes_to_p2p;
+} __attribute__((aligned(64)));
+
+/*
+ * struct p2p_svc - one `p2p expose` or `p2p forward`. Written by the control thread under the
+ * seqlock @seq (odd while writing); shards copy it (retrying when @seq moved) when @svc_gen
+ * changes. A closing forward's listener is closed by shard 0, which then frees the entry.
+ */
+struct p2p_svc {
+	uint32_t seq;
+	int kind; /* enum p2p_svc_kind, atomic */
+	uint32_t id;
+	char protocol[P2P_PROTO_MAX];
+	struct sockaddr_storage addr; /* expose: TCP target; forward: the peer's TCP address */
+	struct peer_id peer; /* forward: the peer to dial */
+	char text[MADDR_TEXT_MAX]; /* expose: target host:port; forward: peer multiaddr */
+	char listen_txt[64]; /* forward: bound listen address */
+	int lfd; /* forward: listener (accepted on shard 0) */
+	struct p2p_svc_stats st[64];
+};
+
 /* struct p2p_eng - what the control thread set up; read-only for shards after start. */
 struct p2p_eng {
 	struct p2p_identity idn;
@@ -84,6 +117,9 @@ struct p2p_eng {
 	size_t laddr_lens[1];
 	struct p2p_shard_stats st[64];
 	struct p2p_req req[P2P_REQ_MAX];
+	struct p2p_svc svc[P2P_SVC_MAX];
+	uint32_t svc_gen; /* bumped after every change of svc[] */
+	uint32_t next_svc_id;
 };
 
 /*
@@ -111,6 +147,28 @@ cJSON *p2p_eng_json(struct engine *eng);
  */
 int p2p_eng_request(struct engine *eng, enum p2p_req_kind kind, const char *maddr,
 		    unsigned int count, uint32_t timeout_ms, cJSON **out, char *err, size_t errlen);
+
+/*
+ * p2p_eng_expose - accept inbound streams of @protocol (on connections made from now on) and
+ * bridge each to a new TCP connection to @target ("host:port"). 0 with *@id, -EEXIST (already
+ * exposed), -EINVAL, -ENOSPC, -ENOTCONN (libp2p off); @err gets a line.
+ */
+int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target, uint32_t *id,
+		   char *err, size_t errlen);
+
+/*
+ * p2p_eng_forward - listen on @listen ("host:port", port 0 = ephemeral) and bridge each
+ * accepted TCP connection to a new stream of @protocol to @peer (multiaddr with /p2p/ID).
+ * 0 with *@id, or -errno with @err.
+ */
+int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen, const char *peer,
+		    uint32_t *id, char *err, size_t errlen);
+
+/* p2p_eng_svc_close - stop service @id (open streams continue). 0 or -ENOENT. */
+int p2p_eng_svc_close(struct engine *eng, uint32_t id);
+
+/* p2p_eng_svc_json - the services as a JSON array with their counters. */
+cJSON *p2p_eng_svc_json(struct engine *eng);
 
 /* Shard hooks (shard thread). */
 void p2p_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe);
