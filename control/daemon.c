@@ -88,7 +88,8 @@ int natxd_reload(struct natxd *d, char *err)
 		return rc;
 	}
 	if (nc->ctl_group[0] && !getgrnam(nc->ctl_group)) {
-		snprintf(err, CONFIG_ERR_MAX, "control.group: no group named '%.64s'", nc->ctl_group);
+		snprintf(err, CONFIG_ERR_MAX, "control.group: no group named '%.64s'",
+			 nc->ctl_group);
 		pr_err(MOD, "reload rejected, keeping the running configuration: %s", err);
 		snprintf(d->reload_error, sizeof(d->reload_error), "%s", err);
 		free(nc);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole natx test suite, exactly as CI runs it (README "Test", .ci/run):
-#   1. install dependencies (deploy/install-deps.sh)
+#   1. install dependencies (deploy/install-deps.sh), check formatting
 #   2. ASan/UBSan build, unit tests
 #   3. clang libFuzzer build, a bounded smoke run of every fuzz target
 #   4. release build with -Werror, every test (unit + integration); its summary is the last line
@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
 
 bash deploy/install-deps.sh
+
+echo "== style: clang-format (kernel-derived .clang-format)"
+git ls-files -z '*.c' '*.h' 2>/dev/null | xargs -0 -r clang-format --dry-run --Werror
 
 echo "== sanitizer build (ASan+UBSan): unit tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNATX_SANITIZE=ON -DNATX_WERROR=ON >/dev/null

@@ -20,8 +20,8 @@ static int log_nrules;
 static enum log_level log_default = LOG_INFO;
 
 static const char *const log_names[] = {
-	[LOG_OFF] = "off",     [LOG_ERROR] = "error", [LOG_WARN] = "warn",
-	[LOG_INFO] = "info",   [LOG_DEBUG] = "debug", [LOG_TRACE] = "trace",
+	[LOG_OFF] = "off",   [LOG_ERROR] = "error", [LOG_WARN] = "warn",
+	[LOG_INFO] = "info", [LOG_DEBUG] = "debug", [LOG_TRACE] = "trace",
 };
 
 static int log_level_parse(const char *s, size_t len, enum log_level *out)
@@ -95,8 +95,9 @@ void log_write(const char *module, enum log_level level, const char *fmt, ...)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	n = snprintf(line, sizeof(line),
+		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		     ts.tv_nsec / 1000000, log_names[level], module);
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(line)) {

@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "natx/err.h"
-#include "natx/rd.h"
 #include "autonat.h"
 #include "autonat.pb-c.h"
 #include "lpm.h"
+#include "pbframe.h"
 #include "multiaddr.h"
 
 static const struct p2p_conn_ops detached_ops = { 0 };
@@ -21,8 +21,6 @@ int autonat_encode(const struct autonat_msg *m, uint8_t *out, size_t cap, size_t
 	P2p__Autonat__Message__PeerInfo pi = P2P__AUTONAT__MESSAGE__PEER_INFO__INIT;
 	P2p__Autonat__Message__DialResponse dr = P2P__AUTONAT__MESSAGE__DIAL_RESPONSE__INIT;
 	ProtobufCBinaryData addrs[RELAY_MAX_ADDRS];
-	size_t n;
-	struct wr w;
 
 	pb.has_type = 1; /* DIAL = 0 must be on the wire */
 	pb.type = (P2p__Autonat__Message__MessageType)m->type;
@@ -30,12 +28,7 @@ int autonat_encode(const struct autonat_msg *m, uint8_t *out, size_t cap, size_t
 		pi.has_id = 1;
 		pi.id.data = (uint8_t *)m->peer.b;
 		pi.id.len = m->peer.len;
-		for (size_t i = 0; i < m->addrs.n; i++) {
-			addrs[i].data = (uint8_t *)m->addrs.b[i];
-			addrs[i].len = m->addrs.lens[i];
-		}
-		pi.n_addrs = m->addrs.n;
-		pi.addrs = addrs;
+		pbframe_addrs_view(&m->addrs, addrs, &pi.n_addrs, &pi.addrs);
 		dial.peer = &pi;
 		pb.dial = &dial;
 	}
@@ -50,32 +43,20 @@ int autonat_encode(const struct autonat_msg *m, uint8_t *out, size_t cap, size_t
 		}
 		pb.dialresponse = &dr;
 	}
-	n = p2p__autonat__message__get_packed_size(&pb);
-	if (n > AUTONAT_MAX_MSG) {
-		return -NATX_E_TOO_BIG;
-	}
-	wr_init(&w, out, cap);
-	if (wr_uvarint(&w, n) || wr_left(&w) < n) {
-		return -NATX_E_TOO_BIG;
-	}
-	p2p__autonat__message__pack(&pb, w.p);
-	*len = (size_t)(w.p - out) + n;
-	return 0;
+	return pbframe_encode(&pb.base, AUTONAT_MAX_MSG, out, cap, len);
 }
 
 int autonat_decode(struct autonat_msg *m, const uint8_t *buf, size_t len)
 {
 	P2p__Autonat__Message *pb;
-	int err = -NATX_E_PROTO;
+	int err;
 
 	memset(m, 0, sizeof(*m));
-	if (len > AUTONAT_MAX_MSG) {
-		return -NATX_E_TOO_BIG;
-	}
-	pb = p2p__autonat__message__unpack(NULL, len, buf);
+	pb = pbframe_decode(&p2p__autonat__message__descriptor, AUTONAT_MAX_MSG, buf, len, &err);
 	if (!pb) {
-		return -NATX_E_PROTO;
+		return err;
 	}
+	err = -NATX_E_PROTO;
 	if (!pb->has_type) {
 		goto out_free;
 	}
@@ -87,13 +68,7 @@ int autonat_decode(struct autonat_msg *m, const uint8_t *buf, size_t len)
 			goto out_free;
 		}
 		m->has_peer = true;
-		for (size_t i = 0; i < pi->n_addrs && m->addrs.n < RELAY_MAX_ADDRS; i++) {
-			if (!pi->addrs[i].len || pi->addrs[i].len > RELAY_MAX_ADDR) {
-				continue;
-			}
-			memcpy(m->addrs.b[m->addrs.n], pi->addrs[i].data, pi->addrs[i].len);
-			m->addrs.lens[m->addrs.n++] = pi->addrs[i].len;
-		}
+		pbframe_addrs_keep(&m->addrs, pi->n_addrs, pi->addrs);
 	}
 	if (pb->dialresponse) {
 		const P2p__Autonat__Message__DialResponse *dr = pb->dialresponse;
@@ -113,7 +88,7 @@ int autonat_decode(struct autonat_msg *m, const uint8_t *buf, size_t len)
 	}
 	err = 0;
 out_free:
-	p2p__autonat__message__free_unpacked(pb, NULL);
+	pbframe_free(&pb->base);
 	return err;
 }
 

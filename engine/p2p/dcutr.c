@@ -6,66 +6,41 @@
 #include <string.h>
 
 #include "natx/err.h"
-#include "natx/rd.h"
 #include "dcutr.h"
 #include "holepunch.pb-c.h"
 #include "lpm.h"
+#include "pbframe.h"
 #include "multiaddr.h"
 
 int dcutr_encode(const struct dcutr_msg *m, uint8_t *out, size_t cap, size_t *len)
 {
 	P2p__HolePunch pb = P2P__HOLE_PUNCH__INIT;
 	ProtobufCBinaryData addrs[RELAY_MAX_ADDRS];
-	size_t n;
-	struct wr w;
 
 	pb.has_type = 1;
 	pb.type = (P2p__HolePunch__Type)m->type;
-	for (size_t i = 0; i < m->addrs.n; i++) {
-		addrs[i].data = (uint8_t *)m->addrs.b[i];
-		addrs[i].len = m->addrs.lens[i];
-	}
-	pb.n_obsaddrs = m->addrs.n;
-	pb.obsaddrs = addrs;
-	n = p2p__hole_punch__get_packed_size(&pb);
-	if (n > DCUTR_MAX_MSG) {
-		return -NATX_E_TOO_BIG;
-	}
-	wr_init(&w, out, cap);
-	if (wr_uvarint(&w, n) || wr_left(&w) < n) {
-		return -NATX_E_TOO_BIG;
-	}
-	p2p__hole_punch__pack(&pb, w.p);
-	*len = (size_t)(w.p - out) + n;
-	return 0;
+	pbframe_addrs_view(&m->addrs, addrs, &pb.n_obsaddrs, &pb.obsaddrs);
+	return pbframe_encode(&pb.base, DCUTR_MAX_MSG, out, cap, len);
 }
 
 int dcutr_decode(struct dcutr_msg *m, const uint8_t *buf, size_t len)
 {
 	P2p__HolePunch *pb;
-	int err = -NATX_E_PROTO;
+	int err;
 
 	memset(m, 0, sizeof(*m));
-	if (len > DCUTR_MAX_MSG) {
-		return -NATX_E_TOO_BIG;
-	}
-	pb = p2p__hole_punch__unpack(NULL, len, buf);
+	pb = pbframe_decode(&p2p__hole_punch__descriptor, DCUTR_MAX_MSG, buf, len, &err);
 	if (!pb) {
-		return -NATX_E_PROTO;
+		return err;
 	}
+	err = -NATX_E_PROTO;
 	if (pb->has_type &&
 	    ((int)pb->type == DCUTR_TYPE_CONNECT || (int)pb->type == DCUTR_TYPE_SYNC)) {
 		m->type = (uint32_t)pb->type;
-		for (size_t i = 0; i < pb->n_obsaddrs && m->addrs.n < RELAY_MAX_ADDRS; i++) {
-			if (!pb->obsaddrs[i].len || pb->obsaddrs[i].len > RELAY_MAX_ADDR) {
-				continue;
-			}
-			memcpy(m->addrs.b[m->addrs.n], pb->obsaddrs[i].data, pb->obsaddrs[i].len);
-			m->addrs.lens[m->addrs.n++] = pb->obsaddrs[i].len;
-		}
+		pbframe_addrs_keep(&m->addrs, pb->n_obsaddrs, pb->obsaddrs);
 		err = 0;
 	}
-	p2p__hole_punch__free_unpacked(pb, NULL);
+	pbframe_free(&pb->base);
 	return err;
 }
 

@@ -4,52 +4,9 @@
 #include <string.h>
 
 #include "natx/err.h"
-#include "natx/rd.h"
 #include "circuit.pb-c.h"
+#include "pbframe.h"
 #include "relay_msg.h"
-
-/* pb_addrs - view @a as protobuf bytes fields in @tmp. */
-static void pb_addrs(const struct relay_addrs *a, ProtobufCBinaryData *tmp, size_t *n,
-		     ProtobufCBinaryData **out)
-{
-	for (size_t i = 0; i < a->n; i++) {
-		tmp[i].data = (uint8_t *)a->b[i];
-		tmp[i].len = a->lens[i];
-	}
-	*n = a->n;
-	*out = tmp;
-}
-
-/* addrs_keep - copy received addresses; over-long or surplus ones are skipped. */
-static void addrs_keep(struct relay_addrs *a, size_t n, const ProtobufCBinaryData *src)
-{
-	a->n = 0;
-	for (size_t i = 0; i < n && a->n < RELAY_MAX_ADDRS; i++) {
-		if (src[i].len == 0 || src[i].len > RELAY_MAX_ADDR) {
-			continue;
-		}
-		memcpy(a->b[a->n], src[i].data, src[i].len);
-		a->lens[a->n++] = src[i].len;
-	}
-}
-
-/* frame - length prefix + packed message. */
-static int frame(const ProtobufCMessage *pb, uint8_t *out, size_t cap, size_t *len)
-{
-	size_t n = protobuf_c_message_get_packed_size(pb);
-	struct wr w;
-
-	if (n > RELAY_MAX_MSG) {
-		return -NATX_E_TOO_BIG;
-	}
-	wr_init(&w, out, cap);
-	if (wr_uvarint(&w, n) || wr_left(&w) < n) {
-		return -NATX_E_TOO_BIG;
-	}
-	protobuf_c_message_pack(pb, w.p);
-	*len = (size_t)(w.p - out) + n;
-	return 0;
-}
 
 /* struct pb_parts - the sub-messages shared by hop and stop encoding. */
 struct pb_parts {
@@ -65,7 +22,7 @@ static void parts_fill(struct pb_parts *pp, const struct relay_msg *m)
 	pp->peer.has_id = 1;
 	pp->peer.id.data = (uint8_t *)m->peer.b;
 	pp->peer.id.len = m->peer.len;
-	pb_addrs(&m->peer_addrs, pp->addrs, &pp->peer.n_addrs, &pp->peer.addrs);
+	pbframe_addrs_view(&m->peer_addrs, pp->addrs, &pp->peer.n_addrs, &pp->peer.addrs);
 	/* js reads 0 as "no limit" only when the field is present: always send both */
 	pp->limit.has_duration = pp->limit.has_data = 1;
 	pp->limit.duration = m->limit.duration_s;
@@ -91,7 +48,7 @@ int relay_hop_encode(const struct relay_msg *m, uint8_t *out, size_t cap, size_t
 	if (m->has_rsvp) {
 		rsvp.has_expire = 1;
 		rsvp.expire = m->rsvp_expire;
-		pb_addrs(&m->rsvp_addrs, raddrs, &rsvp.n_addrs, &rsvp.addrs);
+		pbframe_addrs_view(&m->rsvp_addrs, raddrs, &rsvp.n_addrs, &rsvp.addrs);
 		if (m->voucher_len) {
 			rsvp.has_voucher = 1;
 			rsvp.voucher.data = (uint8_t *)m->voucher;
@@ -99,7 +56,7 @@ int relay_hop_encode(const struct relay_msg *m, uint8_t *out, size_t cap, size_t
 		}
 		pb.reservation = &rsvp;
 	}
-	return frame(&pb.base, out, cap, len);
+	return pbframe_encode(&pb.base, RELAY_MAX_MSG, out, cap, len);
 }
 
 int relay_stop_encode(const struct relay_msg *m, uint8_t *out, size_t cap, size_t *len)
@@ -116,7 +73,7 @@ int relay_stop_encode(const struct relay_msg *m, uint8_t *out, size_t cap, size_
 		pb.has_status = 1;
 		pb.status = (P2p__Status)m->status;
 	}
-	return frame(&pb.base, out, cap, len);
+	return pbframe_encode(&pb.base, RELAY_MAX_MSG, out, cap, len);
 }
 
 /* decode_common - the fields hop and stop share. */
@@ -127,7 +84,7 @@ static int decode_common(struct relay_msg *m, const P2p__Peer *peer, const P2p__
 			return -NATX_E_PROTO;
 		}
 		m->has_peer = true;
-		addrs_keep(&m->peer_addrs, peer->n_addrs, peer->addrs);
+		pbframe_addrs_keep(&m->peer_addrs, peer->n_addrs, peer->addrs);
 	}
 	if (limit) {
 		m->limit.present = true;
@@ -143,12 +100,9 @@ int relay_hop_decode(struct relay_msg *m, const uint8_t *buf, size_t len)
 	int err;
 
 	memset(m, 0, sizeof(*m));
-	if (len > RELAY_MAX_MSG) {
-		return -NATX_E_TOO_BIG;
-	}
-	pb = p2p__hop_message__unpack(NULL, len, buf);
+	pb = pbframe_decode(&p2p__hop_message__descriptor, RELAY_MAX_MSG, buf, len, &err);
 	if (!pb) {
-		return -NATX_E_PROTO;
+		return err;
 	}
 	err = -NATX_E_PROTO;
 	if (!pb->has_type) {
@@ -172,7 +126,7 @@ int relay_hop_decode(struct relay_msg *m, const uint8_t *buf, size_t len)
 		}
 		m->has_rsvp = true;
 		m->rsvp_expire = r->has_expire ? r->expire : 0;
-		addrs_keep(&m->rsvp_addrs, r->n_addrs, r->addrs);
+		pbframe_addrs_keep(&m->rsvp_addrs, r->n_addrs, r->addrs);
 		if (r->has_voucher && r->voucher.len) {
 			memcpy(m->voucher, r->voucher.data, r->voucher.len);
 			m->voucher_len = r->voucher.len;
@@ -180,7 +134,7 @@ int relay_hop_decode(struct relay_msg *m, const uint8_t *buf, size_t len)
 		err = 0;
 	}
 out_free:
-	p2p__hop_message__free_unpacked(pb, NULL);
+	pbframe_free(&pb->base);
 	return err;
 }
 
@@ -190,12 +144,9 @@ int relay_stop_decode(struct relay_msg *m, const uint8_t *buf, size_t len)
 	int err;
 
 	memset(m, 0, sizeof(*m));
-	if (len > RELAY_MAX_MSG) {
-		return -NATX_E_TOO_BIG;
-	}
-	pb = p2p__stop_message__unpack(NULL, len, buf);
+	pb = pbframe_decode(&p2p__stop_message__descriptor, RELAY_MAX_MSG, buf, len, &err);
 	if (!pb) {
-		return -NATX_E_PROTO;
+		return err;
 	}
 	err = -NATX_E_PROTO;
 	if (!pb->has_type) {
@@ -208,7 +159,7 @@ int relay_stop_decode(struct relay_msg *m, const uint8_t *buf, size_t len)
 		m->status = (uint32_t)pb->status;
 	}
 out_free:
-	p2p__stop_message__free_unpacked(pb, NULL);
+	pbframe_free(&pb->base);
 	return err;
 }
 

@@ -12,16 +12,16 @@
 
 enum natx_err {
 	NATX_E_BASE = 4096,
-	NATX_E_PROTO,        /* peer sent bytes that violate the protocol */
-	NATX_E_TOO_BIG,      /* a frame or message exceeds its named limit */
-	NATX_E_AUTH,         /* authentication failed (signature, MAC, token) */
-	NATX_E_PAYMENT,      /* payment required */
-	NATX_E_UNAVAILABLE,  /* no service can serve the request */
-	NATX_E_CONNECT,      /* connection to the target failed */
-	NATX_E_NOT_FOUND,    /* node, peer or object not found */
-	NATX_E_CONFIG,       /* configuration error */
+	NATX_E_PROTO, /* peer sent bytes that violate the protocol */
+	NATX_E_TOO_BIG, /* a frame or message exceeds its named limit */
+	NATX_E_AUTH, /* authentication failed (signature, MAC, token) */
+	NATX_E_PAYMENT, /* payment required */
+	NATX_E_UNAVAILABLE, /* no service can serve the request */
+	NATX_E_CONNECT, /* connection to the target failed */
+	NATX_E_NOT_FOUND, /* node, peer or object not found */
+	NATX_E_CONFIG, /* configuration error */
 	NATX_E_RATE_LIMITED, /* caller exceeded its rate limit */
-	NATX_E_LIMIT,        /* a resource limit was reached */
+	NATX_E_LIMIT, /* a resource limit was reached */
 	NATX_E_MAX,
 	NATX_E_PAY_FIRST = 4352, /* PAY_E_* live in [NATX_E_PAY_FIRST, NATX_E_PAY_LAST] */
 	NATX_E_PAY_LAST = 4607,

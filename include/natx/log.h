@@ -33,11 +33,11 @@ bool log_enabled(const char *module, enum log_level level);
 void log_write(const char *module, enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define pr_log(mod, lvl, ...)                         \
-	do {                                          \
-		if (log_enabled(mod, lvl)) {          \
+#define pr_log(mod, lvl, ...)                             \
+	do {                                              \
+		if (log_enabled(mod, lvl)) {              \
 			log_write(mod, lvl, __VA_ARGS__); \
-		}                                     \
+		}                                         \
 	} while (0)
 #define pr_err(mod, ...) pr_log(mod, LOG_ERROR, __VA_ARGS__)
 #define pr_warn(mod, ...) pr_log(mod, LOG_WARN, __VA_ARGS__)

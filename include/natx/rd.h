@@ -16,12 +16,12 @@
 #include "natx/err.h"
 
 struct rd {
-	const uint8_t *p;   /* next byte to read */
+	const uint8_t *p; /* next byte to read */
 	const uint8_t *end; /* one past the last readable byte */
 };
 
 struct wr {
-	uint8_t *p;   /* next byte to write */
+	uint8_t *p; /* next byte to write */
 	uint8_t *end; /* one past the last writable byte */
 };
 

@@ -5,7 +5,8 @@
  * bad type, outside the punch ports, punch disabled) with verdict, counter and whether the
  * flow is learnt; then the per-source punch bucket: burst, drop, other source, independence
  * from the STUN bucket, refill. Every PASS leaves the frame byte-identical and every run moves
- * exactly one counter. Skipped without CAP_BPF.
+ * exactly one counter; on the punch ports the user-space codec (engine/stun/punch_probe.c) must
+ * classify every case the same way. Skipped without CAP_BPF.
  */
 #include <criterion/criterion.h>
 #include <linux/bpf.h>
@@ -16,6 +17,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/bpf_helpers_test.h"
+#include "punch_probe.h"
 #include "stun/stun_fixtures.h"
 #include "stun_reflect.skel.h"
 
@@ -154,6 +156,16 @@ Test(punch_xdp, probe_fixture_table)
 		t_frame_build(&f, pc->v6, pay, n, (uint16_t)(PEER_PORT + i), pc->dport);
 		expect(skel, pc->name, &f, pc->verdict, pc->counter);
 		cr_assert_eq(learnt(skel, &f, sid_a), pc->learns, "%s: flow learnt", pc->name);
+		if (pc->dport >= PUNCH_LO && pc->dport <= PUNCH_HI) {
+			struct punch_probe pp;
+
+			/* XDP and the engine's codec (punch_probe.c) agree on what is a probe. */
+			cr_assert_eq(pc->counter == NATX_STUN_CNT_PUNCH_PASSED,
+				     punch_probe_parse(&pp, pay, n) == 0, "%s: codec disagrees",
+				     pc->name);
+			cr_assert_eq(pc->counter != NATX_STUN_CNT_PASSED, punch_probe_is(pay, n),
+				     "%s: magic check disagrees", pc->name);
+		}
 	}
 	stun_reflect_bpf__destroy(skel);
 }
