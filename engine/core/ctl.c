@@ -239,10 +239,10 @@ static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const stru
 		return;
 	}
 	if (ret) {
-		r->code = ret == -ENOTCONN ? "p2p_off" :
-			  ret == -EEXIST   ? "exists" :
-			  ret == -ENOENT   ? "not_found" :
-			  ret == -ENOSPC   ? "limit" :
+		r->code = ret == -ENOTCONN   ? "p2p_off" :
+			  ret == -EEXIST     ? "exists" :
+			  ret == -ENOENT     ? "not_found" :
+			  ret == -ENOSPC     ? "limit" :
 			  ret == -EADDRINUSE ? "addr_in_use" :
 					       "bad_request";
 		return;
@@ -264,9 +264,12 @@ static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const stru
 }
 
 static ctl_handler_fn *const ctl_handlers[] = {
-	[CTL_HELLO] = ctl_cmd_hello,   [CTL_FWD_ADD] = ctl_cmd_fwd_add,
-	[CTL_FWD_RM] = ctl_cmd_fwd_rm, [CTL_FWD_LIST] = ctl_cmd_fwd_list,
-	[CTL_STATS] = ctl_cmd_stats,   [CTL_SHUTDOWN] = ctl_cmd_shutdown,
+	[CTL_HELLO] = ctl_cmd_hello,
+	[CTL_FWD_ADD] = ctl_cmd_fwd_add,
+	[CTL_FWD_RM] = ctl_cmd_fwd_rm,
+	[CTL_FWD_LIST] = ctl_cmd_fwd_list,
+	[CTL_STATS] = ctl_cmd_stats,
+	[CTL_SHUTDOWN] = ctl_cmd_shutdown,
 	/* libp2p (p2p_host.h) */
 	[CTL_P2P_PEER] = ctl_cmd_p2p_peer,
 	[CTL_P2P_PING] = ctl_cmd_p2p_dial,

@@ -12,10 +12,14 @@ static const struct {
 	const char *name;
 	enum ctl_cmd cmd;
 } ctl_cmds[] = {
-	{ "hello", CTL_HELLO },	      { "forward.add", CTL_FWD_ADD },
-	{ "forward.rm", CTL_FWD_RM }, { "forward.list", CTL_FWD_LIST },
-	{ "stats", CTL_STATS },	      { "shutdown", CTL_SHUTDOWN },
-	{ "p2p.peer", CTL_P2P_PEER }, { "p2p.ping", CTL_P2P_PING },
+	{ "hello", CTL_HELLO },
+	{ "forward.add", CTL_FWD_ADD },
+	{ "forward.rm", CTL_FWD_RM },
+	{ "forward.list", CTL_FWD_LIST },
+	{ "stats", CTL_STATS },
+	{ "shutdown", CTL_SHUTDOWN },
+	{ "p2p.peer", CTL_P2P_PEER },
+	{ "p2p.ping", CTL_P2P_PING },
 	{ "p2p.identify", CTL_P2P_IDENTIFY },
 	{ "p2p.expose", CTL_P2P_EXPOSE },
 	{ "p2p.forward", CTL_P2P_FORWARD },
