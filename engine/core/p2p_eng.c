@@ -18,6 +18,7 @@
 #include "natx/log.h"
 #include "natx/udata.h"
 #include "p2p_host.h"
+#include "p2p_int.h"
 
 #define MOD "p2p"
 
@@ -112,12 +113,31 @@ static int p2p_port_probe(const struct sockaddr_storage *ss)
 	return ret;
 }
 
+/*
+ * p2p_ctl_reap - consume the control ring's completions of our own MSG_RING sends (tagged
+ * UD_P2P) from the head of the queue, so they neither pile up nor reach engine_wait_acks
+ * (which reads a failed UD_NONE send as a failed ack). Stops at the first foreign entry.
+ */
+static void p2p_ctl_reap(struct engine *eng)
+{
+	struct io_uring_cqe *cqe;
+
+	while (!io_uring_peek_cqe(&eng->ctl_ring, &cqe) && udata_op(cqe->user_data) == UD_P2P) {
+		if (cqe->res < 0) {
+			pr_warn(MOD, "libp2p message to a shard failed: %s", strerror(-cqe->res));
+		}
+		io_uring_cqe_seen(&eng->ctl_ring, cqe);
+	}
+}
+
 /* p2p_shard_msg - MSG_RING to shard @i: UD_P2P control message @slot. */
 static int p2p_shard_msg(struct engine *eng, unsigned int i, uint32_t slot)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&eng->ctl_ring);
+	struct io_uring_sqe *sqe;
 	int ret;
 
+	p2p_ctl_reap(eng);
+	sqe = io_uring_get_sqe(&eng->ctl_ring);
 	if (!sqe) {
 		io_uring_submit(&eng->ctl_ring);
 		sqe = io_uring_get_sqe(&eng->ctl_ring);
@@ -127,8 +147,9 @@ static int p2p_shard_msg(struct engine *eng, unsigned int i, uint32_t slot)
 	}
 	io_uring_prep_msg_ring(sqe, eng->shards[i]->ring.ring_fd, 0,
 			       udata_pack(UD_P2P, 3, 0xff, 0, slot), 0);
-	io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, 0, 0, 0));
+	io_uring_sqe_set_data64(sqe, udata_pack(UD_P2P, 0, 0, 0, slot));
 	ret = io_uring_submit(&eng->ctl_ring);
+	p2p_ctl_reap(eng);
 	return ret < 0 ? ret : 0;
 }
 
@@ -412,7 +433,7 @@ static void p2p_svc_publish(struct engine *eng, struct p2p_svc *v)
 	__atomic_add_fetch(&v->seq, 1, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&eng->p2p->svc_gen, 1, __ATOMIC_RELEASE);
 	for (unsigned int i = 0; i < eng->nshards; i++) {
-		p2p_shard_msg(eng, i, 64); /* P2P_MSG_REFRESH */
+		p2p_shard_msg(eng, i, P2P_MSG_REFRESH);
 	}
 }
 
