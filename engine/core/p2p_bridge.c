@@ -291,6 +291,16 @@ static void p2p_bridge_on_writable(void *ctx, struct p2p_stream *s)
 	}
 }
 
+/*
+ * p2p_bridge_on_negotiated - the peer echoed our protocol (forward). A window update that came
+ * before the echo produced no on_stream_writable (the stream was not negotiated yet), so a
+ * write the window had stopped is resumed here.
+ */
+static void p2p_bridge_on_negotiated(void *ctx, struct p2p_stream *s, const char *protocol)
+{
+	p2p_bridge_on_writable(ctx, s);
+}
+
 static void p2p_bridge_on_close(void *ctx, struct p2p_stream *s)
 {
 	struct p2p_bridge *b = ctx;
@@ -306,6 +316,7 @@ static void p2p_bridge_on_close(void *ctx, struct p2p_stream *s)
 }
 
 static const struct p2p_conn_ops p2p_bridge_ops = {
+	.on_stream_open = p2p_bridge_on_negotiated,
 	.on_stream_data = p2p_bridge_on_data,
 	.on_stream_fin = p2p_bridge_on_fin,
 	.on_stream_reset = p2p_bridge_on_reset,
