@@ -12,6 +12,7 @@
 #include "fwdspec.h"
 #include "natx/err.h"
 #include "natx/log.h"
+#include "p2p_svc.h"
 
 #define MOD "ctl"
 
@@ -556,6 +557,13 @@ static const struct {
 	{ "token.list", cmd_token_list },
 	{ "token.revoke", cmd_token_revoke },
 	{ "tunnel.ls", cmd_tunnel_ls },
+	{ "peer", natxd_cmd_peer },
+	{ "ping", natxd_cmd_ping },
+	{ "identify", natxd_cmd_identify },
+	{ "p2p.expose", natxd_cmd_p2p_svc },
+	{ "p2p.forward", natxd_cmd_p2p_svc },
+	{ "p2p.ls", natxd_cmd_p2p_svc },
+	{ "p2p.close", natxd_cmd_p2p_svc },
 };
 
 static ctl_handler_fn ctl_handler_find(const char *name)

@@ -46,6 +46,25 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  "fallback and why",
 	  NULL, false },
 	{ "version", "version", "", "versions of natxd, the protocol and the engine", NULL, false },
+	{ "peer", "peer", "", "own libp2p peer ID and listen multiaddrs", NULL, false },
+	{ "ping", "ping", "MULTIADDR [-n N]",
+	  "libp2p ping (/ipfs/ping/1.0.0) round trips to MULTIADDR (/ip4/A/tcp/P[/p2p/ID]), N 1..32",
+	  "addr", true },
+	{ "p2p expose", "p2p.expose", "PROTOCOL TARGET",
+	  "accept libp2p streams of PROTOCOL and bridge each to a new TCP connection to TARGET "
+	  "(host:port)",
+	  "protocol target", true },
+	{ "p2p forward", "p2p.forward", "PROTOCOL LISTEN PEER_MULTIADDR",
+	  "accept TCP on LISTEN (host:port) and bridge each connection to a new PROTOCOL stream "
+	  "to the peer",
+	  "protocol listen addr", true },
+	{ "p2p ls", "p2p.ls", "", "p2p expose/forward services with their stream counters", NULL,
+	  false },
+	{ "p2p close", "p2p.close", "ID", "stop p2p service ID (open streams continue)", "service",
+	  true },
+	{ "identify", "identify", "MULTIADDR",
+	  "dial MULTIADDR and print its identify record (agent, protocols, addresses)", "addr",
+	  true },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 

@@ -14,7 +14,8 @@ struct ctl_cmd {
 	const char *name; /* "cmd" on the wire, e.g. "forward.add" */
 	const char *usage; /* arguments after the words, "" when none */
 	const char *help; /* one-line description */
-	const char *arg; /* JSON key of the positional argument, NULL when none */
+	const char *
+		arg; /* JSON keys of the positional arguments in order (space separated), or NULL */
 	bool mutating; /* needs a privileged caller (SO_PEERCRED) */
 };
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_p2p.h"
 #include "adapter_tunnel.h"
 #include "daemon.h"
 #include "natx/err.h"
@@ -18,14 +19,15 @@ void natxd_register_services(struct natxd *d)
 	struct svc *rh = svc_find(&d->svcs, "rathole");
 	int rc;
 
-	/*
-	 * Adapters register here as they are implemented (libp2p: engine/p2p). Until then an
-	 * enabled service is reported as enabled but not registered: natxd never stands in a
-	 * fake.
-	 */
+	/* The free libp2p service follows nat_traversal.enable_libp2p (adapter_p2p.c). */
 	if (d->cfg.enable_libp2p && !svc_find(&d->svcs, "libp2p")) {
-		pr_warn(MOD,
-			"libp2p is enabled but this build has no libp2p adapter: not registered");
+		rc = p2p_adapter_register(d);
+		if (rc) {
+			pr_err(MOD, "libp2p adapter not registered: %s", natx_strerror(rc));
+		}
+	} else if (!d->cfg.enable_libp2p && svc_find(&d->svcs, "libp2p")) {
+		svc_unregister(&d->svcs, "libp2p");
+		pr_info(MOD, "libp2p adapter unregistered (disabled by the configuration)");
 	}
 	/* The paid tunnel service follows nat_traversal.enable_rathole, also across reloads. */
 	if (d->cfg.enable_rathole && !rh) {

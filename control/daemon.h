@@ -43,6 +43,8 @@ struct natxd {
 	bool stop;
 	unsigned reloads;
 	char reload_error[CONFIG_ERR_MAX]; /* last rejected reload, "" when none */
+	char p2p_peer[100]; /* libp2p peer ID (p2p_svc.c), "" when libp2p is off */
+	char p2p_error[256]; /* why libp2p is off although enabled, "" when none */
 };
 
 /*

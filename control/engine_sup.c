@@ -274,7 +274,7 @@ static int engine_sup_hello(struct engine_sup *es)
 
 static int engine_sup_spawn(struct engine_sup *es)
 {
-	char shards[16], *argv[10];
+	char shards[16], *argv[14];
 	int argc = 0;
 	pid_t pid;
 
@@ -296,6 +296,12 @@ static int engine_sup_spawn(struct engine_sup *es)
 	if (es->log_filter[0]) {
 		argv[argc++] = "--log";
 		argv[argc++] = es->log_filter;
+	}
+	if (es->p2p_key_file[0]) {
+		argv[argc++] = "--p2p-key-file";
+		argv[argc++] = es->p2p_key_file;
+		argv[argc++] = "--p2p-listen";
+		argv[argc++] = es->p2p_listen;
 	}
 	argv[argc] = NULL;
 	pid = fork();

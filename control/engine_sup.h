@@ -53,6 +53,8 @@ struct engine_sup {
 	char path[PATH_MAX]; /* natx-engine binary */
 	char sock[PATH_MAX]; /* private control socket */
 	char log_filter[256]; /* passed as --log */
+	char p2p_key_file[PATH_MAX]; /* passed as --p2p-key-file when set (libp2p on) */
+	char p2p_listen[256]; /* passed as --p2p-listen with it */
 	unsigned shards; /* passed as --shards when non-zero */
 	unsigned timeout_ms; /* deadline of one call */
 	unsigned drain_ms; /* drain asked at stop */

@@ -195,6 +195,19 @@ static void print_kv(const cJSON *o, const char *indent)
 			printf("%s%s:\n", indent, it->string);
 			snprintf(sub, sizeof(sub), "%s  ", indent);
 			print_kv(it, sub);
+		} else if (cJSON_IsArray(it)) {
+			const cJSON *e;
+
+			/* Arrays of scalars (listen_addrs, protocols, rtt_ms): one per line. */
+			printf("%s%s:\n", indent, it->string);
+			cJSON_ArrayForEach(e, it)
+			{
+				if (cJSON_IsString(e)) {
+					printf("%s  %s\n", indent, e->valuestring);
+				} else if (cJSON_IsNumber(e)) {
+					printf("%s  %g\n", indent, e->valuedouble);
+				}
+			}
 		}
 	}
 }
@@ -548,16 +561,43 @@ int main(int argc, char **argv)
 			}
 			continue;
 		}
-		if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {
+		if (!strcmp(c->name, "ping") && !strcmp(a, "-n")) {
 			char *end;
-			unsigned long id = strtoul(a, &end, 10);
+			long n = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
 
-			if (!strcmp(c->arg, "forward") && a[0] && !*end) {
-				cJSON_AddNumberToObject(req, c->arg, (double)id);
-			} else {
-				cJSON_AddStringToObject(req, c->arg, a);
+			if (n < 1 || n > 32 || *end) {
+				fprintf(stderr, "natxctl: ping -n takes 1..32\n");
+				cJSON_Delete(req);
+				return CTL_EXIT_USAGE;
 			}
+			cJSON_AddNumberToObject(req, "count", (double)n);
+			i++;
 			continue;
+		}
+		if (c->arg) {
+			/* c->arg names the positional arguments in order, space separated. */
+			char names[64], *save, *name;
+			bool used = false;
+
+			snprintf(names, sizeof(names), "%s", c->arg);
+			for (name = strtok_r(names, " ", &save); name && !used;
+			     name = strtok_r(NULL, " ", &save)) {
+				char *end;
+				unsigned long id = strtoul(a, &end, 10);
+
+				if (cJSON_GetObjectItemCaseSensitive(req, name)) {
+					continue;
+				}
+				if (!strcmp(name, "forward") && a[0] && !*end) {
+					cJSON_AddNumberToObject(req, name, (double)id);
+				} else {
+					cJSON_AddStringToObject(req, name, a);
+				}
+				used = true;
+			}
+			if (used) {
+				continue;
+			}
 		}
 bad_arg:
 		fprintf(stderr, "natxctl: unexpected argument '%s'\n", a);
@@ -569,10 +609,17 @@ bad_arg:
 	    !cJSON_GetObjectItemCaseSensitive(req, "allow_payment")) {
 		cJSON_AddTrueToObject(req, "allow_payment");
 	}
-	if (c->arg && !cJSON_GetObjectItemCaseSensitive(req, c->arg)) {
-		fprintf(stderr, "natxctl: %s needs %s\n", c->words, c->usage);
-		cJSON_Delete(req);
-		return CTL_EXIT_USAGE;
+	if (c->arg) {
+		char names[64], *save, *name;
+
+		snprintf(names, sizeof(names), "%s", c->arg);
+		for (name = strtok_r(names, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+			if (!cJSON_GetObjectItemCaseSensitive(req, name)) {
+				fprintf(stderr, "natxctl: %s needs %s\n", c->words, c->usage);
+				cJSON_Delete(req);
+				return CTL_EXIT_USAGE;
+			}
+		}
 	}
 	if (!sock) {
 		config_defaults(&defaults, natxctl_getenv);

@@ -26,6 +26,7 @@
 #include "http.h"
 #include "natx/err.h"
 #include "natx/log.h"
+#include "p2p_svc.h"
 
 #define MOD "natxd"
 
@@ -453,6 +454,7 @@ int main(int argc, char **argv)
 	d.eng.drain_ms = d.cfg.engine_drain_ms;
 	d.eng.shards = d.cfg.engine_shards;
 	snprintf(d.eng.log_filter, sizeof(d.eng.log_filter), "%s", d.cfg.log_filter);
+	natxd_p2p_setup(&d);
 	backoff_init(&d.eng.bo, d.cfg.engine_restart_base_ms, d.cfg.engine_restart_max_ms);
 	for (unsigned i = 0; i < d.cfg.nforwards; i++) {
 		engine_sup_forward_define(&d.eng, d.cfg.forwards[i], ENGINE_FWD_CONFIG);

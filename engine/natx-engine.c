@@ -17,8 +17,10 @@
 #include "core/args.h"
 #include "core/ctl.h"
 #include "core/engine.h"
+#include "core/p2p_host.h"
 #include "core/reload.h"
 #include "core/stats_json.h"
+#include "natx/err.h"
 #include "natx/log.h"
 
 #define MOD "engine"
@@ -99,6 +101,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ret = main_add_forwards(&eng, &cfg, err, sizeof(err));
+	if (!ret && cfg.p2p_key_file) {
+		/* A bad key or address is bad input (exit 2); a busy port only disables libp2p. */
+		ret = p2p_eng_start(&eng, cfg.p2p_key_file, cfg.p2p_listen, err, sizeof(err));
+		if (ret && ret != -EINVAL && ret != -NATX_E_PROTO && ret != -NATX_E_AUTH &&
+		    ret != -EPROTONOSUPPORT && ret != -ENOENT && ret != -EACCES) {
+			pr_err(MOD, "libp2p disabled: %s", err);
+			ret = 0;
+		}
+	}
 	if (!ret && cfg.ctl_path) {
 		ret = ctl_open(&ctl, cfg.ctl_path, err, sizeof(err));
 	}

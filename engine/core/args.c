@@ -22,6 +22,7 @@ void args_defaults(struct engine_cfg *cfg)
 	cfg->zc_threshold = 0;
 	cfg->max_flows = 65536;
 	cfg->tcp_mode = TCP_MODE_SPLICE;
+	cfg->p2p_listen = "/ip4/0.0.0.0/tcp/4001";
 }
 
 const char *args_usage(void)
@@ -34,6 +35,7 @@ const char *args_usage(void)
 	       "                   [--buf-size BYTES] [--buf-count N] [--max-flows N]\n"
 	       "                   [--udp-buf-size BYTES] [--udp-buf-count N]\n"
 	       "                   [--keepalive] [--no-pin] [--log FILTER] [--help] [--version]\n"
+	       "                   [--p2p-key-file PATH [--p2p-listen MULTIADDR]]\n"
 	       "SPEC = tcp|udp:LISTEN=UPSTREAM, LISTEN/UPSTREAM = host:port or [v6addr]:port\n"
 	       "       e.g. tcp:0.0.0.0:8080=127.0.0.1:80  udp:[::1]:5353=[::1]:53\n";
 }
@@ -117,6 +119,7 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			"--buf-size",	     "--buf-count",
 			"--max-flows",	     "--log",
 			"--udp-buf-size",    "--udp-buf-count",
+			"--p2p-key-file",    "--p2p-listen",
 		};
 		bool known = false;
 
@@ -156,6 +159,10 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			cfg->ctl_path = val;
 		} else if (!strcmp(opt, "--stats-file")) {
 			cfg->stats_file = val;
+		} else if (!strcmp(opt, "--p2p-key-file")) {
+			cfg->p2p_key_file = val;
+		} else if (!strcmp(opt, "--p2p-listen")) {
+			cfg->p2p_listen = val;
 		} else if (!strcmp(opt, "--log")) {
 			if (log_filter_set(val)) {
 				snprintf(err, ARGS_ERR_MAX, "--log: bad filter '%.64s'", val);

@@ -24,6 +24,8 @@ struct engine_cfg {
 	const char *stats_file; /* NULL: SIGUSR1 prints to stderr */
 	const char *forwards_file; /* NULL: SIGHUP only logs */
 	const char *log; /* NATX_LOG-style filter, NULL = env/default */
+	const char *p2p_key_file; /* libp2p identity (PrivateKey protobuf); NULL: libp2p off */
+	const char *p2p_listen; /* libp2p listen multiaddr */
 	uint32_t drain_timeout_ms; /* SIGTERM / shutdown deadline */
 	uint32_t idle_timeout_s; /* TCP: close a flow idle this long, 0 = never */
 	uint32_t udp_idle_timeout_s; /* UDP: end a session idle this long */

@@ -11,6 +11,7 @@
 
 #include "ctl.h"
 #include "natx/log.h"
+#include "p2p_host.h"
 #include "stats_json.h"
 
 #define MOD "ctl"
@@ -165,10 +166,118 @@ static void ctl_cmd_shutdown(struct ctl_server *s, struct engine *eng, const str
 	s->shutdown_drain_ms = req->has_drain_ms ? req->drain_ms : eng->cfg->drain_timeout_ms;
 }
 
+static void ctl_cmd_p2p_peer(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			     cJSON *reply, struct ctl_result *r)
+{
+	cJSON *o = p2p_eng_json(eng), *item;
+
+	if (!o) {
+		r->code = "p2p_off";
+		snprintf(r->msg, sizeof(r->msg), "libp2p is not enabled%s%.200s",
+			 p2p_eng_error()[0] ? ": " : " (--p2p-key-file)", p2p_eng_error());
+		return;
+	}
+	while ((item = o->child)) {
+		cJSON_DetachItemViaPointer(o, item);
+		cJSON_AddItemToObject(reply, item->string, item);
+	}
+	cJSON_Delete(o);
+}
+
+/* ctl_cmd_p2p_dial - p2p.ping / p2p.identify: blocks this thread until shard 0 answers. */
+static void ctl_cmd_p2p_dial(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			     cJSON *reply, struct ctl_result *r)
+{
+	enum p2p_req_kind kind = req->cmd == CTL_P2P_PING ? P2P_REQ_PING : P2P_REQ_IDENTIFY;
+	cJSON *o = NULL, *item;
+	int ret;
+
+	ret = p2p_eng_request(eng, kind, req->addr, req->count,
+			      req->timeout_ms ? req->timeout_ms : P2P_DIAL_TIMEOUT_MS + 2000, &o,
+			      r->msg, sizeof(r->msg));
+	if (ret == -ENOTCONN && p2p_eng_error()[0]) {
+		snprintf(r->msg, sizeof(r->msg), "libp2p is not enabled: %.200s", p2p_eng_error());
+	}
+	if (ret) {
+		r->code = ret == -ENOTCONN     ? "p2p_off" :
+			  ret == -EINVAL       ? "bad_addr" :
+			  ret == -EBUSY	       ? "busy" :
+			  ret == -ETIMEDOUT    ? "timeout" :
+			  ret == -EKEYREJECTED ? "peer_mismatch" :
+						 "p2p_failed";
+		return;
+	}
+	while ((item = o->child)) {
+		cJSON_DetachItemViaPointer(o, item);
+		cJSON_AddItemToObject(reply, item->string, item);
+	}
+	cJSON_Delete(o);
+}
+
+static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			    cJSON *reply, struct ctl_result *r)
+{
+	uint32_t id = 0;
+	int ret;
+
+	switch (req->cmd) {
+	case CTL_P2P_EXPOSE:
+		ret = p2p_eng_expose(eng, req->protocol, req->target, &id, r->msg, sizeof(r->msg));
+		break;
+	case CTL_P2P_FORWARD:
+		ret = p2p_eng_forward(eng, req->protocol, req->listen, req->addr, &id, r->msg,
+				      sizeof(r->msg));
+		break;
+	case CTL_P2P_CLOSE:
+		ret = p2p_eng_svc_close(eng, req->fwd_id);
+		if (ret) {
+			snprintf(r->msg, sizeof(r->msg), "no p2p service with id %u", req->fwd_id);
+		}
+		break;
+	default:
+		cJSON_AddItemToObject(reply, "services", p2p_eng_svc_json(eng));
+		return;
+	}
+	if (ret) {
+		r->code = ret == -ENOTCONN   ? "p2p_off" :
+			  ret == -EEXIST     ? "exists" :
+			  ret == -ENOENT     ? "not_found" :
+			  ret == -ENOSPC     ? "limit" :
+			  ret == -EADDRINUSE ? "addr_in_use" :
+					       "bad_request";
+		return;
+	}
+	if (req->cmd != CTL_P2P_CLOSE) {
+		cJSON *a = p2p_eng_svc_json(eng), *it;
+
+		cJSON_AddNumberToObject(reply, "service_id", id);
+		cJSON_ArrayForEach(it, a)
+		{
+			if (cJSON_GetObjectItem(it, "id")->valuedouble == id) {
+				cJSON_AddItemToObject(reply, "service",
+						      cJSON_DetachItemViaPointer(a, it));
+				break;
+			}
+		}
+		cJSON_Delete(a);
+	}
+}
+
 static ctl_handler_fn *const ctl_handlers[] = {
-	[CTL_HELLO] = ctl_cmd_hello,   [CTL_FWD_ADD] = ctl_cmd_fwd_add,
-	[CTL_FWD_RM] = ctl_cmd_fwd_rm, [CTL_FWD_LIST] = ctl_cmd_fwd_list,
-	[CTL_STATS] = ctl_cmd_stats,   [CTL_SHUTDOWN] = ctl_cmd_shutdown,
+	[CTL_HELLO] = ctl_cmd_hello,
+	[CTL_FWD_ADD] = ctl_cmd_fwd_add,
+	[CTL_FWD_RM] = ctl_cmd_fwd_rm,
+	[CTL_FWD_LIST] = ctl_cmd_fwd_list,
+	[CTL_STATS] = ctl_cmd_stats,
+	[CTL_SHUTDOWN] = ctl_cmd_shutdown,
+	/* libp2p (p2p_host.h) */
+	[CTL_P2P_PEER] = ctl_cmd_p2p_peer,
+	[CTL_P2P_PING] = ctl_cmd_p2p_dial,
+	[CTL_P2P_IDENTIFY] = ctl_cmd_p2p_dial,
+	[CTL_P2P_EXPOSE] = ctl_cmd_p2p_svc,
+	[CTL_P2P_FORWARD] = ctl_cmd_p2p_svc,
+	[CTL_P2P_LS] = ctl_cmd_p2p_svc,
+	[CTL_P2P_CLOSE] = ctl_cmd_p2p_svc,
 };
 
 /* ctl_reply_error - {"v":1,"id":..,"ok":false,"error":{...}} as text. */

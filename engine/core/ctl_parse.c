@@ -2,6 +2,7 @@
 /* Control request parsing (see ctl_parse.h). */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,9 +12,19 @@ static const struct {
 	const char *name;
 	enum ctl_cmd cmd;
 } ctl_cmds[] = {
-	{ "hello", CTL_HELLO },	      { "forward.add", CTL_FWD_ADD },
-	{ "forward.rm", CTL_FWD_RM }, { "forward.list", CTL_FWD_LIST },
-	{ "stats", CTL_STATS },	      { "shutdown", CTL_SHUTDOWN },
+	{ "hello", CTL_HELLO },
+	{ "forward.add", CTL_FWD_ADD },
+	{ "forward.rm", CTL_FWD_RM },
+	{ "forward.list", CTL_FWD_LIST },
+	{ "stats", CTL_STATS },
+	{ "shutdown", CTL_SHUTDOWN },
+	{ "p2p.peer", CTL_P2P_PEER },
+	{ "p2p.ping", CTL_P2P_PING },
+	{ "p2p.identify", CTL_P2P_IDENTIFY },
+	{ "p2p.expose", CTL_P2P_EXPOSE },
+	{ "p2p.forward", CTL_P2P_FORWARD },
+	{ "p2p.ls", CTL_P2P_LS },
+	{ "p2p.close", CTL_P2P_CLOSE },
 };
 
 /* ctl_json_u32 - @item as an integral number in [0, max]. */
@@ -112,7 +123,73 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		}
 		req->has_drain_ms = true;
 	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "addr");
+	if (arg) {
+		if (!cJSON_IsString(arg) || strlen(arg->valuestring) >= CTL_ADDR_MAX) {
+			snprintf(msg, CTL_MSG_MAX, "\"addr\" must be a string under %d bytes",
+				 CTL_ADDR_MAX);
+			goto delete_root;
+		}
+		snprintf(req->addr, sizeof(req->addr), "%s", arg->valuestring);
+		req->has_addr = true;
+	}
+	static const struct {
+		const char *key;
+		size_t off;
+	} strs[] = {
+		{ "protocol", offsetof(struct ctl_req, protocol) },
+		{ "target", offsetof(struct ctl_req, target) },
+		{ "listen", offsetof(struct ctl_req, listen) },
+	};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		arg = cJSON_GetObjectItemCaseSensitive(root, strs[i].key);
+		if (!arg) {
+			continue;
+		}
+		if (!cJSON_IsString(arg) || strlen(arg->valuestring) >= CTL_ADDR_MAX) {
+			snprintf(msg, CTL_MSG_MAX, "\"%s\" must be a string under %d bytes",
+				 strs[i].key, CTL_ADDR_MAX);
+			goto delete_root;
+		}
+		snprintf((char *)req + strs[i].off, CTL_ADDR_MAX, "%s", arg->valuestring);
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "count");
+	if (arg && (!ctl_json_u32(arg, CTL_PING_MAX, &req->count) || !req->count)) {
+		snprintf(msg, CTL_MSG_MAX, "\"count\" must be an integer 1..%d", CTL_PING_MAX);
+		goto delete_root;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "timeout_ms");
+	if (arg && !ctl_json_u32(arg, 600000.0, &req->timeout_ms)) {
+		snprintf(msg, CTL_MSG_MAX, "\"timeout_ms\" must be an integer 0..600000");
+		goto delete_root;
+	}
 	switch (req->cmd) {
+	case CTL_P2P_EXPOSE:
+		if (!req->protocol[0] || !req->target[0]) {
+			snprintf(msg, CTL_MSG_MAX, "p2p.expose needs \"protocol\" and \"target\"");
+			goto delete_root;
+		}
+		break;
+	case CTL_P2P_FORWARD:
+		if (!req->protocol[0] || !req->listen[0] || !req->has_addr) {
+			snprintf(msg, CTL_MSG_MAX,
+				 "p2p.forward needs \"protocol\", \"listen\" and \"addr\"");
+			goto delete_root;
+		}
+		break;
+	case CTL_P2P_CLOSE:
+		if (!req->has_fwd_id) {
+			snprintf(msg, CTL_MSG_MAX, "p2p.close needs a numeric \"fwd_id\"");
+			goto delete_root;
+		}
+		break;
+	case CTL_P2P_PING:
+	case CTL_P2P_IDENTIFY:
+		if (!req->has_addr) {
+			snprintf(msg, CTL_MSG_MAX, "%s needs \"addr\"", cmd->valuestring);
+			goto delete_root;
+		}
+		break;
 	case CTL_FWD_ADD:
 		if (!req->has_spec) {
 			snprintf(msg, CTL_MSG_MAX, "forward.add needs \"spec\"");

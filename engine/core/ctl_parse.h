@@ -17,7 +17,23 @@
 
 enum { CTL_LINE_MAX = 65536, CTL_MSG_MAX = 200 };
 
-enum ctl_cmd { CTL_HELLO = 1, CTL_FWD_ADD, CTL_FWD_RM, CTL_FWD_LIST, CTL_STATS, CTL_SHUTDOWN };
+enum ctl_cmd {
+	CTL_HELLO = 1,
+	CTL_FWD_ADD,
+	CTL_FWD_RM,
+	CTL_FWD_LIST,
+	CTL_STATS,
+	CTL_SHUTDOWN,
+	CTL_P2P_PEER,
+	CTL_P2P_PING,
+	CTL_P2P_IDENTIFY,
+	CTL_P2P_EXPOSE,
+	CTL_P2P_FORWARD,
+	CTL_P2P_LS,
+	CTL_P2P_CLOSE,
+};
+
+enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };
 
 struct ctl_req {
 	enum ctl_cmd cmd;
@@ -28,6 +44,13 @@ struct ctl_req {
 	bool has_fwd_id;
 	uint32_t drain_ms; /* shutdown */
 	bool has_drain_ms;
+	char addr[CTL_ADDR_MAX]; /* p2p.ping, p2p.identify: multiaddr text */
+	bool has_addr;
+	uint32_t count; /* p2p.ping: 1..CTL_PING_MAX, 0 = absent */
+	uint32_t timeout_ms; /* p2p.ping, p2p.identify: 0 = default */
+	char protocol[CTL_ADDR_MAX]; /* p2p.expose, p2p.forward */
+	char target[CTL_ADDR_MAX]; /* p2p.expose: host:port */
+	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port */
 };
 
 /*

@@ -17,6 +17,7 @@
 
 #include "engine.h"
 #include "natx/log.h"
+#include "p2p_host.h"
 #include "natx/udata.h"
 
 #define MOD "engine"
@@ -532,6 +533,7 @@ void engine_stop(struct engine *eng)
 			eng->fwd[s] = NULL;
 		}
 	}
+	p2p_eng_stop(eng);
 	if (eng->ctl_ring.ring_fd > 0) {
 		io_uring_queue_exit(&eng->ctl_ring);
 		eng->ctl_ring.ring_fd = 0;

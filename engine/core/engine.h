@@ -114,6 +114,8 @@ struct listener {
 };
 
 struct engine;
+struct p2p_shard;
+struct p2p_eng;
 
 struct shard {
 	struct engine *eng;
@@ -142,6 +144,7 @@ struct shard {
 	uint64_t last_tick_ms;
 	struct __kernel_timespec tick_ts, connect_ts;
 	bool draining, stop;
+	struct p2p_shard *p2p; /* libp2p connections (p2p_host.c), NULL when off */
 	int init_err; /* set before the ready semaphore is posted */
 	char init_msg[128];
 };
@@ -156,6 +159,7 @@ struct engine {
 	time_t started_at;
 	bool recv_cap; /* kernel honours a byte cap on multishot recv */
 	uint32_t seq;
+	struct p2p_eng *p2p; /* libp2p identity and listeners (p2p_eng.c), NULL when off */
 };
 
 /* engine_start - create the control ring and @cfg->shards shards. -errno with @err set. */

@@ -120,3 +120,55 @@ Test(ctl_parse, oversized_and_embedded_nul, .timeout = 5)
 	cr_assert_str_eq(code, "bad_request");
 	ctl_req_cleanup(&r);
 }
+
+Test(ctl_parse, p2p_commands, .timeout = 5)
+{
+	static const char *const bad[] = {
+		"{\"v\":1,\"cmd\":\"p2p.ping\"}", /* no addr */
+		"{\"v\":1,\"cmd\":\"p2p.identify\",\"addr\":5}",
+		"{\"v\":1,\"cmd\":\"p2p.ping\",\"addr\":\"/ip4/1.2.3.4/tcp/1\",\"count\":0}",
+		"{\"v\":1,\"cmd\":\"p2p.ping\",\"addr\":\"/ip4/1.2.3.4/tcp/1\",\"count\":33}",
+		"{\"v\":1,\"cmd\":\"p2p.ping\",\"addr\":\"/ip4/1.2.3.4/tcp/1\",\"count\":1.5}",
+		"{\"v\":1,\"cmd\":\"p2p.ping\",\"addr\":\"/ip4/1.2.3.4/tcp/1\",\"timeout_ms\":-1}",
+		"{\"v\":1,\"cmd\":\"p2p.expose\",\"protocol\":\"/x\"}", /* no target */
+		"{\"v\":1,\"cmd\":\"p2p.expose\",\"protocol\":7,\"target\":\"a:1\"}",
+		"{\"v\":1,\"cmd\":\"p2p.forward\",\"protocol\":\"/x\",\"listen\":\"a:1\"}",
+		"{\"v\":1,\"cmd\":\"p2p.close\",\"fwd_id\":-3}",
+	};
+	struct ctl_req r;
+	const char *code;
+
+	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.peer\"}", &r, &code), 0);
+	cr_assert_eq(r.cmd, CTL_P2P_PEER);
+	ctl_req_cleanup(&r);
+	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.ping\",\"addr\":\"/ip4/1.2.3.4/tcp/1\","
+			   "\"count\":32,\"timeout_ms\":500}",
+			   &r, &code),
+		     0);
+	cr_assert_eq(r.cmd, CTL_P2P_PING);
+	cr_assert(r.has_addr);
+	cr_assert_str_eq(r.addr, "/ip4/1.2.3.4/tcp/1");
+	cr_assert_eq(r.count, 32);
+	cr_assert_eq(r.timeout_ms, 500);
+	ctl_req_cleanup(&r);
+	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.identify\",\"addr\":\"x\"}", &r, &code), 0);
+	cr_assert_eq(r.cmd, CTL_P2P_IDENTIFY);
+	cr_assert_eq(r.count, 0);
+	ctl_req_cleanup(&r);
+	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.forward\",\"protocol\":\"/x\","
+			   "\"listen\":\"127.0.0.1:0\",\"addr\":\"/ip4/1.2.3.4/tcp/1\"}",
+			   &r, &code),
+		     0);
+	cr_assert_eq(r.cmd, CTL_P2P_FORWARD);
+	cr_assert_str_eq(r.protocol, "/x");
+	cr_assert_str_eq(r.listen, "127.0.0.1:0");
+	ctl_req_cleanup(&r);
+	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.close\",\"fwd_id\":4}", &r, &code), 0);
+	cr_assert(r.cmd == CTL_P2P_CLOSE && r.fwd_id == 4);
+	ctl_req_cleanup(&r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(parse(bad[i], &r, &code), -EINVAL, "%s", bad[i]);
+		cr_assert_str_eq(code, "bad_request", "%s", bad[i]);
+		ctl_req_cleanup(&r);
+	}
+}

@@ -4,7 +4,8 @@
 . "$(dirname "$0")/control_lib.sh"
 command -v curl >/dev/null || { echo "skip: curl missing"; exit 77; }
 
-SERVER_ADDRESS=127.0.0.1:0 NAT_TRAVERSAL_ENABLE_LIBP2P=true start_natxd
+SERVER_ADDRESS=127.0.0.1:0 NAT_TRAVERSAL_ENABLE_LIBP2P=true \
+	NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/127.0.0.1/tcp/0 start_natxd
 H=http://$(http_addr)
 [[ "$H" =~ ^http://127\.0\.0\.1:[0-9]+$ ]] || fail "bound address $H"
 
@@ -23,13 +24,15 @@ jqb() { jq -e "$1" "$T/body" >/dev/null || fail "$2: $(cat "$T/body")"; }
 
 get /api/health 200
 jqb '.status == "healthy" or .status == "degraded"' "health status"
-jqb '.nat_traversal.libp2p.enabled == true and .nat_traversal.libp2p.registered == false and
-     .nat_traversal.libp2p.operational == false and .nat_traversal.libp2p.active_connections == 0' \
-	"health nat_traversal.libp2p"
+jqb '.nat_traversal.libp2p.enabled == true and .nat_traversal.libp2p.registered == true and
+     .nat_traversal.libp2p.active_connections == 0' "health nat_traversal.libp2p"
 jqb '.nat_traversal.rathole.enabled == false' "health nat_traversal.rathole"
 
 get /api/nat-traversal/services 200
-jqb '.services == []' "services (no adapter is built in)"
+jqb '(.services | length) == 1 and .services[0].type == "libp2p" and
+     .services[0].capabilities.direct == true and .services[0].capabilities.paid == false and
+     .services[0].capabilities.tcp == true and (.services[0].detail | test("^peer 12D3KooW"))' \
+	"services (the libp2p adapter)"
 
 get /api/nat-traversal/status 200
 jqb '.version and .engine.state and .nat_traversal.libp2p.enabled == true' "status"
@@ -55,10 +58,9 @@ grep -q '^natx_connect_latency_ms_bucket{service="all",le="+Inf"} 0$' "$T/body" 
 	fail "prometheus histogram"
 grep -q '^natx_engine_up [01]$' "$T/body" || fail "prometheus engine gauge"
 
-# connect: honest 503 (no adapter registered), stable code and message
-post /api/nat-traversal/connect '{"target_node_id":"node-1","prefer_libp2p":true}' 503
-jqb '.error.code == "service_unavailable" and (.error.message | test("not part of this build"))' \
-	"connect error"
+# connect: the libp2p adapter only reaches multiaddrs with /p2p/ID; a bare node id is unknown
+post /api/nat-traversal/connect '{"target_node_id":"node-1","prefer_libp2p":true}' 404
+jqb '.error.code == "node_not_found" and (.error.message | test("node-1"))' "connect error"
 # bad requests: bad JSON, wrong types, missing field, too big, wrong method, unknown path
 post /api/nat-traversal/connect '{"target_node_id":' 400
 jqb '.error.code == "bad_request"' "bad JSON"

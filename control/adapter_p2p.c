@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+/* The libp2p traversal adapter (see adapter_p2p.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "adapter_p2p.h"
+#include "daemon.h"
+#include "natx/err.h"
+#include "natx/log.h"
+#include "p2p/multiaddr.h"
+#include "p2p/peerid.h"
+#include "p2p_svc.h"
+
+#define MOD "libp2p"
+
+enum { P2P_CONNECT_MS = 6000, P2P_STATUS_MS = 1000 };
+
+int p2p_target_parse(const char *target)
+{
+	uint8_t bin[MADDR_MAX_LEN];
+	struct sockaddr_storage ss;
+	struct peer_id id;
+	size_t len;
+	int has_id = 0;
+
+	if (!target || target[0] != '/' || maddr_from_text(target, bin, sizeof(bin), &len) ||
+	    maddr_to_sockaddr(bin, len, &ss, &id, &has_id) || !has_id) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static unsigned p2p_caps(void *ctx)
+{
+	return SVC_CAP_DIRECT | SVC_CAP_TCP;
+}
+
+static bool p2p_can_reach(void *ctx, const char *target)
+{
+	return p2p_target_parse(target) == 0;
+}
+
+static bool p2p_operational(void *ctx)
+{
+	struct natxd *d = ctx;
+
+	return d->cfg.enable_libp2p && d->p2p_peer[0] && d->eng.state == ENGINE_UP;
+}
+
+static int p2p_connect(void *ctx, const struct svc_request *req, struct svc_conn_info *out)
+{
+	struct natxd *d = ctx;
+	cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
+	char msg[512];
+	int rc;
+
+	if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.ping") ||
+	    !cJSON_AddStringToObject(q, "addr", req->target) ||
+	    !cJSON_AddNumberToObject(q, "count", 1) ||
+	    !cJSON_AddNumberToObject(q, "timeout_ms", P2P_CONNECT_MS - 1000)) {
+		cJSON_Delete(q);
+		cJSON_Delete(r);
+		return -ENOMEM;
+	}
+	if (strlen(req->target) >= sizeof(out->public_address)) {
+		cJSON_Delete(q);
+		cJSON_Delete(r);
+		return -EINVAL;
+	}
+	rc = p2p_engine_call(d, q, P2P_CONNECT_MS, r, msg);
+	cJSON_Delete(r);
+	if (rc) {
+		pr_info(MOD, "connect %.200s: %s", req->target, msg);
+		return rc;
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->target_node_id, sizeof(out->target_node_id), "%s", req->target);
+	snprintf(out->traversal_type, sizeof(out->traversal_type), "libp2p");
+	/* The address that answered an authenticated libp2p ping: dial it directly. */
+	snprintf(out->public_address, sizeof(out->public_address), "%s", req->target);
+	return 0;
+}
+
+/* p2p_counter - a number from the engine's counters object, 0 when absent. */
+static double p2p_counter(const cJSON *c, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, name);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static void p2p_status(void *ctx, struct svc_status *out)
+{
+	struct natxd *d = ctx;
+	cJSON *q, *r;
+	const cJSON *c;
+	char msg[512];
+
+	memset(out, 0, sizeof(*out));
+	if (!d->cfg.enable_libp2p || !d->p2p_peer[0]) {
+		snprintf(out->detail, sizeof(out->detail), "libp2p off: %.140s",
+			 d->p2p_error[0] ? d->p2p_error :
+					   "enabled after natxd started; restart it");
+		return;
+	}
+	q = cJSON_CreateObject();
+	r = cJSON_CreateObject();
+	if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.peer")) {
+		cJSON_Delete(q);
+		cJSON_Delete(r);
+		snprintf(out->detail, sizeof(out->detail), "out of memory");
+		return;
+	}
+	if (p2p_engine_call(d, q, P2P_STATUS_MS, r, msg)) {
+		snprintf(out->detail, sizeof(out->detail), "peer %.60s, engine: %.80s", d->p2p_peer,
+			 msg);
+		cJSON_Delete(r);
+		return;
+	}
+	c = cJSON_GetObjectItemCaseSensitive(r, "counters");
+	out->operational = true;
+	out->active_connections = (unsigned)p2p_counter(c, "conns_open");
+	snprintf(out->detail, sizeof(out->detail),
+		 "peer %.60s; conns in %.0f out %.0f, failed %.0f, handshakes failed %.0f",
+		 d->p2p_peer, p2p_counter(c, "conns_in"), p2p_counter(c, "conns_out"),
+		 p2p_counter(c, "conns_failed"), p2p_counter(c, "handshake_failed"));
+	cJSON_Delete(r);
+}
+
+const struct svc_ops p2p_adapter_ops = {
+	.type = "libp2p",
+	.capabilities = p2p_caps,
+	.can_reach = p2p_can_reach,
+	.connect = p2p_connect,
+	.operational = p2p_operational,
+	.status = p2p_status,
+};
+
+int p2p_adapter_register(struct natxd *d)
+{
+	return svc_register(&d->svcs, &p2p_adapter_ops, d);
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * natxd's libp2p side (docs/control.md "libp2p"): the identity file, the engine options that
+ * turn libp2p on in natx-engine, and the peer / ping / identify commands, which natxd answers
+ * by asking the engine (p2p.peer, p2p.ping, p2p.identify on the engine control socket).
+ */
+#ifndef NATX_CONTROL_P2P_SVC_H
+#define NATX_CONTROL_P2P_SVC_H
+
+#include <cjson/cJSON.h>
+
+#include "ctl_req.h"
+
+struct natxd;
+struct ctl_caller;
+
+/* File name of the identity inside the state directory. */
+#define P2P_KEY_FILE_NAME "libp2p.key"
+
+/*
+ * natxd_p2p_setup - when nat_traversal.enable_libp2p: create or load the identity in the state
+ * directory and tell the engine supervisor to pass --p2p-key-file / --p2p-listen. A failure is
+ * logged and leaves libp2p off (d->p2p_error says why); natxd keeps running.
+ */
+void natxd_p2p_setup(struct natxd *d);
+
+/*
+ * p2p_engine_call - send @req (consumed) to the engine with a deadline of @ms and move the
+ * reply's members (without v/id/ok) into @reply. 0, or -NATX_E_UNAVAILABLE (libp2p off, engine
+ * down), -EINVAL (bad address), -ETIMEDOUT, -NATX_E_LIMIT, -NATX_E_CONNECT (dial, Noise or
+ * protocol failure) with a line in @msg (CTL_MSG_MAX = 512 bytes).
+ */
+int p2p_engine_call(struct natxd *d, cJSON *req, unsigned ms, cJSON *reply, char *msg);
+
+/* Control command handlers (rows "peer", "ping", "identify" of ctl_cmd_table). */
+int natxd_cmd_peer(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		   cJSON *reply, char *msg);
+int natxd_cmd_ping(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		   cJSON *reply, char *msg);
+/* natxd_cmd_p2p_svc - p2p.expose / p2p.forward / p2p.ls / p2p.close, passed to the engine. */
+int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		      cJSON *reply, char *msg);
+int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		       cJSON *reply, char *msg);
+
+#endif

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * p2p_host - libp2p inside the engine's shards (docs/libp2p.md "In the engine"). The control
+ * thread loads the identity and binds one SO_REUSEPORT TCP listener per shard
+ * (p2p_eng_start); each shard accepts on its own listener and runs one p2p_conn (engine/p2p)
+ * per TCP connection, driven by io_uring completions: one recv and one send in flight per
+ * connection, recv straight into the connection's input buffer, send straight from its output
+ * buffer, p2p_conn_tick on the shard's 250 ms tick. Dials (ping, identify) are requests the
+ * control thread hands to shard 0 through MSG_RING and waits for (p2p_eng_request).
+ *
+ * user_data: op UD_P2P; dir 0 = accept (slot unused), 1 = recv, 2 = send or connect (the
+ * connection's state says which), 3 = control message (slot 0 = start, slot r + 1 = request
+ * r); slot = connection index in the shard's table. A connection is freed only when none of
+ * its requests is in flight, so a late completion never reaches a reused slot.
+ *
+ * A connection that fails (garbage, Noise failure, protocol violation, EOF) is closed alone and
+ * counted; nothing else on the shard is touched.
+ */
+#ifndef NATX_ENGINE_P2P_HOST_H
+#define NATX_ENGINE_P2P_HOST_H
+
+#include <cjson/cJSON.h>
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "p2p/multiaddr.h"
+#include "p2p/peerid.h"
+
+struct engine;
+struct shard;
+
+enum {
+	P2P_CONNS_MAX = 1024, /* libp2p connections per shard */
+	P2P_REQ_MAX = 8, /* dial requests in flight (control thread -> shard 0) */
+	P2P_PING_MAX = 32, /* pings one request may ask for */
+	P2P_DIAL_TIMEOUT_MS = 10000, /* a dial request fails after this long */
+};
+
+/* struct p2p_shard_stats - counters of one shard, written only by it. */
+struct p2p_shard_stats {
+	uint64_t conns_open;
+	uint64_t conns_in; /* accepted */
+	uint64_t conns_out; /* dialled */
+	uint64_t conns_established; /* Noise + yamux up */
+	uint64_t conns_failed; /* closed with a protocol error (not EOF / reset) */
+	uint64_t handshake_failed; /* closed for any reason before Noise + yamux were up */
+	uint64_t conns_refused; /* accepted but no free slot */
+	uint64_t bytes_in, bytes_out; /* wire bytes */
+	uint64_t pings_served; /* inbound pings answered (summed when connections end) */
+	uint64_t dials_failed; /* outbound TCP connects that failed or timed out */
+} __attribute__((aligned(64)));
+
+enum p2p_req_kind { P2P_REQ_PING = 1, P2P_REQ_IDENTIFY };
+enum p2p_req_state { P2P_REQ_FREE = 0, P2P_REQ_QUEUED, P2P_REQ_DONE, P2P_REQ_ABANDONED };
+
+/*
+ * struct p2p_req - one dial request. The control thread fills it and moves state FREE ->
+ * QUEUED; the shard fills @result and moves QUEUED -> DONE (release). A control thread that
+ * stops waiting moves QUEUED -> ABANDONED and the shard then frees the result and the slot.
+ */
+struct p2p_req {
+	int state; /* enum p2p_req_state, atomic */
+	enum p2p_req_kind kind;
+	struct sockaddr_storage ss;
+	struct peer_id id;
+	int has_id;
+	unsigned int count; /* pings */
+	cJSON *result; /* filled by the shard: {"peer_id":...} or {"error":...} */
+	int err; /* 0 or -errno / -NATX_E_* */
+};
+
+enum {
+	P2P_SVC_MAX = 32, /* p2p expose + forward entries */
+	P2P_PROTO_MAX = 128, /* bytes of a protocol name, NUL included */
+	P2P_BRIDGES_MAX = 256, /* bridged streams per shard */
+	P2P_BRIDGE_BUF = 64 * 1024, /* TCP -> stream read buffer per bridge */
+};
+
+enum p2p_svc_kind { P2P_SVC_FREE = 0, P2P_SVC_EXPOSE, P2P_SVC_FORWARD, P2P_SVC_CLOSING };
+
+/* struct p2p_svc_stats - per service, per shard (written only by that shard). */
+struct p2p_svc_stats {
+	uint64_t streams_open, streams_total, streams_failed;
+	uint64_t bytes_to_tcp, bytes_to_p2p;
+} __attribute__((aligned(64)));
+
+/*
+ * struct p2p_svc - one `p2p expose` or `p2p forward`. Written by the control thread under the
+ * seqlock @seq (odd while writing); shards copy it (retrying when @seq moved) when @svc_gen
+ * changes. A closing forward's listener is closed by shard 0, which then frees the entry.
+ */
+struct p2p_svc {
+	uint32_t seq;
+	int kind; /* enum p2p_svc_kind, atomic */
+	uint32_t id;
+	char protocol[P2P_PROTO_MAX];
+	struct sockaddr_storage addr; /* expose: TCP target; forward: the peer's TCP address */
+	struct peer_id peer; /* forward: the peer to dial */
+	char text[MADDR_TEXT_MAX]; /* expose: target host:port; forward: peer multiaddr */
+	char listen_txt[64]; /* forward: bound listen address */
+	int lfd; /* forward: listener (accepted on shard 0) */
+	struct p2p_svc_stats st[64];
+};
+
+/* struct p2p_eng - what the control thread set up; read-only for shards after start. */
+struct p2p_eng {
+	struct p2p_identity idn;
+	char peer_id[PEERID_TEXT_MAX];
+	int lfd[64]; /* one listener per shard */
+	unsigned int nlfd;
+	uint8_t laddr[MADDR_MAX_LEN]; /* bound listen address (real port) */
+	size_t laddr_len;
+	char laddr_txt[MADDR_TEXT_MAX];
+	const uint8_t *laddrs[1]; /* for p2p_host.listen_addrs */
+	size_t laddr_lens[1];
+	struct p2p_shard_stats st[64];
+	struct p2p_req req[P2P_REQ_MAX];
+	struct p2p_svc svc[P2P_SVC_MAX];
+	uint32_t svc_gen; /* bumped after every change of svc[] */
+	uint32_t next_svc_id;
+};
+
+/*
+ * p2p_eng_start - load the identity from @key_file (a libp2p PrivateKey protobuf, Ed25519),
+ * bind @listen (/ip4|ip6/ADDR/tcp/PORT; port 0 = ephemeral, the same port on every shard) and
+ * start accepting on every shard. Returns 0 or -errno / -NATX_E_* with a line in @err.
+ */
+int p2p_eng_start(struct engine *eng, const char *key_file, const char *listen, char *err,
+		  size_t errlen);
+
+/* p2p_eng_stop - after the shards have stopped: close listeners, wipe the key. NULL-safe. */
+void p2p_eng_stop(struct engine *eng);
+
+/* p2p_eng_error - why the last p2p_eng_start failed, "" when it did not. */
+const char *p2p_eng_error(void);
+
+/* p2p_eng_json - {"peer_id", "listen_addrs", "counters"} or NULL when libp2p is off. */
+cJSON *p2p_eng_json(struct engine *eng);
+
+/*
+ * p2p_eng_request - control thread: dial @maddr (text, /ip4|ip6/.../tcp/N[/p2p/ID]) on shard 0
+ * and run @kind (@count pings), waiting up to @timeout_ms. Returns 0 with *@out (caller frees)
+ * or -errno with a line in @err: -ENOTCONN libp2p off, -EINVAL bad address, -EBUSY too many
+ * requests, -ETIMEDOUT; a dial/protocol failure is returned as its code.
+ */
+int p2p_eng_request(struct engine *eng, enum p2p_req_kind kind, const char *maddr,
+		    unsigned int count, uint32_t timeout_ms, cJSON **out, char *err, size_t errlen);
+
+/*
+ * p2p_eng_expose - accept inbound streams of @protocol (on connections made from now on) and
+ * bridge each to a new TCP connection to @target ("host:port"). 0 with *@id, -EEXIST (already
+ * exposed), -EINVAL, -ENOSPC, -ENOTCONN (libp2p off); @err gets a line.
+ */
+int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target, uint32_t *id,
+		   char *err, size_t errlen);
+
+/*
+ * p2p_eng_forward - listen on @listen ("host:port", port 0 = ephemeral) and bridge each
+ * accepted TCP connection to a new stream of @protocol to @peer (multiaddr with /p2p/ID).
+ * 0 with *@id, or -errno with @err.
+ */
+int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen, const char *peer,
+		    uint32_t *id, char *err, size_t errlen);
+
+/* p2p_eng_svc_close - stop service @id (open streams continue). 0 or -ENOENT. */
+int p2p_eng_svc_close(struct engine *eng, uint32_t id);
+
+/* p2p_eng_svc_json - the services as a JSON array with their counters. */
+cJSON *p2p_eng_svc_json(struct engine *eng);
+
+/* Shard hooks (shard thread). */
+void p2p_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe);
+void p2p_shard_tick(struct shard *sh);
+void p2p_shard_teardown(struct shard *sh);
+
+#endif
