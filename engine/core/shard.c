@@ -306,6 +306,20 @@ static void shard_ack(struct shard *sh, enum shard_msg cmd, uint32_t slot, int r
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, 0));
 }
 
+/* listener_release - close a listener no request refers to any more; @ack answers the remover. */
+static void listener_release(struct shard *sh, uint32_t l, bool ack)
+{
+	struct listener *lis = &sh->lis[l];
+
+	close(lis->fd);
+	forward_put(lis->fwd);
+	memset(lis, 0, sizeof(*lis));
+	lis->fd = -1;
+	if (ack) {
+		shard_ack(sh, MSG_LISTEN_RM, l, 0);
+	}
+}
+
 /* shard_listener_close - cancel the listener's multishot; ack once it has ended. */
 static void shard_listener_close(struct shard *sh, uint32_t l, bool ack)
 {
@@ -336,13 +350,7 @@ static void shard_listener_close(struct shard *sh, uint32_t l, bool ack)
 		io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, l));
 		return;
 	}
-	close(lis->fd);
-	forward_put(lis->fwd);
-	memset(lis, 0, sizeof(*lis));
-	lis->fd = -1;
-	if (ack) {
-		shard_ack(sh, MSG_LISTEN_RM, l, 0);
-	}
+	listener_release(sh, l, ack);
 }
 
 /* shard_listener_ended - the listener's multishot ended; finish a pending close. */
@@ -355,13 +363,7 @@ void shard_listener_ended(struct shard *sh, uint32_t l)
 	if (!lis->closing) {
 		return;
 	}
-	close(lis->fd);
-	forward_put(lis->fwd);
-	memset(lis, 0, sizeof(*lis));
-	lis->fd = -1;
-	if (ack) {
-		shard_ack(sh, MSG_LISTEN_RM, l, 0);
-	}
+	listener_release(sh, l, ack);
 }
 
 /* shard_listener_arm - start accepting (TCP) or receiving (UDP) on listener @l. */
