@@ -17,6 +17,7 @@
 #include <bpf/libbpf.h>
 
 #include "loader.h"
+#include "prog_rodata.h"
 #include "natx/log.h"
 #include "stun_reflect.skel.h"
 
@@ -373,61 +374,21 @@ out_close:
 /* natx_bpf_rodata_read - recover ports and rate limit from the running program's .rodata. */
 static void natx_bpf_rodata_read(uint32_t prog_id, struct natx_bpf_status *st)
 {
-	struct bpf_prog_info pi = { 0 };
-	uint32_t ids[8], len = sizeof(pi);
-	int pfd = bpf_prog_get_fd_by_id(prog_id);
+	struct stun_reflect_bpf__rodata ro;
 
-	if (pfd < 0) {
+	if (bpf_prog_rodata_read(prog_id, &ro, sizeof(ro))) {
 		return;
 	}
-	pi.nr_map_ids = 8;
-	pi.map_ids = (uint64_t)(unsigned long)ids;
-	if (bpf_obj_get_info_by_fd(pfd, &pi, &len)) {
-		goto out_close_prog;
+	for (int p = 0; p < NATX_STUN_MAX_PORTS; p++) {
+		st->ports[p] = ro.cfg_ports[p];
 	}
-	for (uint32_t i = 0; i < pi.nr_map_ids && i < 8; i++) {
-		struct bpf_map_info mi = { 0 };
-		uint32_t mlen = sizeof(mi), zero = 0;
-		struct stun_reflect_bpf__rodata ro;
-		int mfd = bpf_map_get_fd_by_id(ids[i]);
-		size_t nl;
-
-		if (mfd < 0) {
-			continue;
-		}
-		nl = 0;
-		if (!bpf_obj_get_info_by_fd(mfd, &mi, &mlen)) {
-			nl = strlen(mi.name);
-		}
-		/* The skeleton's view covers the named globals; the map also holds the CRC table. */
-		if (nl >= 7 && !strcmp(mi.name + nl - 7, ".rodata") &&
-		    mi.value_size >= sizeof(ro)) {
-			uint8_t *val = malloc(mi.value_size);
-
-			if (val && !bpf_map_lookup_elem(mfd, &zero, val)) {
-				memcpy(&ro, val, sizeof(ro));
-				for (int p = 0; p < NATX_STUN_MAX_PORTS; p++) {
-					st->ports[p] = ro.cfg_ports[p];
-				}
-				st->rate =
-					ro.cfg_rl_interval_ns ?
-						(uint32_t)(1000000000ull / ro.cfg_rl_interval_ns) :
-						0;
-				st->burst = st->rate ? ro.cfg_rl_burst : 0;
-				st->punch_port_lo = ro.cfg_punch_port_lo;
-				st->punch_port_hi = ro.cfg_punch_port_hi;
-				st->punch_rate = ro.cfg_punch_interval_ns ?
-							 (uint32_t)(1000000000ull /
-								    ro.cfg_punch_interval_ns) :
-							 0;
-				st->punch_burst = st->punch_rate ? ro.cfg_punch_burst : 0;
-			}
-			free(val);
-		}
-		close(mfd);
-	}
-out_close_prog:
-	close(pfd);
+	st->rate = ro.cfg_rl_interval_ns ? (uint32_t)(1000000000ull / ro.cfg_rl_interval_ns) : 0;
+	st->burst = st->rate ? ro.cfg_rl_burst : 0;
+	st->punch_port_lo = ro.cfg_punch_port_lo;
+	st->punch_port_hi = ro.cfg_punch_port_hi;
+	st->punch_rate =
+		ro.cfg_punch_interval_ns ? (uint32_t)(1000000000ull / ro.cfg_punch_interval_ns) : 0;
+	st->punch_burst = st->punch_rate ? ro.cfg_punch_burst : 0;
 }
 
 int natx_bpf_status_read(const char *pin_root, const char *ifname, struct natx_bpf_status *st)

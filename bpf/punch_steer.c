@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "natx/log.h"
+#include "prog_rodata.h"
 #include "punch_steer.h"
 #include "punch_steer.skel.h"
 
@@ -297,36 +298,12 @@ static uint32_t punch_map_count(const char *path, size_t key_size)
 /* punch_rodata_read - the port range from the running program's .rodata. */
 static void punch_rodata_read(uint32_t prog_id, struct natx_punch_steer_status *st)
 {
-	struct bpf_prog_info pi = { 0 };
-	uint32_t ids[8], len = sizeof(pi);
-	int pfd = bpf_prog_get_fd_by_id(prog_id);
+	struct punch_steer_bpf__rodata ro;
 
-	if (pfd < 0) {
-		return;
+	if (!bpf_prog_rodata_read(prog_id, &ro, sizeof(ro))) {
+		st->port_lo = ro.cfg_port_lo;
+		st->port_hi = ro.cfg_port_hi;
 	}
-	pi.nr_map_ids = 8;
-	pi.map_ids = (uint64_t)(unsigned long)ids;
-	if (!bpf_obj_get_info_by_fd(pfd, &pi, &len)) {
-		for (uint32_t i = 0; i < pi.nr_map_ids && i < 8; i++) {
-			struct bpf_map_info mi = { 0 };
-			uint32_t mlen = sizeof(mi), zero = 0;
-			struct punch_steer_bpf__rodata ro;
-			int mfd = bpf_map_get_fd_by_id(ids[i]);
-			size_t nl;
-
-			if (mfd < 0) {
-				continue;
-			}
-			nl = bpf_obj_get_info_by_fd(mfd, &mi, &mlen) ? 0 : strlen(mi.name);
-			if (nl >= 7 && !strcmp(mi.name + nl - 7, ".rodata") &&
-			    mi.value_size == sizeof(ro) && !bpf_map_lookup_elem(mfd, &zero, &ro)) {
-				st->port_lo = ro.cfg_port_lo;
-				st->port_hi = ro.cfg_port_hi;
-			}
-			close(mfd);
-		}
-	}
-	close(pfd);
 }
 
 int natx_punch_steer_status_read(const char *pin_root, struct natx_punch_steer_status *st)
