@@ -18,6 +18,8 @@ static void sink(void *ctx, const uint8_t *buf, size_t len)
 	delivered += len;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t out[4 * MIG_FRAME_MAX];
