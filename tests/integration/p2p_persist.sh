@@ -6,6 +6,9 @@
 #    with the same id and the same bound port, running, and bytes flow through it again
 #  - A's engine is killed with SIGKILL: natxd restarts it and pushes both exposes back (same
 #    natxd ids, new engine ids); B's forward reaches A again (new libp2p connection)
+#  - A's natxd restarts with engine.keep_on_exit: it attaches to the running engine and keeps
+#    the services as they run (same engine ids, counters kept); a service natxd does not know
+#    (added straight on the engine's control socket meanwhile) is closed
 #  - B's engine is killed with SIGKILL: the forward comes back on the same port
 #  - the forward's port is held by someone else while B's natxd starts: `p2p ls` shows it
 #    "failed" with the reason, and it runs once the port is free (retried every 5 s)
@@ -45,7 +48,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 ctl() { local n=$1; shift; timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"; }
 engine_field() { ctl "$1" --json status | jq -r ".status.engine.$2"; }
 
-start_natxd() { # NAME LISTEN_MULTIADDR
+start_natxd() { # NAME LISTEN_MULTIADDR [KEEP_ENGINE]
 	mkdir -p "$T/$1"
 	cat >"$T/$1/natx.conf" <<CONF
 [server]
@@ -54,6 +57,7 @@ address = off
 restart_base_ms = 100
 restart_max_ms = 1000
 drain_ms = 0
+keep_on_exit = ${3:-false}
 CONF
 	XDG_RUNTIME_DIR=$T/$1/xdg XDG_STATE_HOME=$T/$1/xs NAT_TRAVERSAL_ENABLE_LIBP2P=true \
 		NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=$2 \
@@ -101,7 +105,7 @@ echo_1mb() { # PORT WHAT
 }
 
 APORT=$(free_port)
-start_natxd a "/ip4/127.0.0.1/tcp/$APORT"
+start_natxd a "/ip4/127.0.0.1/tcp/$APORT" true
 start_natxd b /ip4/127.0.0.1/tcp/0
 A_ADDR=$(jq -r '"/ip4/127.0.0.1/tcp/'"$APORT"'/p2p/" + .peer_id' "$T/a/peer.json")
 
@@ -152,6 +156,26 @@ jq -e --argjson e1 "$E1" --argjson e2 "$E2" '([.services[] | {id, protocol}] | s
 	"$T/a/ls.json" >/dev/null || { cat "$T/a/ls.json"; fail "A's services after the engine crash"; }
 echo_1mb "$FPORT" "1 MB after A's engine was killed"
 pass "engine kill -9 (A): both exposes pushed back with ids $E1 $E2, B's forward reaches A again"
+
+# 2b. A's natxd restarts and attaches to its running engine (keep_on_exit)
+ctl a --json p2p ls | jq -c '[.services[] | {id, engine_id, streams_total}] | sort_by(.id)' >"$T/a/before"
+stop_natxd a
+command -v socat >/dev/null || { echo "SKIP: socat missing"; exit 77; }
+printf '%s\n' '{"v":1,"id":7,"cmd":"p2p.expose","protocol":"/p2d/stray/1.0.0","target":"127.0.0.1:9"}' |
+	timeout 5 socat -t 2 - "UNIX-CONNECT:$T/a/engine.sock" | grep -q '"ok":true' ||
+	fail "could not add a stray service on A's engine socket"
+start_natxd a "/ip4/127.0.0.1/tcp/$APORT" true
+[ "$(engine_field a attached)" = true ] || fail "natxd A should have attached to its engine"
+wait_running a 2
+jq -c '[.services[] | {id, engine_id, streams_total}] | sort_by(.id)' "$T/a/ls.json" >"$T/a/after"
+cmp -s "$T/a/before" "$T/a/after" ||
+	fail "attached: services changed: $(cat "$T/a/before") -> $(cat "$T/a/after")"
+printf '%s\n' '{"v":1,"id":8,"cmd":"p2p.ls"}' | timeout 5 socat -t 2 - "UNIX-CONNECT:$T/a/engine.sock" >"$T/a/eng.ls"
+jq -e '.ok and ([.services[] | select(.protocol == "/p2d/stray/1.0.0")] | length == 0) and
+	(.services | length == 2)' "$T/a/eng.ls" >/dev/null ||
+	{ cat "$T/a/eng.ls"; fail "the stray service must be closed by natxd"; }
+echo_1mb "$FPORT" "1 MB after A's natxd reattached"
+pass "natxd restart with keep_on_exit: attached, services untouched (same engine ids), stray one closed"
 
 # 3. B's engine is killed: the forward comes back on the same port
 OLD=$(engine_field b pid)
