@@ -18,7 +18,9 @@ struct ctl_caller;
 #define P2P_KEY_FILE_NAME "libp2p.key"
 
 /*
- * natxd_p2p_setup - when nat_traversal.enable_libp2p: create or load the identity in the state
+ * natxd_p2p_setup - load the stored p2p services into the engine supervisor (desired, pushed
+ * when the engine starts; they wait with an error while libp2p is off). Then, when
+ * nat_traversal.enable_libp2p: create or load the identity in the state
  * directory and tell the engine supervisor to pass --p2p-key-file / --p2p-listen. A failure is
  * logged and leaves libp2p off (d->p2p_error says why); natxd keeps running.
  */
@@ -37,7 +39,13 @@ int natxd_cmd_peer(struct natxd *d, const struct ctl_caller *who, const struct c
 		   cJSON *reply, char *msg);
 int natxd_cmd_ping(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		   cJSON *reply, char *msg);
-/* natxd_cmd_p2p_svc - p2p.expose / p2p.forward / p2p.ls / p2p.close, passed to the engine. */
+/*
+ * natxd_cmd_p2p_svc - p2p.expose / p2p.forward / p2p.ls / p2p.close. A service the engine
+ * accepted is stored (SQLite p2p_services) and kept desired in the engine supervisor, which
+ * pushes it again when the engine restarts; its id is natxd's (the row id), stable across
+ * restarts. A forward is stored with the listen address the engine bound (port 0 resolved), so
+ * it comes back on the same port. p2p.close forgets it (store and engine).
+ */
 int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		      cJSON *reply, char *msg);
 int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,

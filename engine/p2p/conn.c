@@ -243,8 +243,8 @@ static void conn_out_unblock(struct p2p_conn *c)
 		struct ymx_stream *ys = ymx_stream_find(&c->ys, ids[i]);
 		struct p2p_stream *s = ys ? ys->user : NULL;
 
-		if (s && s->app_visible && s->negotiated && !s->closing &&
-		    s->ops->on_stream_writable) {
+		/* not "negotiated": an outbound stream is writable before the echo (lazy) */
+		if (s && s->app_visible && !s->closing && s->ops->on_stream_writable) {
 			s->ops->on_stream_writable(s->ctx, s);
 		}
 	}
@@ -735,11 +735,16 @@ static void conn_ymx_reset(void *ctx, struct ymx_stream *ys)
 	}
 }
 
+/*
+ * conn_ymx_writable - the peer's window grew. Outbound streams hear it before the protocol
+ * echo too: they may write before it (lazy negotiation), and a window update that arrives
+ * first (js credits data as it arrives, before its multistream reply) would otherwise be lost.
+ */
 static void conn_ymx_writable(void *ctx, struct ymx_stream *ys)
 {
 	struct p2p_stream *s = ys->user;
 
-	if (s && s->app_visible && s->negotiated && s->ops->on_stream_writable) {
+	if (s && s->app_visible && !s->closing && s->ops->on_stream_writable) {
 		s->ops->on_stream_writable(s->ctx, s);
 	}
 }
