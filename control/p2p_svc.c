@@ -440,7 +440,7 @@ static int p2p_svc_close(struct natxd *d, const struct ctl_req *req, char *msg)
 	const char *sid;
 	unsigned long long n;
 	char *end;
-	int rc, i;
+	int rc;
 
 	sid = ctl_req_str(req, "service", 20, &rc);
 	if (!sid || !sid[0]) {
@@ -453,6 +453,13 @@ static int p2p_svc_close(struct natxd *d, const struct ctl_req *req, char *msg)
 		snprintf(msg, CTL_MSG_MAX, "\"service\" must be a service id");
 		return -EINVAL;
 	}
+	return p2p_svc_remove(d, n, msg);
+}
+
+int p2p_svc_remove(struct natxd *d, unsigned long long n, char *msg)
+{
+	int rc, i;
+
 	i = n ? engine_sup_p2p_find(&d->eng, n, 0) : -1;
 	if (i < 0) {
 		snprintf(msg, CTL_MSG_MAX, "no p2p service with id %llu", n);
@@ -505,4 +512,21 @@ int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struc
 	}
 	rc = p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
 	return rc ? rc : p2p_svc_persist(d, forward, reply, msg);
+}
+
+int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *listen, const char *peer,
+			cJSON *reply, char *msg)
+{
+	cJSON *q = cJSON_CreateObject();
+	int rc;
+
+	if (!q || !cJSON_AddStringToObject(q, "cmd", "p2p.forward") ||
+	    !cJSON_AddStringToObject(q, "protocol", protocol) ||
+	    !cJSON_AddStringToObject(q, "listen", listen) ||
+	    !cJSON_AddStringToObject(q, "addr", peer)) {
+		cJSON_Delete(q);
+		return -ENOMEM;
+	}
+	rc = p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
+	return rc ? rc : p2p_svc_persist(d, true, reply, msg);
 }
