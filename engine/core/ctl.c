@@ -13,6 +13,7 @@
 #include "natx/log.h"
 #include "p2p_host.h"
 #include "stats_json.h"
+#include "steer_eng.h"
 
 #define MOD "ctl"
 
@@ -50,6 +51,8 @@ static void ctl_cmd_hello(struct ctl_server *s, struct engine *eng, const struct
 	cJSON_AddNumberToObject(reply, "pid", getpid());
 	cJSON_AddNumberToObject(reply, "shards", eng->nshards);
 	cJSON_AddNumberToObject(reply, "started_at", (double)eng->started_at);
+	cJSON_AddStringToObject(reply, "steering", steer_eng_mode(eng));
+	cJSON_AddBoolToObject(reply, "stun", eng->stun != NULL);
 }
 
 static void ctl_forward_json(struct engine *eng, const struct forward *f, cJSON *o, bool full)

@@ -116,6 +116,8 @@ struct listener {
 struct engine;
 struct p2p_shard;
 struct p2p_eng;
+struct engine_steer;
+struct stun_eng;
 
 struct shard {
 	struct engine *eng;
@@ -160,6 +162,8 @@ struct engine {
 	bool recv_cap; /* kernel honours a byte cap on multishot recv */
 	uint32_t seq;
 	struct p2p_eng *p2p; /* libp2p identity and listeners (p2p_eng.c), NULL when off */
+	struct engine_steer *steer; /* SO_REUSEPORT steering (steer_eng.c) */
+	struct stun_eng *stun; /* STUN responder (stun_eng.c), NULL when off */
 };
 
 /* engine_start - create the control ring and @cfg->shards shards. -errno with @err set. */
