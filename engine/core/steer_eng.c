@@ -13,6 +13,10 @@
 #include "steer_eng.h"
 
 #ifdef NATX_HAVE_BPF
+#include <stdarg.h>
+
+#include <bpf/libbpf.h>
+
 #include "steer.h"
 _Static_assert(STEER_ADDR_ONLY == NATX_STEER_F_ADDR_ONLY, "group flag shared with BPF");
 _Static_assert(SHARDS_MAX <= NATX_STEER_MAX_SHARDS, "a group holds every shard");
@@ -31,6 +35,29 @@ struct engine_steer {
 
 static const char *const steer_cfg_names[] = { "auto", "bpf", "kernel" };
 
+#ifdef NATX_HAVE_BPF
+/*
+ * steer_libbpf_print - libbpf's messages at debug level: a refused load in auto mode is an
+ * expected outcome, reported once through the reason, not as libbpf's multi-line warning.
+ */
+static int steer_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[256];
+	size_t len;
+
+	if (level == LIBBPF_DEBUG) {
+		return 0;
+	}
+	vsnprintf(line, sizeof(line), fmt, ap);
+	len = strlen(line);
+	if (len && line[len - 1] == '\n') {
+		line[len - 1] = '\0';
+	}
+	pr_debug(MOD, "libbpf: %s", line);
+	return 0;
+}
+#endif
+
 int steer_eng_start(struct engine *eng, char *err, size_t errlen)
 {
 	struct engine_steer *st = calloc(1, sizeof(*st));
@@ -46,6 +73,7 @@ int steer_eng_start(struct engine *eng, char *err, size_t errlen)
 		return 0;
 	}
 #ifdef NATX_HAVE_BPF
+	libbpf_set_print(steer_libbpf_print);
 	int ret = natx_steer_open(STEER_GROUPS, eng->nshards, &st->prog);
 
 	if (!ret) {

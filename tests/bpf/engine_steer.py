@@ -122,7 +122,7 @@ def main():
             if eng.poll() is not None:
                 logf.seek(0)
                 text = logf.read()
-                if mode == "bpf" and eng.returncode == 2 and "--steer bpf" in text:
+                if mode == "bpf" and eng.returncode != 0 and "--steer bpf:" in text:
                     print(f"SKIP: BPF steering not available here: {text.strip()}")
                     sys.exit(77)
                 fail(f"engine exited {eng.returncode}: {text}")
