@@ -153,9 +153,12 @@ int engine_start(struct engine *eng, struct engine_cfg *cfg, char *err, size_t e
 	if (ret) {
 		goto stop;
 	}
-	ret = stun_eng_open(eng, err, errlen);
-	if (ret) {
-		goto stop;
+	if (cfg->stun_listen) {
+		ret = stun_eng_open(eng, cfg->stun_listen, cfg->stun_rate, cfg->stun_burst, err,
+				    errlen);
+		if (ret) {
+			goto stop;
+		}
 	}
 	eng->recv_cap = engine_probe_recv_cap();
 	pr_info(MOD, "multishot recv byte cap: %s",
@@ -215,11 +218,7 @@ static int engine_msg(struct engine *eng, unsigned int i, enum shard_msg cmd, ui
 	return ret < 0 ? ret : 0;
 }
 
-/*
- * engine_wait_acks - wait for @n acks of @cmd (slot @slot) from shards, up to @ms.
- * Returns the number received; *res gets the first failure.
- */
-static unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot,
+unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot,
 				     unsigned int n, int ms, int *res)
 {
 	unsigned int got = 0;

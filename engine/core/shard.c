@@ -297,8 +297,7 @@ static void shard_unstarve(struct shard *sh)
 	sh->nstarved = keep;
 }
 
-/* shard_ack - tell the control ring that command @cmd for @slot finished with @res. */
-static void shard_ack(struct shard *sh, enum shard_msg cmd, uint32_t slot, int res)
+void shard_ack(struct shard *sh, enum shard_msg cmd, uint32_t slot, int res)
 {
 	struct io_uring_sqe *sqe = shard_sqe(sh);
 

@@ -1,5 +1,14 @@
 // SPDX-License-Identifier: MIT
-/* The engine's STUN Binding responder on the shards (stun_eng.h). */
+/*
+ * The engine's STUN Binding responder on the shards (stun_eng.h).
+ *
+ * Ownership: struct stun_eng (sockets, settings) belongs to the control thread; each shard
+ * allocates its struct stun_shard and reaches it only through sh->stun. The control thread
+ * keeps a copy of each pointer (se->sh[i]) to read the published counters and to free the
+ * memory once the shard has let go of it (stop acked, or the shard thread has ended).
+ * Start/stop travel as MSG_RING messages with op UD_STUN, dir 2; shards answer with the usual
+ * UD_ACK (MSG_LISTEN_ADD / MSG_LISTEN_RM) on slot STUN_ACK_SLOT.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +24,12 @@
 
 #define MOD "stun"
 
-enum { STUN_SLOTS = 64, STUN_RL_ENTRIES = 65536 };
+enum {
+	STUN_SLOTS = 64,
+	STUN_RL_ENTRIES = 65536,
+	STUN_ACK_SLOT = FWD_MAX + 1, /* no forward has this slot */
+	STUN_ACK_MS = 5000,
+};
 
 /* Counters beyond the responder's own (enum natx_stun_counter). */
 enum { STUN_ENG_SEND_FAILED = NATX_STUN_CNT_MAX, STUN_ENG_NO_SLOT, STUN_ENG_CNT_MAX };
@@ -35,10 +49,10 @@ struct stun_slot {
 };
 
 struct stun_shard {
-	struct stun_server srv; /* limiter and counters only (fd unused: I/O is the ring's) */
+	struct stun_server srv; /* limiter and counters only (I/O is the ring's) */
 	int fd;
 	struct msghdr rmsg; /* multishot recvmsg template */
-	uint8_t armed, rearm;
+	uint8_t armed, rearm, stopping;
 	uint64_t free_slots; /* bit i: slot i is free */
 	uint64_t cnt[STUN_ENG_CNT_MAX]; /* published copies, read by the control thread */
 	struct stun_slot slot[STUN_SLOTS];
@@ -49,10 +63,10 @@ _Static_assert(STUN_SLOTS == 64, "free_slots is a 64-bit mask");
 struct stun_eng {
 	int fd[SHARDS_MAX];
 	unsigned int nfd;
-	char listen_txt[64];
+	char listen_arg[64]; /* as asked (to recognise a repeated request) */
+	char listen_txt[64]; /* as bound */
 	uint32_t rate, burst;
-	/* Written once by shard i (release), read by the control thread, freed by close. */
-	struct stun_shard *sh[SHARDS_MAX];
+	struct stun_shard *sh[SHARDS_MAX]; /* see the ownership note above */
 };
 
 /* stun_cnt_add - single-writer counter update readable from the control thread. */
@@ -104,27 +118,84 @@ static int stun_eng_port_probe(const struct sockaddr_storage *ss, socklen_t sl)
 	return ret;
 }
 
-int stun_eng_open(struct engine *eng, char *err, size_t errlen)
+/* stun_eng_shards_up - the shard threads run (MSG_RING reaches them). */
+static bool stun_eng_shards_up(const struct engine *eng)
 {
-	const struct engine_cfg *cfg = eng->cfg;
+	return eng->nshards && eng->shards[eng->nshards - 1];
+}
+
+/* stun_eng_msg_all - control thread: post start (@start) or stop to every shard, wait acks. */
+static int stun_eng_msg_all(struct engine *eng, bool start)
+{
+	enum shard_msg ack = start ? MSG_LISTEN_ADD : MSG_LISTEN_RM;
+	unsigned int sent = 0;
+	int res = 0, ret;
+
+	for (unsigned int i = 0; i < eng->nshards; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&eng->ctl_ring);
+
+		if (!sqe) {
+			io_uring_submit(&eng->ctl_ring);
+			sqe = io_uring_get_sqe(&eng->ctl_ring);
+			if (!sqe) {
+				break;
+			}
+		}
+		io_uring_prep_msg_ring(sqe, eng->shards[i]->ring.ring_fd, 0,
+				       udata_pack(UD_STUN, 2, 0xff, start, 0), 0);
+		io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, 0, 0, 0));
+		sent++;
+	}
+	ret = io_uring_submit(&eng->ctl_ring);
+	if (ret < 0) {
+		return ret;
+	}
+	if (engine_wait_acks(eng, ack, STUN_ACK_SLOT, sent, STUN_ACK_MS, &res) < eng->nshards) {
+		return res ? res : -ETIMEDOUT;
+	}
+	return res;
+}
+
+/* stun_eng_free - close the sockets and free what the shards no longer use. */
+static void stun_eng_free(struct engine *eng, struct stun_eng *se)
+{
+	steer_eng_group_del(eng, STEER_GROUP_STUN);
+	for (unsigned int i = 0; i < se->nfd; i++) {
+		close(se->fd[i]);
+	}
+	for (unsigned int i = 0; i < SHARDS_MAX; i++) {
+		if (se->sh[i]) {
+			stun_rl_cleanup(&se->sh[i]->srv.rl);
+			free(se->sh[i]);
+		}
+	}
+	free(se);
+}
+
+int stun_eng_open(struct engine *eng, const char *listen, uint32_t rate, uint32_t burst, char *err,
+		  size_t errlen)
+{
 	struct sockaddr_storage ss;
-	struct stun_eng *se;
+	struct stun_eng *se = eng->stun;
 	socklen_t sl;
 	int ret;
 
-	if (!cfg->stun_listen) {
+	if (!burst) {
+		burst = rate;
+	}
+	if (se && !strcmp(se->listen_arg, listen) && se->rate == rate && se->burst == burst) {
 		return 0;
 	}
-	if (stun_sockaddr_parse(cfg->stun_listen, &ss, &sl)) {
-		snprintf(err, errlen, "--stun-listen '%.64s': not IPv4:PORT or [IPv6]:PORT",
-			 cfg->stun_listen);
+	if (strlen(listen) >= sizeof(se->listen_arg) || stun_sockaddr_parse(listen, &ss, &sl)) {
+		snprintf(err, errlen, "STUN listen address '%.64s': not IPv4:PORT or [IPv6]:PORT",
+			 listen);
 		return -EINVAL;
 	}
+	stun_eng_close(eng); /* a changed setting: the old sockets go first (same port) */
 	if (((struct sockaddr_in *)&ss)->sin_port) {
 		ret = stun_eng_port_probe(&ss, sl);
 		if (ret) {
-			snprintf(err, errlen, "--stun-listen %.64s: %s", cfg->stun_listen,
-				 strerror(-ret));
+			snprintf(err, errlen, "STUN listen %.64s: %s", listen, strerror(-ret));
 			return ret;
 		}
 	}
@@ -133,37 +204,65 @@ int stun_eng_open(struct engine *eng, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	se->rate = cfg->stun_rate;
-	se->burst = cfg->stun_burst ? cfg->stun_burst : cfg->stun_rate;
+	snprintf(se->listen_arg, sizeof(se->listen_arg), "%s", listen);
+	se->rate = rate;
+	se->burst = burst;
 	for (se->nfd = 0; se->nfd < eng->nshards; se->nfd++) {
 		/* The first bind picks the port when 0 was asked; the others join it. */
 		ret = stun_eng_socket(&ss, sl);
 		if (ret < 0) {
-			snprintf(err, errlen, "--stun-listen %.64s: %s", cfg->stun_listen,
-				 strerror(-ret));
-			goto close_fds;
+			snprintf(err, errlen, "STUN listen %.64s: %s", listen, strerror(-ret));
+			goto free_se;
 		}
 		se->fd[se->nfd] = ret;
 	}
 	stun_sockaddr_format((struct sockaddr *)&ss, se->listen_txt, sizeof(se->listen_txt));
 	steer_eng_group_add(eng, STEER_GROUP_STUN, se->fd, se->nfd, 0, STEER_ADDR_ONLY);
-	eng->stun = se;
+	/* Published before the MSG_RING that names it (or before the shard threads start). */
+	__atomic_store_n(&eng->stun, se, __ATOMIC_RELEASE);
+	if (stun_eng_shards_up(eng)) {
+		ret = stun_eng_msg_all(eng, true);
+		if (ret) {
+			snprintf(err, errlen, "shards did not take the STUN sockets: %s",
+				 strerror(-ret));
+			stun_eng_close(eng);
+			return ret;
+		}
+	}
 	pr_info(MOD, "STUN Binding responder on %s, %u shards, rate %u/s burst %u", se->listen_txt,
 		se->nfd, se->rate, se->burst);
 	return 0;
 
-close_fds:
-	while (se->nfd) {
-		close(se->fd[--se->nfd]);
-	}
-	free(se);
+free_se:
+	stun_eng_free(eng, se);
 	return ret;
+}
+
+void stun_eng_close(struct engine *eng)
+{
+	struct stun_eng *se = eng->stun;
+	int ret;
+
+	if (!se) {
+		return;
+	}
+	if (stun_eng_shards_up(eng)) {
+		ret = stun_eng_msg_all(eng, false);
+		if (ret) {
+			/* A shard did not let go: leak its state rather than free it under it. */
+			pr_err(MOD, "STUN responder stop not acknowledged: %s", strerror(-ret));
+			memset(se->sh, 0, sizeof(se->sh));
+		}
+	}
+	pr_info(MOD, "STUN Binding responder on %s closed", se->listen_txt);
+	eng->stun = NULL;
+	stun_eng_free(eng, se);
 }
 
 /* stun_eng_arm - multishot recvmsg into the shard's UDP buffer ring. */
 static void stun_eng_arm(struct shard *sh)
 {
-	struct stun_shard *ss = sh->eng->stun->sh[sh->idx];
+	struct stun_shard *ss = sh->stun;
 	struct io_uring_sqe *sqe = shard_sqe(sh);
 
 	memset(&ss->rmsg, 0, sizeof(ss->rmsg));
@@ -175,28 +274,73 @@ static void stun_eng_arm(struct shard *sh)
 	ss->armed = 1;
 }
 
-void stun_eng_shard_start(struct shard *sh)
+/* stun_eng_shard_open - allocate this shard's state for @se and arm. 0 or -ENOMEM. */
+static int stun_eng_shard_open(struct shard *sh, struct stun_eng *se)
 {
-	struct stun_eng *se = sh->eng->stun;
-	struct stun_shard *ss;
+	struct stun_shard *ss = calloc(1, sizeof(*ss));
 
-	if (!se) {
-		return;
-	}
-	ss = calloc(1, sizeof(*ss));
 	if (!ss || stun_rl_init(&ss->srv.rl, se->rate, se->burst, STUN_RL_ENTRIES)) {
 		pr_err(MOD, "shard %u: out of memory, not answering STUN", sh->idx);
 		free(ss);
-		return;
+		return -ENOMEM;
 	}
 	ss->srv.fd = -1;
 	ss->fd = se->fd[sh->idx];
 	ss->free_slots = ~0ULL;
-	__atomic_store_n(&se->sh[sh->idx], ss, __ATOMIC_RELEASE);
+	sh->stun = ss;
+	__atomic_store_n(&se->sh[sh->idx], ss, __ATOMIC_RELEASE); /* read by stun_eng_json */
 	stun_eng_arm(sh);
+	return 0;
 }
 
-/* stun_eng_publish - copy the counters for readers on other threads. */
+void stun_eng_shard_start(struct shard *sh)
+{
+	struct stun_eng *se = __atomic_load_n(&sh->eng->stun, __ATOMIC_ACQUIRE);
+
+	if (se) {
+		stun_eng_shard_open(sh, se);
+	}
+}
+
+/* stun_eng_maybe_stopped - a stop is pending and nothing is in flight: let go and ack. */
+static void stun_eng_maybe_stopped(struct shard *sh)
+{
+	struct stun_shard *ss = sh->stun;
+
+	if (!ss || !ss->stopping || ss->armed || ss->free_slots != ~0ULL) {
+		return;
+	}
+	sh->stun = NULL; /* the control thread frees it after the ack */
+	shard_ack(sh, MSG_LISTEN_RM, STUN_ACK_SLOT, 0);
+}
+
+/* stun_eng_shard_msg - start (@start) or stop request from the control thread. */
+static void stun_eng_shard_msg(struct shard *sh, bool start)
+{
+	struct stun_shard *ss = sh->stun;
+
+	if (start) {
+		struct stun_eng *se = __atomic_load_n(&sh->eng->stun, __ATOMIC_ACQUIRE);
+
+		shard_ack(sh, MSG_LISTEN_ADD, STUN_ACK_SLOT,
+			  ss ? -EEXIST : (se ? stun_eng_shard_open(sh, se) : -ENOENT));
+		return;
+	}
+	if (!ss) {
+		shard_ack(sh, MSG_LISTEN_RM, STUN_ACK_SLOT, 0);
+		return;
+	}
+	ss->stopping = 1;
+	if (ss->armed) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+
+		io_uring_prep_cancel64(sqe, udata_pack(UD_STUN, 0, sh->idx, 0, 0), 0);
+		io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, 0));
+	}
+	stun_eng_maybe_stopped(sh);
+}
+
+/* stun_eng_publish - copy the responder's counters for readers on other threads. */
 static void stun_eng_publish(struct stun_shard *ss)
 {
 	for (int k = 0; k < NATX_STUN_CNT_MAX; k++) {
@@ -230,7 +374,7 @@ static void stun_eng_recv(struct shard *sh, struct stun_shard *ss, struct io_uri
 			stat_add(&sh->st.bufring_exhausted, 1);
 		}
 		/* Re-armed at the next tick: no tight loop on a persistent error. */
-		ss->rearm = 1;
+		ss->rearm = !ss->stopping;
 	}
 	if (cqe->res < 0 || !(cqe->flags & IORING_CQE_F_BUFFER)) {
 		return;
@@ -242,6 +386,9 @@ static void stun_eng_recv(struct shard *sh, struct stun_shard *ss, struct io_uri
 	}
 	data = bufring_data(&sh->ubr, bid);
 	out = io_uring_recvmsg_validate(data, cqe->res, &ss->rmsg);
+	if (ss->stopping) {
+		goto drop;
+	}
 	if (!out || out->namelen > sizeof(struct sockaddr_in6) ||
 	    out->namelen < sizeof(struct sockaddr_in)) {
 		ss->srv.counters[NATX_STUN_CNT_PASSED]++;
@@ -284,29 +431,38 @@ drop:
 
 void stun_eng_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 {
-	struct stun_shard *ss = sh->eng->stun ? sh->eng->stun->sh[sh->idx] : NULL;
+	struct stun_shard *ss = sh->stun;
 	uint32_t i = udata_slot(cqe->user_data);
 
-	if (!ss) {
+	switch (udata_dir(cqe->user_data)) {
+	case 2:
+		stun_eng_shard_msg(sh, udata_bid(cqe->user_data) != 0);
 		return;
+	case 0:
+		if (ss) {
+			stun_eng_recv(sh, ss, cqe);
+		}
+		break;
+	case 1:
+		if (!ss) {
+			return;
+		}
+		if (i < STUN_SLOTS) {
+			ss->free_slots |= 1ULL << i;
+		}
+		if (cqe->res < 0) {
+			stun_cnt_add(&ss->cnt[STUN_ENG_SEND_FAILED], 1);
+		}
+		break;
 	}
-	if (udata_dir(cqe->user_data) == 0) {
-		stun_eng_recv(sh, ss, cqe);
-		return;
-	}
-	if (i < STUN_SLOTS) {
-		ss->free_slots |= 1ULL << i;
-	}
-	if (cqe->res < 0) {
-		stun_cnt_add(&ss->cnt[STUN_ENG_SEND_FAILED], 1);
-	}
+	stun_eng_maybe_stopped(sh);
 }
 
 void stun_eng_shard_tick(struct shard *sh)
 {
-	struct stun_shard *ss = sh->eng->stun ? sh->eng->stun->sh[sh->idx] : NULL;
+	struct stun_shard *ss = sh->stun;
 
-	if (ss && ss->rearm && !ss->armed && !sh->stop) {
+	if (ss && ss->rearm && !ss->armed && !ss->stopping && !sh->stop) {
 		ss->rearm = 0;
 		stun_eng_arm(sh);
 	}
@@ -343,23 +499,4 @@ void stun_eng_json(struct engine *eng, cJSON *o)
 	for (int k = 0; k < STUN_ENG_CNT_MAX; k++) {
 		cJSON_AddNumberToObject(c, stun_eng_cnt_names[k], (double)total[k]);
 	}
-}
-
-void stun_eng_close(struct engine *eng)
-{
-	struct stun_eng *se = eng->stun;
-
-	if (!se) {
-		return;
-	}
-	steer_eng_group_del(eng, STEER_GROUP_STUN);
-	for (unsigned int i = 0; i < se->nfd; i++) {
-		close(se->fd[i]);
-		if (se->sh[i]) {
-			stun_rl_cleanup(&se->sh[i]->srv.rl);
-			free(se->sh[i]);
-		}
-	}
-	free(se);
-	eng->stun = NULL;
 }

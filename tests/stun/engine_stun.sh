@@ -9,7 +9,10 @@
 #    still answered;
 #  - with BPF steering (when permitted) every request from 127.0.0.1, whatever its source
 #    port, is handled by one shard (the STUN group is keyed on the address only).
-# Runs once with --steer kernel and once with --steer auto; the engine's stats say which.
+# Runs once with --steer kernel (responder from --stun-listen) and once with --steer auto
+# (responder started over the control socket with stun.set, as natxd does); the engine's
+# stats say which steering is active. Then stun.set/stun.stop: repeated, changed, stopped
+# (no answer any more), busy port and bad address refused with the contract's error codes.
 set -euo pipefail
 BIN=${NATX_BIN:?}
 tmp=$(mktemp -d /tmp/natxbpe-stun.XXXXXX)
@@ -27,17 +30,17 @@ fail() {
 	[[ -f $tmp/engine.log ]] && tail -20 "$tmp/engine.log" >&2
 	exit 1
 }
-ctl() {
-	printf '{"v":1,"id":1,"cmd":"%s"}\n' "$1" | socat -t 5 - "UNIX-CONNECT:$tmp/ctl.sock"
+ctl() { # $1 command, $2 extra JSON members (optional, with a leading comma)
+	printf '{"v":1,"id":1,"cmd":"%s"%s}\n' "$1" "${2:-}" | socat -t 5 - "UNIX-CONNECT:$tmp/ctl.sock"
 }
 stun() { ctl stats | jq -c ".stun.$1"; }
 
-start_engine() { # $1 steer mode, $2 listen, rest: extra options
+start_engine() { # $1 steer mode, $2 listen ("" = none), rest: extra options
 	local steer=$1 listen=$2
 	shift 2
 	rm -f "$tmp/ctl.sock"
 	"$BIN/natx-engine" --shards 2 --no-pin --steer "$steer" --ctl "$tmp/ctl.sock" \
-		--stun-listen "$listen" "$@" >"$tmp/engine.log" 2>&1 &
+		${listen:+--stun-listen "$listen"} "$@" >"$tmp/engine.log" 2>&1 &
 	epid=$!
 	for _ in $(seq 100); do
 		[[ -S $tmp/ctl.sock ]] && break
@@ -45,6 +48,11 @@ start_engine() { # $1 steer mode, $2 listen, rest: extra options
 		sleep 0.05
 	done
 	[[ -S $tmp/ctl.sock ]] || fail "engine did not come up"
+	if [[ -z $listen ]]; then
+		[[ $(ctl hello | jq -r .stun) == false ]] || fail "hello reports a responder"
+		ctl stun.set ',"listen":"[::]:0","rate":5,"burst":5' | jq -e .ok >/dev/null ||
+			fail "stun.set refused"
+	fi
 	[[ $(ctl hello | jq -r .stun) == true ]] || fail "hello does not report the responder"
 	port=$(stun listen | tr -d '"' | sed 's/.*://')
 }
@@ -54,10 +62,14 @@ stop_engine() {
 	epid=
 }
 
-run() { # $1 steer mode
+run() { # $1 steer mode, $2 cli|ctl
 	local mode steered cport out sum got
 	cport=$((30000 + ($$ * 7 + ${#1}) % 20000))
-	start_engine "$1" '[::]:0' --stun-rate 5 --stun-burst 5
+	if [[ $2 == cli ]]; then
+		start_engine "$1" '[::]:0' --stun-rate 5 --stun-burst 5
+	else
+		start_engine "$1" ''
+	fi
 	mode=$(ctl stats | jq -r .steering.mode)
 	echo "steer $1 -> $mode, STUN on [::]:$port"
 
@@ -116,8 +128,30 @@ run() { # $1 steer mode
 	stop_engine
 }
 
-run kernel
-run auto
+run kernel cli
+run auto ctl
+
+# stun.set / stun.stop over the control socket.
+start_engine auto ''
+p1=$port
+r=$(ctl stun.set ',"listen":"[::]:0","rate":5,"burst":5')
+[[ $(jq -r .stun.listen <<<"$r") == "[::]:$p1" ]] || fail "repeated stun.set changed it: $r"
+r=$(ctl stun.set ',"listen":"127.0.0.1:'"$p1"'","rate":0')
+[[ $(jq -c '[.ok, .stun.listen, .stun.rate]' <<<"$r") == "[true,\"127.0.0.1:$p1\",0]" ]] ||
+	fail "changed stun.set: $r"
+out=$("$BIN/natx-stunc" "127.0.0.1:$p1" --count 50 --json --timeout-ms 300)
+[[ $(jq .answered <<<"$out") == 50 ]] || fail "unlimited responder: $out"
+r=$(ctl stun.stop)
+[[ $(jq -c '[.ok, .stun]' <<<"$r") == '[true,null]' ]] || fail "stun.stop: $r"
+[[ $(ctl hello | jq -r .stun) == false ]] || fail "hello still reports the responder"
+if "$BIN/natx-stunc" "127.0.0.1:$p1" --timeout-ms 200 >/dev/null 2>&1; then
+	fail "answered after stun.stop"
+fi
+r=$(ctl stun.set ',"listen":"nonsense"')
+[[ $(jq -r .error.code <<<"$r") == bad_spec ]] || fail "bad listen: $r"
+r=$(ctl stun.set)
+[[ $(jq -r .error.code <<<"$r") == bad_request ]] || fail "stun.set without listen: $r"
+[[ $(ctl hello | jq -r .stun) == false ]] || fail "refused stun.set left a responder"
 
 # Port in use: refused with a reason, nothing started.
 python3 -c 'import socket,time,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1],flush=True); time.sleep(20)' >"$tmp/busy" &
@@ -129,7 +163,7 @@ if "$BIN/natx-engine" --shards 1 --stun-listen "127.0.0.1:$busy" >"$tmp/busy.log
 	fail "engine started on a busy STUN port"
 fi
 kill $bpid
-grep -q "stun-listen 127.0.0.1:$busy: Address already in use" "$tmp/busy.log" ||
+grep -q "STUN listen 127.0.0.1:$busy: Address already in use" "$tmp/busy.log" ||
 	fail "busy port: $(cat "$tmp/busy.log")"
 if "$BIN/natx-engine" --stun-listen 'nonsense' >"$tmp/bad.log" 2>&1; then
 	fail "bad --stun-listen accepted"
