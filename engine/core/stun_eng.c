@@ -10,6 +10,7 @@
  * UD_ACK (MSG_LISTEN_ADD / MSG_LISTEN_RM) on slot STUN_ACK_SLOT.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@
 #define MOD "stun"
 
 enum {
-	STUN_SLOTS = 64,
+	STUN_SLOTS = 1024, /* answers in flight per shard: one per UDP buffer by default */
 	STUN_RL_ENTRIES = 65536,
 	STUN_ACK_SLOT = FWD_MAX + 1, /* no forward has this slot */
 	STUN_ACK_MS = 5000,
@@ -40,11 +41,18 @@ static const char *const stun_eng_cnt_names[STUN_ENG_CNT_MAX] = {
 	[STUN_ENG_SEND_FAILED] = "send_failed", [STUN_ENG_NO_SLOT] = "no_slot",
 };
 
+/* Room for the one control message received and sent: the request's destination address. */
+#define STUN_CTL_LEN CMSG_SPACE(sizeof(struct in6_pktinfo))
+
 /* One answer in flight: the sendmsg header and what it points to. */
 struct stun_slot {
 	struct msghdr m;
 	struct iovec iov;
 	struct sockaddr_storage to;
+	union {
+		struct cmsghdr align;
+		uint8_t b[STUN_CTL_LEN];
+	} ctl; /* IP_PKTINFO / IPV6_PKTINFO: answer from the address the request was sent to */
 	uint8_t buf[STUN_RESP_MAX_LEN + 64];
 };
 
@@ -53,12 +61,13 @@ struct stun_shard {
 	int fd;
 	struct msghdr rmsg; /* multishot recvmsg template */
 	uint8_t armed, rearm, stopping;
-	uint64_t free_slots; /* bit i: slot i is free */
+	uint16_t nfree; /* free slots: free[0 .. nfree) */
+	uint16_t free[STUN_SLOTS];
 	uint64_t cnt[STUN_ENG_CNT_MAX]; /* published copies, read by the control thread */
 	struct stun_slot slot[STUN_SLOTS];
 };
 
-_Static_assert(STUN_SLOTS == 64, "free_slots is a 64-bit mask");
+_Static_assert(STUN_SLOTS <= 65536, "slot indexes are 16-bit");
 
 struct stun_eng {
 	int fd[SHARDS_MAX];
@@ -91,6 +100,19 @@ static int stun_eng_socket(struct sockaddr_storage *ss, socklen_t sl)
 	if (ss->ss_family == AF_INET6) {
 		/* Dual-stack like natx-stund: IPv4 clients arrive IPv4-mapped. */
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	}
+	/*
+	 * The request's destination address comes with each datagram (IPv4-mapped for IPv4
+	 * clients of a dual-stack socket) and is the answer's source: on a host with several
+	 * addresses a wildcard socket otherwise answers from the route's preferred address,
+	 * which the client does not accept.
+	 */
+	if (ss->ss_family == AF_INET6 ?
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) :
+		    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))) {
+		ret = -errno;
+		close(fd);
+		return ret;
 	}
 	if (bind(fd, (struct sockaddr *)ss, sl) || getsockname(fd, (struct sockaddr *)ss, &sl)) {
 		ret = -errno;
@@ -267,6 +289,7 @@ static void stun_eng_arm(struct shard *sh)
 
 	memset(&ss->rmsg, 0, sizeof(ss->rmsg));
 	ss->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
+	ss->rmsg.msg_controllen = STUN_CTL_LEN;
 	io_uring_prep_recvmsg_multishot(sqe, ss->fd, &ss->rmsg, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = UDP_BUF_GROUP;
@@ -286,7 +309,10 @@ static int stun_eng_shard_open(struct shard *sh, struct stun_eng *se)
 	}
 	ss->srv.fd = -1;
 	ss->fd = se->fd[sh->idx];
-	ss->free_slots = ~0ULL;
+	for (uint32_t i = 0; i < STUN_SLOTS; i++) {
+		ss->free[i] = (uint16_t)(STUN_SLOTS - 1 - i);
+	}
+	ss->nfree = STUN_SLOTS;
 	sh->stun = ss;
 	__atomic_store_n(&se->sh[sh->idx], ss, __ATOMIC_RELEASE); /* read by stun_eng_json */
 	stun_eng_arm(sh);
@@ -307,7 +333,7 @@ static void stun_eng_maybe_stopped(struct shard *sh)
 {
 	struct stun_shard *ss = sh->stun;
 
-	if (!ss || !ss->stopping || ss->armed || ss->free_slots != ~0ULL) {
+	if (!ss || !ss->stopping || ss->armed || ss->nfree != STUN_SLOTS) {
 		return;
 	}
 	sh->stun = NULL; /* the control thread frees it after the ack */
@@ -357,6 +383,42 @@ static uint64_t stun_eng_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * stun_eng_pktinfo - copy the request's destination (IP_PKTINFO / IPV6_PKTINFO in @out) into
+ * @sl's control buffer as the answer's source. Returns the control length, 0 when absent.
+ */
+static size_t stun_eng_pktinfo(struct stun_shard *ss, struct io_uring_recvmsg_out *out,
+			       struct stun_slot *sl)
+{
+	struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, &ss->rmsg), *w;
+
+	memset(&sl->ctl, 0, sizeof(sl->ctl));
+	w = (struct cmsghdr *)sl->ctl.b;
+	for (; c; c = io_uring_recvmsg_cmsg_nexthdr(out, &ss->rmsg, c)) {
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+			w->cmsg_level = IPPROTO_IPV6;
+			w->cmsg_type = IPV6_PKTINFO;
+			w->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+			memcpy(CMSG_DATA(w), CMSG_DATA(c), sizeof(struct in6_pktinfo));
+			return CMSG_SPACE(sizeof(struct in6_pktinfo));
+		}
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+			struct in_pktinfo in, pi = { 0 };
+
+			memcpy(&in, CMSG_DATA(c), sizeof(in));
+			pi.ipi_spec_dst = in.ipi_addr; /* source = where the request went */
+			w->cmsg_level = IPPROTO_IP;
+			w->cmsg_type = IP_PKTINFO;
+			w->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(w), &pi, sizeof(pi));
+			return CMSG_SPACE(sizeof(pi));
+		}
+	}
+	return 0;
+}
+
 /* stun_eng_recv - one datagram (or the end of the multishot receive). */
 static void stun_eng_recv(struct shard *sh, struct stun_shard *ss, struct io_uring_cqe *cqe)
 {
@@ -394,14 +456,14 @@ static void stun_eng_recv(struct shard *sh, struct stun_shard *ss, struct io_uri
 		ss->srv.counters[NATX_STUN_CNT_PASSED]++;
 		goto drop;
 	}
-	if (out->flags & MSG_TRUNC) {
+	if (out->flags & (MSG_TRUNC | MSG_CTRUNC)) {
 		/* Longer than a UDP buffer: like natx-stund's truncation, malformed. */
 		ss->srv.counters[NATX_STUN_CNT_MALFORMED]++;
 		goto drop;
 	}
-	i = ss->free_slots ? __builtin_ctzll(ss->free_slots) : -1;
+	i = ss->nfree ? ss->free[ss->nfree - 1] : -1;
 	if (i < 0) {
-		/* 64 answers still being sent: the socket is backed up; drop, counted. */
+		/* STUN_SLOTS answers still being sent: backed up; drop, counted. */
 		stun_cnt_add(&ss->cnt[STUN_ENG_NO_SLOT], 1);
 		goto drop;
 	}
@@ -420,7 +482,9 @@ static void stun_eng_recv(struct shard *sh, struct stun_shard *ss, struct io_uri
 	sl->m.msg_namelen = out->namelen;
 	sl->m.msg_iov = &sl->iov;
 	sl->m.msg_iovlen = 1;
-	ss->free_slots &= ~(1ULL << i);
+	sl->m.msg_controllen = stun_eng_pktinfo(ss, out, sl);
+	sl->m.msg_control = sl->m.msg_controllen ? sl->ctl.b : NULL;
+	ss->nfree--;
 	sqe = shard_sqe(sh);
 	io_uring_prep_sendmsg(sqe, ss->fd, &sl->m, 0);
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_STUN, 1, sh->idx, 0, (uint32_t)i));
@@ -447,8 +511,8 @@ void stun_eng_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 		if (!ss) {
 			return;
 		}
-		if (i < STUN_SLOTS) {
-			ss->free_slots |= 1ULL << i;
+		if (i < STUN_SLOTS && ss->nfree < STUN_SLOTS) {
+			ss->free[ss->nfree++] = (uint16_t)i;
 		}
 		if (cqe->res < 0) {
 			stun_cnt_add(&ss->cnt[STUN_ENG_SEND_FAILED], 1);

@@ -8,8 +8,8 @@
  * shard's bucket). Each shard receives with a multishot recvmsg from its UDP buffer ring,
  * decides with the sans-IO stun_server_respond() (engine/stun: same policy, bytes and counters
  * as natx-stund and the XDP reflector) and sends the answer with an io_uring sendmsg from one
- * of 64 per-shard slots. Replies leave from the socket's address (no IP_PKTINFO): bind a
- * specific address on a multi-homed host.
+ * of 1024 per-shard slots, from the address the request was sent to (IP_PKTINFO /
+ * IPV6_PKTINFO), so a wildcard socket answers correctly on a host with several addresses.
  */
 #ifndef NATX_ENGINE_STUN_ENG_H
 #define NATX_ENGINE_STUN_ENG_H

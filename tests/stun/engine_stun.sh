@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # natx-engine's STUN Binding responder (--stun-listen), on loopback, with 2 shards:
 #  - natx-stunc learns its own address and port (XOR-MAPPED-ADDRESS) for IPv4, IPv6 and an
-#    IPv4 client of the dual-stack [::] socket (answered as IPv4);
+#    IPv4 client of the dual-stack [::] socket (answered as IPv4); a request to 127.0.0.4 is
+#    answered from 127.0.0.4 (IP_PKTINFO), not from the route's preferred 127.0.0.1;
 #  - FINGERPRINT requests are answered (natx-stunc checks the CRC);
 #  - garbage is counted (passed/malformed), not answered, and the responder keeps answering;
 #  - a flood from 127.0.0.1 is limited to the burst plus the refill (rate_limited counted, the
@@ -77,7 +78,12 @@ run() { # $1 steer mode, $2 cli|ctl
 	[[ $out == "mapped 127.0.0.1:$cport" ]] || fail "IPv4 client via [::]: '$out'"
 	out=$("$BIN/natx-stunc" "[::1]:$port" --bind "[::1]:$((cport + 1))" --fingerprint)
 	[[ $out == "mapped [::1]:$((cport + 1))" ]] || fail "IPv6 client: '$out'"
-	[[ $(stun counters.answered) == 2 ]] || fail "answered: $(stun counters)"
+	# Sent to another local address than the route's preferred one: answered from it
+	# (IP_PKTINFO), else the connected client would not accept the answer.
+	out=$("$BIN/natx-stunc" "127.0.0.4:$port" --bind "127.0.0.4:$((cport + 4))") ||
+		fail "request to 127.0.0.4 not answered from 127.0.0.4"
+	[[ $out == "mapped 127.0.0.4:$((cport + 4))" ]] || fail "127.0.0.4: '$out'"
+	[[ $(stun counters.answered) == 3 ]] || fail "answered: $(stun counters)"
 
 	# Not STUN: counted, not answered; then still answering.
 	printf 'hello, not stun' | socat -t 0.2 - "UDP:127.0.0.2:$port" || true
