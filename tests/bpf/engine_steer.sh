@@ -5,6 +5,15 @@
 set -euo pipefail
 here=$(dirname "$0")
 py=${PYTHON:-python3}
+# A bad --steer value is bad input: exit 2, one line naming the option.
+rc=0
+"$NATX_BIN/natx-engine" --steer turbo >/tmp/natxbpe-steer.$$ 2>&1 || rc=$?
+msg=$(cat /tmp/natxbpe-steer.$$)
+rm -f /tmp/natxbpe-steer.$$
+if [[ $rc -ne 2 || $msg != *"--steer: expected auto, bpf or kernel"* ]]; then
+	echo "FAIL: --steer turbo: exit $rc, '$msg'"
+	exit 1
+fi
 for proto in tcp udp; do
 	"$py" "$here/engine_steer.py" kernel "$proto"
 done
