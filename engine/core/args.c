@@ -223,7 +223,8 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			} else if (!strcmp(val, "kernel")) {
 				cfg->steer = STEER_KERNEL;
 			} else {
-				snprintf(err, ARGS_ERR_MAX, "--steer: expected auto, bpf or kernel");
+				snprintf(err, ARGS_ERR_MAX,
+					 "--steer: expected auto, bpf or kernel");
 				ret = -EINVAL;
 			}
 		} else if (!strcmp(opt, "--stun-listen")) {

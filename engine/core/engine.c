@@ -218,8 +218,8 @@ static int engine_msg(struct engine *eng, unsigned int i, enum shard_msg cmd, ui
 	return ret < 0 ? ret : 0;
 }
 
-unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot,
-				     unsigned int n, int ms, int *res)
+unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot, unsigned int n,
+			      int ms, int *res)
 {
 	unsigned int got = 0;
 	uint64_t deadline = now_ms_get() + (uint64_t)ms;

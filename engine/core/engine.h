@@ -199,8 +199,8 @@ uint64_t engine_flows_open(struct engine *eng);
  * engine_wait_acks - control thread: wait for @n acks of @cmd (slot @slot) from shards, up to
  * @ms. Returns the number received; *res gets the first failure.
  */
-unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot,
-			      unsigned int n, int ms, int *res);
+unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot, unsigned int n,
+			      int ms, int *res);
 
 /* shard_ack - shard thread: tell the control ring that @cmd for @slot finished with @res. */
 void shard_ack(struct shard *sh, enum shard_msg cmd, uint32_t slot, int res);
