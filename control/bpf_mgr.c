@@ -251,8 +251,8 @@ static cJSON *bpf_mgr_engine_stats(struct bpf_mgr *m)
 {
 	cJSON *req = cJSON_CreateObject(), *r = NULL;
 
-	if (m->eng->state != ENGINE_UP || !req || !cJSON_AddStringToObject(req, "cmd", "stats") ||
-	    engine_sup_call(m->eng, req, &r)) {
+	if (!m->eng || m->eng->state != ENGINE_UP || !req ||
+	    !cJSON_AddStringToObject(req, "cmd", "stats") || engine_sup_call(m->eng, req, &r)) {
 		cJSON_Delete(r);
 		r = NULL;
 	}
