@@ -43,6 +43,8 @@ static const char *const stun_eng_cnt_names[STUN_ENG_CNT_MAX] = {
 
 /* Room for the one control message received and sent: the request's destination address. */
 #define STUN_CTL_LEN CMSG_SPACE(sizeof(struct in6_pktinfo))
+#define STUN_NAME_LEN ((sizeof(struct sockaddr_in6) + 7) & ~(size_t)7)
+_Static_assert(sizeof(struct io_uring_recvmsg_out) % 8 == 0, "control area alignment");
 
 /* One answer in flight: the sendmsg header and what it points to. */
 struct stun_slot {
@@ -288,7 +290,11 @@ static void stun_eng_arm(struct shard *sh)
 	struct io_uring_sqe *sqe = shard_sqe(sh);
 
 	memset(&ss->rmsg, 0, sizeof(ss->rmsg));
-	ss->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
+	/*
+	 * The multishot buffer is header (16) | name (msg_namelen) | control | payload: a name
+	 * area of 32 rather than 28 bytes keeps the control messages 8-byte aligned.
+	 */
+	ss->rmsg.msg_namelen = STUN_NAME_LEN;
 	ss->rmsg.msg_controllen = STUN_CTL_LEN;
 	io_uring_prep_recvmsg_multishot(sqe, ss->fd, &ss->rmsg, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;

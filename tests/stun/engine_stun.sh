@@ -61,6 +61,10 @@ stop_engine() {
 	ctl shutdown >/dev/null
 	wait "$epid" || fail "engine exit status $?"
 	epid=
+	# Sanitizer builds report and go on for some checks: any report fails the test.
+	if grep -q "runtime error\|Sanitizer" "$tmp/engine.log"; then
+		fail "sanitizer report in the engine log"
+	fi
 }
 
 run() { # $1 steer mode, $2 cli|ctl
@@ -158,6 +162,7 @@ r=$(ctl stun.set ',"listen":"nonsense"')
 r=$(ctl stun.set)
 [[ $(jq -r .error.code <<<"$r") == bad_request ]] || fail "stun.set without listen: $r"
 [[ $(ctl hello | jq -r .stun) == false ]] || fail "refused stun.set left a responder"
+stop_engine
 
 # Port in use: refused with a reason, nothing started.
 python3 -c 'import socket,time,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1],flush=True); time.sleep(20)' >"$tmp/busy" &
