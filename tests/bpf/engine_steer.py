@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 """natx-engine SO_REUSEPORT steering, end to end on loopback.
 
-engine_steer.py MODE PROTO   (MODE bpf|kernel, PROTO tcp|udp). Starts natx-engine with 2
-shards, --steer MODE and one PROTO forward to an echo upstream, then opens 40 flows, one at a
-time, each from a chosen client port on 127.0.0.1. After each flow it reads the per-shard
+engine_steer.py MODE PROTO [6]   (MODE bpf|kernel, PROTO tcp|udp; 6: IPv6 on ::1). Starts
+natx-engine with 2 shards, --steer MODE and one PROTO forward to an echo upstream, then opens
+40 flows, one at a time, each from a chosen client port on 127.0.0.1 (or ::1), below the
+kernel's ephemeral range so other programs' connections rarely hold them. After each flow it reads the per-shard
 stats over the control socket and finds the one shard whose flows_total went up.
   bpf:    that shard must be the one natx-flowshard (the engine's own flow_key_hash) names,
-          for every flow; the program's "steered" counter must have moved; both shards used.
+          for every flow; the program's "steered" counter must have moved; both shards used;
+          forward.rm leaves no steered group behind.
   kernel: every flow must be served (echo back, exactly one shard counted it); hello and
           stats must say "kernel".
 Exit 0 pass, 1 fail, 77 skipped (BPF not permitted for MODE bpf).
@@ -36,11 +38,11 @@ def log(msg):
     print(f"[engine_steer] {msg}", flush=True)
 
 
-def echo_upstream(proto):
-    """An echo server on 127.0.0.1:0 in a daemon thread; returns its port."""
+def echo_upstream(proto, fam, host):
+    """An echo server on HOST:0 in a daemon thread; returns its port."""
     if proto == "tcp":
-        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        ls.bind(("127.0.0.1", 0))
+        ls = socket.socket(fam, socket.SOCK_STREAM)
+        ls.bind((host, 0))
         ls.listen(64)
 
         def conn(c):
@@ -56,8 +58,8 @@ def echo_upstream(proto):
                 c, _ = ls.accept()
                 threading.Thread(target=conn, args=(c,), daemon=True).start()
     else:
-        ls = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        ls.bind(("127.0.0.1", 0))
+        ls = socket.socket(fam, socket.SOCK_DGRAM)
+        ls.bind((host, 0))
 
         def loop():
             while True:
@@ -84,20 +86,20 @@ class Ctl:
         return r
 
 
-def flow_once(proto, fport, cport):
-    """One flow from 127.0.0.1:cport; True when the echo came back."""
+def flow_once(proto, fam, host, fport, cport):
+    """One flow from HOST:cport; True when the echo came back."""
     typ = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(socket.AF_INET, typ)
+    s = socket.socket(fam, typ)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.settimeout(3)
     try:
-        s.bind(("127.0.0.1", cport))
+        s.bind((host, cport))
     except OSError:
         s.close()
         return None  # port busy on this machine: not a verdict, try another
     msg = f"hello from {cport}".encode()
     try:
-        s.connect(("127.0.0.1", fport))
+        s.connect((host, fport))
         s.send(msg)
         return s.recv(4096) == msg
     except OSError:
@@ -108,13 +110,16 @@ def flow_once(proto, fport, cport):
 
 def main():
     mode, proto = sys.argv[1], sys.argv[2]
+    v6 = len(sys.argv) > 3 and sys.argv[3] == "6"
+    fam, host = (socket.AF_INET6, "::1") if v6 else (socket.AF_INET, "127.0.0.1")
+    shost = "[::1]" if v6 else "127.0.0.1"
     d = tempfile.mkdtemp(prefix="natxbpe-")
     ctl_path = os.path.join(d, "ctl.sock")
-    up = echo_upstream(proto)
+    up = echo_upstream(proto, fam, host)
     logf = open(os.path.join(d, "engine.log"), "w+")
     eng = subprocess.Popen([os.path.join(BIN, "natx-engine"), "--shards", "2", "--no-pin",
                             "--steer", mode, "--ctl", ctl_path,
-                            "--forward", f"{proto}:127.0.0.1:0=127.0.0.1:{up}"],
+                            "--forward", f"{proto}:{shost}:0={shost}:{up}"],
                            stdout=logf, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 10
@@ -141,9 +146,12 @@ def main():
         if mode == "bpf" and st["steering"]["groups"] != 1:
             fail(f"one forward, one steered group expected: {st['steering']}")
         steered0 = st["steering"]["steered"]
-        base = 20000 + (os.getpid() * 97) % 30000
-        ports = list(range(base, base + FLOWS * 2))
-        out = subprocess.run([FLOWSHARD, str(fid), "2", "127.0.0.1"] + [str(p) for p in ports],
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_lo = int(f.read().split()[0])
+        span = max(eph_lo - 10000 - FLOWS * 4, 1000)
+        base = 10000 + (os.getpid() * 97) % span
+        ports = list(range(base, base + FLOWS * 4))
+        out = subprocess.run([FLOWSHARD, str(fid), "2", host] + [str(p) for p in ports],
                              check=True, capture_output=True, text=True).stdout
         want = {int(a): int(b) for a, b in (line.split() for line in out.splitlines())}
         prev = [s["flows_total"] for s in st["shards"]]
@@ -151,7 +159,7 @@ def main():
         for p in ports:
             if done == FLOWS:
                 break
-            ok = flow_once(proto, fport, p)
+            ok = flow_once(proto, fam, host, fport, p)
             if ok is None:
                 continue
             if not ok:
@@ -181,7 +189,12 @@ def main():
             if st["steering"]["steered"] - steered0 < FLOWS:
                 fail(f"program counted {st['steering']['steered'] - steered0} steered, "
                      f"expected >= {FLOWS}")
-            log(f"{proto}: {FLOWS} flows, each on the shard flow_key_hash names "
+            ctl.call("forward.rm", fwd_id=fid)
+            groups = ctl.call("stats")["steering"]["groups"]
+            if groups != 0:
+                fail(f"forward.rm left {groups} steered group(s)")
+            log(f"{proto}{' IPv6' if v6 else ''}: {FLOWS} flows, each on the shard "
+                f"flow_key_hash names "
                 f"(shard 0: {list(landed.values()).count(0)}, "
                 f"shard 1: {list(landed.values()).count(1)}); steered "
                 f"{st['steering']['steered']}")

@@ -29,8 +29,9 @@ PY
 	exit 0
 fi
 rc=0
-for proto in tcp udp; do
-	"$py" "$here/engine_steer.py" bpf "$proto" || rc=$?
+for c in "tcp" "udp" "tcp 6" "udp 6"; do
+	# shellcheck disable=SC2086 # "PROTO [6]" on purpose
+	"$py" "$here/engine_steer.py" bpf $c || rc=$?
 	if [[ $rc -ne 0 ]]; then
 		exit $rc
 	fi
