@@ -48,6 +48,12 @@ cJSON *natxd_engine_json(struct natxd *d, bool with_stats)
 		    engine_sup_call(es, req, &r) == 0) {
 			cJSON_AddItemToObject(o, "shards", cJSON_DetachItemFromObject(r, "shards"));
 			cJSON_AddItemToObject(o, "total", cJSON_DetachItemFromObject(r, "total"));
+			if (cJSON_GetObjectItem(r, "steering")) {
+				cJSON_AddItemToObject(o, "steering",
+						      cJSON_DetachItemFromObject(r, "steering"));
+				cJSON_AddItemToObject(o, "stun",
+						      cJSON_DetachItemFromObject(r, "stun"));
+			}
 		}
 		cJSON_Delete(req);
 		cJSON_Delete(r);

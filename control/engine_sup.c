@@ -395,6 +395,44 @@ static int engine_sup_push(struct engine_sup *es, unsigned i)
 	return rc;
 }
 
+/* engine_sup_stun_push - send the wanted STUN responder state. 0 or the engine's error. */
+static int engine_sup_stun_push(struct engine_sup *es)
+{
+	cJSON *req = cJSON_CreateObject(), *r = NULL;
+	int rc;
+
+	if (!req ||
+	    !cJSON_AddStringToObject(req, "cmd", es->stun_want ? "stun.set" : "stun.stop") ||
+	    (es->stun_want && (!cJSON_AddStringToObject(req, "listen", es->stun_listen) ||
+			       !cJSON_AddNumberToObject(req, "rate", es->stun_rate) ||
+			       !cJSON_AddNumberToObject(req, "burst", es->stun_burst)))) {
+		cJSON_Delete(req);
+		return -ENOMEM;
+	}
+	rc = engine_sup_call(es, req, &r);
+	cJSON_Delete(req);
+	if (rc && rc != -NATX_E_UNAVAILABLE && rc != -EPIPE && rc != -ETIMEDOUT) {
+		snprintf(es->stun_error, sizeof(es->stun_error), "%s",
+			 engine_sup_error_text(r, natx_strerror(rc)));
+		pr_warn(MOD, "engine STUN responder on %s: %s", es->stun_listen, es->stun_error);
+	} else if (!rc) {
+		es->stun_error[0] = '\0';
+	}
+	cJSON_Delete(r);
+	return rc;
+}
+
+int engine_sup_stun_set(struct engine_sup *es, const char *listen, unsigned rate, unsigned burst)
+{
+	es->stun_decided = true;
+	es->stun_want = listen != NULL;
+	snprintf(es->stun_listen, sizeof(es->stun_listen), "%s", listen ? listen : "");
+	es->stun_rate = rate;
+	es->stun_burst = burst;
+	es->stun_error[0] = '\0';
+	return es->state == ENGINE_UP ? engine_sup_stun_push(es) : -NATX_E_UNAVAILABLE;
+}
+
 /*
  * engine_sup_reconcile - make the engine run exactly the desired forwards: match running ones
  * by spec, add missing ones, remove ones nobody wants (their open flows continue).
@@ -446,6 +484,9 @@ static int engine_sup_reconcile(struct engine_sup *es)
 		cJSON_Delete(rr);
 	}
 	cJSON_Delete(r);
+	if (es->stun_decided && es->state == ENGINE_UP) {
+		engine_sup_stun_push(es);
+	}
 	return es->state == ENGINE_UP ? 0 : -EPIPE;
 }
 

@@ -103,6 +103,13 @@ struct engine_sup {
 	struct engine_p2p p2p[ENGINE_P2P_MAX];
 	unsigned np2p;
 
+	/* The engine's STUN responder as natxd wants it (bpf_mgr.c); pushed on every (re)connect
+	 * once stun_decided. */
+	bool stun_decided, stun_want;
+	char stun_listen[64];
+	unsigned stun_rate, stun_burst;
+	char stun_error[ENGINE_ERR_MAX]; /* why the last stun.set failed, "" when it did not */
+
 	struct ctl_rx rx; /* reply framing (replies may exceed the request limit) */
 };
 
@@ -196,6 +203,14 @@ int engine_sup_p2p_listen_hostport(const char *ma, char *out, size_t cap);
  * otherwise ask the engine to shut down with drain_ms and wait (bounded) for it to go.
  */
 void engine_sup_stop(struct engine_sup *es, bool keep);
+
+/*
+ * engine_sup_stun_set - want the engine's STUN responder on @listen with @rate/@burst, or
+ * none (@listen NULL). Recorded, and sent now (stun.set / stun.stop) when the engine is up;
+ * pushed again whenever the engine comes back. Returns 0, -NATX_E_UNAVAILABLE (down: applied
+ * when it comes up), or the engine's error with stun_error set.
+ */
+int engine_sup_stun_set(struct engine_sup *es, const char *listen, unsigned rate, unsigned burst);
 
 /* engine_sup_state_name - "up" or "down". */
 const char *engine_sup_state_name(enum engine_state s);

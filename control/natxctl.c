@@ -311,6 +311,14 @@ static void print_engine(const cJSON *r)
 		       j_num(s, "bytes_out"), j_num(s, "packets_in"), j_num(s, "packets_out"),
 		       j_num(s, "drops"));
 	}
+	s = j_obj(e, "steering");
+	if (s) {
+		printf("steering: %s", j_str(s, "mode"));
+		if (strcmp(j_str(s, "mode"), "bpf")) {
+			printf(" (%s)", j_str(s, "reason"));
+		}
+		printf("\n");
+	}
 }
 
 /* print_counters - "name value" pairs of a counter object on one line. */
@@ -339,11 +347,27 @@ static void print_bpf(const cJSON *r)
 		printf("counters:");
 		print_counters(j_obj(x, "counters"));
 	} else if (!strcmp(active, "fallback")) {
-		printf("user-space fallback: %s\n", j_str(b, "reason"));
-		printf("listening %s (not accelerated)\ncounters:", j_str(f, "listen"));
+		printf("engine (user space) STUN responder: %s\n", j_str(b, "reason"));
+		if (j_bool(f, "running")) {
+			printf("listening %s (not accelerated)\ncounters:", j_str(f, "listen"));
+		} else {
+			printf("not answering: %s\ncounters:", j_str(f, "error"));
+		}
 		print_counters(j_obj(f, "counters"));
 	} else {
 		printf("no STUN responder (%s): %s\n", active, j_str(b, "reason"));
+	}
+	if (j_obj(b, "steering")) {
+		const cJSON *st = j_obj(b, "steering");
+
+		printf("engine SO_REUSEPORT steering: %s", j_str(st, "mode"));
+		if (!strcmp(j_str(st, "mode"), "bpf")) {
+			printf(" (program id %.0f, groups %.0f, steered %.0f, fallback %.0f)\n",
+			       j_num(st, "prog_id"), j_num(st, "groups"), j_num(st, "steered"),
+			       j_num(st, "fallback"));
+		} else {
+			printf(" (%s)\n", j_str(st, "reason"));
+		}
 	}
 	if (p) {
 		printf("punch steering (sk_lookup): %s, program id %.0f, ports %.0f-%.0f, "

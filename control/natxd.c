@@ -469,7 +469,7 @@ int main(int argc, char **argv)
 		NATX_VERSION, d.cfg.socket_path, d.http ? d.http_bound : "off", d.cfg.database,
 		d.eng.nfwd);
 	engine_sup_start(&d.eng);
-	bpf_mgr_init(&d.bpf, d.epfd);
+	bpf_mgr_init(&d.bpf, &d.eng);
 	bpf_mgr_apply(&d.bpf, &d.cfg);
 
 	status = natxd_run(&d);

@@ -13,6 +13,8 @@
 #include "natx/log.h"
 #include "p2p_host.h"
 #include "stats_json.h"
+#include "steer_eng.h"
+#include "stun_eng.h"
 
 #define MOD "ctl"
 
@@ -50,6 +52,8 @@ static void ctl_cmd_hello(struct ctl_server *s, struct engine *eng, const struct
 	cJSON_AddNumberToObject(reply, "pid", getpid());
 	cJSON_AddNumberToObject(reply, "shards", eng->nshards);
 	cJSON_AddNumberToObject(reply, "started_at", (double)eng->started_at);
+	cJSON_AddStringToObject(reply, "steering", steer_eng_mode(eng));
+	cJSON_AddBoolToObject(reply, "stun", eng->stun != NULL);
 }
 
 static void ctl_forward_json(struct engine *eng, const struct forward *f, cJSON *o, bool full)
@@ -263,6 +267,25 @@ static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const stru
 	}
 }
 
+/* ctl_cmd_stun - stun.set (start, or restart with new settings) / stun.stop. */
+static void ctl_cmd_stun(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			 cJSON *reply, struct ctl_result *r)
+{
+	int ret = 0;
+
+	if (req->cmd == CTL_STUN_STOP) {
+		stun_eng_close(eng);
+	} else {
+		ret = stun_eng_open(eng, req->listen, req->rate, req->burst, r->msg,
+				    sizeof(r->msg));
+	}
+	if (ret) {
+		r->code = ctl_errno_code(ret);
+		return;
+	}
+	stun_eng_json(eng, reply);
+}
+
 static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_HELLO] = ctl_cmd_hello,
 	[CTL_FWD_ADD] = ctl_cmd_fwd_add,
@@ -278,6 +301,9 @@ static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_P2P_FORWARD] = ctl_cmd_p2p_svc,
 	[CTL_P2P_LS] = ctl_cmd_p2p_svc,
 	[CTL_P2P_CLOSE] = ctl_cmd_p2p_svc,
+	/* STUN responder (stun_eng.h) */
+	[CTL_STUN_SET] = ctl_cmd_stun,
+	[CTL_STUN_STOP] = ctl_cmd_stun,
 };
 
 /* ctl_reply_error - {"v":1,"id":..,"ok":false,"error":{...}} as text. */

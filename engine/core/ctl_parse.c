@@ -25,6 +25,8 @@ static const struct {
 	{ "p2p.forward", CTL_P2P_FORWARD },
 	{ "p2p.ls", CTL_P2P_LS },
 	{ "p2p.close", CTL_P2P_CLOSE },
+	{ "stun.set", CTL_STUN_SET },
+	{ "stun.stop", CTL_STUN_STOP },
 };
 
 /* ctl_json_u32 - @item as an integral number in [0, max]. */
@@ -163,7 +165,23 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		snprintf(msg, CTL_MSG_MAX, "\"timeout_ms\" must be an integer 0..600000");
 		goto delete_root;
 	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "rate");
+	if (arg && !ctl_json_u32(arg, 10000000.0, &req->rate)) {
+		snprintf(msg, CTL_MSG_MAX, "\"rate\" must be an integer 0..10000000");
+		goto delete_root;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "burst");
+	if (arg && !ctl_json_u32(arg, 10000000.0, &req->burst)) {
+		snprintf(msg, CTL_MSG_MAX, "\"burst\" must be an integer 0..10000000");
+		goto delete_root;
+	}
 	switch (req->cmd) {
+	case CTL_STUN_SET:
+		if (!req->listen[0]) {
+			snprintf(msg, CTL_MSG_MAX, "stun.set needs \"listen\"");
+			goto delete_root;
+		}
+		break;
 	case CTL_P2P_EXPOSE:
 		if (!req->protocol[0] || !req->target[0]) {
 			snprintf(msg, CTL_MSG_MAX, "p2p.expose needs \"protocol\" and \"target\"");

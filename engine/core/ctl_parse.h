@@ -31,6 +31,8 @@ enum ctl_cmd {
 	CTL_P2P_FORWARD,
 	CTL_P2P_LS,
 	CTL_P2P_CLOSE,
+	CTL_STUN_SET,
+	CTL_STUN_STOP,
 };
 
 enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };
@@ -50,7 +52,8 @@ struct ctl_req {
 	uint32_t timeout_ms; /* p2p.ping, p2p.identify: 0 = default */
 	char protocol[CTL_ADDR_MAX]; /* p2p.expose, p2p.forward */
 	char target[CTL_ADDR_MAX]; /* p2p.expose: host:port */
-	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port */
+	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port; stun.set: IPv4:PORT / [IPv6]:PORT */
+	uint32_t rate, burst; /* stun.set: per-source Binding limit, 0 = unlimited / = rate */
 };
 
 /*

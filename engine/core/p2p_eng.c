@@ -19,6 +19,7 @@
 #include "natx/udata.h"
 #include "p2p_host.h"
 #include "p2p_int.h"
+#include "steer_eng.h"
 
 #define MOD "p2p"
 
@@ -197,6 +198,7 @@ int p2p_eng_start(struct engine *eng, const char *key_file, const char *listen, 
 		}
 		pe->lfd[pe->nlfd++] = ret;
 	}
+	steer_eng_group_add(eng, STEER_GROUP_P2P, pe->lfd, pe->nlfd, 0, 0);
 	ret = maddr_from_sockaddr((struct sockaddr *)&ss, pe->laddr, sizeof(pe->laddr),
 				  &pe->laddr_len);
 	if (ret ||
