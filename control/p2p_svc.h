@@ -40,6 +40,24 @@ int natxd_cmd_ping(struct natxd *d, const struct ctl_caller *who, const struct c
 /* natxd_cmd_p2p_svc - p2p.expose / p2p.forward / p2p.ls / p2p.close, passed to the engine. */
 int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		      cJSON *reply, char *msg);
+/* natxd_cmd_peers / reserve / relay_status - engine p2p.peers / p2p.reserve / p2p.relay.status. */
+int natxd_cmd_peers(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		    cJSON *reply, char *msg);
+int natxd_cmd_reserve(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		      cJSON *reply, char *msg);
+int natxd_cmd_relay_status(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			   cJSON *reply, char *msg);
+
+/*
+ * natxd_p2p_tick - from the main loop: once per engine instance (a new or restarted engine),
+ * turn the relay on with the [relay] settings and hand it the bootstrap peers to keep
+ * connected (p2p.relay.setup, p2p.keep).
+ */
+void natxd_p2p_tick(struct natxd *d);
+
+/* natxd_p2p_relay_metrics - add "relay": {counters} to @o when the relay runs. */
+void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o);
+
 int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		       cJSON *reply, char *msg);
 

@@ -31,6 +31,11 @@ enum ctl_cmd {
 	CTL_P2P_FORWARD,
 	CTL_P2P_LS,
 	CTL_P2P_CLOSE,
+	CTL_P2P_RELAY_SETUP,
+	CTL_P2P_RELAY_STATUS,
+	CTL_P2P_RESERVE,
+	CTL_P2P_KEEP,
+	CTL_P2P_PEERS,
 };
 
 enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };
@@ -51,6 +56,7 @@ struct ctl_req {
 	char protocol[CTL_ADDR_MAX]; /* p2p.expose, p2p.forward */
 	char target[CTL_ADDR_MAX]; /* p2p.expose: host:port */
 	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port */
+	cJSON *relay; /* p2p.relay.setup: owned copy of the settings object */
 };
 
 /*
