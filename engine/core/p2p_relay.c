@@ -782,8 +782,10 @@ struct p2p_sconn *p2p_circ_dial_fwd(struct p2p_shard *ps, const struct sockaddr_
 
 	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
 		L = &ps->conns[i];
+		/* the same peer through the same relay (the kept relay connection's peer) */
 		if (L->is_link && L->fwd && !L->dead && L->link_dialer &&
-		    peerid_equal(&L->peer, target)) {
+		    peerid_equal(&L->peer, target) &&
+		    peerid_equal(&ps->conns[L->outer].peer, relay)) {
 			return L;
 		}
 	}
