@@ -371,7 +371,7 @@ static void p2p_migrate_out(struct p2p_sconn *sc)
 	p2p_sconn_release(ps, sc);
 	pthread_mutex_lock(&pe->lock);
 	h->next = pe->handoffs;
-	pe->handoffs = h;
+	__atomic_store_n(&pe->handoffs, h, __ATOMIC_RELEASE); /* shard 0's tick peeks at it */
 	pthread_mutex_unlock(&pe->lock);
 	/* Wake shard 0; if this message is lost, shard 0's tick finds the queue anyway. */
 	sqe = shard_sqe(sh);
@@ -425,7 +425,7 @@ void p2p_handoffs_drop(struct p2p_eng *pe)
 
 	pthread_mutex_lock(&pe->lock);
 	h = pe->handoffs;
-	pe->handoffs = NULL;
+	__atomic_store_n(&pe->handoffs, NULL, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&pe->lock);
 	for (; h; h = next) {
 		next = h->next;
@@ -443,7 +443,7 @@ void p2p_relay_adopt(struct p2p_shard *ps)
 	}
 	pthread_mutex_lock(&pe->lock);
 	h = pe->handoffs;
-	pe->handoffs = NULL;
+	__atomic_store_n(&pe->handoffs, NULL, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&pe->lock);
 	if (h && ps->svc_gen != __atomic_load_n(&pe->svc_gen, __ATOMIC_ACQUIRE)) {
 		p2p_svc_refresh(ps);

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Circuit Relay v2 in the engine, on loopback, three natxd instances (own sockets, state dirs,
-# engines with 2 shards): R runs the relay (NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true, unlimited
-# circuits), A and B are nodes.
-#  - B reserves on R (natxctl reserve): the reply and `natxctl peer` give B's /p2p-circuit
+# Circuit Relay v2 in the engine, on loopback: natxd instances (own sockets, state dirs, engines
+# with 2 shards, so connections reach the relay on either shard): R runs the relay
+# (NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true, unlimited circuits, 10 s reservations), A and B are
+# nodes.
+#  1 B reserves on R (natxctl reserve): the reply and `natxctl peer` give B's /p2p-circuit
 #    address; R's relay status counts the reservation
-#  - A pings (3 round trips) and identifies B by that address: the identify record is B's
-#    (natx agent), `natxctl peers` on B lists A as relayed and R as direct
-#  - B exposes a TCP echo server, A forwards a local port to B's /p2p-circuit address: 64 MiB
+#  2 A pings (3 round trips) and identifies B (natx agent) by that address
+#  3 B exposes a TCP echo server, A forwards a local port to B's /p2p-circuit address: 64 MiB
 #    echoed through A -> R -> B -> echo and back, SHA-256 equal; R counts >= 128 MiB relayed,
 #    top talkers name A and B
-#  - relay status / peers / reserve --json shapes; R's /metrics?format=json has the relay
-#  - a natx node whose relay is off: reserve there is refused (hop not served)
-#  - limits (second relay L: max_circuits 1, data 1 MiB per direction, per-peer reservations
-#    1): a reservation flood from one peer (relay_driver flood) is capped and counted, a
-#    second circuit is refused with RESOURCE_LIMIT_EXCEEDED, a circuit over the data limit is
-#    reset while the relay keeps serving (circuits_limited 1)
+#  4 `natxctl peers` on B: A relayed via R, R direct and kept; metrics and relay status carry
+#    the counters; B's reservation is renewed before its 10 s TTL ends
+#  5 a natx node whose relay is off: reserving there is refused (hop not served)
+#  6 limits on relay L (1 circuit, 1 MiB per circuit and direction, 1 reservation per peer): a
+#    reservation flood from one peer over 16 connections (relay_driver flood) -> 1 accepted, 15
+#    RESERVATION_REFUSED, counted, and connections were handed to shard 0; a second circuit ->
+#    RESOURCE_LIMIT_EXCEEDED; a circuit over its data limit is reset (circuits_limited) and the
+#    next circuit works
+#  7 bootstrap peers (NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS): kept connected, redialled after
+#    the peer restarts
+#  8 js-libp2p 3.x: a js node reserves on R; js and natx ping it through R (skipped when the
+#    pinned js packages cannot be installed)
 # Exit 77 when jq/python3 are missing.
 set -uo pipefail
 : "${NATX_BIN:?NATX_BIN must point at build/bin}"
@@ -66,7 +72,7 @@ wait_relay() {
 }
 
 start_natxd r NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
-	NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0
+	NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0 NAT_TRAVERSAL_RELAY_RESERVATION_TTL_S=10
 start_natxd a
 start_natxd b
 wait_relay r
@@ -78,7 +84,7 @@ B_ID=$(jq -r .peer_id "$T/b/peer.json")
 ctl b --json reserve "$R_ADDR" >"$T/rsv.json" || { cat "$T/rsv.json"; fail "reserve"; }
 B_CIRC=$(jq -r .circuit_addr "$T/rsv.json")
 [ "$B_CIRC" = "$R_ADDR/p2p-circuit/p2p/$B_ID" ] || { cat "$T/rsv.json"; fail "circuit address $B_CIRC"; }
-jq -e '.reserved == true and .expire_in_s > 3000' "$T/rsv.json" >/dev/null || { cat "$T/rsv.json"; fail "reservation"; }
+jq -e '.reserved == true and .expire_in_s > 5 and .expire_in_s <= 10' "$T/rsv.json" >/dev/null || { cat "$T/rsv.json"; fail "reservation"; }
 ctl b --json peer | jq -e --arg c "$B_CIRC" '.circuit_addrs | index($c) != null' >/dev/null ||
 	fail "natxctl peer does not show the circuit address"
 ctl r --json relay status >"$T/rs1.json"
@@ -132,6 +138,15 @@ ctl r --json metrics | jq -e '.metrics.relay.bytes_relayed > 0 and .metrics.rela
 	fail "natxd metrics without the relay counters"
 ctl r relay status >"$T/rs.txt" && grep -q "bytes_relayed" "$T/rs.txt" || { cat "$T/rs.txt"; fail "relay status text"; }
 pass "natxctl metrics and relay status (text) carry the relay counters"
+# B's reservation (10 s TTL) is renewed before it expires, on the same connection
+for _ in $(seq 1 150); do
+	ctl r --json relay status | jq -e '.counters.reservations_renewed >= 1' >/dev/null && break
+	sleep 0.1
+done
+ctl r --json relay status | jq -e '.counters.reservations_renewed >= 1 and .counters.reservations_active == 1' >/dev/null ||
+	fail "reservation not renewed"
+ctl a --json ping "$B_CIRC" >/dev/null || fail "B unreachable after the renewal"
+pass "B's 10 s reservation renewed (reservations_renewed >= 1), B still reachable"
 
 # 5. relay off: A cannot reserve on B (B's engine does not serve the hop protocol)
 ctl b --json relay status | jq -e '.enabled == false' >/dev/null || fail "B's relay should be off"
@@ -194,7 +209,33 @@ jq -e '[.circuits[]] | length == 0' "$T/ll.json" >/dev/null || fail "circuit lef
 ctl a --json ping -n 2 "$B_CIRC_L" >/dev/null || fail "L stopped serving after the limited circuit"
 pass "circuit over its 1 MiB data limit reset (circuits_limited 1), the next circuit through L works"
 
-# 7. js-libp2p 3.x through the natx engine relay R: a js node reserves on R; another js node
+# 7. bootstrap peers: C keeps a connection to P (NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS) and
+#    reconnects with backoff after P restarts (same identity and port)
+PPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start_natxd p NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/127.0.0.1/tcp/$PPORT
+P_PID=${PIDS[-1]}
+P_ADDR=$(addr_of p)
+start_natxd c NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS="$P_ADDR"
+kept_state() { # C's kept entry for P: "connected dials losses"
+	ctl c --json peers | jq -r '.kept[0] | "\(.connected) \(.dials) \(.losses)"'
+}
+for _ in $(seq 1 100); do [ "$(kept_state | cut -d' ' -f1)" = true ] && break; sleep 0.1; done
+[ "$(kept_state | cut -d' ' -f1)" = true ] || { ctl c --json peers; fail "bootstrap peer not connected"; }
+ctl c --json peers | jq -e --arg p "$(jq -r .peer_id "$T/p/peer.json")" \
+	'[.peers[] | select(.peer_id == $p and .kept == true and .path == "direct")] | length == 1' >/dev/null ||
+	fail "bootstrap peer missing from peers"
+kill "$P_PID"; wait "$P_PID" 2>/dev/null
+for _ in $(seq 1 100); do [ "$(kept_state | cut -d' ' -f1)" = false ] && break; sleep 0.1; done
+read -r up dials losses <<<"$(kept_state)"
+[ "$up" = false ] && [ "$losses" -ge 1 ] || fail "loss of the bootstrap peer not seen ($up $dials $losses)"
+start_natxd p NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/127.0.0.1/tcp/$PPORT
+for _ in $(seq 1 300); do [ "$(kept_state | cut -d' ' -f1)" = true ] && break; sleep 0.1; done
+read -r up dials2 losses <<<"$(kept_state)"
+[ "$up" = true ] && [ "$dials2" -gt "$dials" ] || { ctl c --json peers; fail "bootstrap peer not redialled"; }
+ctl c peers | grep -q "(bootstrap): connected" || { ctl c peers; fail "peers text for kept peers"; }
+pass "bootstrap peer kept: connected, lost when P stopped, redialled with backoff ($dials2 dials) when P came back"
+
+# 8. js-libp2p 3.x through the natx engine relay R: a js node reserves on R; another js node
 #    and natx A ping it by its /p2p-circuit address
 JS=$SRC/tests/interop
 NODE=$JS/node_modules/.bin/node
