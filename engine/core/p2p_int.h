@@ -218,6 +218,28 @@ struct p2p_sconn *p2p_circ_dial_fwd(struct p2p_shard *ps, const struct sockaddr_
 				    const struct peer_id *relay, const struct peer_id *target);
 size_t p2p_relay_protocols(struct p2p_shard *ps, const char **out);
 
+/* p2p_pe - the engine's libp2p state of @ps's engine. */
+static inline struct p2p_eng *p2p_pe(struct p2p_shard *ps)
+{
+	return ps->sh->eng->p2p;
+}
+
+/* p2p_json_peer - @id as text under @key of @o. */
+static inline void p2p_json_peer(cJSON *o, const char *key, const struct peer_id *id)
+{
+	char txt[PEERID_TEXT_MAX];
+
+	peerid_to_text(id, txt, sizeof(txt));
+	cJSON_AddStringToObject(o, key, txt);
+}
+
+/* p2p_keep_json - a kept connection's state (p2p_node.c). */
+cJSON *p2p_keep_json(struct p2p_shard *ps, const struct p2p_keep *k);
+/* p2p_relay_status_json - shard 0: the relay's settings, counters, circuits (p2p_relay.c). */
+cJSON *p2p_relay_status_json(struct p2p_shard *ps);
+/* p2p_link_slot_free - free a relayed connection and its slot, top level only (p2p_flush.c). */
+void p2p_link_slot_free(struct p2p_sconn *L);
+
 /* p2p_shard_msg - control thread: MSG_RING to shard @i, control message @slot (p2p_eng.c). */
 int p2p_shard_msg(struct engine *eng, unsigned int i, uint32_t slot);
 
