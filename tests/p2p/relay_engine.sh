@@ -19,8 +19,9 @@
 #    next circuit works
 #  7 bootstrap peers (NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS): kept connected, redialled after
 #    the peer restarts
-#  8 js-libp2p 3.x: a js node reserves on R; js and natx ping it through R (skipped when the
-#    pinned js packages cannot be installed)
+#  8 js-libp2p 3.x: a js node reserves on R; js and natx ping it through R
+#  9 natx A reserves on a js relay (natxctl reserve) and a js node identifies (natx agent) and
+#    pings A through it (8 and 9 are skipped when the pinned js packages cannot be installed)
 # Exit 77 when jq/python3 are missing.
 set -uo pipefail
 : "${NATX_BIN:?NATX_BIN must point at build/bin}"
@@ -258,4 +259,18 @@ ctl a --json ping -n 3 "$JCIRC" >"$T/jping.json" || { cat "$T/jping.json"; fail 
 jq -e --arg j "$J_ID" '.peer_id == $j and (.rtt_ms | length) == 3' "$T/jping.json" >/dev/null || fail "ping js reply"
 ctl r --json relay status | jq -e '.counters.reservations_active >= 2' >/dev/null || fail "R does not count js's reservation"
 pass "js reserved on the natx engine relay; js and natx pinged it through R (3 pings each)"
+
+# 9. natx reserves on a js relay (circuitRelayServer) and a js node reaches it (identify + 3 pings)
+"$NODE" "$JS/relay.mjs" relay >"$T/jsrelay.out" 2>"$T/jsrelay.err" &
+PIDS+=($!)
+for _ in $(seq 1 250); do grep -q '"listening"' "$T/jsrelay.out" && break; sleep 0.1; done
+JR=$(jq -r 'select(.event=="listening") | .addrs[0]' "$T/jsrelay.out")
+[ -n "$JR" ] || { cat "$T/jsrelay.err"; fail "js relay did not start"; }
+case "$JR" in */p2p/*) ;; *) JR="$JR/p2p/$(jq -r 'select(.event=="listening") | .peer' "$T/jsrelay.out")" ;; esac
+ctl a --json reserve "$JR" >"$T/ajs.json" || { cat "$T/ajs.json"; fail "natx reserve on the js relay"; }
+A_CIRC=$(jq -r .circuit_addr "$T/ajs.json")
+timeout 60 "$NODE" "$JS/relay.mjs" dial-circuit "$A_CIRC" >"$T/jsa.out" 2>&1 || { cat "$T/jsa.out"; fail "js -> natx through the js relay"; }
+grep -q '"relayed":true' "$T/jsa.out" && grep -q '"agent":"natx/' "$T/jsa.out" ||
+	{ cat "$T/jsa.out"; fail "js did not identify natx over a relayed connection"; }
+pass "natx reserved on a js relay (voucher checked) and js identified + pinged it through that relay"
 exit 0
