@@ -83,9 +83,11 @@ fi
 UDP_WINDOW=256
 CONN_THREADS=2 CONN_CONC=32
 # natx-uring: natx-engine with --tcp-mode uring (its default TCP mode is splice), when offered.
-TARGETS=(direct natx natx-uring haproxy nginx socat)
+# splice-ref: bench-spliceref, the plain two-thread splice forwarder issue 3's throughput
+# target refers to (TCP only; a thread pair per connection, no features).
+TARGETS=(direct natx natx-uring splice-ref haproxy nginx socat)
 
-for tool in bench-echod bench-connrate bench-udpblast bench-idleflows bench-xfer; do
+for tool in bench-echod bench-connrate bench-udpblast bench-idleflows bench-xfer bench-spliceref; do
 	if [ ! -x "$BIN/$tool" ]; then
 		echo "run.sh: $BIN/$tool missing: build first (cmake -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2)" >&2
 		exit 2
@@ -238,6 +240,14 @@ proxy_start() {
 	direct) return 0 ;;
 	natx)
 		start_bg "$name" "$BIN/natx-engine" --forward "$proto:127.0.0.1:$lp=127.0.0.1:$up"
+		;;
+	splice-ref)
+		[ "$proto" = tcp ] || {
+			PROXY_ERR="n/a (TCP reference only)"
+			return 1
+		}
+		start_bg "$name" "$BIN/bench-spliceref" --listen "127.0.0.1:$lp" \
+			--upstream "127.0.0.1:$up"
 		;;
 	natx-uring)
 		start_bg "$name" "$BIN/natx-engine" --tcp-mode uring \
