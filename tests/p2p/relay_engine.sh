@@ -39,6 +39,7 @@ trap cleanup EXIT
 fail() {
 	echo "FAIL: $*"
 	for n in r a b l; do tail -n 12 "$T/$n/natxd.log" 2>/dev/null | sed "s/^/    natxd $n: /"; done
+	echo "FAIL: $*"
 	exit 1
 }
 pass() { echo "PASS $*"; }
