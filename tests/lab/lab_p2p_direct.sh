@@ -88,7 +88,7 @@ jq -e --arg pub "/ip4/$NL_A_PUB/" '.observed_addr | startswith($pub)' "$T/id.jso
 	fail "B did not observe A's NAT address $NL_A_PUB: $(cat "$T/id.json")"
 echo "ok: eim -> full cone: ping and identify at $NL_B_PUB; B saw A as $(jq -r .observed_addr "$T/id.json")"
 
-nl_exec "$NL_B" python3 "$PY" echo-server >"$T/echo.port" &
+nl_bg "$NL_B" python3 "$PY" echo-server >"$T/echo.port"
 PIDS+=($!)
 for _ in $(seq 1 50); do
 	[ -s "$T/echo.port" ] && break

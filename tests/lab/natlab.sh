@@ -14,7 +14,8 @@
 #             full   - full cone: eim plus DNAT of every unsolicited inbound packet to the host
 #             none   - routing only (the site host is reachable at its private address only)
 #   natlab_down                 remove everything natlab_up made (idempotent; call from a trap)
-#   nl_exec NS CMD...           run CMD in namespace NS
+#   nl_exec NS CMD...           run CMD in namespace NS (a shell function: do not background
+#                               it with &, $! would be a subshell and CMD outlive the kill)
 #   nl_bg NS CMD...             start CMD in NS in the background; $! is CMD itself
 #   nl_conntrack_port NS PROTO SRC_PORT DST_IP DST_PORT
 #                               the public source port NS's router mapped a flow to
