@@ -413,3 +413,38 @@ void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o)
 	}
 	cJSON_Delete(r);
 }
+
+void natxd_p2p_relay_prom(struct natxd *d, FILE *f)
+{
+	static const char *const rows[][3] = {
+		{ "reservations_active", "gauge", "relay reservations held now" },
+		{ "reservations_total", "counter",
+		  "relay reservations granted (renewals excluded)" },
+		{ "reservations_refused", "counter", "relay reservations refused" },
+		{ "reservations_renewed", "counter", "relay reservation renewals" },
+		{ "circuits_active", "gauge", "relayed circuits open now" },
+		{ "circuits_total", "counter", "relayed circuits opened" },
+		{ "circuits_refused", "counter", "relay CONNECTs refused" },
+		{ "circuits_limited", "counter", "circuits reset at their data or duration limit" },
+		{ "bytes_relayed", "counter", "bytes moved through circuits, both directions" },
+	};
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *c;
+
+	natxd_p2p_relay_metrics(d, o);
+	c = cJSON_GetObjectItemCaseSensitive(o, "relay");
+	for (size_t i = 0; c && i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, rows[i][0]);
+		const char *suffix = strcmp(rows[i][1], "counter") || strstr(rows[i][0], "total") ?
+					     "" :
+					     "_total";
+
+		if (!cJSON_IsNumber(v)) {
+			continue;
+		}
+		fprintf(f, "# HELP natx_relay_%s%s %s\n# TYPE natx_relay_%s%s %s\n", rows[i][0],
+			suffix, rows[i][2], rows[i][0], suffix, rows[i][1]);
+		fprintf(f, "natx_relay_%s%s %.0f\n", rows[i][0], suffix, v->valuedouble);
+	}
+	cJSON_Delete(o);
+}

@@ -8,6 +8,7 @@
 #define NATX_CONTROL_P2P_SVC_H
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 #include "ctl_req.h"
 
@@ -57,6 +58,9 @@ void natxd_p2p_tick(struct natxd *d);
 
 /* natxd_p2p_relay_metrics - add "relay": {counters} to @o when the relay runs. */
 void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o);
+
+/* natxd_p2p_relay_prom - the relay's counters as Prometheus text (natx_relay_*), when it runs. */
+void natxd_p2p_relay_prom(struct natxd *d, FILE *f);
 
 int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		       cJSON *reply, char *msg);

@@ -53,7 +53,8 @@ start_natxd() {
 	mkdir -p "$T/$n"
 	env XDG_RUNTIME_DIR="$T/$n/xdg" XDG_STATE_HOME="$T/$n/xs" NAT_TRAVERSAL_ENABLE_LIBP2P=true \
 		NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/127.0.0.1/tcp/0 "$@" \
-		"$NATX_BIN/natxd" --socket "$T/$n/ctl.sock" --state-dir "$T/$n/state" --listen off \
+		"$NATX_BIN/natxd" --socket "$T/$n/ctl.sock" --state-dir "$T/$n/state" \
+		--listen "${HTTP_LISTEN:-off}" \
 		>>"$T/$n/natxd.log" 2>&1 &
 	PIDS+=($!)
 	for _ in $(seq 1 100); do
@@ -73,7 +74,8 @@ wait_relay() {
 	cat "$T/$1/rs.json"; fail "relay on $1 did not start"
 }
 
-start_natxd r NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
+HPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HTTP_LISTEN=127.0.0.1:$HPORT start_natxd r NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
 	NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0 NAT_TRAVERSAL_RELAY_RESERVATION_TTL_S=10
 start_natxd a
 start_natxd b
@@ -139,7 +141,13 @@ pass "natxctl peers on B: A relayed via R, R direct and kept with B's reservatio
 ctl r --json metrics | jq -e '.metrics.relay.bytes_relayed > 0 and .metrics.relay.circuits_total >= 3' >/dev/null ||
 	fail "natxd metrics without the relay counters"
 ctl r relay status >"$T/rs.txt" && grep -q "bytes_relayed" "$T/rs.txt" || { cat "$T/rs.txt"; fail "relay status text"; }
-pass "natxctl metrics and relay status (text) carry the relay counters"
+if command -v curl >/dev/null; then
+	curl -s --max-time 10 "http://127.0.0.1:$HPORT/metrics" >"$T/prom.txt" || fail "GET /metrics"
+	grep -qE '^natx_relay_bytes_relayed_total [1-9][0-9]*$' "$T/prom.txt" &&
+		grep -qE '^natx_relay_reservations_active 1$' "$T/prom.txt" ||
+		{ grep natx_relay "$T/prom.txt"; fail "/metrics without natx_relay_*"; }
+fi
+pass "natxctl metrics, GET /metrics (natx_relay_*) and relay status (text) carry the relay counters"
 # B's reservation (10 s TTL) is renewed before it expires, on the same connection
 for _ in $(seq 1 150); do
 	ctl r --json relay status | jq -e '.counters.reservations_renewed >= 1' >/dev/null && break
