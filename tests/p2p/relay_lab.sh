@@ -107,13 +107,15 @@ relay_lab() {
 	ctl a --json identify "$b_circ" >"$T/id.json" 2>&1 || fail "$topo $na/$nb: identify via R"
 	jq -e --arg b "$b_id" '.peer_id == $b and (.agent_version | startswith("natx/"))' "$T/id.json" >/dev/null ||
 		fail "identify record: $(cat "$T/id.json")"
+	rm -f "$T/echo.port" # a previous lab's port must not be read
 	nl_exec "$NL_B" python3 "$PY" echo-server >"$T/echo.port" 2>"$T/echo.err" &
 	PIDS+=($!)
 	for _ in $(seq 1 50); do
 		[ -s "$T/echo.port" ] && break
 		sleep 0.1
 	done
-	eport=$(cat "$T/echo.port")
+	eport=$(cat "$T/echo.port" 2>/dev/null)
+	[ -n "$eport" ] || fail "echo server in site B did not start"
 	ctl b --json p2p expose /lab/echo/1.0.0 "127.0.0.1:$eport" >/dev/null || fail "expose on B"
 	ctl a --json p2p forward /lab/echo/1.0.0 127.0.0.1:0 "$b_circ" >"$T/fwd.json" ||
 		fail "forward on A: $(cat "$T/fwd.json")"
