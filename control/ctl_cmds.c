@@ -153,6 +153,8 @@ cJSON *natxd_metrics_json(struct natxd *d)
 			goto free_obj;
 		}
 	}
+	/* The circuit relay's counters (relay status), when it runs. */
+	natxd_p2p_relay_metrics(d, o);
 	/* The STUN responder's counters, as `bpf status` shows them (XDP or user space). */
 	if (!cJSON_AddItemToObject(o, "bpf", bpf_mgr_status_json(&d->bpf))) {
 		goto free_obj;
@@ -606,6 +608,9 @@ static const struct {
 	{ "peer", natxd_cmd_peer },
 	{ "ping", natxd_cmd_ping },
 	{ "identify", natxd_cmd_identify },
+	{ "peers", natxd_cmd_peers },
+	{ "reserve", natxd_cmd_reserve },
+	{ "relay.status", natxd_cmd_relay_status },
 	{ "p2p.expose", natxd_cmd_p2p_svc },
 	{ "p2p.forward", natxd_cmd_p2p_svc },
 	{ "p2p.ls", natxd_cmd_p2p_svc },

@@ -458,8 +458,82 @@ static void print_tunnels(const cJSON *r)
 	}
 }
 
+/* print_peers - `peers`: one line per live connection, then the kept peers. */
+static void print_peers(const cJSON *r)
+{
+	const cJSON *p;
+
+	printf("%-54s %-8s %-4s %7s %8s  %s\n", "PEER", "PATH", "DIR", "RTT_MS", "AGE_S",
+	       "ADDRESS / RELAY");
+	cJSON_ArrayForEach(p, j_obj(r, "peers"))
+	{
+		bool relayed = j_obj(p, "relay") != NULL;
+
+		printf("%-54s %-8s %-4s %7.0f %8.1f  %s%s\n", j_str(p, "peer_id"), j_str(p, "path"),
+		       j_str(p, "direction"), j_num(p, "rtt_ms"), j_num(p, "age_s"),
+		       relayed ? "via " : "", relayed ? j_str(p, "relay") : j_str(p, "addr"));
+	}
+	cJSON_ArrayForEach(p, j_obj(r, "kept"))
+	{
+		printf("kept %s (%s): %s", j_str(p, "addr"),
+		       j_bool(p, "bootstrap") ? "bootstrap" : "relay",
+		       j_bool(p, "connected") ? "connected" : "reconnecting");
+		if (j_bool(p, "reserved")) {
+			printf(", reserved: %s", j_str(p, "circuit_addr"));
+		}
+		if (j_obj(p, "last_refusal")) {
+			printf(", last refusal %s", j_str(p, "last_refusal"));
+		}
+		printf("\n");
+	}
+}
+
+/* print_relay - `relay status`: settings, counters, circuits, top talkers, our reservations. */
+static void print_relay(const cJSON *r)
+{
+	const cJSON *e;
+
+	printf("relay server: %s\n", j_bool(r, "enabled") ? "on" : "off");
+	if (j_obj(r, "limits")) {
+		printf("limits:\n");
+		print_kv(j_obj(r, "limits"), "  ");
+		printf("counters:\n");
+		print_kv(j_obj(r, "counters"), "  ");
+		printf("circuits:\n");
+		cJSON_ArrayForEach(e, j_obj(r, "circuits"))
+		{
+			printf("  %s -> %s  %.0f / %.0f bytes, %.0f ms\n", j_str(e, "src"),
+			       j_str(e, "dst"), j_num(e, "bytes_src_to_dst"),
+			       j_num(e, "bytes_dst_to_src"), j_num(e, "age_ms"));
+		}
+		printf("top talkers:\n");
+		cJSON_ArrayForEach(e, j_obj(r, "top_talkers"))
+		{
+			printf("  %-54s %.0f bytes\n", j_str(e, "peer_id"), j_num(e, "bytes"));
+		}
+	}
+	cJSON_ArrayForEach(e, j_obj(r, "node_reservations"))
+	{
+		printf("our reservation on %s: %s\n", j_str(e, "addr"),
+		       j_bool(e, "reserved") ? j_str(e, "circuit_addr") : "none (retrying)");
+	}
+}
+
 static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 {
+	if (!strcmp(c->name, "peers")) {
+		print_peers(r);
+		return;
+	}
+	if (!strcmp(c->name, "relay.status")) {
+		print_relay(r);
+		return;
+	}
+	if (!strcmp(c->name, "reserve")) {
+		printf("reserved on %s (expires in %.0f s)\n%s\n", j_str(r, "peer_id"),
+		       j_num(r, "expire_in_s"), j_str(r, "circuit_addr"));
+		return;
+	}
 	if (!strcmp(c->name, "invoice.list")) {
 		print_invoices(r);
 		return;

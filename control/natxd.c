@@ -236,6 +236,7 @@ static int natxd_run(struct natxd *d)
 			natxd_engine_watch(&lp);
 		}
 		engine_sup_tick(&d->eng);
+		natxd_p2p_tick(d); /* relay settings, bootstrap peers: once per engine */
 		if (d->http) {
 			http_server_run(d->http);
 		}

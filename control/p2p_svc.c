@@ -530,3 +530,187 @@ int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *liste
 	rc = p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
 	return rc ? rc : p2p_svc_persist(d, true, reply, msg);
 }
+
+int natxd_cmd_peers(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		    cJSON *reply, char *msg)
+{
+	cJSON *q = cJSON_CreateObject();
+
+	if (!q || !cJSON_AddStringToObject(q, "cmd", "p2p.peers")) {
+		cJSON_Delete(q);
+		return -ENOMEM;
+	}
+	return p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
+}
+
+int natxd_cmd_reserve(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		      cJSON *reply, char *msg)
+{
+	cJSON *q;
+	int rc;
+
+	q = p2p_dial_req(req, "p2p.reserve", msg, &rc);
+	if (!q) {
+		return rc;
+	}
+	cJSON_AddNumberToObject(q, "timeout_ms", P2P_CALL_MS - 1000);
+	return p2p_engine_call(d, q, P2P_CALL_MS, reply, msg);
+}
+
+int natxd_cmd_relay_status(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			   cJSON *reply, char *msg)
+{
+	cJSON *q = cJSON_CreateObject();
+
+	if (!q || !cJSON_AddStringToObject(q, "cmd", "p2p.relay.status")) {
+		cJSON_Delete(q);
+		return -ENOMEM;
+	}
+	return p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
+}
+
+/* p2p_csv_array - the comma-separated items of @csv (trimmed, non-empty) as a JSON array. */
+static cJSON *p2p_csv_array(const char *csv)
+{
+	cJSON *a = cJSON_CreateArray();
+	const char *p = csv;
+
+	while (a && *p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		char item[P2P_ADDR_MAX];
+
+		while (n && (*p == ' ' || *p == '\t')) {
+			p++;
+			n--;
+		}
+		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+			n--;
+		}
+		if (n && n < sizeof(item)) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			cJSON_AddItemToArray(a, cJSON_CreateString(item));
+		}
+		p = e ? e + 1 : p + strlen(p);
+	}
+	return a;
+}
+
+/* p2p_relay_conf_json - the [relay] settings as p2p.relay.setup's "relay" object. */
+static cJSON *p2p_relay_conf_json(const struct natx_config *c)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "max_reservations", c->relay_max_reservations);
+	cJSON_AddNumberToObject(o, "max_reservations_per_peer", c->relay_max_reservations_per_peer);
+	cJSON_AddNumberToObject(o, "max_reservations_per_ip", c->relay_max_reservations_per_ip);
+	cJSON_AddNumberToObject(o, "max_circuits", c->relay_max_circuits);
+	cJSON_AddNumberToObject(o, "max_circuits_per_peer", c->relay_max_circuits_per_peer);
+	cJSON_AddNumberToObject(o, "reservation_ttl_s", c->relay_reservation_ttl_s);
+	cJSON_AddNumberToObject(o, "circuit_duration_s", c->relay_circuit_duration_s);
+	cJSON_AddNumberToObject(o, "circuit_data_bytes", c->relay_circuit_data_bytes);
+	cJSON_AddItemToObject(o, "allow", p2p_csv_array(c->relay_allow_peers));
+	cJSON_AddItemToObject(o, "deny", p2p_csv_array(c->relay_deny_peers));
+	cJSON_AddItemToObject(o, "announce", p2p_csv_array(c->relay_announce));
+	return o;
+}
+
+/* The engine instance (pid, start time) the relay settings and bootstrap peers went to. */
+static long p2p_pushed_pid;
+static uint64_t p2p_pushed_at;
+
+void natxd_p2p_tick(struct natxd *d)
+{
+	char msg[CTL_MSG_MAX];
+	cJSON *q, *r, *peers, *it;
+	int rc;
+
+	if (!d->cfg.enable_libp2p || !d->p2p_peer[0] || d->eng.state != ENGINE_UP ||
+	    (d->eng.pid == p2p_pushed_pid && d->eng.started_at == p2p_pushed_at)) {
+		return;
+	}
+	p2p_pushed_pid = d->eng.pid;
+	p2p_pushed_at = d->eng.started_at;
+	if (d->cfg.relay_enabled) {
+		q = cJSON_CreateObject();
+		r = cJSON_CreateObject();
+		cJSON_AddStringToObject(q, "cmd", "p2p.relay.setup");
+		cJSON_AddItemToObject(q, "relay", p2p_relay_conf_json(&d->cfg));
+		rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
+		cJSON_Delete(r);
+		if (rc) {
+			pr_err(MOD, "circuit relay not started: %s", msg);
+		} else {
+			pr_info(MOD, "circuit relay server on");
+		}
+	}
+	peers = p2p_csv_array(d->cfg.libp2p_bootstrap_peers);
+	cJSON_ArrayForEach(it, peers)
+	{
+		q = cJSON_CreateObject();
+		r = cJSON_CreateObject();
+		cJSON_AddStringToObject(q, "cmd", "p2p.keep");
+		cJSON_AddStringToObject(q, "addr", it->valuestring);
+		rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
+		cJSON_Delete(r);
+		if (rc) {
+			pr_warn(MOD, "bootstrap peer %.200s: %s", it->valuestring, msg);
+		}
+	}
+	cJSON_Delete(peers);
+}
+
+void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o)
+{
+	char msg[CTL_MSG_MAX];
+	cJSON *q, *r, *c;
+
+	if (!d->cfg.enable_libp2p || !d->cfg.relay_enabled || !d->p2p_peer[0] ||
+	    d->eng.state != ENGINE_UP) {
+		return;
+	}
+	q = cJSON_CreateObject();
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(q, "cmd", "p2p.relay.status");
+	if (!p2p_engine_call(d, q, d->eng.timeout_ms, r, msg) &&
+	    (c = cJSON_GetObjectItemCaseSensitive(r, "counters"))) {
+		cJSON_AddItemToObject(o, "relay", cJSON_DetachItemViaPointer(r, c));
+	}
+	cJSON_Delete(r);
+}
+
+void natxd_p2p_relay_prom(struct natxd *d, FILE *f)
+{
+	static const char *const rows[][3] = {
+		{ "reservations_active", "gauge", "relay reservations held now" },
+		{ "reservations_total", "counter",
+		  "relay reservations granted (renewals excluded)" },
+		{ "reservations_refused", "counter", "relay reservations refused" },
+		{ "reservations_renewed", "counter", "relay reservation renewals" },
+		{ "circuits_active", "gauge", "relayed circuits open now" },
+		{ "circuits_total", "counter", "relayed circuits opened" },
+		{ "circuits_refused", "counter", "relay CONNECTs refused" },
+		{ "circuits_limited", "counter", "circuits reset at their data or duration limit" },
+		{ "bytes_relayed", "counter", "bytes moved through circuits, both directions" },
+	};
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *c;
+
+	natxd_p2p_relay_metrics(d, o);
+	c = cJSON_GetObjectItemCaseSensitive(o, "relay");
+	for (size_t i = 0; c && i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, rows[i][0]);
+		const char *suffix = strcmp(rows[i][1], "counter") || strstr(rows[i][0], "total") ?
+					     "" :
+					     "_total";
+
+		if (!cJSON_IsNumber(v)) {
+			continue;
+		}
+		fprintf(f, "# HELP natx_relay_%s%s %s\n# TYPE natx_relay_%s%s %s\n", rows[i][0],
+			suffix, rows[i][2], rows[i][0], suffix, rows[i][1]);
+		fprintf(f, "natx_relay_%s%s %.0f\n", rows[i][0], suffix, v->valuedouble);
+	}
+	cJSON_Delete(o);
+}

@@ -8,6 +8,7 @@
 #define NATX_CONTROL_P2P_SVC_H
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 #include "ctl_req.h"
 
@@ -58,6 +59,26 @@ int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *liste
 
 /* p2p_svc_remove - `p2p close ID` for natxd's own callers. 0, -ENOENT, or -EIO with @msg. */
 int p2p_svc_remove(struct natxd *d, unsigned long long id, char *msg);
+/* natxd_cmd_peers / reserve / relay_status - engine p2p.peers / p2p.reserve / p2p.relay.status. */
+int natxd_cmd_peers(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		    cJSON *reply, char *msg);
+int natxd_cmd_reserve(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		      cJSON *reply, char *msg);
+int natxd_cmd_relay_status(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			   cJSON *reply, char *msg);
+
+/*
+ * natxd_p2p_tick - from the main loop: once per engine instance (a new or restarted engine),
+ * turn the relay on with the [relay] settings and hand it the bootstrap peers to keep
+ * connected (p2p.relay.setup, p2p.keep).
+ */
+void natxd_p2p_tick(struct natxd *d);
+
+/* natxd_p2p_relay_metrics - add "relay": {counters} to @o when the relay runs. */
+void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o);
+
+/* natxd_p2p_relay_prom - the relay's counters as Prometheus text (natx_relay_*), when it runs. */
+void natxd_p2p_relay_prom(struct natxd *d, FILE *f);
 
 int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		       cJSON *reply, char *msg);

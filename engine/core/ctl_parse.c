@@ -27,6 +27,11 @@ static const struct {
 	{ "p2p.close", CTL_P2P_CLOSE },
 	{ "stun.set", CTL_STUN_SET },
 	{ "stun.stop", CTL_STUN_STOP },
+	{ "p2p.relay.setup", CTL_P2P_RELAY_SETUP },
+	{ "p2p.relay.status", CTL_P2P_RELAY_STATUS },
+	{ "p2p.reserve", CTL_P2P_RESERVE },
+	{ "p2p.keep", CTL_P2P_KEEP },
+	{ "p2p.peers", CTL_P2P_PEERS },
 };
 
 /* ctl_json_u32 - @item as an integral number in [0, max]. */
@@ -175,10 +180,35 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		snprintf(msg, CTL_MSG_MAX, "\"burst\" must be an integer 0..10000000");
 		goto delete_root;
 	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "relay");
+	if (arg) {
+		if (!cJSON_IsObject(arg)) {
+			snprintf(msg, CTL_MSG_MAX, "\"relay\" must be an object");
+			goto delete_root;
+		}
+		req->relay = cJSON_Duplicate(arg, true); /* checked by p2p_eng_relay_setup */
+		if (!req->relay) {
+			snprintf(msg, CTL_MSG_MAX, "out of memory");
+			goto delete_root;
+		}
+	}
 	switch (req->cmd) {
 	case CTL_STUN_SET:
 		if (!req->listen[0]) {
 			snprintf(msg, CTL_MSG_MAX, "stun.set needs \"listen\"");
+			goto delete_root;
+		}
+		break;
+	case CTL_P2P_RELAY_SETUP:
+		if (!req->relay) {
+			snprintf(msg, CTL_MSG_MAX, "p2p.relay.setup needs a \"relay\" object");
+			goto delete_root;
+		}
+		break;
+	case CTL_P2P_RESERVE:
+	case CTL_P2P_KEEP:
+		if (!req->has_addr) {
+			snprintf(msg, CTL_MSG_MAX, "%s needs \"addr\"", cmd->valuestring);
 			goto delete_root;
 		}
 		break;
@@ -242,4 +272,6 @@ void ctl_req_cleanup(struct ctl_req *req)
 {
 	cJSON_Delete(req->id);
 	req->id = NULL;
+	cJSON_Delete(req->relay);
+	req->relay = NULL;
 }

@@ -33,6 +33,11 @@ enum ctl_cmd {
 	CTL_P2P_CLOSE,
 	CTL_STUN_SET,
 	CTL_STUN_STOP,
+	CTL_P2P_RELAY_SETUP,
+	CTL_P2P_RELAY_STATUS,
+	CTL_P2P_RESERVE,
+	CTL_P2P_KEEP,
+	CTL_P2P_PEERS,
 };
 
 enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };
@@ -54,6 +59,7 @@ struct ctl_req {
 	char target[CTL_ADDR_MAX]; /* p2p.expose: host:port */
 	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port; stun.set: IPv4:PORT / [IPv6]:PORT */
 	uint32_t rate, burst; /* stun.set: per-source Binding limit, 0 = unlimited / = rate */
+	cJSON *relay; /* p2p.relay.setup: owned copy of the settings object */
 };
 
 /*

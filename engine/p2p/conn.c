@@ -625,6 +625,10 @@ static int conn_ymx_write(void *ctx, const uint8_t *hdr, const uint8_t *body, si
 	if (!err && blen) {
 		err = conn_out(c, body, blen);
 	}
+	if (!err && c->host->on_output) {
+		c->host->on_output(
+			c); /* e.g. a relay wrote into this connection from another's event */
+	}
 	return err;
 }
 
@@ -984,6 +988,45 @@ int p2p_conn_identify_push(struct p2p_conn *c)
 
 /* ---- connection ---- */
 
+/* conn_protos_build - the built-ins, then @host's application protocols. */
+static void conn_protos_build(struct p2p_conn *c, const struct p2p_host *host)
+{
+	c->n_listen_protos = 0;
+	for (size_t i = 0; i < N_BUILTIN; i++) {
+		c->listen_protos[c->n_listen_protos++] = builtin_protos[i];
+	}
+	for (size_t i = 0; i < host->n_protocols && i < P2P_MAX_PROTOCOLS; i++) {
+		c->listen_protos[c->n_listen_protos++] = host->protocols[i];
+	}
+}
+
+void p2p_conn_rebind(struct p2p_conn *c, const struct p2p_host *host,
+		     const struct p2p_conn_ops *ops, void *ctx)
+{
+	const struct p2p_conn_ops *old_ops = c->ops;
+	void *old_ctx = c->ctx;
+
+	for (size_t b = 0; b < YMX_BUCKETS; b++) {
+		for (struct ymx_stream *ys = c->ys.buckets[b]; ys; ys = ys->next) {
+			struct p2p_stream *s = ys->user;
+
+			if (s && s->ops == old_ops && s->ctx == old_ctx) {
+				s->ops = ops;
+				s->ctx = ctx;
+			}
+		}
+	}
+	c->host = host;
+	c->ops = ops;
+	c->ctx = ctx;
+	conn_protos_build(c, host);
+}
+
+int64_t p2p_conn_rtt_ms(const struct p2p_conn *c)
+{
+	return c->ys.rtt_ms;
+}
+
 struct p2p_conn *p2p_conn_new(const struct p2p_host *host, bool dialer,
 			      const struct peer_id *expected, const struct p2p_conn_ops *ops,
 			      void *ctx, int *err)
@@ -1014,12 +1057,7 @@ struct p2p_conn *p2p_conn_new(const struct p2p_host *host, bool dialer,
 		c->expected = *expected;
 		c->has_expected = true;
 	}
-	for (size_t i = 0; i < N_BUILTIN; i++) {
-		c->listen_protos[c->n_listen_protos++] = builtin_protos[i];
-	}
-	for (size_t i = 0; i < host->n_protocols && i < P2P_MAX_PROTOCOLS; i++) {
-		c->listen_protos[c->n_listen_protos++] = host->protocols[i];
-	}
+	conn_protos_build(c, host);
 	c->state = CS_MSS_SECURITY;
 	static const char *const security[] = { NOISE_P2P_PROTOCOL };
 
