@@ -10,6 +10,8 @@
 #include "natx/log.h"
 #include "p2p/multiaddr.h"
 #include "p2p/peerid.h"
+#include "p2p/relay_client.h"
+#include "nodes.h"
 #include "p2p_svc.h"
 
 #define MOD "libp2p"
@@ -18,14 +20,20 @@ enum { P2P_CONNECT_MS = 6000, P2P_STATUS_MS = 1000 };
 
 int p2p_target_parse(const char *target)
 {
-	uint8_t bin[MADDR_MAX_LEN];
+	uint8_t bin[MADDR_MAX_LEN], rbin[MADDR_MAX_LEN];
 	struct sockaddr_storage ss;
-	struct peer_id id;
-	size_t len;
+	struct peer_id id, relay;
+	size_t len, rlen;
 	int has_id = 0;
 
-	if (!target || target[0] != '/' || maddr_from_text(target, bin, sizeof(bin), &len) ||
-	    maddr_to_sockaddr(bin, len, &ss, &id, &has_id) || !has_id) {
+	if (!target || target[0] != '/' || maddr_from_text(target, bin, sizeof(bin), &len)) {
+		return -EINVAL;
+	}
+	/* RELAY/p2p/R/p2p-circuit/p2p/ID: the relay's part must be dialable. */
+	if (!relay_circuit_parse(bin, len, rbin, sizeof(rbin), &rlen, &relay, &id)) {
+		return maddr_to_sockaddr(rbin, rlen, &ss, NULL, &has_id) ? -EINVAL : 0;
+	}
+	if (maddr_to_sockaddr(bin, len, &ss, &id, &has_id) || !has_id) {
 		return -EINVAL;
 	}
 	return 0;
@@ -38,7 +46,9 @@ static unsigned p2p_caps(void *ctx)
 
 static bool p2p_can_reach(void *ctx, const char *target)
 {
-	return p2p_target_parse(target) == 0;
+	char cand[NODES_ADDRS_MAX][NODES_ADDR_LEN];
+
+	return nodes_candidates(ctx, target, cand) > 0;
 }
 
 static bool p2p_operational(void *ctx)
@@ -48,38 +58,66 @@ static bool p2p_operational(void *ctx)
 	return d->cfg.enable_libp2p && d->p2p_peer[0] && d->eng.state == ENGINE_UP;
 }
 
-static int p2p_connect(void *ctx, const struct svc_request *req, struct svc_conn_info *out)
+/* p2p_ping_one - one authenticated libp2p ping to @addr within @ms. 0 or -errno with @msg. */
+static int p2p_ping_one(struct natxd *d, const char *addr, unsigned int ms, char *msg)
 {
-	struct natxd *d = ctx;
 	cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
-	char msg[512];
 	int rc;
 
 	if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.ping") ||
-	    !cJSON_AddStringToObject(q, "addr", req->target) ||
-	    !cJSON_AddNumberToObject(q, "count", 1) ||
-	    !cJSON_AddNumberToObject(q, "timeout_ms", P2P_CONNECT_MS - 1000)) {
+	    !cJSON_AddStringToObject(q, "addr", addr) || !cJSON_AddNumberToObject(q, "count", 1) ||
+	    !cJSON_AddNumberToObject(q, "timeout_ms", ms - 1000)) {
 		cJSON_Delete(q);
 		cJSON_Delete(r);
 		return -ENOMEM;
 	}
-	if (strlen(req->target) >= sizeof(out->public_address)) {
-		cJSON_Delete(q);
-		cJSON_Delete(r);
-		return -EINVAL;
-	}
-	rc = p2p_engine_call(d, q, P2P_CONNECT_MS, r, msg);
+	rc = p2p_engine_call(d, q, ms, r, msg);
 	cJSON_Delete(r);
-	if (rc) {
-		pr_info(MOD, "connect %.200s: %s", req->target, msg);
-		return rc;
+	return rc;
+}
+
+/*
+ * p2p_connect - try the target's addresses in order (nodes_candidates: direct before relayed)
+ * with one authenticated ping each; the first that answers is the connection's address. Every
+ * address tried is named in out->detail.
+ */
+static int p2p_connect(void *ctx, const struct svc_request *req, struct svc_conn_info *out)
+{
+	static char cand[NODES_ADDRS_MAX][NODES_ADDR_LEN];
+	struct natxd *d = ctx;
+	char msg[512], detail[sizeof(out->detail)] = "";
+	size_t dl = 0;
+	int n, rc = -NATX_E_NOT_FOUND;
+
+	n = nodes_candidates(d, req->target, cand);
+	for (int i = 0; i < n; i++) {
+		bool relayed = strstr(cand[i], "/p2p-circuit") != NULL;
+
+		if (strlen(cand[i]) >= sizeof(out->public_address)) {
+			continue;
+		}
+		/* A relayed dial is two handshakes deep: it gets more time than a direct one. */
+		rc = p2p_ping_one(d, cand[i], relayed ? P2P_CONNECT_MS + 4000 : P2P_CONNECT_MS,
+				  msg);
+		if (dl < sizeof(detail)) {
+			dl += (size_t)snprintf(detail + dl, sizeof(detail) - dl, "%s%s %s%s%.60s",
+					       dl ? "; " : "", relayed ? "relayed" : "direct",
+					       rc ? "failed" : "ok", rc ? ": " : "",
+					       rc ? natx_strerror(rc) : "");
+		}
+		if (!rc) {
+			memset(out, 0, sizeof(*out));
+			snprintf(out->target_node_id, sizeof(out->target_node_id), "%s",
+				 req->target);
+			snprintf(out->traversal_type, sizeof(out->traversal_type), "libp2p");
+			/* The address that answered an authenticated libp2p ping. */
+			snprintf(out->public_address, sizeof(out->public_address), "%s", cand[i]);
+			snprintf(out->detail, sizeof(out->detail), "%s", detail);
+			return 0;
+		}
+		pr_info(MOD, "connect %.100s via %.200s: %s", req->target, cand[i], msg);
 	}
-	memset(out, 0, sizeof(*out));
-	snprintf(out->target_node_id, sizeof(out->target_node_id), "%s", req->target);
-	snprintf(out->traversal_type, sizeof(out->traversal_type), "libp2p");
-	/* The address that answered an authenticated libp2p ping: dial it directly. */
-	snprintf(out->public_address, sizeof(out->public_address), "%s", req->target);
-	return 0;
+	return rc;
 }
 
 /* p2p_counter - a number from the engine's counters object, 0 when absent. */

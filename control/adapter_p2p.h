@@ -18,7 +18,10 @@ extern const struct svc_ops p2p_adapter_ops;
 /* p2p_adapter_register - register with @d's manager (ctx = @d, borrowed). svc_register's codes. */
 int p2p_adapter_register(struct natxd *d);
 
-/* p2p_target_parse - 0 when @target is an ip+tcp multiaddr with /p2p/ID; else -EINVAL. */
+/*
+ * p2p_target_parse - 0 when @target is an ip+tcp multiaddr with /p2p/ID, or a circuit address
+ * RELAY/p2p/R/p2p-circuit/p2p/ID with a dialable relay part; else -EINVAL.
+ */
 int p2p_target_parse(const char *target);
 
 #endif

@@ -260,7 +260,11 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	snprintf(c->target, sizeof(c->target), "%s", req->target);
 	snprintf(c->service, sizeof(c->service), "%s", service ? service : "");
 	snprintf(c->type, sizeof(c->type), "%s", ci.traversal_type);
-	snprintf(c->reason, sizeof(c->reason), "%s", tr.text);
+	/* The selection trace, then the adapter's own account in brackets; cut when too long. */
+	if (snprintf(c->reason, sizeof(c->reason), ci.detail[0] ? "%s [%s]" : "%s", tr.text,
+		     ci.detail) >= (int)sizeof(c->reason)) {
+		pr_debug(MOD, "connection reason cut to %zu bytes", sizeof(c->reason) - 1);
+	}
 	if (!strcmp(ci.traversal_type, "libp2p")) {
 		if (!service || conns_protocol(service, proto, sizeof(proto))) {
 			snprintf(msg, CTL_MSG_MAX,

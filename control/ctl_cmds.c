@@ -12,6 +12,7 @@
 #include "fwdspec.h"
 #include "natx/err.h"
 #include "natx/log.h"
+#include "nodes.h"
 #include "p2p_svc.h"
 
 #define MOD "ctl"
@@ -592,6 +593,9 @@ static const struct {
 	{ "metrics", cmd_metrics },
 	{ "connect", cmd_connect },
 	{ "connections", cmd_connections },
+	{ "node.set", natxd_cmd_node },
+	{ "node.ls", natxd_cmd_node },
+	{ "node.rm", natxd_cmd_node },
 	{ "connections.close", cmd_connections_close },
 	{ "engine.stats", cmd_engine_stats },
 	{ "bpf.status", cmd_bpf_status },

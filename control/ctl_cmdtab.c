@@ -22,6 +22,13 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  "open ADDR:PORT to TARGET's service NAME by that path; paid services are candidates "
 	  "unless --no-paid",
 	  "target", true },
+	{ "node set", "node.set", "NODE MULTIADDR...",
+	  "record NODE's libp2p addresses (direct and /p2p-circuit), tried by connect NODE in that "
+	  "order: direct first",
+	  "node", true },
+	{ "node ls", "node.ls", "", "known nodes with their addresses and tunnel offers", NULL,
+	  false },
+	{ "node rm", "node.rm", "NODE", "forget NODE", "node", true },
 	{ "connections", "connections", "",
 	  "connections with a local port: target, service, path, address used and why", NULL,
 	  false },

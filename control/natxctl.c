@@ -402,6 +402,22 @@ static void print_conn(const cJSON *c)
 	       j_str(c, "via"), j_str(c, "reason"));
 }
 
+static void print_nodes(const cJSON *r)
+{
+	const cJSON *n, *m;
+
+	printf("%-40s %-6s %s\n", "NODE", "PROXY", "MULTIADDRS");
+	cJSON_ArrayForEach(n, j_obj(r, "nodes"))
+	{
+		printf("%-40s %-6s", j_str(n, "node_id"), j_bool(n, "offers_proxy") ? "yes" : "no");
+		cJSON_ArrayForEach(m, j_obj(n, "multiaddrs"))
+		{
+			printf(" %s", cJSON_IsString(m) ? m->valuestring : "?");
+		}
+		printf("\n");
+	}
+}
+
 static void print_conns(const cJSON *r)
 {
 	const cJSON *c;
@@ -573,6 +589,10 @@ static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 		print_kv(j_obj(r, "connection_info"), "");
 	} else if (!strcmp(c->name, "connections")) {
 		print_conns(r);
+	} else if (!strcmp(c->name, "node.ls")) {
+		print_nodes(r);
+	} else if (!strcmp(c->name, "node.rm")) {
+		printf("node removed\n");
 	} else if (!strcmp(c->name, "connections.close")) {
 		printf("connection closed\n");
 	} else {
@@ -686,6 +706,16 @@ int main(int argc, char **argv)
 			} else {
 				goto bad_arg;
 			}
+			continue;
+		}
+		if (!strcmp(c->name, "node.set") && a[0] == '/' &&
+		    cJSON_GetObjectItemCaseSensitive(req, "node")) {
+			cJSON *ms = cJSON_GetObjectItemCaseSensitive(req, "multiaddrs");
+
+			if (!ms) {
+				ms = cJSON_AddArrayToObject(req, "multiaddrs");
+			}
+			cJSON_AddItemToArray(ms, cJSON_CreateString(a));
 			continue;
 		}
 		if (!strcmp(c->name, "ping") && !strcmp(a, "-n")) {

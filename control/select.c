@@ -187,9 +187,8 @@ int select_connect_traced(struct svc_mgr *mgr, const struct svc_request *req,
 			} else {
 				unsigned caps = s->ops->capabilities(s->ctx);
 
-				select_trace_add(tr, "%s: chosen (%s, %s, %llu ms)", s->ops->type,
+				select_trace_add(tr, "%s: chosen (%s, %llu ms)", s->ops->type,
 						 caps & SVC_CAP_PAID ? "paid" : "free",
-						 caps & SVC_CAP_DIRECT ? "direct" : "relayed",
 						 (unsigned long long)(clk->now_ms(clk) - t0));
 			}
 			if (!rc) {

@@ -602,3 +602,44 @@ int store_p2p_each(struct store *st, int (*fn)(void *arg, const struct store_p2p
 	sqlite3_finalize(q);
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
+
+int store_node_rm(struct store *st, const char *node_id)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "DELETE FROM nodes WHERE node_id = ?", &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, node_id, -1, SQLITE_TRANSIENT);
+	rc = store_run(st, q);
+	if (!rc && sqlite3_changes(st->db) == 0) {
+		return -ENOENT;
+	}
+	return rc;
+}
+
+int store_node_each(struct store *st, int (*fn)(void *arg, const struct store_node *n), void *arg)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "SELECT node_id FROM nodes ORDER BY node_id", &q);
+
+	if (rc) {
+		return rc;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct store_node n;
+		int r;
+
+		r = store_node_get(st, (const char *)sqlite3_column_text(q, 0), &n);
+		if (!r) {
+			r = fn(arg, &n);
+		}
+		if (r && r != -ENOENT) {
+			sqlite3_finalize(q);
+			return r;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}

@@ -85,6 +85,12 @@ struct store_node {
 /* store_node_put - insert or replace a node. 0 or -EIO. */
 int store_node_put(struct store *st, const struct store_node *n);
 
+/* store_node_rm - forget a node. 0, -ENOENT, or -EIO. */
+int store_node_rm(struct store *st, const char *node_id);
+
+/* store_node_each - call @fn for every node by id; stops at its first non-zero result. */
+int store_node_each(struct store *st, int (*fn)(void *arg, const struct store_node *n), void *arg);
+
 /* store_node_get - fetch a node. 0, -ENOENT, or -EIO. */
 int store_node_get(struct store *st, const char *node_id, struct store_node *out);
 

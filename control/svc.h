@@ -32,7 +32,7 @@ enum svc_cap {
 enum {
 	SVC_MAX = 16, /* services registered at once */
 	SVC_TYPE_MAX = 32, /* bytes of a type name, NUL included */
-	SVC_ADDR_MAX = 128, /* bytes of an address in connection info */
+	SVC_ADDR_MAX = 256, /* bytes of an address in connection info (a circuit multiaddr fits) */
 	SVC_TOKEN_MAX = 1024, /* bytes of an auth token */
 };
 
@@ -53,6 +53,7 @@ struct svc_conn_info {
 	char auth_token[SVC_TOKEN_MAX]; /* "" when none */
 	uint64_t expires_at; /* unix seconds, 0 = no expiry */
 	uint64_t payment_sats; /* paid for this connection, sats */
+	char detail[256]; /* how the adapter got there (addresses tried), "" when nothing to say */
 };
 
 struct svc_status {

@@ -290,7 +290,7 @@ Test(select, trace_says_why_each_service_was_passed_over_or_chosen)
 	cr_assert_str_eq(tr.text,
 			 "down: not operational; rathole: paid and payment not allowed; "
 			 "nowhere: knows no way to the target; libp2p: attempt 1 failed: "
-			 "connection failed; libp2p: chosen (free, direct, 3 ms)",
+			 "connection failed; libp2p: chosen (free, 3 ms)",
 			 "trace: %s", tr.text);
 	cr_assert_eq(tr.len, strlen(tr.text));
 }
