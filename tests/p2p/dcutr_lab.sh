@@ -8,7 +8,9 @@
 #    MIB MiB echoed through the forward, SHA-256 checked, adds less than 1 MiB to R's relayed
 #    bytes (the data flowed directly); the relayed connection is closed once idle;
 #  - "relayed" pairs (routed sym/sym): the upgrade fails after its 3 attempts and the same
-#    transfer still works through R (R's relayed bytes grow by at least twice its size).
+#    transfer still works through R (R's relayed bytes grow by at least twice its size);
+#  - "off" (routed eim/eim, B with NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING=false): B reports hole
+#    punching off, starts no upgrade, and the transfer goes through R.
 # natxd's /metrics-backing counters (`metrics`) count the upgrade attempts and successes.
 # Prints a matrix (NAT pair x path, time to direct). Skips (77) without root, namespaces, tools.
 set -uo pipefail
@@ -100,12 +102,20 @@ dcutr_lab() {
 	node r "$NL_RELAY" NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
 		NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0
 	node a "$NL_A"
-	node b "$NL_B"
+	if [ "$expect" = off ]; then
+		node b "$NL_B" NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING=false
+	else
+		node b "$NL_B"
+	fi
 	for _ in $(seq 1 100); do
 		ctl r --json relay status 2>/dev/null | jq -e .enabled >/dev/null && break
 		sleep 0.1
 	done
-	ctl b --json upgrades | jq -e '.enabled == true' >/dev/null || fail "$LAB: hole punching is not on in B"
+	if [ "$expect" = off ]; then
+		ctl b --json upgrades | jq -e '.enabled == false' >/dev/null || fail "$LAB: hole punching is not off in B"
+	else
+		ctl b --json upgrades | jq -e '.enabled == true' >/dev/null || fail "$LAB: hole punching is not on in B"
+	fi
 	r_addr=/ip4/$NL_RELAY_IP/tcp/4001/p2p/$(jq -r .peer_id "$T/r/peer.json")
 	b_id=$(jq -r .peer_id "$T/b/peer.json")
 	ctl b --json reserve "$r_addr" >"$T/rsv.json" 2>&1 || fail "$LAB: B reserve: $(cat "$T/rsv.json")"
@@ -126,7 +136,7 @@ dcutr_lab() {
 	# the first stream opens the relayed connection; B, its receiver, starts DCUtR
 	echo_mib 1
 	# wait for B's upgrade to end (3 attempts of up to 10 s each when it fails)
-	for _ in $(seq 1 400); do
+	for _ in $(seq 1 $([ "$expect" = off ] && echo 30 || echo 400)); do
 		ctl b --json upgrades >"$T/upg.json" 2>/dev/null
 		state=$(jq -r '[.upgrades[] | select(.role == "B")] | last | .state // ""' "$T/upg.json")
 		[ -n "$state" ] && [ "$state" != in_progress ] && break
@@ -157,6 +167,14 @@ dcutr_lab() {
 			'[.peers[] | select(.peer_id == $b and .path == "relayed")] | length == 0' >/dev/null ||
 			fail "$LAB: the relayed connection to B stayed open after the upgrade"
 		path=direct
+	elif [ "$expect" = off ]; then
+		jq -e '(.upgrades | length) == 0 and .counters.upgrades == 0' "$T/upg.json" >/dev/null ||
+			fail "$LAB: B upgraded with hole punching off: $(jq -c . "$T/upg.json")"
+		echo_mib "$mib"
+		b1=$(relayed_bytes)
+		[ $((b1 - b0)) -ge $((2 * mib * 1024 * 1024)) ] ||
+			fail "$LAB: relayed bytes grew by $((b1 - b0)) only"
+		path=relayed LAB="$LAB (hole punching off in B)"
 	else
 		[ "$state" = failed ] || fail "$LAB: expected a failed upgrade, got '$state': $(jq -c . "$T/upg.json")"
 		jq -e '[.upgrades[] | select(.role == "B")] | last | (.attempts | length) == 3' "$T/upg.json" \
@@ -168,22 +186,30 @@ dcutr_lab() {
 		path=relayed
 	fi
 	# natxd counts the upgrade in its libp2p service metrics (polled every 2 s)
-	for _ in $(seq 1 40); do
-		ctl b --json metrics >"$T/m.json" 2>/dev/null
+	if [ "$expect" = off ]; then
+		sleep 2.5
+		ctl b --json metrics >"$T/m.json"
+		jq -e '[.. | objects | select(has("upgrade_attempts")) | .upgrade_attempts] | max == 0' \
+			"$T/m.json" >/dev/null || fail "$LAB: natxd counts upgrades with hole punching off"
+	else
+		for _ in $(seq 1 40); do
+			ctl b --json metrics >"$T/m.json" 2>/dev/null
+			jq -e '[.. | objects | select(has("upgrade_attempts")) | .upgrade_attempts] | max >= 1' \
+				"$T/m.json" >/dev/null 2>&1 && break
+			sleep 0.25
+		done
 		jq -e '[.. | objects | select(has("upgrade_attempts")) | .upgrade_attempts] | max >= 1' \
-			"$T/m.json" >/dev/null 2>&1 && break
-		sleep 0.25
-	done
-	jq -e '[.. | objects | select(has("upgrade_attempts")) | .upgrade_attempts] | max >= 1' \
-		"$T/m.json" >/dev/null 2>&1 || fail "$LAB: natxd's metrics do not count the upgrade: $(jq -c . "$T/m.json")"
+			"$T/m.json" >/dev/null 2>&1 || fail "$LAB: natxd's metrics do not count the upgrade: $(jq -c . "$T/m.json")"
+	fi
 	echo "ok: $LAB: $path (time to direct ${t_direct} ms), $mib MiB echoed, R relayed $((b1 - b0)) bytes of it"
-	MATRIX+=("$(printf '%-7s %-4s %-4s %-8s %14s %6s %12s' "$topo" "$na" "$nb" "$path" "$t_direct" \
-		"$mib" "$((b1 - b0))")")
+	MATRIX+=("$(printf '%-7s %-4s %-4s %-8s %14s %6s %12s %s' "$topo" "$na" "$nb" "$path" "$t_direct" \
+		"$mib" "$((b1 - b0))" "$([ "$expect" = off ] && echo "(hole punching off)")")")
 }
 
 dcutr_lab routed eim eim direct 32
 dcutr_lab routed sym full direct 16
 dcutr_lab routed sym sym relayed 8
+dcutr_lab routed eim eim off 8
 stop_all
 echo "matrix (DCUtR through Linux NATs, routed core)"
 printf '%-7s %-4s %-4s %-8s %14s %6s %12s\n' TOPO NATA NATB PATH TIME_TO_DIRECT MIB RELAYED_B
