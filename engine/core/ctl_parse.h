@@ -31,6 +31,11 @@ enum ctl_cmd {
 	CTL_P2P_FORWARD,
 	CTL_P2P_LS,
 	CTL_P2P_CLOSE,
+	CTL_TUN_SERVER, /* tunnel.* (tun_eng.h): arguments in req->args */
+	CTL_TUN_CLIENT,
+	CTL_TUN_ADD,
+	CTL_TUN_RM,
+	CTL_TUN_LS,
 };
 
 enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };
@@ -51,6 +56,7 @@ struct ctl_req {
 	char protocol[CTL_ADDR_MAX]; /* p2p.expose, p2p.forward */
 	char target[CTL_ADDR_MAX]; /* p2p.expose: host:port */
 	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port */
+	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 
 /*

@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "natx/log.h"
 #include "p2p_host.h"
+#include "tun_eng.h"
 #include "natx/udata.h"
 
 #define MOD "engine"
@@ -534,6 +535,7 @@ void engine_stop(struct engine *eng)
 		}
 	}
 	p2p_eng_stop(eng);
+	tun_eng_free(eng);
 	if (eng->ctl_ring.ring_fd > 0) {
 		io_uring_queue_exit(&eng->ctl_ring);
 		eng->ctl_ring.ring_fd = 0;

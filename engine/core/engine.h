@@ -116,6 +116,7 @@ struct listener {
 struct engine;
 struct p2p_shard;
 struct p2p_eng;
+struct tun_eng;
 
 struct shard {
 	struct engine *eng;
@@ -160,6 +161,7 @@ struct engine {
 	bool recv_cap; /* kernel honours a byte cap on multishot recv */
 	uint32_t seq;
 	struct p2p_eng *p2p; /* libp2p identity and listeners (p2p_eng.c), NULL when off */
+	struct tun_eng *tun; /* tunnel server/client (tun_eng.h), NULL until first used */
 };
 
 /* engine_start - create the control ring and @cfg->shards shards. -errno with @err set. */
