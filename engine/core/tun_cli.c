@@ -257,10 +257,12 @@ static void tun_cli_ctrl_input(struct shard *sh, struct tun_eng *t, int idx)
 			ret = tun_client_consume(c->cl, &f, &w);
 			tun_conn_out_commit(c, &w);
 			if (ret < 0) {
-				pr_warn(MOD, "service %s: server %s refused the control channel: %s (%s)",
+				pr_warn(MOD,
+					"service %s: server %s refused the control channel: %s (%s)",
 					s->name, t->cli_txt,
-					c->cl->refused.reason ? tun_reason_name(c->cl->refused.reason) :
-								"bad server proof or frame",
+					c->cl->refused.reason ?
+						tun_reason_name(c->cl->refused.reason) :
+						"bad server proof or frame",
 					natx_strerror(ret));
 			} else if (ret == 1) {
 				memcpy(s->session_id, c->cl->session_id, TUN_SESSION_ID_LEN);
@@ -276,7 +278,8 @@ static void tun_cli_ctrl_input(struct shard *sh, struct tun_eng *t, int idx)
 				s->up = true;
 				s->up_since_ms = sh->now_ms;
 				s->st.ctrl_up++;
-				pr_info(MOD, "service %s: control channel to %s up", s->name, t->cli_txt);
+				pr_info(MOD, "service %s: control channel to %s up", s->name,
+					t->cli_txt);
 				ret = 0;
 			}
 		}
@@ -473,7 +476,8 @@ void tun_cli_tick(struct shard *sh, struct tun_eng *t)
 		s = &t->svc[c->svc];
 		if (c->deadline_ms && sh->now_ms >= c->deadline_ms) {
 			if (c->kind == TC_CLI_CTRL) {
-				pr_debug(MOD, "service %s: control channel attempt timed out", s->name);
+				pr_debug(MOD, "service %s: control channel attempt timed out",
+					 s->name);
 				tun_cli_svc_down(sh, t, s, true);
 			} else {
 				tun_conn_close(sh, t, i);

@@ -347,7 +347,7 @@ void tun_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 	if (!c || c->gen != (uint16_t)udata_bid(cqe->user_data)) {
 		goto unlock; /* a removed poll or a reused slot */
 	}
-	c->armed &= (uint8_t)~(1U << dir);
+	c->armed &= (uint8_t) ~(1U << dir);
 	if (cqe->res == -ECANCELED) {
 		goto unlock;
 	}

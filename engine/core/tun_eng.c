@@ -426,7 +426,7 @@ static void tun_svc_json(struct engine *eng, const struct tun_svc *s, cJSON *o)
 	cJSON_AddStringToObject(o, "type", s->type == TUN_SVC_TCP ? "tcp" : "udp");
 	cJSON_AddStringToObject(o, s->role == TUN_ROLE_SERVER ? "bind" : "local", s->addr_txt);
 	cJSON_AddStringToObject(o, "state",
-				s->state == TUN_SS_REMOVING ? "removing" :
+				s->state == TUN_SS_REMOVING			    ? "removing" :
 				(s->role == TUN_ROLE_SERVER ? s->sess_live : s->up) ? "up" :
 										      "down");
 	cJSON_AddNumberToObject(o, "flows_open", (double)tun_svc_flows_open(eng, s));
@@ -512,11 +512,13 @@ const char *tun_eng_ctl(struct engine *eng, const char *cmd, const cJSON *args, 
 		tun_cmd_ls(eng, t, reply);
 	} else if (!strcmp(cmd, "rm")) {
 		const char *name = tun_json_str(args, "name"), *role = tun_json_str(args, "role");
-		enum tun_role r = role && !strcmp(role, "client") ? TUN_ROLE_CLIENT : TUN_ROLE_SERVER;
+		enum tun_role r =
+			role && !strcmp(role, "client") ? TUN_ROLE_CLIENT : TUN_ROLE_SERVER;
 		int i = name ? tun_svc_find(t, r, name, strlen(name)) : -1;
 
 		if (!name || (role && strcmp(role, "server") && strcmp(role, "client"))) {
-			snprintf(msg, msglen, "tunnel.rm needs \"name\" (and \"role\": server|client)");
+			snprintf(msg, msglen,
+				 "tunnel.rm needs \"name\" (and \"role\": server|client)");
 			code = "bad_request";
 		} else if (i < 0) {
 			snprintf(msg, msglen, "no %s service '%.64s'",

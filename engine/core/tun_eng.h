@@ -115,7 +115,6 @@ struct tun_svc {
 	uint32_t pool_n;
 	int vis_head, vis_tail; /* waiting visitors */
 	uint32_t vis_n;
-	uint32_t requested; /* CREATE_DATA sent and not yet answered (approximate) */
 	/* client */
 	uint64_t next_try_ms; /* next control channel attempt */
 	uint64_t up_since_ms;
@@ -192,6 +191,8 @@ struct tun_eng {
 	uint32_t nconns;
 	bool dirty; /* the control thread changed something: shard 0 applies it */
 	struct tun_eng_stats st;
+	uint64_t log_sec; /* refusal log rate limit (tun_srv.c) */
+	uint32_t log_n;
 	uint8_t udp_buf[65536 + 64];
 };
 

@@ -31,6 +31,21 @@ static bool tun_log_every(uint64_t n)
 	return (n & (n - 1)) == 0;
 }
 
+/*
+ * tun_log_ok - refusals are logged, at most TUN_LOG_PER_S lines a second (a flood of bad
+ * handshakes must not flood the log; the counters still count every one).
+ */
+static bool tun_log_ok(struct tun_eng *t, uint64_t now_ms)
+{
+	enum { TUN_LOG_PER_S = 20 };
+
+	if (now_ms / 1000 != t->log_sec) {
+		t->log_sec = now_ms / 1000;
+		t->log_n = 0;
+	}
+	return t->log_n++ < TUN_LOG_PER_S;
+}
+
 static int tun_srv_cred_get(void *arg, uint8_t kind, const uint8_t *service, size_t service_len,
 			    const uint8_t *cred, size_t cred_len, uint8_t *key, size_t *key_len)
 {
@@ -118,7 +133,8 @@ static void tun_srv_accept(struct shard *sh, struct tun_eng *t, int lidx)
 			break;
 		}
 		for (int i = 0; i < TUN_CONN_MAX && t->pending; i++) {
-			if (t->conns[i].kind == TC_SRV_HS && tun_sa_same_ip(&t->conns[i].peer, &ss)) {
+			if (t->conns[i].kind == TC_SRV_HS &&
+			    tun_sa_same_ip(&t->conns[i].peer, &ss)) {
 				same++;
 			}
 		}
@@ -126,9 +142,10 @@ static void tun_srv_accept(struct shard *sh, struct tun_eng *t, int lidx)
 			char a[64];
 
 			t->st.pending_refused++;
-			if (tun_log_every(t->st.pending_refused)) {
+			if (tun_log_ok(t, sh->now_ms)) {
 				spec_addr_format(&ss, a, sizeof(a));
-				pr_warn(MOD, "refused connection from %s: %s pending-handshake cap (%lu refused so far)",
+				pr_warn(MOD,
+					"refused connection from %s: %s pending-handshake cap (%lu refused so far)",
 					a, same >= t->pending_per_ip ? "per-address" : "global",
 					(unsigned long)t->st.pending_refused);
 			}
@@ -197,9 +214,32 @@ static void tun_srv_request(struct shard *sh, struct tun_eng *t, struct tun_svc 
 			break;
 		}
 		tun_conn_out_commit(c, &w);
-		s->requested++;
 	}
 	tun_conn_flush(sh, t, s->ctrl);
+}
+
+/*
+ * tun_srv_refill - keep (outstanding requests + pooled channels) at (waiting visitors + pool
+ * size), never above the session's nonce ring (a request beyond it would forget the oldest).
+ */
+static void tun_srv_refill(struct shard *sh, struct tun_eng *t, struct tun_svc *s)
+{
+	uint32_t pending, want, have;
+
+	if (!s->sess_live || s->type != TUN_SVC_TCP) {
+		return;
+	}
+	pending = tun_session_pending(&s->sess);
+	want = s->vis_n + s->pool;
+	have = pending + s->pool_n;
+	if (have < want) {
+		uint32_t n = want - have;
+
+		if (n > TUN_PENDING_MAX - pending) {
+			n = TUN_PENDING_MAX - pending;
+		}
+		tun_srv_request(sh, t, s, n);
+	}
 }
 
 /* tun_list_remove - unlink conn @idx from the list at *head (and fix *tail). */
@@ -259,14 +299,14 @@ void tun_srv_svc_down(struct shard *sh, struct tun_eng *t, struct tun_svc *s, ui
 	}
 	s->vis_tail = -1;
 	s->vis_n = 0;
-	s->requested = 0;
 	tun_udp_svc_reset(sh, t, s);
 	if (s->pub_conn >= 0) {
 		tun_conn_detach(sh, t, s->pub_conn);
 		s->pub_conn = -1;
 	}
 	if (s->state == TUN_SS_ACTIVE && s->pub_listening) {
-		tun_pub_rebind(s); /* stop listening: visitors are refused while the client is away */
+		tun_pub_rebind(
+			s); /* stop listening: visitors are refused while the client is away */
 	}
 }
 
@@ -387,12 +427,16 @@ static void tun_srv_ctrl_up(struct shard *sh, struct tun_eng *t, struct tun_svc 
 			tun_conn_arm(sh, t, s->pub_conn, true, false);
 		}
 	}
-	tun_srv_request(sh, t, s, s->type == TUN_SVC_TCP ? s->pool : s->udp_channels);
+	if (s->type == TUN_SVC_TCP) {
+		tun_srv_refill(sh, t, s);
+	} else {
+		tun_srv_request(sh, t, s, s->udp_channels);
+	}
 	tun_conn_arm(sh, t, idx, true, false);
 }
 
 /* tun_srv_refusal - count and log a refused handshake. */
-static void tun_srv_refusal(struct tun_eng *t, struct tun_conn *c, int ret)
+static void tun_srv_refusal(struct tun_eng *t, uint64_t now_ms, struct tun_conn *c, int ret)
 {
 	const struct tun_server *hs = c->hs;
 	const char *what = hs->chan == TUN_CHAN_DATA ? "data" : "control";
@@ -405,9 +449,6 @@ static void tun_srv_refusal(struct tun_eng *t, struct tun_conn *c, int ret)
 	switch (hs->reason) {
 	case TUN_R_AUTH:
 		t->st.auth_fail++;
-		if (si >= 0) {
-			t->svc[si].st.auth_fail++;
-		}
 		break;
 	case TUN_R_REPLAY:
 		t->st.replay++;
@@ -429,16 +470,19 @@ static void tun_srv_refusal(struct tun_eng *t, struct tun_conn *c, int ret)
 				si = i;
 			}
 		}
-		if (hs->reason == TUN_R_REPLAY && si >= 0) {
-			t->svc[si].st.replay++;
-		}
+	}
+	if (si >= 0 && hs->reason == TUN_R_REPLAY) {
+		t->svc[si].st.replay++;
+	} else if (si >= 0 && hs->reason == TUN_R_AUTH) {
+		t->svc[si].st.auth_fail++;
 	}
 	spec_addr_format(&c->peer, a, sizeof(a));
-	if (tun_log_every(t->st.hs_failed)) {
+	if (tun_log_ok(t, now_ms)) {
 		pr_warn(MOD, "refused %s channel from %s%s%s: %s (%s; %lu refused so far)", what, a,
 			hs->service_len ? " for service " : "",
-			hs->service_len ? (const char *)hs->service : "", tun_reason_name(hs->reason),
-			natx_strerror(ret), (unsigned long)t->st.hs_failed);
+			hs->service_len ? (const char *)hs->service : "",
+			tun_reason_name(hs->reason), natx_strerror(ret),
+			(unsigned long)t->st.hs_failed);
 	}
 }
 
@@ -474,7 +518,7 @@ static void tun_srv_hs_input(struct shard *sh, struct tun_eng *t, int idx)
 			return;
 		}
 		if (ret < 0) {
-			tun_srv_refusal(t, c, ret);
+			tun_srv_refusal(t, sh->now_ms, c, ret);
 			tun_conn_close(sh, t, idx);
 			return;
 		}
@@ -506,9 +550,6 @@ static void tun_srv_hs_input(struct shard *sh, struct tun_eng *t, int idx)
 		c->hs = NULL;
 		c->svc = i;
 		s->st.data_channels++;
-		if (s->requested) {
-			s->requested--;
-		}
 		if (s->type == TUN_SVC_TCP) {
 			tun_srv_data_ready(sh, t, s, idx);
 		} else {
@@ -587,7 +628,8 @@ static void tun_srv_visitors(struct shard *sh, struct tun_eng *t, int lidx)
 		if (s->max_conns && tun_svc_flows_open(t->eng, s) + s->vis_n >= s->max_conns) {
 			s->st.refused_limit++;
 			if (tun_log_every(s->st.refused_limit)) {
-				pr_warn(MOD, "service %s: visitor refused, max_conns %u reached (%lu so far)",
+				pr_warn(MOD,
+					"service %s: visitor refused, max_conns %u reached (%lu so far)",
 					s->name, s->max_conns, (unsigned long)s->st.refused_limit);
 			}
 			close(fd);
@@ -600,7 +642,7 @@ static void tun_srv_visitors(struct shard *sh, struct tun_eng *t, int lidx)
 			s->pool_head = t->conns[d].next;
 			s->pool_n--;
 			tun_srv_pair(sh, t, s, fd, &ss, len, d);
-			tun_srv_request(sh, t, s, 1); /* refill the pool */
+			tun_srv_refill(sh, t, s);
 			continue;
 		}
 		v = tun_conn_new(t, fd, TC_VISITOR, (int)(s - t->svc));
@@ -618,9 +660,7 @@ static void tun_srv_visitors(struct shard *sh, struct tun_eng *t, int lidx)
 		}
 		s->vis_tail = v;
 		s->vis_n++;
-		if (s->requested < s->vis_n + s->pool) {
-			tun_srv_request(sh, t, s, 1);
-		}
+		tun_srv_refill(sh, t, s);
 	}
 	tun_conn_arm(sh, t, lidx, true, false);
 }
@@ -658,9 +698,7 @@ void tun_srv_event(struct shard *sh, struct tun_eng *t, int idx, bool in, bool o
 		tun_list_remove(t, &s->pool_head, NULL, idx);
 		s->pool_n--;
 		tun_conn_close(sh, t, idx);
-		if (s->sess_live) {
-			tun_srv_request(sh, t, s, 1);
-		}
+		tun_srv_refill(sh, t, s);
 		break;
 	}
 	case TC_PUB_TCP:
@@ -673,6 +711,19 @@ void tun_srv_event(struct shard *sh, struct tun_eng *t, int idx, bool in, bool o
 
 void tun_srv_tick(struct shard *sh, struct tun_eng *t)
 {
+	for (int i = 0; i < TUN_SVC_MAX; i++) {
+		struct tun_svc *s = &t->svc[i];
+
+		/*
+		 * The oldest visitor has waited a second: a requested channel may never come
+		 * (the client's connect failed). Ask once more; the nonce ring bounds this.
+		 */
+		if (s->state == TUN_SS_ACTIVE && s->vis_head >= 0 && s->sess_live &&
+		    sh->now_ms + t->visitor_timeout_ms >=
+			    t->conns[s->vis_head].deadline_ms + 1000) {
+			tun_srv_request(sh, t, s, 1);
+		}
+	}
 	for (int i = 0; i < TUN_CONN_MAX && t->nconns; i++) {
 		struct tun_conn *c = &t->conns[i];
 
@@ -693,7 +744,8 @@ void tun_srv_tick(struct shard *sh, struct tun_eng *t)
 
 			switch (tun_liveness_poll(&c->live, (int64_t)sh->now_ms)) {
 			case TUN_LIVE_DEAD:
-				pr_warn(MOD, "service %s: client silent for %u s, closing its control channel",
+				pr_warn(MOD,
+					"service %s: client silent for %u s, closing its control channel",
 					s->name, t->hb_timeout_s);
 				tun_srv_svc_down(sh, t, s, 0);
 				break;

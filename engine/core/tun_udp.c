@@ -97,7 +97,6 @@ static void tun_uch_lost(struct shard *sh, struct tun_eng *t, struct tun_svc *s,
 		tun_conn_out(c, &w);
 		if (!tun_session_data_request(&s->sess, tun_random, NULL, &w)) {
 			tun_conn_out_commit(c, &w);
-			s->requested++;
 		}
 		tun_conn_flush(sh, t, s->ctrl);
 	}
@@ -196,7 +195,8 @@ static void tun_udp_pub_input(struct shard *sh, struct tun_eng *t, int idx)
 		for (uint32_t i = 0; s->usess && i < TUN_USESS_MAX; i++) {
 			if (!s->usess[i].used) {
 				fr = fr ? fr : &s->usess[i];
-			} else if (s->usess[i].peer_len == len && !memcmp(&s->usess[i].peer, &ss, len)) {
+			} else if (s->usess[i].peer_len == len &&
+				   !memcmp(&s->usess[i].peer, &ss, len)) {
 				u = &s->usess[i];
 				break;
 			}
@@ -221,7 +221,8 @@ static void tun_udp_pub_input(struct shard *sh, struct tun_eng *t, int idx)
 			if (tun_addr_from_sockaddr(&open.src, (struct sockaddr *)&ss, len) ||
 			    tun_addr_from_sockaddr(&open.dst, (struct sockaddr *)&s->addr,
 						   s->addr_len) ||
-			    !tun_uch_send(sh, t, s, ch, TUN_T_UDP_OPEN, open.session, NULL, 0, &open)) {
+			    !tun_uch_send(sh, t, s, ch, TUN_T_UDP_OPEN, open.session, NULL, 0,
+					  &open)) {
 				s->st.udp_drops++;
 				continue;
 			}
@@ -315,9 +316,11 @@ static void tun_udp_ch_input(struct shard *sh, struct tun_eng *t, int idx)
 			tun_conn_arm(sh, t, idx, true, false);
 			return;
 		}
-		if (ret || (f.type != TUN_T_UDP_OPEN && f.type != TUN_T_UDP_DATA &&
-			    f.type != TUN_T_UDP_CLOSE) ||
-		    tun_udp_read(&f, &m) || (f.type == TUN_T_UDP_OPEN && s->role == TUN_ROLE_SERVER)) {
+		if (ret ||
+		    (f.type != TUN_T_UDP_OPEN && f.type != TUN_T_UDP_DATA &&
+		     f.type != TUN_T_UDP_CLOSE) ||
+		    tun_udp_read(&f, &m) ||
+		    (f.type == TUN_T_UDP_OPEN && s->role == TUN_ROLE_SERVER)) {
 			if (ret != -EPIPE) {
 				pr_warn(MOD, "service %s: UDP channel %d: %s", s->name, ch,
 					ret ? natx_strerror(ret) : "unexpected frame");
