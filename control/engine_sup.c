@@ -15,6 +15,8 @@
 #include "engine_sup.h"
 #include "natx/err.h"
 #include "natx/log.h"
+#include "tunnel_cfg.h"
+#include "tunnel_sup.h"
 
 #define MOD "sup"
 
@@ -370,7 +372,12 @@ static int engine_sup_push(struct engine_sup *es, unsigned i)
 {
 	struct engine_fwd *f = &es->fwd[i];
 	cJSON *r = NULL;
-	int rc = engine_sup_simple(es, "forward.add", "spec", f->spec, NULL, 0, &r);
+	int rc;
+
+	if (tunnel_spec_is(f->spec)) {
+		return tunnel_sup_push(es, f); /* a tunnel engine object (tunnel_cfg.h) */
+	}
+	rc = engine_sup_simple(es, "forward.add", "spec", f->spec, NULL, 0, &r);
 
 	if (rc == 0 || rc == -EEXIST) {
 		f->id = engine_sup_fwd_id(r);
@@ -443,6 +450,9 @@ static int engine_sup_reconcile(struct engine_sup *es)
 		cJSON_Delete(rr);
 	}
 	cJSON_Delete(r);
+	if (es->state == ENGINE_UP) {
+		tunnel_sup_prune(es);
+	}
 	return es->state == ENGINE_UP ? 0 : -EPIPE;
 }
 
@@ -654,7 +664,9 @@ int engine_sup_forward_rm(struct engine_sup *es, unsigned i)
 
 	memmove(&es->fwd[i], &es->fwd[i + 1], sizeof(es->fwd[0]) * (es->nfwd - i - 1));
 	es->nfwd--;
-	if (f.id && es->state == ENGINE_UP) {
+	if (f.id && es->state == ENGINE_UP && tunnel_spec_is(f.spec)) {
+		rc = tunnel_sup_rm(es, f.spec);
+	} else if (f.id && es->state == ENGINE_UP) {
 		cJSON *r = NULL;
 
 		rc = engine_sup_simple(es, "forward.rm", "spec", f.spec, NULL, 0, &r);
