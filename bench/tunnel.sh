@@ -99,6 +99,13 @@ targets_start() {
 	p=$(free_port)
 	start_bg "natx-$up" "$BIN/natx-engine" --shards 1 --forward "tcp:127.0.0.1:$p=127.0.0.1:$up"
 	PORT[natx]=$p
+	# Two engine forwards in a row: the same number of proxy hops as the tunnel (relay + node).
+	local p2 p1
+	p2=$(free_port)
+	p1=$(free_port)
+	start_bg "natx2a-$up" "$BIN/natx-engine" --shards 1 --forward "tcp:127.0.0.1:$p2=127.0.0.1:$up"
+	start_bg "natx2b-$up" "$BIN/natx-engine" --shards 1 --forward "tcp:127.0.0.1:$p1=127.0.0.1:$p2"
+	PORT[natx2]=$p1
 	s=$TMP/srv-$up.sock c=$TMP/cli-$up.sock
 	start_bg "tsrv-$up" "$BIN/natx-engine" --shards 1 --ctl "$s"
 	start_bg "tcli-$up" "$BIN/natx-engine" --shards 1 --ctl "$c"
@@ -120,7 +127,7 @@ targets_start() {
 		p=$(free_port)
 		cat >"$TMP/haproxy-$up.cfg" <<-EOF
 			global
-			    maxconn 20000
+			    maxconn 8000
 			defaults
 			    mode tcp
 			    option splice-auto
@@ -137,7 +144,7 @@ targets_start() {
 	sleep 0.5
 }
 
-TARGETS=(direct natx tunnel)
+TARGETS=(direct natx natx2 tunnel)
 command -v haproxy >/dev/null && TARGETS+=(haproxy)
 rotate() { # REP - the targets, starting at a different one each repetition
 	local n=${#TARGETS[@]} i
@@ -180,7 +187,7 @@ for rep in $(seq 1 "$REPS"); do
 		line=$(grep '^ok=' "$out")
 		rate=$(sed -n 's/.*\brate=\([^ ]*\).*/\1/p' <<<"$line")
 		err=$(sed -n 's/.*\berr=\([^ ]*\).*/\1/p' <<<"$line")
-		[ -n "$rate" ] || { echo "conn $t rep $rep: failed: $(head -c 200 "$out")" >&2; continue; }
+		[ -n "$rate" ] && [ "$rate" != 0 ] || { echo "conn $t rep $rep: failed: $(head -c 200 "$out")" >&2; continue; }
 		printf 'conn\t%s\t-\t%s\n' "$t" "$rate" >>"$RES"
 		echo "conn rep $rep $t: $line" >&2
 		sleep 1 # let TIME_WAIT settle between runs
@@ -197,14 +204,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="n/a"||b=="n/a"||b==0) print "n
 {
 	echo "## Tunnel benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $REPS interleaved reps, ${SECS}s each, pool $POOL)"
 	echo
-	echo "| workload | direct | natx forward | natx tunnel | haproxy | tunnel / forward | tunnel / haproxy |"
-	echo "|---|---|---|---|---|---|---|"
+	echo "| workload | direct | natx forward | 2 natx forwards | natx tunnel | haproxy | tunnel / forward | tunnel / 2 forwards | tunnel / haproxy |"
+	echo "|---|---|---|---|---|---|---|---|---|"
 	for p in P1 P4; do
-		d=$(median tcp direct $p) n=$(median tcp natx $p) u=$(median tcp tunnel $p) h=$(median tcp haproxy $p)
-		echo "| TCP Gbit/s, $p | $d | $n | $u | $h | $(ratio "$u" "$n") | $(ratio "$u" "$h") |"
+		d=$(median tcp direct $p) n=$(median tcp natx $p) n2=$(median tcp natx2 $p)
+		u=$(median tcp tunnel $p) h=$(median tcp haproxy $p)
+		echo "| TCP Gbit/s, $p | $d | $n | $n2 | $u | $h | $(ratio "$u" "$n") | $(ratio "$u" "$n2") | $(ratio "$u" "$h") |"
 	done
-	d=$(median conn direct -) n=$(median conn natx -) u=$(median conn tunnel -) h=$(median conn haproxy -)
-	echo "| connections/s (64 B echo) | $d | $n | $u | $h | $(ratio "$u" "$n") | $(ratio "$u" "$h") |"
+	d=$(median conn direct -) n=$(median conn natx -) n2=$(median conn natx2 -)
+	u=$(median conn tunnel -) h=$(median conn haproxy -)
+	echo "| connections/s (64 B echo) | $d | $n | $n2 | $u | $h | $(ratio "$u" "$n") | $(ratio "$u" "$n2") | $(ratio "$u" "$h") |"
 	echo
 	echo "tunnel server counters after the run: $TSTATE"
 } | tee "${OUT:-/dev/null}"
