@@ -43,8 +43,8 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  "tunnel services (role, state, connections, bytes) and paid registrations", NULL,
 	  false },
 	{ "tunnel add", "tunnel.add",
-	  "NAME tcp|udp ADDR TOKEN [--client] [--max-conns N] [--pool N] [--udp-channels N] "
-	  "[--proxy-protocol]",
+	  "NAME tcp|udp ADDR TOKEN [--client] [--max-conns N] [--bandwidth-kbps N] [--pool N] "
+	  "[--udp-channels N] [--proxy-protocol]",
 	  "run a tunnel service: server side (ADDR = public bind address) or with --client the "
 	  "node side (ADDR = local service); not persisted",
 	  "name type addr token", true },

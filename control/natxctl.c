@@ -56,8 +56,10 @@ static void natxctl_cmd_help(const struct ctl_cmd *c)
  */
 static int natxctl_tunnel_flag(const struct ctl_cmd *c, cJSON *req, int argc, char **argv, int i)
 {
-	static const char *const num[] = { "--max-conns", "max_conns", "--pool", "pool",
-					   "--udp-channels", "udp_channels" };
+	static const char *const num[] = { "--max-conns",      "max_conns",
+					   "--pool",	       "pool",
+					   "--udp-channels",   "udp_channels",
+					   "--bandwidth-kbps", "bandwidth_kbps" };
 	const char *a = argv[i];
 
 	if (!strcmp(a, "--client")) {
@@ -68,7 +70,7 @@ static int natxctl_tunnel_flag(const struct ctl_cmd *c, cJSON *req, int argc, ch
 		cJSON_AddTrueToObject(req, "proxy_protocol");
 		return 1;
 	}
-	for (size_t k = 0; strcmp(c->name, "tunnel.add") == 0 && k < 6; k += 2) {
+	for (size_t k = 0; strcmp(c->name, "tunnel.add") == 0 && k < 8; k += 2) {
 		char *end;
 		unsigned long v;
 
@@ -76,7 +78,7 @@ static int natxctl_tunnel_flag(const struct ctl_cmd *c, cJSON *req, int argc, ch
 			continue;
 		}
 		v = i + 1 < argc ? strtoul(argv[i + 1], &end, 10) : 0;
-		if (i + 1 >= argc || !argv[i + 1][0] || *end || v > 1000000) {
+		if (i + 1 >= argc || !argv[i + 1][0] || *end || v > 100000000) {
 			fprintf(stderr, "natxctl: %s takes a number\n", a);
 			return -1;
 		}
@@ -452,9 +454,8 @@ static void print_tunnels(const cJSON *r)
 		printf("%-20s %-6s %-4s %-22s %-8s %-6s %6.0f %8.0f %12.0f %s\n", j_str(t, "name"),
 		       j_str(t, "role"), j_str(t, "type"), addr, j_str(t, "state"),
 		       j_str(t, "source"), j_num(t, "flows_open") + j_num(t, "udp_sessions"),
-		       j_num(t, "flows_total") + (!strcmp(j_str(t, "type"), "udp") ?
-							  j_num(t, "visitors") :
-							  0),
+		       j_num(t, "flows_total") +
+			       (!strcmp(j_str(t, "type"), "udp") ? j_num(t, "visitors") : 0),
 		       j_num(t, "bytes"), j_str(t, "error")[0] == '-' ? "" : j_str(t, "error"));
 	}
 	printf("\npaid registrations:\n");

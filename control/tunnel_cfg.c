@@ -175,6 +175,9 @@ int tunnel_cfg_set(struct tunnel_cfg *t, const char *file, int line, const char 
 	if (!strcmp(key, "max_conns")) {
 		return tunnel_uint(value, 0, 1000000, &s->max_conns, why);
 	}
+	if (!strcmp(key, "bandwidth_kbps")) {
+		return tunnel_uint(value, 0, 100000000, &s->bandwidth_kbps, why);
+	}
 	if (!strcmp(key, "pool")) {
 		return tunnel_uint(value, 0, 32, &s->pool, why);
 	}
@@ -323,10 +326,10 @@ int tunnel_cfg_finish(struct natx_config *cfg, char *err)
 		if (s->bind[0]) {
 			snprintf(spec, sizeof(spec),
 				 "tunnel-svc server %s %s %s cred=%d max_conns=%u pool=%u "
-				 "udp_channels=%u",
+				 "udp_channels=%u bw=%u",
 				 s->name, s->type, s->bind, cred,
 				 s->max_conns ? s->max_conns : cfg->rathole_max_connections,
-				 s->pool, s->udp_channels);
+				 s->pool, s->udp_channels, s->bandwidth_kbps);
 			rc = tunnel_cfg_add_spec(cfg, spec, err);
 			if (rc) {
 				return rc;
@@ -465,6 +468,7 @@ cJSON *tunnel_spec_request(const char *spec, bool rm)
 			cJSON_AddBoolToObject(o, "proxy_protocol", w[i][3] == '1');
 		} else if (!tunnel_kv(o, w[i], "max_conns", "max_conns", NULL) &&
 			   !tunnel_kv(o, w[i], "pool", "pool", NULL) &&
+			   !tunnel_kv(o, w[i], "bw", "bandwidth_kbps", NULL) &&
 			   !tunnel_kv(o, w[i], "udp_channels", "udp_channels", NULL)) {
 			goto bad;
 		}

@@ -11,7 +11,7 @@
  *
  *   tunnel-server LISTEN hb=I/T pending=M/P hs=MS visitor=MS udp_idle=MS
  *   tunnel-client SERVER backoff=CAP_MS udp_idle=MS
- *   tunnel-svc server NAME tcp|udp BIND cred=N max_conns=M pool=P udp_channels=U
+ *   tunnel-svc server NAME tcp|udp BIND cred=N max_conns=M pool=P udp_channels=U bw=KBPS
  *   tunnel-svc client NAME tcp|udp LOCAL cred=N pp=0|1 udp_channels=U
  *
  * Specs are listed (natxctl forward list filters them, the HTTP API does not), so they never
@@ -42,6 +42,7 @@ struct tunnel_cfg_svc {
 	char bind[256]; /* server side: public host:port, "" = none */
 	char local[256]; /* client side: local service host:port, "" = none */
 	unsigned max_conns; /* 0 = rathole.max_connections */
+	unsigned bandwidth_kbps; /* server: cap each way, 0 = none */
 	unsigned pool; /* pre-opened TCP data channels */
 	unsigned udp_channels;
 	bool proxy_protocol;

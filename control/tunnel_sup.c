@@ -164,7 +164,7 @@ int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct c
 	const char *addr = tunnel_arg(req, "addr"), *token = tunnel_arg(req, "token");
 	const char *role = tunnel_arg(req, "role");
 	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(req->root, "proxy_protocol");
-	unsigned max_conns = d->cfg.rathole_max_connections, pool = 4, udp_channels = 2;
+	unsigned max_conns = d->cfg.rathole_max_connections, pool = 4, udp_channels = 2, bw = 0;
 	char spec[512], emsg[ENGINE_ERR_MAX];
 	bool server;
 	int cred, rc, i;
@@ -181,6 +181,7 @@ int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct c
 	}
 	if (!tunnel_arg_uint(req, "max_conns", 1000000, &max_conns, msg) ||
 	    !tunnel_arg_uint(req, "pool", 32, &pool, msg) ||
+	    !tunnel_arg_uint(req, "bandwidth_kbps", 100000000, &bw, msg) ||
 	    !tunnel_arg_uint(req, "udp_channels", 8, &udp_channels, msg)) {
 		return -EINVAL;
 	}
@@ -200,8 +201,9 @@ int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct c
 	}
 	if (server) {
 		snprintf(spec, sizeof(spec),
-			 "tunnel-svc server %s %s %s cred=%d max_conns=%u pool=%u udp_channels=%u",
-			 name, type, addr, cred, max_conns, pool, udp_channels);
+			 "tunnel-svc server %s %s %s cred=%d max_conns=%u pool=%u udp_channels=%u "
+			 "bw=%u",
+			 name, type, addr, cred, max_conns, pool, udp_channels, bw);
 	} else {
 		snprintf(spec, sizeof(spec),
 			 "tunnel-svc client %s %s %s cred=%d pp=%d udp_channels=%u", name, type,

@@ -271,8 +271,54 @@ int tun_flow_start(struct shard *sh, struct tun_svc *s, int fd0, int fd1)
 	stat_add(&sh->st.flows_total, 1);
 	stat_add(&s->fwd->st[sh->idx].flows_open, 1);
 	stat_add(&s->fwd->st[sh->idx].flows_total, 1);
+	if (s->bw_bytes) {
+		/* Paced before the first byte moves; the tick re-divides later. */
+		s->bw_flows = 0;
+		tun_bw_apply(sh, s);
+	}
 	tcp_flow_start(sh, f, slot);
 	return 0;
+}
+
+/*
+ * tun_bw_apply - the cap is the kernel's per-socket pacing (SO_MAX_PACING_RATE, bytes/s) on
+ * both sockets of each of the service's flows: the relay sends at most cap/n towards the
+ * visitors and cap/n towards the node, n = open flows. Re-divided when n changes (tick and
+ * new flows), so the service as a whole stays under the cap in each direction.
+ */
+void tun_bw_apply(struct shard *sh, struct tun_svc *s)
+{
+	uint64_t n = 0, rate;
+
+	if (!s->bw_bytes || !s->fwd) {
+		return;
+	}
+	for (uint32_t i = 0; i < sh->nalloc; i++) {
+		struct flow *f = shard_flow(sh, i);
+
+		n += f->kind == FLOW_TCP && f->state == FS_OPEN && f->fwd == s->fwd;
+	}
+	if (n == s->bw_flows) {
+		return;
+	}
+	s->bw_flows = n;
+	rate = n ? s->bw_bytes / n : s->bw_bytes;
+	if (!rate) {
+		rate = 1;
+	}
+	for (uint32_t i = 0; n && i < sh->nalloc; i++) {
+		struct flow *f = shard_flow(sh, i);
+
+		if (f->kind != FLOW_TCP || f->state != FS_OPEN || f->fwd != s->fwd) {
+			continue;
+		}
+		for (int d = 0; d < 2; d++) {
+			if (!(f->fixed & (1U << d)) && f->fd[d] >= 0) {
+				setsockopt(f->fd[d], SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
+					   sizeof(rate));
+			}
+		}
+	}
 }
 
 int tun_svc_find(struct tun_eng *t, enum tun_role role, const char *name, size_t len)
@@ -390,6 +436,11 @@ void tun_shard_tick(struct shard *sh)
 		tun_apply(sh, t);
 	}
 	tun_srv_tick(sh, t);
+	for (int i = 0; i < TUN_SVC_MAX; i++) {
+		if (t->svc[i].state == TUN_SS_ACTIVE && t->svc[i].bw_bytes) {
+			tun_bw_apply(sh, &t->svc[i]);
+		}
+	}
 	tun_cli_tick(sh, t);
 	tun_udp_tick(sh, t);
 	pthread_mutex_unlock(&t->lock);

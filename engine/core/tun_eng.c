@@ -10,7 +10,8 @@
  *   tunnel.client {"server":"host:port", "backoff_base_ms":N, "backoff_cap_ms":N,
  *                  "udp_idle_ms":N}                                   -> {"server":"ip:port"}
  *   tunnel.add    {"role":"server|client", "name", "type":"tcp|udp", "token",
- *                  server: "bind":"host:port", "max_conns", "pool", "udp_channels"
+ *                  server: "bind":"host:port", "max_conns", "bandwidth_kbps", "pool",
+ *                  "udp_channels"
  *                  client: "local":"host:port", "proxy_protocol":bool, "udp_channels"}
  *                  -> {"service":{"id","name","role","addr"}}
  *   tunnel.rm     {"name", "role"}                                    -> {}
@@ -287,6 +288,7 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(args, "proxy_protocol");
 	struct tun_svc *s = NULL;
 	struct forward *fwd;
+	uint32_t bw = 0;
 	enum tun_role r;
 	cJSON *o;
 	int ret;
@@ -352,6 +354,7 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	s->pool = 4;
 	s->udp_channels = 2;
 	if (!tun_json_u32(args, "max_conns", 0, 1000000, &s->max_conns, msg, msglen) ||
+	    !tun_json_u32(args, "bandwidth_kbps", 0, 100000000, &bw, msg, msglen) ||
 	    !tun_json_u32(args, "pool", 0, 32, &s->pool, msg, msglen) ||
 	    !tun_json_u32(args, "udp_channels", 1, TUN_UCH_MAX, &s->udp_channels, msg, msglen)) {
 		return "bad_request";
@@ -364,6 +367,7 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	}
 	s->role = r;
 	s->type = type[0] == 't' ? TUN_SVC_TCP : TUN_SVC_UDP;
+	s->bw_bytes = (uint64_t)bw * 1000 / 8;
 	if (r == TUN_ROLE_SERVER) {
 		int fd = tun_bind(&s->addr, &s->addr_len,
 				  s->type == TUN_SVC_TCP ? SOCK_STREAM : SOCK_DGRAM, 0);
@@ -433,6 +437,7 @@ static void tun_svc_json(struct engine *eng, const struct tun_svc *s, cJSON *o)
 	cJSON_AddNumberToObject(o, "flows_total", (double)total);
 	cJSON_AddNumberToObject(o, "bytes", (double)(bytes + s->st.udp_bytes));
 	cJSON_AddNumberToObject(o, "max_conns", s->max_conns);
+	cJSON_AddNumberToObject(o, "bandwidth_kbps", (double)(s->bw_bytes * 8 / 1000));
 	cJSON_AddNumberToObject(o, "pool", s->pool_n);
 	cJSON_AddNumberToObject(o, "visitors_waiting", s->vis_n);
 	cJSON_AddNumberToObject(o, "udp_sessions", s->nusess);

@@ -98,6 +98,8 @@ struct tun_svc {
 	uint8_t key[TUN_KEY_MAX];
 	size_t key_len;
 	uint32_t max_conns; /* server: 0 = unlimited */
+	uint64_t bw_bytes; /* server: bandwidth cap of the service, bytes/s each way, 0 = none */
+	uint64_t bw_flows; /* flows the cap was last divided among */
 	uint32_t pool; /* TCP: pre-opened data channels (server asks for them) */
 	uint32_t udp_channels; /* UDP: data channels (1..TUN_UCH_MAX) */
 	bool proxy_protocol; /* client: PROXY v2 header to the local service */
@@ -232,6 +234,8 @@ int tun_conn_flush(struct shard *sh, struct tun_eng *t, int idx);
 int tun_flow_start(struct shard *sh, struct tun_svc *s, int fd0, int fd1);
 int tun_svc_find(struct tun_eng *t, enum tun_role role, const char *name, size_t len);
 uint64_t tun_svc_flows_open(struct engine *eng, const struct tun_svc *s);
+/* tun_bw_apply - divide service @s's bandwidth cap among its open flows (kernel pacing). */
+void tun_bw_apply(struct shard *sh, struct tun_svc *s);
 
 void tun_srv_event(struct shard *sh, struct tun_eng *t, int idx, bool in, bool out);
 void tun_srv_tick(struct shard *sh, struct tun_eng *t);

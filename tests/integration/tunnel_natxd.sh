@@ -161,12 +161,13 @@ grep -q "^echo .*server .*tcp .*up" "$T/ls.txt" || fail "tunnel ls output: $(cat
 ! rctl --json forward list | grep -q "$TOKEN" || fail "forward list shows the token"
 
 # run-time add on both sides, then rm
-rctl tunnel add extra tcp "127.0.0.1:$P_EXTRA" "$TOKEN-2" --max-conns 5 >/dev/null ||
+rctl tunnel add extra tcp "127.0.0.1:$P_EXTRA" "$TOKEN-2" --max-conns 5 --bandwidth-kbps 80000 >/dev/null ||
 	fail "tunnel add (relay)"
 nctl tunnel add extra tcp "127.0.0.1:$P_ECHO" "$TOKEN-2" --client >/dev/null ||
 	fail "tunnel add --client (node)"
 wait_field "$SOCK_RELAY" extra server state up
 [ "$(svc_field "$SOCK_RELAY" extra server max_conns)" = 5 ] || fail "max_conns of extra"
+[ "$(svc_field "$SOCK_RELAY" extra server bandwidth_kbps)" = 80000 ] || fail "bandwidth of extra"
 for _ in $(seq 1 50); do
 	echo_ok "$P_EXTRA" && break
 	sleep 0.1

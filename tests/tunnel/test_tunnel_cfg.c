@@ -27,7 +27,7 @@ static const char relay[] = "[nat_traversal]\nenable_rathole = yes\n"
 			    "[rathole]\nserver_address = 127.0.0.1:2333\nclient_address = r:1\n"
 			    "[tunnel]\nheartbeat_interval = 2\nheartbeat_timeout = 9\n"
 			    "[tunnel.ssh]\ntype = tcp\ntoken = s3cret\nbind = 0.0.0.0:2222\n"
-			    "max_conns = 7\n"
+			    "max_conns = 7\nbandwidth_kbps = 800\n"
 			    "[tunnel.dns]\ntype = udp\ntoken = other\nlocal = 127.0.0.1:53\n"
 			    "proxy_protocol = yes\nudp_channels = 3\n";
 
@@ -76,6 +76,7 @@ Test(tunnel_cfg, request_carries_the_token_and_options)
 	cr_assert_str_eq(cJSON_GetObjectItem(r, "token")->valuestring, "s3cret");
 	cr_assert_str_eq(cJSON_GetObjectItem(r, "bind")->valuestring, "0.0.0.0:2222");
 	cr_assert_eq(cJSON_GetObjectItem(r, "max_conns")->valueint, 7);
+	cr_assert_eq(cJSON_GetObjectItem(r, "bandwidth_kbps")->valueint, 800);
 	cJSON_Delete(r);
 
 	r = tunnel_spec_request(c->forwards[3], false);
