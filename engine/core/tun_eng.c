@@ -380,7 +380,11 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	}
 	fwd = calloc(1, sizeof(*fwd));
 	if (fwd) {
-		fwd->st = calloc(eng->nshards, sizeof(*fwd->st));
+		/* Cache-line aligned like engine.c's: struct fwd_stats is aligned(64). */
+		fwd->st = aligned_alloc(64, sizeof(*fwd->st) * eng->nshards);
+		if (fwd->st) {
+			memset(fwd->st, 0, sizeof(*fwd->st) * eng->nshards);
+		}
 	}
 	if (!fwd || !fwd->st) {
 		if (fwd) {
