@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -546,6 +547,145 @@ def t_deadpeer():
     wait_for("service back", lambda: svc(p.srv, "echo", "server")["state"] == "up", timeout=15)
     wait_for("pool refilled", lambda: svc(p.srv, "echo", "server")["pool"] > 0)
     check(echo_roundtrip(pub, b"alive") == b"alive", "echo after thaw")
+
+
+NS_ECHO = r"""
+import socket, sys, threading
+def tcp(port):
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("127.0.0.1", port)); l.listen(64)
+    def h(c):
+        with c:
+            while True:
+                d = c.recv(262144)
+                if not d:
+                    c.shutdown(socket.SHUT_WR); return
+                c.sendall(d)
+    while True:
+        c, _ = l.accept(); threading.Thread(target=h, args=(c,), daemon=True).start()
+def udp(port):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", port))
+    while True:
+        d, a = u.recvfrom(65535); u.sendto(d, a)
+threading.Thread(target=tcp, args=(int(sys.argv[1]),), daemon=True).start()
+udp(int(sys.argv[2]))
+"""
+
+NS_VISITOR = r"""
+import hashlib, os, random, socket, sys
+host, tport, uport, direct = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+# the node is not reachable from the public segment
+s = socket.socket(); s.settimeout(2)
+try:
+    s.connect((direct, 1)); print("node reachable"); sys.exit(1)
+except OSError:
+    pass
+total = 64 << 20
+s = socket.create_connection((host, tport), timeout=30)
+h_out, h_in, got = hashlib.sha256(), hashlib.sha256(), 0
+rnd = random.Random(7)
+sent = 0
+s.setblocking(True)
+import threading
+def reader():
+    global got
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            return
+        h_in.update(d); got += len(d)
+t = threading.Thread(target=reader); t.start()
+while sent < total:
+    b = rnd.randbytes(1 << 20); h_out.update(b); s.sendall(b); sent += len(b)
+s.shutdown(socket.SHUT_WR); t.join(60)
+if got != total or h_in.digest() != h_out.digest():
+    print(f"tcp: {got} bytes back, digest {'ok' if h_in.digest() == h_out.digest() else 'bad'}")
+    sys.exit(1)
+for i in range(20):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(0.5)
+    want = f"{i}:{os.urandom(8).hex()}".encode()
+    for _ in range(6):
+        u.sendto(want, (host, uport))
+        try:
+            d, a = u.recvfrom(65535)
+        except socket.timeout:
+            continue
+        if d != want or a != (host, uport):
+            print(f"udp {i}: {d!r} from {a}"); sys.exit(1)
+        break
+    else:
+        print(f"udp {i}: no reply"); sys.exit(1)
+print("visitor ok")
+"""
+
+
+def t_natlab():
+    """A node behind a MASQUERADE router namespace exposes a TCP and a UDP echo; a visitor on
+    the public segment reaches both through the relay (64 MiB sha256, 20 UDP ports)."""
+    if os.geteuid() != 0:
+        raise et.Skip("needs root for network namespaces")
+    if not __import__("shutil").which("iptables"):
+        raise et.Skip("iptables missing")
+    tag = os.getpid() % 200 + 20
+    pub, rtr, node = f"tdp-pub{tag}", f"tdp-rtr{tag}", f"tdp-node{tag}"
+    a_relay, a_rpub, a_rin, a_node = (f"10.78.{tag}.1", f"10.78.{tag}.2", f"10.79.{tag}.1",
+                                      f"10.79.{tag}.2")
+
+    def sh(*cmd):
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def teardown():
+        for ns in (pub, rtr, node):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    et.cleanups.append(teardown)
+    try:
+        for ns in (pub, rtr, node):
+            sh("ip", "netns", "add", ns)
+    except subprocess.CalledProcessError as e:
+        raise et.Skip(f"cannot create network namespaces: {e.stderr!r}")
+    sh("ip", "link", "add", f"tdp{tag}p", "netns", pub, "type", "veth", "peer", "name",
+       f"tdp{tag}r", "netns", rtr)
+    sh("ip", "link", "add", f"tdp{tag}i", "netns", rtr, "type", "veth", "peer", "name",
+       f"tdp{tag}n", "netns", node)
+    for ns, dev, addr in ((pub, f"tdp{tag}p", a_relay), (rtr, f"tdp{tag}r", a_rpub),
+                          (rtr, f"tdp{tag}i", a_rin), (node, f"tdp{tag}n", a_node)):
+        sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    sh("ip", "-n", node, "route", "add", "default", "via", a_rin)
+    sh("ip", "netns", "exec", rtr, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    try:
+        sh("ip", "netns", "exec", rtr, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o",
+           f"tdp{tag}r", "-j", "MASQUERADE")
+    except subprocess.CalledProcessError as e:
+        raise et.Skip(f"iptables NAT unavailable: {e.stderr!r}")
+
+    srv = et.Engine(["--shards", "1"], netns=pub)
+    listen = ok(srv.call("tunnel.server", listen=f"{a_relay}:0"))["listen"]
+    cli = et.Engine(["--shards", "1"], netns=node)
+    ok(cli.call("tunnel.client", server=listen, backoff_cap_ms=1000))
+    tport, uport = 7000 + tag, 7300 + tag
+    echo = subprocess.Popen(["ip", "netns", "exec", node, sys.executable, "-c", NS_ECHO,
+                             str(tport), str(uport)])
+    et.cleanups.append(echo.kill)
+    pubs = {}
+    for name, typ, port in (("ntcp", "tcp", tport), ("nudp", "udp", uport)):
+        r = ok(srv.call("tunnel.add", role="server", name=name, type=typ, token=TOKEN,
+                        bind=f"{a_relay}:0"))
+        pubs[name] = port_of(r["service"]["addr"])
+        ok(cli.call("tunnel.add", role="client", name=name, type=typ, token=TOKEN,
+                    local=f"127.0.0.1:{port}"))
+    wait_for("both services up", lambda: all(svc(srv, n, "server")["state"] == "up"
+                                             for n in pubs))
+    time.sleep(0.5)
+    # the relay sees the node's control channel from the router's public address (NAT)
+    check(re.search(rf"client {re.escape(a_rpub)}:\d+ authenticated", srv.log()),
+          "the relay should see the node only through the NAT")
+    v = subprocess.run(["ip", "netns", "exec", pub, sys.executable, "-c", NS_VISITOR, a_relay,
+                        str(pubs["ntcp"]), str(pubs["nudp"]), a_node],
+                       capture_output=True, text=True, timeout=120)
+    check(v.returncode == 0, f"visitor failed: {v.stdout} {v.stderr}")
+    log(f"natlab: {v.stdout.strip()} (node {a_node} behind NAT {a_rpub})")
 
 
 CASES = {k[2:]: v for k, v in globals().items() if k.startswith("t_")}
