@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/tunnel.sh - the tunnel (natx-engine as tunnel server + natx-engine as tunnel client,
 # loopback) against the plain engine forward, haproxy and direct, in one interleaved run:
-# TCP throughput (iperf3, 1 and 4 streams) and connection rate (bench-connrate through to
-# bench-echod, 64-byte echo per connection). Prints medians and the ratios the issue asks for.
+# TCP throughput (iperf3, 1 and 4 streams), connection rate (bench-connrate through to
+# bench-echod, 64-byte echo per connection) and user-space memory per idle service. Prints
+# medians and the ratios the issue asks for.
 #
 #   bench/tunnel.sh [--reps N] [--secs S] [--pool N] [--out FILE]
 #
@@ -195,6 +196,31 @@ for rep in $(seq 1 "$REPS"); do
 done
 TSTATE=$(ctl "$TSRV_SOCK" '{"cmd":"tunnel.ls"}' | jq -c '.services[0] | {flows_total, visitors, data_channels, visitor_timeouts, refused_limit}')
 
+# ---- memory per idle service: RSS growth of both engines for 40 more idle TCP services
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+ms=$TMP/mem-srv.sock mc=$TMP/mem-cli.sock
+start_bg mem-srv "$BIN/natx-engine" --shards 1 --ctl "$ms"
+start_bg mem-cli "$BIN/natx-engine" --shards 1 --ctl "$mc"
+wait_sock "$ms" && wait_sock "$mc" || { echo "tunnel.sh: engines did not start" >&2; exit 1; }
+sleep 0.2
+mlisten=$(ctl "$ms" '{"cmd":"tunnel.server","listen":"127.0.0.1:0"}' | jq -r .listen)
+ctl "$mc" "{\"cmd\":\"tunnel.client\",\"server\":\"$mlisten\"}" >/dev/null
+mem_add() { # NAME
+	ctl "$ms" "{\"cmd\":\"tunnel.add\",\"role\":\"server\",\"name\":\"$1\",\"type\":\"tcp\",\"token\":\"m\",\"bind\":\"127.0.0.1:0\"}" >/dev/null
+	ctl "$mc" "{\"cmd\":\"tunnel.add\",\"role\":\"client\",\"name\":\"$1\",\"type\":\"tcp\",\"token\":\"m\",\"local\":\"127.0.0.1:$EP\"}" >/dev/null
+}
+mem_pools() { ctl "$ms" '{"cmd":"tunnel.ls"}' | jq '[.services[] | select(.pool == 4)] | length'; }
+mem_add warm
+for _ in $(seq 1 100); do [ "$(mem_pools)" = 1 ] && break; sleep 0.1; done
+spid=$(ctl "$ms" '{"cmd":"hello"}' | jq -r .pid) cpid=$(ctl "$mc" '{"cmd":"hello"}' | jq -r .pid)
+s0=$(rss_kib "$spid") c0=$(rss_kib "$cpid")
+for i in $(seq 1 40); do mem_add "m$i"; done
+for _ in $(seq 1 100); do [ "$(mem_pools)" = 41 ] && break; sleep 0.1; done
+sleep 1
+MEM_SRV=$(awk -v a="$s0" -v b="$(rss_kib "$spid")" 'BEGIN{printf "%.1f", (b-a)/40}')
+MEM_CLI=$(awk -v a="$c0" -v b="$(rss_kib "$cpid")" 'BEGIN{printf "%.1f", (b-a)/40}')
+MEM_UP=$(mem_pools)
+
 median() { # SECTION TARGET PARAM
 	awk -F'\t' -v s="$1" -v t="$2" -v p="$3" '$1==s && $2==t && $3==p {print $4}' "$RES" |
 		sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'
@@ -214,6 +240,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="n/a"||b=="n/a"||b==0) print "n
 	d=$(median conn direct -) n=$(median conn natx -) n2=$(median conn natx2 -)
 	u=$(median conn tunnel -) h=$(median conn haproxy -)
 	echo "| connections/s (64 B echo) | $d | $n | $n2 | $u | $h | $(ratio "$u" "$n") | $(ratio "$u" "$n2") | $(ratio "$u" "$h") |"
+	echo "| memory per idle TCP service (RSS growth / 40 services, pool 4 each) | server ${MEM_SRV} KiB | client ${MEM_CLI} KiB | ($MEM_UP of 41 pools full) | | | | |"
 	echo
 	echo "tunnel server counters after the run: $TSTATE"
 } | tee "${OUT:-/dev/null}"

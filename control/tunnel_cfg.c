@@ -17,7 +17,7 @@ void tunnel_cfg_defaults(struct tunnel_cfg *t)
 	t->heartbeat_interval = 10;
 	t->heartbeat_timeout = 30;
 	t->pending_max = 256;
-	t->pending_per_ip = 16;
+	t->pending_per_ip = 64;
 	t->handshake_timeout_ms = 5000;
 	t->visitor_timeout_ms = 10000;
 	t->udp_idle_ms = 30000;

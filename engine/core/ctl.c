@@ -269,10 +269,10 @@ static void ctl_cmd_tunnel(struct ctl_server *s, struct engine *eng, const struc
 			   cJSON *reply, struct ctl_result *r)
 {
 	static const char *const names[] = { [CTL_TUN_SERVER] = "server",
-					      [CTL_TUN_CLIENT] = "client",
-					      [CTL_TUN_ADD] = "add",
-					      [CTL_TUN_RM] = "rm",
-					      [CTL_TUN_LS] = "ls" };
+					     [CTL_TUN_CLIENT] = "client",
+					     [CTL_TUN_ADD] = "add",
+					     [CTL_TUN_RM] = "rm",
+					     [CTL_TUN_LS] = "ls" };
 
 	r->code = tun_eng_ctl(eng, names[req->cmd], req->args, reply, r->msg, sizeof(r->msg));
 }

@@ -342,6 +342,29 @@ static void tun_cli_local_up(struct shard *sh, struct tun_eng *t, int idx)
 	tun_flow_start(sh, s, dfd, lfd);
 }
 
+/*
+ * tun_cli_data_shrink - an authenticated data channel waits (maybe long, in the server's
+ * pool) for one START frame of at most 44 bytes: keep only that much buffer.
+ */
+static void tun_cli_data_shrink(struct tun_conn *c)
+{
+	enum { START_MAX = TUN_HDR_LEN + 40 };
+	uint8_t *in;
+
+	if (c->in_len <= START_MAX && c->in_cap > START_MAX) {
+		in = realloc(c->in, START_MAX);
+		if (in) {
+			c->in = in;
+			c->in_cap = START_MAX;
+		}
+	}
+	if (!c->out_len) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+}
+
 /* tun_cli_data_input - data channel handshake, then its START frame. */
 static void tun_cli_data_input(struct shard *sh, struct tun_eng *t, int idx)
 {
@@ -397,6 +420,7 @@ static void tun_cli_data_input(struct shard *sh, struct tun_eng *t, int idx)
 			c->st = CS_UP;
 			c->deadline_ms = 0; /* pooled on the server until a visitor comes */
 			s->st.data_channels++;
+			tun_cli_data_shrink(c);
 		}
 		if (tun_conn_flush(sh, t, idx)) {
 			tun_conn_close(sh, t, idx);

@@ -150,7 +150,7 @@ static struct tun_eng *tun_eng_get(struct engine *eng)
 	t->hb_interval_s = 10;
 	t->hb_timeout_s = 30;
 	t->pending_max = 256;
-	t->pending_per_ip = 16;
+	t->pending_per_ip = 64;
 	t->hs_timeout_ms = 5000;
 	t->visitor_timeout_ms = 10000;
 	t->udp_idle_ms = 30000;

@@ -37,7 +37,7 @@ enum {
 	TUN_CONN_MAX = 8192, /* tunnel sockets on shard 0 (not counting flows) */
 	TUN_UCH_MAX = 8, /* UDP data channels per service */
 	TUN_USESS_MAX = 1024, /* UDP sessions per service */
-	TUN_CTRL_BUF = 16384, /* control channel output buffer */
+	TUN_CTRL_BUF = 4096, /* control channel output buffer (64 CREATE_DATA = 2304 bytes) */
 	TUN_UCH_BUF = 256 * 1024, /* UDP data channel output buffer */
 	TUN_KEY_TEXT_MAX = TUN_KEY_MAX,
 };
@@ -118,6 +118,7 @@ struct tun_svc {
 	int vis_head, vis_tail; /* waiting visitors */
 	uint32_t vis_n;
 	/* client */
+	uint64_t last_req_ms; /* server: last CREATE_DATA sent */
 	uint64_t next_try_ms; /* next control channel attempt */
 	uint64_t up_since_ms;
 	struct tun_backoff bo;

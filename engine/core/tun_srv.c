@@ -215,6 +215,7 @@ static void tun_srv_request(struct shard *sh, struct tun_eng *t, struct tun_svc 
 		}
 		tun_conn_out_commit(c, &w);
 	}
+	s->last_req_ms = sh->now_ms;
 	tun_conn_flush(sh, t, s->ctrl);
 }
 
@@ -371,6 +372,18 @@ static void tun_srv_data_ready(struct shard *sh, struct tun_eng *t, struct tun_s
 		return;
 	}
 	c->kind = TC_SRV_POOL;
+	/*
+	 * A pooled channel is never read by us again and START_TCP is sent directly: drop the
+	 * buffers (unless DATA_OK is still partly queued, which a fresh socket never leaves).
+	 */
+	free(c->in);
+	c->in = NULL;
+	c->in_cap = c->in_len = 0;
+	if (!c->out_len) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
 	c->next = s->pool_head;
 	s->pool_head = idx;
 	s->pool_n++;
@@ -722,6 +735,15 @@ void tun_srv_tick(struct shard *sh, struct tun_eng *t)
 		    sh->now_ms + t->visitor_timeout_ms >=
 			    t->conns[s->vis_head].deadline_ms + 1000) {
 			tun_srv_request(sh, t, s, 1);
+		}
+		/*
+		 * The pool is short and nothing was asked for 2 s: channels requested earlier were
+		 * lost (the client's connect failed, a pending-handshake cap refused them). Their
+		 * nonces still count as pending, so ask again outright; the ring forgets the oldest.
+		 */
+		if (s->state == TUN_SS_ACTIVE && s->sess_live && s->type == TUN_SVC_TCP &&
+		    s->pool_n < s->pool && sh->now_ms >= s->last_req_ms + 2000) {
+			tun_srv_request(sh, t, s, s->pool - s->pool_n);
 		}
 	}
 	for (int i = 0; i < TUN_CONN_MAX && t->nconns; i++) {

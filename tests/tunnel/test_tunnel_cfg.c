@@ -66,7 +66,7 @@ Test(tunnel_cfg, request_carries_the_token_and_options)
 	cr_assert_str_eq(cJSON_GetObjectItem(r, "cmd")->valuestring, "tunnel.server");
 	cr_assert_str_eq(cJSON_GetObjectItem(r, "listen")->valuestring, "127.0.0.1:2333");
 	cr_assert_eq(cJSON_GetObjectItem(r, "heartbeat_timeout")->valueint, 9);
-	cr_assert_eq(cJSON_GetObjectItem(r, "pending_per_ip")->valueint, 16);
+	cr_assert_eq(cJSON_GetObjectItem(r, "pending_per_ip")->valueint, 64);
 	cJSON_Delete(r);
 	cr_assert_null(tunnel_spec_request(c->forwards[0], true), "server stays until restart");
 
@@ -119,14 +119,19 @@ Test(tunnel_cfg, errors_name_file_and_line)
 	static const struct {
 		const char *text, *want;
 	} bad[] = {
-		{ "[tunnel.x]\ntype = quic\n", "t.conf:2: [tunnel.x] type = 'quic': expected tcp or udp" },
-		{ "[tunnel.x]\nbind = nowhere\n", "t.conf:2: [tunnel.x] bind = 'nowhere': expected host:port" },
-		{ "[tunnel.x]\ncolour = red\n", "t.conf:2: [tunnel.x] colour = 'red': unknown key" },
+		{ "[tunnel.x]\ntype = quic\n",
+		  "t.conf:2: [tunnel.x] type = 'quic': expected tcp or udp" },
+		{ "[tunnel.x]\nbind = nowhere\n",
+		  "t.conf:2: [tunnel.x] bind = 'nowhere': expected host:port" },
+		{ "[tunnel.x]\ncolour = red\n",
+		  "t.conf:2: [tunnel.x] colour = 'red': unknown key" },
 		{ "[tunnel]\nheartbeat_interval = 0\n", "t.conf:2: [tunnel] heartbeat_interval" },
-		{ "[tunnel.a/b]\ntype = tcp\n", "t.conf:2: [tunnel.a/b] type = 'tcp': service name" },
+		{ "[tunnel.a/b]\ntype = tcp\n",
+		  "t.conf:2: [tunnel.a/b] type = 'tcp': service name" },
 		{ "[tunnel.x]\npool = 99\n", "t.conf:2: [tunnel.x] pool = '99': out of range" },
 		{ "\n[tunnel.x]\ntype = tcp\ntoken = t\n", "t.conf:3: [tunnel.x] needs bind" },
-		{ "[tunnel.x]\ntype = tcp\nbind = 1.2.3.4:5\n", "t.conf:2: [tunnel.x] needs token" },
+		{ "[tunnel.x]\ntype = tcp\nbind = 1.2.3.4:5\n",
+		  "t.conf:2: [tunnel.x] needs token" },
 		{ "[tunnel]\nheartbeat_interval = 9\nheartbeat_timeout = 9\n",
 		  "heartbeat_timeout (9) must be above heartbeat_interval (9)" },
 	};
