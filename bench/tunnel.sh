@@ -128,7 +128,7 @@ targets_start() {
 		p=$(free_port)
 		cat >"$TMP/haproxy-$up.cfg" <<-EOF
 			global
-			    maxconn 8000
+			    maxconn 4000
 			defaults
 			    mode tcp
 			    option splice-auto

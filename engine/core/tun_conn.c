@@ -252,7 +252,7 @@ int tun_flow_start(struct shard *sh, struct tun_svc *s, int fd0, int fd1)
 	struct flow *f;
 	uint32_t slot;
 
-	f = flow_alloc(sh, &slot);
+	f = sh->draining ? NULL : flow_alloc(sh, &slot); /* draining: no new flows */
 	if (!f) {
 		stat_add(&sh->st.drops, 1);
 		close(fd0);

@@ -118,6 +118,20 @@ static void tun_wake(struct engine *eng)
 			       udata_pack(UD_TUN, 3, 0xff, 0, 0), 0);
 	io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, 0, 0, 0));
 	io_uring_submit(&eng->ctl_ring);
+	/*
+	 * Reap the MSG_RING's own completions so they never fill the control ring's CQ. Only
+	 * UD_NONE ones: shard acks are awaited by engine.c, and none is outstanding between
+	 * control commands (those wait for their acks before returning).
+	 */
+	for (;;) {
+		struct io_uring_cqe *cqe;
+
+		if (io_uring_peek_cqe(&eng->ctl_ring, &cqe) ||
+		    udata_op(cqe->user_data) != UD_NONE) {
+			break;
+		}
+		io_uring_cqe_seen(&eng->ctl_ring, cqe);
+	}
 }
 
 /* tun_eng_get - the tunnel state, created on first use. NULL when out of memory. */

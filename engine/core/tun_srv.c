@@ -132,10 +132,11 @@ static void tun_srv_accept(struct shard *sh, struct tun_eng *t, int lidx)
 		if (fd < 0) {
 			break;
 		}
-		for (int i = 0; i < TUN_CONN_MAX && t->pending; i++) {
-			if (t->conns[i].kind == TC_SRV_HS &&
-			    tun_sa_same_ip(&t->conns[i].peer, &ss)) {
-				same++;
+		/* Stop once every pending handshake was seen (live conns sit at low indexes). */
+		for (uint32_t i = 0, seen = 0; i < TUN_CONN_MAX && seen < t->pending; i++) {
+			if (t->conns[i].kind == TC_SRV_HS) {
+				seen++;
+				same += tun_sa_same_ip(&t->conns[i].peer, &ss);
 			}
 		}
 		if (t->pending >= t->pending_max || same >= t->pending_per_ip) {
@@ -541,6 +542,8 @@ static void tun_srv_hs_input(struct shard *sh, struct tun_eng *t, int idx)
 	}
 	t->pending--;
 	t->st.hs_done++;
+	/* No longer a pending handshake (closing it must not count it again); set below. */
+	c->kind = TC_SRV_POOL;
 	if (c->hs->chan == TUN_CHAN_CONTROL) {
 		int si = tun_svc_find(t, TUN_ROLE_SERVER, (const char *)c->hs->service,
 				      c->hs->service_len);
