@@ -2,7 +2,8 @@
 # bench/tunnel.sh - the tunnel (natx-engine as tunnel server + natx-engine as tunnel client,
 # loopback) against the plain engine forward, haproxy and direct, in one interleaved run:
 # TCP throughput (iperf3, 1 and 4 streams), connection rate (bench-connrate through to
-# bench-echod, 64-byte echo per connection) and user-space memory per idle service. Prints
+# bench-echod, 64-byte echo per connection), UDP echo packets/s (bench-udpblast) and
+# user-space memory per idle service. Prints
 # medians and the ratios the issue asks for.
 #
 #   bench/tunnel.sh [--reps N] [--secs S] [--pool N] [--out FILE]
@@ -196,6 +197,41 @@ for rep in $(seq 1 "$REPS"); do
 done
 TSTATE=$(ctl "$TSRV_SOCK" '{"cmd":"tunnel.ls"}' | jq -c '.services[0] | {flows_total, visitors, data_channels, visitor_timeouts, refused_limit}')
 
+# ---- UDP echo packets/s (bench-udpblast, 64-byte datagrams, window 256): direct, engine
+# forward, tunnel (one session over one of 2 UDP data channels)
+UE=$(free_port)
+start_bg echod-udp "$BIN/bench-echod" --udp "127.0.0.1:$UE"
+uf=$(free_port)
+start_bg natx-udp "$BIN/natx-engine" --shards 1 --forward "udp:127.0.0.1:$uf=127.0.0.1:$UE"
+us=$TMP/usrv.sock uc=$TMP/ucli.sock
+start_bg usrv "$BIN/natx-engine" --shards 1 --ctl "$us"
+start_bg ucli "$BIN/natx-engine" --shards 1 --ctl "$uc"
+wait_sock "$us" && wait_sock "$uc" || { echo "tunnel.sh: engines did not start" >&2; exit 1; }
+sleep 0.2
+ulisten=$(ctl "$us" '{"cmd":"tunnel.server","listen":"127.0.0.1:0"}' | jq -r .listen)
+upub=$(free_port)
+ctl "$us" "{\"cmd\":\"tunnel.add\",\"role\":\"server\",\"name\":\"u\",\"type\":\"udp\",\"token\":\"u\",\"bind\":\"127.0.0.1:$upub\"}" >/dev/null
+ctl "$uc" "{\"cmd\":\"tunnel.client\",\"server\":\"$ulisten\"}" >/dev/null
+ctl "$uc" "{\"cmd\":\"tunnel.add\",\"role\":\"client\",\"name\":\"u\",\"type\":\"udp\",\"token\":\"u\",\"local\":\"127.0.0.1:$UE\"}" >/dev/null
+for _ in $(seq 1 100); do
+	[ "$(ctl "$us" '{"cmd":"tunnel.ls"}' | jq -r '.services[0].data_channels')" = 2 ] && break
+	sleep 0.05
+done
+declare -A UPORT=([direct]=$UE [natx]=$uf [tunnel]=$upub)
+for rep in $(seq 1 "$REPS"); do
+	for t in direct natx tunnel; do
+		out=$TMP/udp-$t-$rep.out
+		timeout $((SECS + 20)) "$BIN/bench-udpblast" --target "127.0.0.1:${UPORT[$t]}" \
+			--size 64 --count 2000000 --time-limit "$SECS" --window 256 >"$out" 2>&1
+		line=$(grep '^sent=' "$out")
+		pps=$(sed -n 's/.*\bpps=\([^ ]*\).*/\1/p' <<<"$line")
+		recv=$(sed -n 's/.*\brecv=\([^ ]*\).*/\1/p' <<<"$line")
+		[ -n "$pps" ] && [ "$recv" != 0 ] || { echo "udp $t rep $rep: failed: $(head -c 200 "$out")" >&2; continue; }
+		printf 'udp\t%s\t-\t%s\n' "$t" "$pps" >>"$RES"
+		echo "udp rep $rep $t: $line" >&2
+	done
+done
+
 # ---- memory per idle service: RSS growth of both engines for 40 more idle TCP services
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 ms=$TMP/mem-srv.sock mc=$TMP/mem-cli.sock
@@ -240,6 +276,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="n/a"||b=="n/a"||b==0) print "n
 	d=$(median conn direct -) n=$(median conn natx -) n2=$(median conn natx2 -)
 	u=$(median conn tunnel -) h=$(median conn haproxy -)
 	echo "| connections/s (64 B echo) | $d | $n | $n2 | $u | $h | $(ratio "$u" "$n") | $(ratio "$u" "$n2") | $(ratio "$u" "$h") |"
+	d=$(median udp direct -) n=$(median udp natx -) u=$(median udp tunnel -)
+	echo "| UDP echo packets/s (64 B, window 256) | $d | $n | - | $u | - | $(ratio "$u" "$n") | - | - |"
 	echo "| memory per idle TCP service (RSS growth / 40 services, pool 4 each) | server ${MEM_SRV} KiB | client ${MEM_CLI} KiB | ($MEM_UP of 41 pools full) | | | | |"
 	echo
 	echo "tunnel server counters after the run: $TSTATE"
