@@ -83,9 +83,11 @@ fi
 UDP_WINDOW=256
 CONN_THREADS=2 CONN_CONC=32
 # natx-uring: natx-engine with --tcp-mode uring (its default TCP mode is splice), when offered.
-TARGETS=(direct natx natx-uring haproxy nginx socat)
+# splice-ref: bench-spliceref, the plain two-thread splice forwarder issue 3's throughput
+# target refers to (TCP only; a thread pair per connection, no features).
+TARGETS=(direct natx natx-uring splice-ref haproxy nginx socat)
 
-for tool in bench-echod bench-connrate bench-udpblast bench-idleflows bench-xfer; do
+for tool in bench-echod bench-connrate bench-udpblast bench-idleflows bench-xfer bench-spliceref; do
 	if [ ! -x "$BIN/$tool" ]; then
 		echo "run.sh: $BIN/$tool missing: build first (cmake -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2)" >&2
 		exit 2
@@ -238,6 +240,14 @@ proxy_start() {
 	direct) return 0 ;;
 	natx)
 		start_bg "$name" "$BIN/natx-engine" --forward "$proto:127.0.0.1:$lp=127.0.0.1:$up"
+		;;
+	splice-ref)
+		[ "$proto" = tcp ] || {
+			PROXY_ERR="n/a (TCP reference only)"
+			return 1
+		}
+		start_bg "$name" "$BIN/bench-spliceref" --listen "127.0.0.1:$lp" \
+			--upstream "127.0.0.1:$up"
 		;;
 	natx-uring)
 		start_bg "$name" "$BIN/natx-engine" --tcp-mode uring \
@@ -510,7 +520,8 @@ run_conn() {
 }
 
 run_udp() {
-	local ep t rep size out line lp
+	local ep t rep size out line lp c0 c1 clk
+	clk=$(getconf CLK_TCK)
 	port_pick || return
 	ep=$PICK
 	start_bg echod-udp "$BIN/bench-echod" --udp "127.0.0.1:$ep"
@@ -547,11 +558,20 @@ run_udp() {
 					continue
 				fi
 				out=$TMP/udp-$t-$size-$rep.out
+				c0=0
+				[ "$t" != direct ] && c0=$(group_cpu_ticks "${PGID[$t]}")
 				timeout $((UDP_SECS + 20)) "$BIN/bench-udpblast" \
 					--target "127.0.0.1:${PORT[$t]}" --size "$size" \
 					--count "$UDP_COUNT" --time-limit "$UDP_SECS" \
 					--window "$UDP_WINDOW" >"$out" 2>&1
 				line=$(grep '^sent=' "$out")
+				if [ "$t" != direct ] && [ -n "$line" ] && [ "$(kv recv "$line")" != 0 ]; then
+					# Forwarder CPU per datagram it moved (two per round trip).
+					c1=$(group_cpu_ticks "${PGID[$t]}")
+					record udp "$t" "B$size" cpu_us_per_pkt "$(awk -v d=$((c1 - c0)) \
+						-v hz="$clk" -v n="$(kv recv "$line")" \
+						'BEGIN{printf "%.2f", (d/hz)*1e6/(2*n)}')"
+				fi
 				if [ "$t" = socat ]; then
 					forget_group "${PGID[socat]}"
 					unset 'PGID[socat]'
@@ -814,9 +834,11 @@ report_udp() {
 	echo
 	echo "Each round trip crosses the forwarder twice (client to echo server and back), so the"
 	echo "forwarder moves 2x the packets/s shown. haproxy has no UDP: ratios are to nginx stream."
+	echo "CPU µs/datagram: user+system CPU of the forwarder's processes during the run divided by"
+	echo "the datagrams it forwarded (2 per round trip that came back)."
 	echo
-	echo "| target | 64 B pkt/s | vs nginx | vs direct | loss | 1200 B pkt/s | vs nginx | vs direct | loss | corrupt+dup | runs ok |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| target | 64 B pkt/s | vs nginx | vs direct | loss | 1200 B pkt/s | vs nginx | vs direct | loss | corrupt+dup | CPU µs/datagram (64 / 1200 B) | runs ok |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	local n64 n12 d64 d12 t v64 v12
 	n64=$(med udp nginx B64 pps) n12=$(med udp nginx B1200 pps)
 	d64=$(med udp direct B64 pps) d12=$(med udp direct B1200 pps)
@@ -824,15 +846,17 @@ report_udp() {
 		local na
 		na=$(na_or "$t" udp "")
 		if [ -n "$na" ]; then
-			echo "| $t | $na | | | | | | | | | |"
+			echo "| $t | $na | | | | | | | | | | |"
 			continue
 		fi
 		v64=$(med udp "$t" B64 pps) v12=$(med udp "$t" B1200 pps)
+		local cpu="-"
+		[ "$t" != direct ] && cpu="$(cell "$(med udp "$t" B64 cpu_us_per_pkt)" %.2f) / $(cell "$(med udp "$t" B1200 cpu_us_per_pkt)" %.2f)"
 		local l64 l12 c
 		l64=$(awk -v l="$(sum udp "$t" B64 lost)" -v s="$(sum udp "$t" B64 sent)" 'BEGIN{if (s>0) printf "%.3f%%", 100*l/s; else print "-"}')
 		l12=$(awk -v l="$(sum udp "$t" B1200 lost)" -v s="$(sum udp "$t" B1200 sent)" 'BEGIN{if (s>0) printf "%.3f%%", 100*l/s; else print "-"}')
 		c=$(awk -v a="$(sum udp "$t" B64 corrupt)" -v b="$(sum udp "$t" B1200 corrupt)" 'BEGIN{print a+b}')
-		echo "| $t | $(cell "$v64" %.0f) | $(ratio "$v64" "$n64") | $(ratio "$v64" "$d64") | $l64 | $(cell "$v12" %.0f) | $(ratio "$v12" "$n12") | $(ratio "$v12" "$d12") | $l12 | $c | $(okruns udp "$t" B64 pps) + $(okruns udp "$t" B1200 pps) |"
+		echo "| $t | $(cell "$v64" %.0f) | $(ratio "$v64" "$n64") | $(ratio "$v64" "$d64") | $l64 | $(cell "$v12" %.0f) | $(ratio "$v12" "$n12") | $(ratio "$v12" "$d12") | $l12 | $c | $cpu | $(okruns udp "$t" B64 pps) + $(okruns udp "$t" B1200 pps) |"
 	done
 }
 

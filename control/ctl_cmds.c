@@ -18,8 +18,6 @@
 
 #define MOD "ctl"
 
-enum { CTL_MSG_MAX = 512 };
-
 typedef int (*ctl_handler_fn)(struct natxd *d, const struct ctl_caller *who,
 			      const struct ctl_req *req, cJSON *reply, char *msg);
 
@@ -316,7 +314,7 @@ static int cmd_connect(struct natxd *d, const struct ctl_caller *who, const stru
 	struct svc_request r = { 0 };
 	struct svc_conn_info ci;
 	struct svc *used;
-	const char *proto;
+	const char *proto, *local, *service;
 	bool direct;
 	int err, rc;
 
@@ -342,11 +340,51 @@ static int cmd_connect(struct natxd *d, const struct ctl_caller *who, const stru
 		snprintf(msg, CTL_MSG_MAX, "\"proto\" must be \"tcp\" or \"udp\"");
 		return -EINVAL;
 	}
+	local = ctl_req_str(req, "local", 63, &err);
+	if (!local && err != -ENOENT) {
+		snprintf(msg, CTL_MSG_MAX, "\"local\" must be host:port");
+		return -EINVAL;
+	}
+	service = ctl_req_str(req, "service", CONNS_SERVICE_MAX - 1, &err);
+	if (!service && err != -ENOENT) {
+		snprintf(msg, CTL_MSG_MAX, "\"service\" must be a name under %d bytes",
+			 CONNS_SERVICE_MAX);
+		return -EINVAL;
+	}
+	if (local) {
+		return conns_open(d, &r, who->key, service, local, reply, msg);
+	}
 	rc = natxd_connect(d, &r, who->key, &ci, &used, msg);
 	if (rc) {
 		return rc;
 	}
 	return ctl_attach(reply, "connection_info", natxd_conn_info_json(&ci));
+}
+
+static int cmd_connections(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			   cJSON *reply, char *msg)
+{
+	cJSON *o = conns_json(d), *a = o ? cJSON_DetachItemFromObject(o, "connections") : NULL;
+
+	cJSON_Delete(o);
+	return ctl_attach(reply, "connections", a);
+}
+
+static int cmd_connections_close(struct natxd *d, const struct ctl_caller *who,
+				 const struct ctl_req *req, cJSON *reply, char *msg)
+{
+	const char *s;
+	char *end;
+	unsigned long id;
+	int err;
+
+	s = ctl_req_str(req, "connection", 10, &err);
+	id = s ? strtoul(s, &end, 10) : 0;
+	if (!s || !s[0] || *end || !id || id > 0xffffffffUL) {
+		snprintf(msg, CTL_MSG_MAX, "\"connection\" must be a connection id");
+		return -EINVAL;
+	}
+	return conns_close(d, (uint32_t)id, msg);
 }
 
 static int cmd_engine_stats(struct natxd *d, const struct ctl_caller *who,
@@ -551,6 +589,8 @@ static const struct {
 	{ "health", cmd_health },
 	{ "metrics", cmd_metrics },
 	{ "connect", cmd_connect },
+	{ "connections", cmd_connections },
+	{ "connections.close", cmd_connections_close },
 	{ "engine.stats", cmd_engine_stats },
 	{ "bpf.status", cmd_bpf_status },
 	{ "forward.add", cmd_forward_add },

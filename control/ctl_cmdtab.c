@@ -15,10 +15,18 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  "error)",
 	  NULL, false },
 	{ "metrics", "metrics", "", "connection metrics per service and in total", NULL, false },
-	{ "connect", "connect", "TARGET [--prefer-libp2p] [--no-paid] [--direct] [--tcp|--udp]",
-	  "choose a service for TARGET and connect (prints connection info); paid services are "
-	  "candidates unless --no-paid",
+	{ "connect", "connect",
+	  "TARGET [--service NAME --local ADDR:PORT] [--prefer-libp2p] [--no-paid] [--direct] "
+	  "[--tcp|--udp]",
+	  "choose a service for TARGET and connect (prints connection info and why); with --local, "
+	  "open ADDR:PORT to TARGET's service NAME by that path; paid services are candidates "
+	  "unless --no-paid",
 	  "target", true },
+	{ "connections", "connections", "",
+	  "connections with a local port: target, service, path, address used and why", NULL,
+	  false },
+	{ "connections close", "connections.close", "ID", "close connection ID's local port",
+	  "connection", true },
 	{ "engine stats", "engine.stats", "", "engine state and per-shard counters", NULL, false },
 	{ "forward add", "forward.add", "SPEC",
 	  "run and persist a forward, SPEC = tcp|udp:LISTEN=UPSTREAM", "spec", true },

@@ -172,6 +172,13 @@ int natxd_reload(struct natxd *d, char *err)
 int natxd_connect(struct natxd *d, const struct svc_request *req, const char *who_key,
 		  struct svc_conn_info *out, struct svc **used, char *msg)
 {
+	return natxd_connect_traced(d, req, who_key, out, used, msg, NULL);
+}
+
+int natxd_connect_traced(struct natxd *d, const struct svc_request *req, const char *who_key,
+			 struct svc_conn_info *out, struct svc **used, char *msg,
+			 struct select_trace *tr)
+{
 	uint64_t t0 = d->clk->now_ms(d->clk);
 	int rc = ratelimit_take(&d->rl, who_key, t0);
 
@@ -182,7 +189,7 @@ int natxd_connect(struct natxd *d, const struct svc_request *req, const char *wh
 			 d->cfg.connect_rate, d->cfg.connect_burst);
 		return rc;
 	}
-	rc = select_connect(&d->svcs, req, out, used);
+	rc = select_connect_traced(&d->svcs, req, out, used, tr);
 	store_history_add(&d->st, req->target, *used ? (*used)->ops->type : "", rc == 0,
 			  rc ? ctl_err_by_err(rc)->code : "", d->clk->now_ms(d->clk) - t0,
 			  d->clk->wall_s(d->clk));

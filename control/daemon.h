@@ -13,6 +13,7 @@
 
 #include "bpf_mgr.h"
 #include "config.h"
+#include "conns.h"
 #include "ctl_req.h"
 #include "ctl_server.h"
 #include "engine_sup.h"
@@ -23,6 +24,10 @@
 #include "svc.h"
 
 struct http_server;
+
+enum {
+	CTL_MSG_MAX = 512, /* bytes of the message a command handler explains an error with */
+};
 
 struct natxd {
 	struct natx_config cfg;
@@ -45,6 +50,7 @@ struct natxd {
 	char reload_error[CONFIG_ERR_MAX]; /* last rejected reload, "" when none */
 	char p2p_peer[100]; /* libp2p peer ID (p2p_svc.c), "" when libp2p is off */
 	char p2p_error[256]; /* why libp2p is off although enabled, "" when none */
+	struct conns conns; /* connections with a local port (conns.h) */
 };
 
 /*
@@ -60,6 +66,11 @@ int natxd_reload(struct natxd *d, char *err);
  */
 int natxd_connect(struct natxd *d, const struct svc_request *req, const char *who_key,
 		  struct svc_conn_info *out, struct svc **used, char *msg);
+
+/* natxd_connect_traced - natxd_connect, recording every selection decision in @tr. */
+int natxd_connect_traced(struct natxd *d, const struct svc_request *req, const char *who_key,
+			 struct svc_conn_info *out, struct svc **used, char *msg,
+			 struct select_trace *tr);
 
 /* natxd_params - the selection tunables of a configuration. */
 void natxd_params(const struct natx_config *c, struct svc_params *p);

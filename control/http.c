@@ -108,6 +108,20 @@ static void http_client_key(struct MHD_Connection *conn, char *key, size_t len)
 	snprintf(key, len, "ip:%s", ip);
 }
 
+/* http_client_local - the client connected from this host (127.0.0.0/8 or ::1). */
+static bool http_client_local(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (sa && sa->sa_family == AF_INET) {
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	}
+	return sa && sa->sa_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
 /* ---- routes ------------------------------------------------------------------------------ */
 
 static enum MHD_Result http_health(struct http_server *h, struct MHD_Connection *conn)
@@ -158,7 +172,8 @@ static enum MHD_Result http_connect(struct http_server *h, struct MHD_Connection
 	struct svc_conn_info ci;
 	struct svc *used;
 	char key[CTL_CALLER_KEY_MAX], msg[256];
-	const cJSON *t, *pl, *ap;
+	const cJSON *t, *pl, *ap, *lo, *sv;
+	char cmsg[CTL_MSG_MAX];
 	cJSON *body, *o;
 	int rc;
 
@@ -184,6 +199,35 @@ static enum MHD_Result http_connect(struct http_server *h, struct MHD_Connection
 	r.prefer_libp2p = cJSON_IsTrue(pl);
 	r.allow_payment = cJSON_IsTrue(ap);
 	http_client_key(conn, key, sizeof(key));
+	lo = cJSON_GetObjectItemCaseSensitive(body, "local");
+	sv = cJSON_GetObjectItemCaseSensitive(body, "service");
+	if (lo) {
+		/* Opening a port on this host is for local callers, like the control socket. */
+		if (!cJSON_IsString(lo) || strlen(lo->valuestring) > 63 ||
+		    (sv && (!cJSON_IsString(sv) || strlen(sv->valuestring) >= CONNS_SERVICE_MAX))) {
+			cJSON_Delete(body);
+			return http_error(conn, -EINVAL,
+					  "\"local\" must be host:port and \"service\" a name");
+		}
+		if (!http_client_local(conn)) {
+			cJSON_Delete(body);
+			return http_error(conn, -EPERM,
+					  "\"local\" is accepted from this host's loopback only");
+		}
+		o = cJSON_CreateObject();
+		if (!o) {
+			cJSON_Delete(body);
+			return MHD_NO;
+		}
+		rc = conns_open(h->d, &r, key, sv ? sv->valuestring : NULL, lo->valuestring, o,
+				cmsg);
+		cJSON_Delete(body);
+		if (rc) {
+			cJSON_Delete(o);
+			return http_error(conn, rc, cmsg);
+		}
+		return http_json(conn, MHD_HTTP_OK, o);
+	}
 	rc = natxd_connect(h->d, &r, key, &ci, &used, msg);
 	cJSON_Delete(body);
 	if (rc) {
@@ -508,6 +552,11 @@ static enum MHD_Result http_route(struct http_server *h, struct MHD_Connection *
 	}
 	if (!strcmp(url, "/api/nat-traversal/services")) {
 		return http_services(h, conn);
+	}
+	if (!strcmp(url, "/api/nat-traversal/connections")) {
+		cJSON *o = conns_json(h->d);
+
+		return o ? http_json(conn, MHD_HTTP_OK, o) : MHD_NO;
 	}
 	if (!strcmp(url, "/api/nat-traversal/status")) {
 		return http_status(h, conn);

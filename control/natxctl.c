@@ -408,6 +408,25 @@ static void print_forwards(const cJSON *r)
 	}
 }
 
+/* print_conn - one connection: where it listens, how it reaches the target, and why. */
+static void print_conn(const cJSON *c)
+{
+	printf("%-4.0f %-22s %-14s %-10s %s\n     via %s\n     why %s\n", j_num(c, "id"),
+	       j_str(c, "local"), j_str(c, "path"), j_str(c, "service"), j_str(c, "target"),
+	       j_str(c, "via"), j_str(c, "reason"));
+}
+
+static void print_conns(const cJSON *r)
+{
+	const cJSON *c;
+
+	printf("%-4s %-22s %-14s %-10s %s\n", "ID", "LOCAL", "PATH", "SERVICE", "TARGET");
+	cJSON_ArrayForEach(c, j_obj(r, "connections"))
+	{
+		print_conn(c);
+	}
+}
+
 static void print_invoices(const cJSON *r)
 {
 	const cJSON *i;
@@ -511,8 +530,14 @@ static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 		printf("tunnel service removed\n");
 	} else if (!strcmp(c->name, "reload")) {
 		printf("configuration reloaded\n");
+	} else if (!strcmp(c->name, "connect") && j_obj(r, "connection")) {
+		print_conn(j_obj(r, "connection"));
 	} else if (!strcmp(c->name, "connect")) {
 		print_kv(j_obj(r, "connection_info"), "");
+	} else if (!strcmp(c->name, "connections")) {
+		print_conns(r);
+	} else if (!strcmp(c->name, "connections.close")) {
+		printf("connection closed\n");
 	} else {
 		print_kv(r, "");
 	}
@@ -617,6 +642,10 @@ int main(int argc, char **argv)
 				cJSON_AddTrueToObject(req, "direct");
 			} else if (!strcmp(a, "--tcp") || !strcmp(a, "--udp")) {
 				cJSON_AddStringToObject(req, "proto", a + 2);
+			} else if ((!strcmp(a, "--local") || !strcmp(a, "--service")) &&
+				   i + 1 < argc) {
+				cJSON_DeleteItemFromObjectCaseSensitive(req, a + 2);
+				cJSON_AddStringToObject(req, a + 2, argv[++i]);
 			} else {
 				goto bad_arg;
 			}

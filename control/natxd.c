@@ -380,6 +380,11 @@ int main(int argc, char **argv)
 		store_close(&d.st);
 		return 0;
 	}
+	rc = conns_load(&d);
+	if (rc) {
+		fprintf(stderr, "natxd: cannot load connections: %s\n", store_errmsg(&d.st));
+		goto close_store;
+	}
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
@@ -481,6 +486,7 @@ close_ctl:
 close_epoll:
 	close(d.epfd);
 close_store:
+	conns_free(&d);
 	store_close(&d.st);
 	return status;
 }

@@ -15,7 +15,7 @@
 #define MOD "natxd"
 
 /* @msg of a handler has room for CTL_MSG_MAX bytes (ctl_cmds.c). */
-enum { CTL_MSG_MAX = 512, P2P_ADDR_MAX = 1024, P2P_CALL_MS = 12000, P2P_PING_MAX = 32 };
+enum { P2P_ADDR_MAX = 1024, P2P_CALL_MS = 12000, P2P_PING_MAX = 32 };
 
 /* p2p_listen_check - 0 when @addr is /ip4|ip6/ADDR/tcp/PORT (what the engine can bind). */
 static int p2p_listen_check(const char *addr)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Service selection and the fall-through chain (control/select.h). */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +37,35 @@ static int select_cmp(const void *a, const void *b)
 	return x->order < y->order ? -1 : (x->order > y->order);
 }
 
-int select_candidates(struct svc_mgr *mgr, const struct svc_request *req, struct svc **out)
+/* select_trace_put - account for @n bytes vsnprintf wanted to write at the end of @tr. */
+static void select_trace_put(struct select_trace *tr, int n)
+{
+	size_t room = sizeof(tr->text) - tr->len;
+
+	if (n > 0) {
+		tr->len += (size_t)n < room ? (size_t)n : room - 1;
+	}
+}
+
+void select_trace_add(struct select_trace *tr, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!tr || tr->len + 1 >= sizeof(tr->text)) {
+		return;
+	}
+	if (tr->len) {
+		select_trace_put(tr,
+				 snprintf(tr->text + tr->len, sizeof(tr->text) - tr->len, "; "));
+	}
+	va_start(ap, fmt);
+	select_trace_put(tr, vsnprintf(tr->text + tr->len, sizeof(tr->text) - tr->len, fmt, ap));
+	va_end(ap);
+}
+
+/* select_filter - candidates for @req in trial order; why others were passed over to @tr. */
+static int select_filter(struct svc_mgr *mgr, const struct svc_request *req, struct svc **out,
+			 struct select_trace *tr)
 {
 	uint64_t now = mgr->clk->now_ms(mgr->clk);
 	struct select_key keys[SVC_MAX];
@@ -46,15 +76,25 @@ int select_candidates(struct svc_mgr *mgr, const struct svc_request *req, struct
 		struct svc *s = mgr->v[i];
 		unsigned caps = s->ops->capabilities(s->ctx);
 
-		if (!s->ops->operational(s->ctx) || !breaker_permits(&s->br, now) ||
-		    (caps & req->need_caps) != req->need_caps) {
+		if (!s->ops->operational(s->ctx)) {
+			select_trace_add(tr, "%s: not operational", s->ops->type);
+			continue;
+		}
+		if (!breaker_permits(&s->br, now)) {
+			select_trace_add(tr, "%s: circuit breaker open", s->ops->type);
+			continue;
+		}
+		if ((caps & req->need_caps) != req->need_caps) {
+			select_trace_add(tr, "%s: lacks a requested capability", s->ops->type);
 			continue;
 		}
 		if ((caps & SVC_CAP_PAID) && !req->allow_payment) {
+			select_trace_add(tr, "%s: paid and payment not allowed", s->ops->type);
 			paid_skipped = true;
 			continue;
 		}
 		if (!s->ops->can_reach(s->ctx, req->target)) {
+			select_trace_add(tr, "%s: knows no way to the target", s->ops->type);
 			unreachable = true;
 			continue;
 		}
@@ -75,6 +115,11 @@ int select_candidates(struct svc_mgr *mgr, const struct svc_request *req, struct
 		out[i] = keys[i].s;
 	}
 	return (int)n;
+}
+
+int select_candidates(struct svc_mgr *mgr, const struct svc_request *req, struct svc **out)
+{
+	return select_filter(mgr, req, out, NULL);
 }
 
 /* select_retryable - errors worth a second attempt on the same service. */
@@ -105,15 +150,15 @@ static void select_account(struct svc_mgr *mgr, struct svc *s, int rc, uint64_t 
 	}
 }
 
-int select_connect(struct svc_mgr *mgr, const struct svc_request *req, struct svc_conn_info *out,
-		   struct svc **used)
+int select_connect_traced(struct svc_mgr *mgr, const struct svc_request *req,
+			  struct svc_conn_info *out, struct svc **used, struct select_trace *tr)
 {
 	const struct clock *clk = mgr->clk;
 	struct svc *cand[SVC_MAX];
 	int n, rc = -NATX_E_UNAVAILABLE;
 
 	*used = NULL;
-	n = select_candidates(mgr, req, cand);
+	n = select_filter(mgr, req, cand, tr);
 	if (n < 0) {
 		return n;
 	}
@@ -126,6 +171,7 @@ int select_connect(struct svc_mgr *mgr, const struct svc_request *req, struct sv
 			uint64_t t0;
 
 			if (!breaker_allow(&s->br, clk->now_ms(clk))) {
+				select_trace_add(tr, "%s: circuit breaker opened", s->ops->type);
 				break;
 			}
 			if (attempt) {
@@ -135,6 +181,17 @@ int select_connect(struct svc_mgr *mgr, const struct svc_request *req, struct sv
 			t0 = clk->now_ms(clk);
 			rc = s->ops->connect(s->ctx, req, out);
 			select_account(mgr, s, rc, t0);
+			if (rc) {
+				select_trace_add(tr, "%s: attempt %u failed: %s", s->ops->type,
+						 attempt + 1, natx_strerror(rc));
+			} else {
+				unsigned caps = s->ops->capabilities(s->ctx);
+
+				select_trace_add(tr, "%s: chosen (%s, %s, %llu ms)", s->ops->type,
+						 caps & SVC_CAP_PAID ? "paid" : "free",
+						 caps & SVC_CAP_DIRECT ? "direct" : "relayed",
+						 (unsigned long long)(clk->now_ms(clk) - t0));
+			}
 			if (!rc) {
 				strncpy(out->target_node_id, req->target,
 					sizeof(out->target_node_id) - 1);
@@ -150,4 +207,10 @@ int select_connect(struct svc_mgr *mgr, const struct svc_request *req, struct sv
 		}
 	}
 	return rc;
+}
+
+int select_connect(struct svc_mgr *mgr, const struct svc_request *req, struct svc_conn_info *out,
+		   struct svc **used)
+{
+	return select_connect_traced(mgr, req, out, used, NULL);
 }

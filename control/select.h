@@ -32,4 +32,18 @@ int select_candidates(struct svc_mgr *mgr, const struct svc_request *req, struct
 int select_connect(struct svc_mgr *mgr, const struct svc_request *req, struct svc_conn_info *out,
 		   struct svc **used);
 
+/* struct select_trace - why each service was chosen or passed over, "; "-separated. */
+struct select_trace {
+	char text[512];
+	size_t len;
+};
+
+/* select_trace_add - append one reason (printf format); silently cut when full. */
+void select_trace_add(struct select_trace *tr, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* select_connect_traced - select_connect, recording each decision in @tr (may be NULL). */
+int select_connect_traced(struct svc_mgr *mgr, const struct svc_request *req,
+			  struct svc_conn_info *out, struct svc **used, struct select_trace *tr);
+
 #endif

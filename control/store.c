@@ -69,6 +69,17 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX history_at ON connection_history (at);"
 	"CREATE INDEX tokens_payment_hash ON tokens (payment_hash);"
 	"CREATE INDEX registrations_token ON registrations (token_id);",
+	/* 3: connections opened with a local port (natxctl connect --local, control/conns.c) */
+	"CREATE TABLE connections ("
+	" id INTEGER PRIMARY KEY,"
+	" target TEXT NOT NULL,"
+	" service TEXT NOT NULL DEFAULT '',"
+	" local TEXT NOT NULL,"
+	" type TEXT NOT NULL,"
+	" via TEXT NOT NULL,"
+	" handle TEXT NOT NULL,"
+	" reason TEXT NOT NULL DEFAULT '',"
+	" created_at INTEGER NOT NULL);",
 };
 
 enum { STORE_VERSION = sizeof(store_migrations) / sizeof(store_migrations[0]) };
@@ -434,4 +445,78 @@ int store_node_get(struct store *st, const char *node_id, struct store_node *out
 	out->last_seen = (uint64_t)sqlite3_column_int64(q, 7);
 	sqlite3_finalize(q);
 	return 0;
+}
+
+int store_conn_add(struct store *st, const struct store_conn *c)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st,
+			       "INSERT INTO connections (id, target, service, local, type, via,"
+			       " handle, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_int64(q, 1, c->id);
+	sqlite3_bind_text(q, 2, c->target, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 3, c->service, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 4, c->local, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 5, c->type, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 6, c->via, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 7, c->handle, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 8, c->reason, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 9, (sqlite3_int64)c->created_s);
+	return store_run(st, q);
+}
+
+int store_conn_rm(struct store *st, uint32_t id)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "DELETE FROM connections WHERE id = ?", &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_int64(q, 1, id);
+	rc = store_run(st, q);
+	if (!rc && sqlite3_changes(st->db) == 0) {
+		return -ENOENT;
+	}
+	return rc;
+}
+
+int store_conn_each(struct store *st, int (*fn)(void *arg, const struct store_conn *c), void *arg)
+{
+	struct store_conn c;
+	sqlite3_stmt *q;
+	int rc = store_prepare(st,
+			       "SELECT id, target, service, local, type, via, handle, reason,"
+			       " created_at FROM connections ORDER BY id",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int r;
+
+		memset(&c, 0, sizeof(c));
+		c.id = (uint32_t)sqlite3_column_int64(q, 0);
+		store_col(q, 1, c.target, sizeof(c.target));
+		store_col(q, 2, c.service, sizeof(c.service));
+		store_col(q, 3, c.local, sizeof(c.local));
+		store_col(q, 4, c.type, sizeof(c.type));
+		store_col(q, 5, c.via, sizeof(c.via));
+		store_col(q, 6, c.handle, sizeof(c.handle));
+		store_col(q, 7, c.reason, sizeof(c.reason));
+		c.created_s = (uint64_t)sqlite3_column_int64(q, 8);
+		r = fn(arg, &c);
+		if (r) {
+			sqlite3_finalize(q);
+			return r;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
 }

@@ -90,4 +90,26 @@ int store_node_get(struct store *st, const char *node_id, struct store_node *out
 /* store_errmsg - the last SQLite message (for logs). */
 const char *store_errmsg(struct store *st);
 
+/* struct store_conn - one row of connections (control/conns.h describes the fields). */
+struct store_conn {
+	uint32_t id;
+	char target[256];
+	char service[72];
+	char local[72];
+	char type[32];
+	char via[256];
+	char handle[320];
+	char reason[512];
+	uint64_t created_s;
+};
+
+/* store_conn_add - persist a connection. 0, -EEXIST, or -EIO. */
+int store_conn_add(struct store *st, const struct store_conn *c);
+
+/* store_conn_rm - forget connection @id. 0, -ENOENT, or -EIO. */
+int store_conn_rm(struct store *st, uint32_t id);
+
+/* store_conn_each - call @fn for every stored connection by id; stops at its first non-zero. */
+int store_conn_each(struct store *st, int (*fn)(void *arg, const struct store_conn *c), void *arg);
+
 #endif

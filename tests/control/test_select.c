@@ -2,6 +2,7 @@
 /* Service registry and selection with test-only adapters and an injected clock. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <string.h>
 
 #include "natx/err.h"
 #include "select.h"
@@ -261,4 +262,47 @@ Test(select, metrics_health_and_json_view)
 		cJSON_GetObjectItem(cJSON_GetObjectItem(o, "health"), "last_error")->valuestring,
 		"authentication failed");
 	cJSON_Delete(o);
+}
+
+Test(select, trace_says_why_each_service_was_passed_over_or_chosen)
+{
+	static struct tsvc down, paid, nowhere, flaky;
+	struct svc_request req = { .target = "n1" };
+	struct select_trace tr = { 0 };
+	struct svc_conn_info ci;
+	struct svc *used;
+
+	tsvc_init(&down, &clk, "down", SVC_CAP_TCP);
+	tsvc_init(&paid, &clk, "rathole", SVC_CAP_TCP | SVC_CAP_PAID);
+	tsvc_init(&nowhere, &clk, "nowhere", SVC_CAP_TCP);
+	tsvc_init(&flaky, &clk, "libp2p", SVC_CAP_TCP | SVC_CAP_DIRECT);
+	down.operational = false;
+	nowhere.reach = false;
+	flaky.fail_n = 1;
+	flaky.err = -NATX_E_CONNECT;
+	flaky.latency_ms = 3;
+	svc_register(&mgr, &down.ops, &down);
+	svc_register(&mgr, &paid.ops, &paid);
+	svc_register(&mgr, &nowhere.ops, &nowhere);
+	svc_register(&mgr, &flaky.ops, &flaky);
+	cr_assert_eq(select_connect_traced(&mgr, &req, &ci, &used, &tr), 0);
+	cr_assert_str_eq(used->ops->type, "libp2p");
+	cr_assert_str_eq(tr.text,
+			 "down: not operational; rathole: paid and payment not allowed; "
+			 "nowhere: knows no way to the target; libp2p: attempt 1 failed: "
+			 "connection failed; libp2p: chosen (free, direct, 3 ms)",
+			 "trace: %s", tr.text);
+	cr_assert_eq(tr.len, strlen(tr.text));
+}
+
+Test(select, trace_is_cut_not_overrun)
+{
+	struct select_trace tr = { 0 };
+
+	for (int i = 0; i < 200; i++) {
+		select_trace_add(&tr, "service-%d: a reason long enough to fill the buffer", i);
+	}
+	cr_assert_eq(tr.len, sizeof(tr.text) - 1);
+	cr_assert_eq(strlen(tr.text), tr.len);
+	select_trace_add(NULL, "no trace: %d", 1); /* callers without a trace pass NULL */
 }

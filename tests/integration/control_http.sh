@@ -38,7 +38,7 @@ get /api/nat-traversal/status 200
 jqb '.version and .engine.state and .nat_traversal.libp2p.enabled == true' "status"
 
 get /debug/nat-traversal/components 200
-jqb '.store.schema_version == 2 and .control_socket.path and .engine.state and
+jqb '.store.schema_version >= 3 and .control_socket.path and .engine.state and
      .config.enable_libp2p == true' "components"
 
 get "/debug/nat-traversal/reachability?target=node-x" 200
