@@ -79,9 +79,16 @@ void tun_cli_svc_down(struct shard *sh, struct tun_eng *t, struct tun_svc *s, bo
 		tun_conn_close(sh, t, s->ctrl);
 		s->ctrl = -1;
 	}
-	/* Data channels still handshaking belong to the old session. */
+	/*
+	 * Data channels still handshaking belong to the old session. Channels connecting to the
+	 * local service may finish on a reconnect, but not once the service is removed (its slot
+	 * may be reused).
+	 */
 	for (int i = 0; i < TUN_CONN_MAX && t->nconns; i++) {
-		if (t->conns[i].kind == TC_CLI_DATA && t->conns[i].svc == (int)(s - t->svc)) {
+		struct tun_conn *c = &t->conns[i];
+
+		if (c->svc == (int)(s - t->svc) &&
+		    (c->kind == TC_CLI_DATA || (!retry && c->kind == TC_CLI_LOCAL))) {
 			tun_conn_close(sh, t, i);
 		}
 	}
