@@ -132,8 +132,10 @@ static void tun_cli_ctrl_open(struct shard *sh, struct tun_eng *t, struct tun_sv
 		tun_cli_svc_down(sh, t, s, true);
 		return;
 	}
-	ret = tun_client_control_init(c->cl, s->name, TUN_CRED_TOKEN, NULL, 0, s->key, s->key_len,
-				      tun_random, NULL);
+	/* Kind 2: the L402 macaroon travels, the preimage (the key) never does. */
+	ret = tun_client_control_init(c->cl, s->name, s->macaroon ? TUN_CRED_L402 : TUN_CRED_TOKEN,
+				      s->macaroon, s->macaroon_len, s->key, s->key_len, tun_random,
+				      NULL);
 	if (ret) {
 		pr_err(MOD, "service %s: cannot start the handshake: %s", s->name, strerror(-ret));
 		tun_cli_svc_down(sh, t, s, true);

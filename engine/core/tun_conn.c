@@ -359,6 +359,7 @@ static void tun_apply(struct shard *sh, struct tun_eng *t)
 			}
 			forward_put(s->fwd);
 			free(s->usess);
+			free(s->macaroon);
 			crypto_wipe(s->key, sizeof(s->key));
 			memset(s, 0, sizeof(*s));
 			s->state = TUN_SS_FREE;

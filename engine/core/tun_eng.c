@@ -17,6 +17,7 @@
  *   tunnel.rm     {"name", "role"}                                    -> {}
  *   tunnel.ls     -> {"server":{..counters..}|null, "client":{..}|null, "services":[..]}
  */
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -193,6 +194,27 @@ static bool tun_json_u32(const cJSON *args, const char *key, uint32_t lo, uint32
 	return true;
 }
 
+/* tun_hex - decode @hex (even length, at most @cap bytes) into @out; length or -1. */
+static long tun_hex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(hex);
+
+	if (n % 2 || n / 2 > cap) {
+		return -1;
+	}
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned int v;
+
+		if (!isxdigit((unsigned char)hex[2 * i]) ||
+		    !isxdigit((unsigned char)hex[2 * i + 1]) ||
+		    sscanf(hex + 2 * i, "%2x", &v) != 1) {
+			return -1;
+		}
+		out[i] = (uint8_t)v;
+	}
+	return (long)(n / 2);
+}
+
 /* tun_json_str - string @key (required when @need); NULL when absent. */
 static const char *tun_json_str(const cJSON *args, const char *key)
 {
@@ -298,6 +320,13 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 {
 	const char *role = tun_json_str(args, "role"), *name = tun_json_str(args, "name");
 	const char *type = tun_json_str(args, "type"), *token = tun_json_str(args, "token");
+	const char *key_hex = tun_json_str(args, "key_hex"),
+		   *mac_hex = tun_json_str(args, "macaroon_hex");
+	const cJSON *l402 = cJSON_GetObjectItemCaseSensitive(args, "l402");
+	const char *pay_hash = l402 ? tun_json_str(l402, "payment_hash") : NULL;
+	uint8_t keybuf[TUN_KEY_MAX], hashbuf[32];
+	uint8_t *macaroon = NULL;
+	long mac_len = 0;
 	const char *addr = NULL;
 	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(args, "proxy_protocol");
 	struct tun_svc *s = NULL;
@@ -321,8 +350,29 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 		snprintf(msg, msglen, "\"type\" must be \"tcp\" or \"udp\"");
 		return "bad_request";
 	}
-	if (!token || !token[0] || strlen(token) > TUN_KEY_MAX) {
-		snprintf(msg, msglen, "\"token\" must be a string of 1-%d bytes", TUN_KEY_MAX);
+	if (!key_hex && (!token || !token[0] || strlen(token) > TUN_KEY_MAX)) {
+		snprintf(msg, msglen,
+			 "\"token\" must be a string of 1-%d bytes (or give \"key_hex\")",
+			 TUN_KEY_MAX);
+		return "bad_request";
+	}
+	if (key_hex && (tun_hex(key_hex, keybuf, sizeof(keybuf)) <= 0)) {
+		snprintf(msg, msglen, "\"key_hex\" must be 1-%d bytes as hex", TUN_KEY_MAX);
+		return "bad_request";
+	}
+	if (l402 && (r != TUN_ROLE_SERVER || !cJSON_IsObject(l402) || !pay_hash ||
+		     tun_hex(pay_hash, hashbuf, sizeof(hashbuf)) != 32 || !key_hex)) {
+		snprintf(msg, msglen,
+			 "\"l402\" (server only, with \"key_hex\" = the preimage) needs "
+			 "{\"payment_hash\": 64 hex digits, \"expires_at\", \"max_bytes\"}");
+		return "bad_request";
+	}
+	if (mac_hex && (r != TUN_ROLE_CLIENT || !key_hex || strlen(mac_hex) / 2 > TUN_CRED_MAX)) {
+		snprintf(
+			msg, msglen,
+			"\"macaroon_hex\" (client only, with \"key_hex\" = the preimage) is at most "
+			"%d bytes",
+			TUN_CRED_MAX);
 		return "bad_request";
 	}
 	addr = tun_json_str(args, r == TUN_ROLE_SERVER ? "bind" : "local");
@@ -373,8 +423,38 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	    !tun_json_u32(args, "udp_channels", 1, TUN_UCH_MAX, &s->udp_channels, msg, msglen)) {
 		return "bad_request";
 	}
+	if (l402) {
+		double exp = 0, maxb = 0;
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(l402, "expires_at");
+
+		if (cJSON_IsNumber(v)) {
+			exp = v->valuedouble;
+		}
+		v = cJSON_GetObjectItemCaseSensitive(l402, "max_bytes");
+		if (cJSON_IsNumber(v)) {
+			maxb = v->valuedouble;
+		}
+		if (exp < 0 || maxb < 0) {
+			snprintf(msg, msglen, "l402 expires_at / max_bytes must not be negative");
+			return "bad_request";
+		}
+		s->l402 = true;
+		memcpy(s->pay_hash, hashbuf, 32);
+		s->expires_at = (int64_t)exp;
+		s->max_bytes = (uint64_t)maxb;
+	}
+	if (mac_hex) {
+		macaroon = malloc(strlen(mac_hex) / 2 + 1);
+		mac_len = macaroon ? tun_hex(mac_hex, macaroon, strlen(mac_hex) / 2) : -1;
+		if (mac_len <= 0) {
+			free(macaroon);
+			snprintf(msg, msglen, "\"macaroon_hex\" must be hex");
+			return "bad_request";
+		}
+	}
 	ret = tun_resolve(addr, &s->addr, &s->addr_len);
 	if (ret) {
+		free(macaroon);
 		snprintf(msg, msglen, "address '%.100s': %s", addr,
 			 ret == -ENOENT ? "does not resolve" : "expected host:port");
 		return ret == -ENOENT ? "resolve_failed" : "bad_spec";
@@ -387,6 +467,7 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 				  s->type == TUN_SVC_TCP ? SOCK_STREAM : SOCK_DGRAM, 0);
 
 		if (fd < 0) {
+			free(macaroon);
 			snprintf(msg, msglen, "bind %.100s: %s", addr, strerror(-fd));
 			return "addr_in_use";
 		}
@@ -407,6 +488,7 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 		if (s->pub_fd >= 0) {
 			close(s->pub_fd);
 		}
+		free(macaroon);
 		snprintf(msg, msglen, "out of memory");
 		return "internal";
 	}
@@ -416,8 +498,15 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	snprintf(fwd->spec, sizeof(fwd->spec), "tunnel:%s", name);
 	s->fwd = fwd;
 	snprintf(s->name, sizeof(s->name), "%s", name);
-	memcpy(s->key, token, strlen(token));
-	s->key_len = strlen(token);
+	if (key_hex) {
+		s->key_len = (size_t)tun_hex(key_hex, s->key, sizeof(s->key));
+	} else {
+		memcpy(s->key, token, strlen(token));
+		s->key_len = strlen(token);
+	}
+	crypto_wipe(keybuf, sizeof(keybuf));
+	s->macaroon = macaroon;
+	s->macaroon_len = (size_t)mac_len;
 	s->proxy_protocol = cJSON_IsTrue(pp);
 	spec_addr_format(&s->addr, s->addr_txt, sizeof(s->addr_txt));
 	tun_backoff_init(&s->bo, t->backoff_base_ms, t->backoff_cap_ms, 10000);
@@ -456,6 +545,13 @@ static void tun_svc_json(struct engine *eng, const struct tun_svc *s, cJSON *o)
 	cJSON_AddNumberToObject(o, "bytes", (double)(bytes + s->st.udp_bytes));
 	cJSON_AddNumberToObject(o, "max_conns", s->max_conns);
 	cJSON_AddNumberToObject(o, "bandwidth_kbps", (double)(s->bw_bytes * 8 / 1000));
+	if (s->l402) {
+		cJSON *l = cJSON_AddObjectToObject(o, "l402");
+
+		cJSON_AddNumberToObject(l, "expires_at", (double)s->expires_at);
+		cJSON_AddNumberToObject(l, "max_bytes", (double)s->max_bytes);
+		cJSON_AddStringToObject(l, "ended", s->ended ? tun_reason_name(s->ended) : "");
+	}
 	cJSON_AddNumberToObject(o, "pool", s->pool_n);
 	cJSON_AddNumberToObject(o, "visitors_waiting", s->vis_n);
 	cJSON_AddNumberToObject(o, "udp_sessions", s->nusess);
@@ -619,6 +715,7 @@ void tun_eng_free(struct engine *eng)
 		}
 		forward_put(s->fwd);
 		free(s->usess);
+		free(s->macaroon);
 		crypto_wipe(s->key, sizeof(s->key));
 	}
 	pthread_mutex_destroy(&t->lock);

@@ -100,6 +100,16 @@ struct tun_svc {
 	uint32_t max_conns; /* server: 0 = unlimited */
 	uint64_t bw_bytes; /* server: bandwidth cap of the service, bytes/s each way, 0 = none */
 	uint64_t bw_flows; /* flows the cap was last divided among */
+	/* server, paid (L402) service: the key is the payment preimage; the control channel must
+	 * present a macaroon naming this payment hash (credential kind 2) */
+	bool l402;
+	uint8_t pay_hash[32];
+	int64_t expires_at; /* unix seconds, 0 = none */
+	uint64_t max_bytes; /* byte quota over the service's flows, 0 = none */
+	uint8_t ended; /* TUN_R_EXPIRED / TUN_R_QUOTA once access ended */
+	/* client: credential kind 2 */
+	uint8_t *macaroon;
+	size_t macaroon_len;
 	uint32_t pool; /* TCP: pre-opened data channels (server asks for them) */
 	uint32_t udp_channels; /* UDP: data channels (1..TUN_UCH_MAX) */
 	bool proxy_protocol; /* client: PROXY v2 header to the local service */

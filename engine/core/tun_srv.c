@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -20,6 +21,8 @@
 #include "tun_eng.h"
 #include "tunnel/tun_crypto.h"
 #include "tunnel/tun_pp2.h"
+#include "l402.h"
+#include "macaroon.h"
 
 #define MOD "tunnel"
 
@@ -46,20 +49,63 @@ static bool tun_log_ok(struct tun_eng *t, uint64_t now_ms)
 	return t->log_n++ < TUN_LOG_PER_S;
 }
 
+/* tun_svc_bytes - bytes moved by service @s (TCP flows and UDP datagrams). */
+static uint64_t tun_svc_bytes(struct engine *eng, const struct tun_svc *s)
+{
+	uint64_t n = s->st.udp_bytes;
+
+	for (unsigned int i = 0; s->fwd && i < eng->nshards; i++) {
+		n += stat_get(&s->fwd->st[i].bytes);
+	}
+	return n;
+}
+
+/* tun_srv_l402_ended - TUN_R_EXPIRED / TUN_R_QUOTA once a paid service's access ended, else 0. */
+static int tun_srv_l402_ended(struct tun_eng *t, struct tun_svc *s)
+{
+	if (!s->ended && s->expires_at && time(NULL) >= s->expires_at) {
+		s->ended = TUN_R_EXPIRED;
+	}
+	if (!s->ended && s->max_bytes && tun_svc_bytes(t->eng, s) >= s->max_bytes) {
+		s->ended = TUN_R_QUOTA;
+	}
+	return s->ended;
+}
+
 static int tun_srv_cred_get(void *arg, uint8_t kind, const uint8_t *service, size_t service_len,
 			    const uint8_t *cred, size_t cred_len, uint8_t *key, size_t *key_len)
 {
 	struct tun_eng *t = arg;
 	int i = tun_svc_find(t, TUN_ROLE_SERVER, (const char *)service, service_len);
+	struct tun_svc *s;
 
-	(void)cred;
-	(void)cred_len;
 	if (i < 0) {
 		return TUN_R_UNKNOWN_SERVICE;
 	}
-	if (kind != TUN_CRED_TOKEN) {
-		/* L402 macaroons are verified by natxd, not yet offered to the engine. */
-		return TUN_R_AUTH;
+	s = &t->svc[i];
+	if (s->l402) {
+		/*
+		 * A paid service: the macaroon must name this service's payment hash; the key is
+		 * the preimage, so the handshake MAC proves the client paid. The macaroon's
+		 * signature and caveats were checked by natxd when it sold the service, and its
+		 * expiry and quota were handed to us with it.
+		 */
+		struct macaroon m;
+		struct l402_id id;
+		int ended = tun_srv_l402_ended(t, s);
+
+		if (kind != TUN_CRED_L402) {
+			return TUN_R_PAYMENT;
+		}
+		if (macaroon_decode(&m, cred, cred_len) || l402_id_decode(&id, m.id, m.id_len) ||
+		    !crypto_memeq(id.payment_hash, s->pay_hash, 32)) {
+			return TUN_R_AUTH;
+		}
+		if (ended) {
+			return ended;
+		}
+	} else if (kind != TUN_CRED_TOKEN) {
+		return TUN_R_AUTH; /* macaroons only for paid services */
 	}
 	memcpy(key, t->svc[i].key, t->svc[i].key_len);
 	*key_len = t->svc[i].key_len;
@@ -725,10 +771,32 @@ void tun_srv_event(struct shard *sh, struct tun_eng *t, int idx, bool in, bool o
 	}
 }
 
+/*
+ * tun_srv_l402_end - a paid service's access ended: GOAWAY(expired|quota) to its client, the
+ * service down, and every open flow of it reset.
+ */
+static void tun_srv_l402_end(struct shard *sh, struct tun_eng *t, struct tun_svc *s)
+{
+	pr_warn(MOD, "service %s: paid access ended (%s): closing it and its flows", s->name,
+		tun_reason_name(s->ended));
+	tun_srv_svc_down(sh, t, s, s->ended);
+	for (uint32_t i = 0; i < sh->nalloc; i++) {
+		struct flow *f = shard_flow(sh, i);
+
+		if (f->kind != FLOW_FREE && f->state != FS_CLOSING && f->fwd == s->fwd) {
+			flow_abort(sh, f, i, true);
+		}
+	}
+}
+
 void tun_srv_tick(struct shard *sh, struct tun_eng *t)
 {
 	for (int i = 0; i < TUN_SVC_MAX; i++) {
 		struct tun_svc *s = &t->svc[i];
+
+		if (s->state == TUN_SS_ACTIVE && s->l402 && !s->ended && tun_srv_l402_ended(t, s)) {
+			tun_srv_l402_end(sh, t, s);
+		}
 
 		/*
 		 * The oldest visitor has waited a second: a requested channel may never come
