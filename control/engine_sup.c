@@ -544,6 +544,7 @@ void engine_sup_tick(struct engine_sup *es)
 				}
 			}
 		}
+		tunnel_paid_tick(es);
 		return;
 	}
 	if (now >= es->restart_at_ms) {
@@ -557,12 +558,19 @@ int engine_sup_timeout_ms(const struct engine_sup *es)
 	uint64_t now = es->clk->now_ms(es->clk);
 
 	if (es->state == ENGINE_UP) {
+		int paid = tunnel_paid_timeout_ms(es); /* paid tunnels: a sync each second */
+
 		for (unsigned i = 0; i < es->nfwd; i++) {
 			if (!es->fwd[i].id) {
-				return es->fwd_retry_at_ms > now ?
-					       (int)(es->fwd_retry_at_ms - now) :
-					       0;
+				int t = es->fwd_retry_at_ms > now ?
+						(int)(es->fwd_retry_at_ms - now) :
+						0;
+
+				return paid >= 0 && paid < t ? paid : t;
 			}
+		}
+		if (paid >= 0) {
+			return paid;
 		}
 		return es->bo.attempt ? ENGINE_STABLE_MS : -1;
 	}

@@ -102,7 +102,9 @@ int tunnel_sup_prune(struct engine_sup *es)
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
 		cJSON *rq, *rr = NULL;
 
+		/* "paid-*" services follow the paid registrations (tunnel_paid.c), not this list. */
 		if (!cJSON_IsString(role) || !cJSON_IsString(name) ||
+		    !strncmp(name->valuestring, "paid-", 5) ||
 		    tunnel_sup_wanted(es, role->valuestring, name->valuestring) >= 0 ||
 		    es->state != ENGINE_UP) {
 			continue;
@@ -315,6 +317,21 @@ int tunnel_cmd_ls(struct natxd *d, const struct ctl_caller *who, const struct ct
 		cJSON_AddStringToObject(e, "source",
 					f->source == ENGINE_FWD_CONFIG ? "config" : "ctl");
 		cJSON_AddStringToObject(e, "error", f->error);
+		cJSON_AddItemToArray(a, e);
+	}
+	/* Services the engine runs for other reasons: paid registrations (tunnel_paid.c). */
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "services"))
+	{
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(it, "role"));
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(it, "name"));
+		cJSON *e;
+
+		if (!role || !name || tunnel_sup_wanted(&d->eng, role, name) >= 0) {
+			continue;
+		}
+		e = cJSON_Duplicate(it, true);
+		cJSON_AddStringToObject(e, "source", strncmp(name, "paid-", 5) ? "engine" : "paid");
+		cJSON_AddStringToObject(e, "error", "");
 		cJSON_AddItemToArray(a, e);
 	}
 	cJSON_Delete(r);

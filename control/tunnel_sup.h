@@ -29,6 +29,20 @@ int tunnel_sup_rm(struct engine_sup *es, const char *spec);
  */
 int tunnel_sup_prune(struct engine_sup *es);
 
+struct store;
+struct l402_svc;
+
+/*
+ * Paid registrations (tunnel_paid.c). tunnel_paid_source - where they come from (the paid
+ * adapter's store and payment state, borrowed), NULL to stop. tunnel_paid_sync - push active
+ * registrations to the engine as "paid-PORT" services, remove revoked/expired ones.
+ * tunnel_paid_tick / _timeout_ms - once a second from engine_sup's tick (-1: nothing to do).
+ */
+void tunnel_paid_source(struct store *st, struct l402_svc *ps);
+int tunnel_paid_sync(struct engine_sup *es);
+void tunnel_paid_tick(struct engine_sup *es);
+int tunnel_paid_timeout_ms(const struct engine_sup *es);
+
 struct natxd;
 struct ctl_caller;
 struct ctl_req;
