@@ -156,15 +156,15 @@ enum natx_punch_counter {
 };
 
 /*
- * Steering (bpf/steer_reuseport.bpf.c). The engine (engine/core/udp.c) gives every UDP forward
- * one SO_REUSEPORT socket per shard and keys its per-shard flow table with struct flow_key
+ * Steering (bpf/steer_reuseport.bpf.c). The engine (engine/core/engine.c) gives every forward
+ * (TCP and UDP) one SO_REUSEPORT socket per shard and keys its per-shard flow table with struct flow_key
  * (engine/core/flowtab.h) hashed by flow_key_hash(): h = XXH3_64bits(&key, 24) (libxxhash,
  * seed 0, default secret), 0 replaced by 1. The steering program builds the same 24 bytes
  * from each datagram and delivers it to socket h % nshards, so shard i of a forward receives
  * exactly the flows the engine can compute as its own. The key, byte for byte:
  *   offset 0  fwd_id  4 bytes, host order: the engine's forward id (one reuseport group each)
  *   offset 4  family  2 bytes, host order: AF_INET (2) or AF_INET6 (10)
- *   offset 6  rport   2 bytes, the client's UDP port as on the wire (network order)
+ *   offset 6  rport   2 bytes, the client's TCP/UDP port as on the wire (network order)
  *   offset 8  raddr  16 bytes, the client's address as on the wire; IPv4 in the first 4,
  *                     the rest zero
  * tests/bpf/test_steer.c checks this against the engine's own flow_key_from_sockaddr() and
@@ -183,8 +183,26 @@ struct natx_flow_key {
 /* Steering counters (map natx_steer_cnt, PERCPU_ARRAY). */
 enum natx_steer_counter {
 	NATX_STEER_CNT_STEERED = 0, /* delivered to the shard the hash chose */
-	NATX_STEER_CNT_FALLBACK = 1, /* shard slot empty or not UDP: kernel's own choice */
+	NATX_STEER_CNT_FALLBACK = 1, /* shard slot empty, unknown group, not TCP/UDP: kernel's */
 	NATX_STEER_CNT_MAX = 2,
+};
+
+/*
+ * One program serves every reuseport group of an engine (TCP listeners and UDP sockets alike:
+ * for TCP it runs on each SYN, for UDP on each datagram). Map natx_steer_groups (HASH) maps
+ * the socket cookie (SO_COOKIE) of every socket of a group to the group's entry; map
+ * natx_steer_socks (REUSEPORT_SOCKARRAY) holds the group's sockets at base .. base + n - 1 in
+ * shard order. The flow key's fwd_id is the entry's; with NATX_STEER_F_ADDR_ONLY the client
+ * port is left 0 in the key (all traffic of one source address to one shard: the engine's
+ * STUN responder keeps exact per-source rate limits that way).
+ */
+#define NATX_STEER_F_ADDR_ONLY 1u
+
+struct natx_steer_group {
+	__u32 fwd_id;
+	__u32 base; /* first index in natx_steer_socks */
+	__u32 n; /* sockets (shards) in the group, 1..NATX_STEER_MAX_SHARDS */
+	__u32 flags; /* NATX_STEER_F_* */
 };
 
 #ifndef NATX_STEER_MAX_SHARDS

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
- * natx_steer_reuseport - SO_REUSEPORT shard selection for one engine UDP forward (forward id
- * cfg_fwd_id, cfg_nshards shard sockets). Every datagram goes to socket
- * natx_flow_hash(key) % cfg_nshards, key being the engine's struct flow_key for the client
- * (contract in natx_bpf_common.h), so the shard that owns a flow in the engine's flow table
- * receives all of its packets, whatever the kernel's own reuseport hash would have picked. Non-UDP traffic or an empty slot falls back to the
- * kernel's choice and is counted.
+ * natx_steer_reuseport - SO_REUSEPORT shard selection for every reuseport group of one engine
+ * (TCP listeners: runs on each SYN; UDP sockets: on each datagram). The group is found by the
+ * cookie of the socket the kernel looked up (map natx_steer_groups, natx_bpf_common.h); the
+ * client goes to socket base + natx_flow_hash(key) % n of natx_steer_socks, key being the
+ * engine's struct flow_key for the client, so the shard the engine computes for a flow is the
+ * one that receives it, whatever the kernel's own reuseport hash would have picked. Anything
+ * else (unknown group, empty slot, not TCP/UDP) falls back to the kernel's choice, counted.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -13,7 +14,6 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/stddef.h>
-#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -22,15 +22,19 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-const volatile __u32 cfg_nshards = 1;
-const volatile __u32 cfg_fwd_id = 0;
-
 struct {
 	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
-	__uint(max_entries, NATX_STEER_MAX_SHARDS);
+	__uint(max_entries, NATX_STEER_MAX_SHARDS); /* resized by the loader before load */
 	__type(key, __u32);
 	__type(value, __u64);
 } natx_steer_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NATX_STEER_MAX_SHARDS); /* resized by the loader before load */
+	__type(key, __u64); /* socket cookie */
+	__type(value, struct natx_steer_group);
+} natx_steer_groups SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -54,13 +58,22 @@ SEC("sk_reuseport")
 int natx_steer_reuseport(struct sk_reuseport_md *md)
 {
 	struct natx_flow_key key = {};
-	struct udphdr *uh = md->data; /* UDP lookup: data starts at the UDP header */
-	__u32 shard;
+	struct natx_steer_group *g;
+	__be16 *sport = md->data; /* TCP and UDP: data starts at the header, source port first */
+	struct bpf_sock *sk = md->sk;
+	__u64 cookie;
+	__u32 idx;
 
-	if (md->ip_protocol != IPPROTO_UDP || (void *)(uh + 1) > md->data_end || !cfg_nshards) {
+	if ((md->ip_protocol != IPPROTO_UDP && md->ip_protocol != IPPROTO_TCP) ||
+	    (void *)(sport + 2) > md->data_end || !sk) {
 		return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);
 	}
-	key.fwd_id = cfg_fwd_id;
+	cookie = bpf_get_socket_cookie(sk);
+	g = bpf_map_lookup_elem(&natx_steer_groups, &cookie);
+	if (!g || !g->n || g->n > NATX_STEER_MAX_SHARDS) {
+		return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);
+	}
+	key.fwd_id = g->fwd_id;
 	if (md->eth_protocol == bpf_htons(ETH_P_IP)) {
 		key.family = NATX_FLOW_FAMILY_V4;
 		if (bpf_skb_load_bytes_relative(md, offsetof(struct iphdr, saddr), key.raddr, 4,
@@ -76,9 +89,11 @@ int natx_steer_reuseport(struct sk_reuseport_md *md)
 	} else {
 		return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);
 	}
-	key.rport = uh->source;
-	shard = (__u32)(natx_flow_hash(&key) % cfg_nshards);
-	if (bpf_sk_select_reuseport(md, &natx_steer_socks, &shard, 0)) {
+	if (!(g->flags & NATX_STEER_F_ADDR_ONLY)) {
+		key.rport = *sport;
+	}
+	idx = g->base + (__u32)(natx_flow_hash(&key) % g->n);
+	if (bpf_sk_select_reuseport(md, &natx_steer_socks, &idx, 0)) {
 		return steer_count(NATX_STEER_CNT_FALLBACK, SK_PASS);
 	}
 	return steer_count(NATX_STEER_CNT_STEERED, SK_PASS);

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
-#include <sys/epoll.h>
 
 #include "bpf_mgr.h"
 #include "natx/err.h"
@@ -44,80 +43,39 @@ const char *bpf_mgr_state_name(enum bpf_mgr_state s)
 	return "?";
 }
 
-/* bpf_mgr_fb_event - answer what is queued on the fallback socket (bounded per wake-up). */
-static void bpf_mgr_fb_event(struct ev_handler *h, uint32_t events)
-{
-	struct bpf_mgr *m = (struct bpf_mgr *)((char *)h - offsetof(struct bpf_mgr, ev));
-
-	(void)events;
-	/* At most 16 batches (1024 datagrams), so a flood cannot starve the control socket. */
-	for (int i = 0; i < 16 && m->fb_open; i++) {
-		int n = stun_server_poll(&m->fb, 0);
-
-		if (n < 0) {
-			pr_warn(MOD, "user-space STUN responder: %s", strerror(-n));
-			break;
-		}
-		if (n < STUN_SERVER_BATCH) {
-			break;
-		}
-	}
-}
-
-void bpf_mgr_init(struct bpf_mgr *m, int epfd)
+void bpf_mgr_init(struct bpf_mgr *m, struct engine_sup *eng)
 {
 	memset(m, 0, sizeof(*m));
-	m->epfd = epfd;
-	m->ev.fn = bpf_mgr_fb_event;
-	m->fb.fd = -1;
+	m->eng = eng;
 	snprintf(m->reason, sizeof(m->reason), "not started");
 }
 
+/* bpf_mgr_fb_close - the engine's responder is no longer wanted. */
 static void bpf_mgr_fb_close(struct bpf_mgr *m)
 {
-	if (!m->fb_open) {
+	if (!m->fb_want) {
 		return;
 	}
-	for (int i = 0; i < NATX_STUN_CNT_MAX; i++) {
-		m->fb_prev[i] += m->fb.counters[i];
-	}
-	epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->fb.fd, NULL);
-	stun_server_cleanup(&m->fb);
-	m->fb.fd = -1;
-	m->fb_open = false;
-	pr_info(MOD, "user-space STUN responder on %s stopped", m->fb_listen);
+	m->fb_want = false;
+	engine_sup_stun_set(m->eng, NULL, 0, 0);
+	pr_info(MOD, "engine's user-space STUN responder on %s stopped", m->fb_listen);
 }
 
-/* bpf_mgr_fb_open - bind the responder on [::]:port, or 0.0.0.0:port without IPv6. */
+/*
+ * bpf_mgr_fb_open - ask the engine to answer on [::]:port. 0 also when the engine is down
+ * (it starts answering when it comes up); the engine's error otherwise.
+ */
 static int bpf_mgr_fb_open(struct bpf_mgr *m)
 {
-	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6,
-				   .sin6_addr = IN6ADDR_ANY_INIT,
-				   .sin6_port = htons((uint16_t)m->port) };
-	struct sockaddr_in a4 = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_ANY),
-				  .sin_port = htons((uint16_t)m->port) };
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &m->ev };
 	int rc;
 
-	rc = stun_server_init(&m->fb, (struct sockaddr *)&a6, sizeof(a6), m->rate, m->burst);
 	snprintf(m->fb_listen, sizeof(m->fb_listen), "[::]:%u", m->port);
-	if (rc == -EAFNOSUPPORT) {
-		rc = stun_server_init(&m->fb, (struct sockaddr *)&a4, sizeof(a4), m->rate,
-				      m->burst);
-		snprintf(m->fb_listen, sizeof(m->fb_listen), "0.0.0.0:%u", m->port);
-	}
-	if (rc) {
-		m->fb.fd = -1;
+	rc = engine_sup_stun_set(m->eng, m->fb_listen, m->rate, m->burst);
+	if (rc && rc != -NATX_E_UNAVAILABLE && rc != -EPIPE && rc != -ETIMEDOUT) {
+		engine_sup_stun_set(m->eng, NULL, 0, 0);
 		return rc;
 	}
-	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->fb.fd, &ev)) {
-		rc = -errno;
-		stun_server_cleanup(&m->fb);
-		m->fb.fd = -1;
-		return rc;
-	}
-	m->fb_open = true;
+	m->fb_want = true;
 	return 0;
 }
 
@@ -176,7 +134,7 @@ enum bpf_mgr_state bpf_mgr_apply(struct bpf_mgr *m, const struct natx_config *cf
 #endif
 	snprintf(m->ifname, sizeof(m->ifname), "%.15s", cfg->xdp_interface); /* validated */
 	snprintf(m->pin_root, sizeof(m->pin_root), "%s", cfg->xdp_pin_root);
-	if (m->fb_open && (m->port != cfg->stun_port || m->rate != cfg->stun_rate ||
+	if (m->fb_want && (m->port != cfg->stun_port || m->rate != cfg->stun_rate ||
 			   m->burst != cfg->stun_burst)) {
 		bpf_mgr_fb_close(m); /* rebound below with the new settings, if still wanted */
 	}
@@ -251,28 +209,31 @@ enum bpf_mgr_state bpf_mgr_apply(struct bpf_mgr *m, const struct natx_config *cf
 		}
 		return m->state;
 	}
-	if (!m->fb_open) {
+	if (!m->fb_want) {
 		rc = bpf_mgr_fb_open(m);
 		if (rc) {
 			size_t n = strlen(m->reason);
 
 			snprintf(m->reason + n, sizeof(m->reason) - n,
-				 "; user-space responder on UDP port %u failed: %s", m->port,
-				 strerror(-rc));
+				 "; the engine's user-space responder on UDP port %u failed: %s",
+				 m->port,
+				 m->eng->stun_error[0] ? m->eng->stun_error : natx_strerror(rc));
 			m->state = BPF_MGR_FAILED;
 			pr_err(MOD, "no STUN responder: %s", m->reason);
 			return m->state;
 		}
 	}
 	m->state = BPF_MGR_FALLBACK;
-	pr_warn(MOD, "user-space STUN responder on %s (not accelerated): %s", m->fb_listen,
+	pr_warn(MOD, "engine's user-space STUN responder on %s (not accelerated): %s", m->fb_listen,
 		m->reason);
 	return m->state;
 }
 
 void bpf_mgr_stop(struct bpf_mgr *m, bool keep)
 {
-	bpf_mgr_fb_close(m);
+	/* The engine's responder is not stopped here: it ends with the engine, or keeps
+	 * answering while natxd is away (engine.keep_on_exit), like a kept XDP reflector. */
+	m->fb_want = false;
 #ifdef NATX_HAVE_BPF
 	if (m->attached_by_us && !keep) {
 		bpf_mgr_xdp_detach(m, m->ifname, "natxd stopped, xdp.keep_on_exit = false");
@@ -285,12 +246,40 @@ void bpf_mgr_stop(struct bpf_mgr *m, bool keep)
 	m->state = BPF_MGR_OFF;
 }
 
-/* bpf_mgr_fb_counters - the fallback's counts over this natxd's life (all its sockets). */
-static void bpf_mgr_fb_counters(const struct bpf_mgr *m, uint64_t *out)
+/* bpf_mgr_engine_stats - the engine's "stats" reply (caller frees), NULL when it is down. */
+static cJSON *bpf_mgr_engine_stats(struct bpf_mgr *m)
 {
-	for (int i = 0; i < NATX_STUN_CNT_MAX; i++) {
-		out[i] = m->fb_prev[i] + (m->fb_open ? m->fb.counters[i] : 0);
+	cJSON *req = cJSON_CreateObject(), *r = NULL;
+
+	if (!m->eng || m->eng->state != ENGINE_UP || !req ||
+	    !cJSON_AddStringToObject(req, "cmd", "stats") || engine_sup_call(m->eng, req, &r)) {
+		cJSON_Delete(r);
+		r = NULL;
 	}
+	cJSON_Delete(req);
+	return r;
+}
+
+/*
+ * bpf_mgr_fb_counters - the engine responder's counters (since the engine started) and its
+ * bound address from the engine's @stats (may be NULL). Returns true when it is answering.
+ */
+static bool bpf_mgr_fb_counters(const struct bpf_mgr *m, const cJSON *stats, uint64_t *out,
+				char *listen, size_t len)
+{
+	const cJSON *stun = cJSON_GetObjectItemCaseSensitive(stats, "stun");
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(stun, "counters");
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(stun, "listen");
+	bool running = m->fb_want && cJSON_IsObject(stun) && cJSON_IsString(l);
+
+	memset(out, 0, sizeof(uint64_t) * NATX_STUN_CNT_MAX);
+	snprintf(listen, len, "%s", running ? l->valuestring : "");
+	for (int i = 0; running && i < BPF_MGR_FB_CNT; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, bpf_mgr_cnt_names[i]);
+
+		out[i] = cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
+	}
+	return running;
 }
 
 static cJSON *bpf_mgr_counters_json(const uint64_t *c, int n)
@@ -376,6 +365,9 @@ cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 {
 	cJSON *o = cJSON_CreateObject(), *fb, *xdp = NULL;
 	uint64_t c[NATX_STUN_CNT_MAX];
+	cJSON *stats = bpf_mgr_engine_stats(m);
+	char listen[64];
+	bool running;
 	bool ok = o != NULL;
 
 #ifdef NATX_HAVE_BPF
@@ -394,6 +386,10 @@ cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 	}
 #endif
 	ok = ok && cJSON_AddStringToObject(o, "active", bpf_mgr_state_name(m->state));
+	ok = ok && cJSON_AddStringToObject(o, "responder",
+					   m->state == BPF_MGR_XDP	? "xdp" :
+					   m->state == BPF_MGR_FALLBACK ? "engine (user space)" :
+									  "none");
 	ok = ok && (m->reason[0] ? cJSON_AddStringToObject(o, "reason", m->reason) :
 				   cJSON_AddNullToObject(o, "reason"));
 	ok = ok && cJSON_AddBoolToObject(o, "accelerated", m->state == BPF_MGR_XDP);
@@ -408,6 +404,7 @@ cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 				   o, "prog_id", cJSON_GetObjectItem(xdp, "prog_id")->valuedouble);
 		ok = ok && cJSON_AddItemToObject(o, "xdp", xdp);
 		if (!ok) {
+			cJSON_Delete(stats);
 			cJSON_Delete(o);
 			return NULL;
 		}
@@ -417,11 +414,19 @@ cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 		ok = ok && cJSON_AddStringToObject(o, "mode", "user-space");
 		ok = ok && cJSON_AddNullToObject(o, "xdp");
 	}
-	bpf_mgr_fb_counters(m, c);
+	running = bpf_mgr_fb_counters(m, stats, c, listen, sizeof(listen));
 	fb = ok ? cJSON_CreateObject() : NULL;
 	ok = ok && fb;
-	ok = ok && cJSON_AddBoolToObject(fb, "running", m->fb_open);
-	ok = ok && cJSON_AddStringToObject(fb, "listen", m->fb_open ? m->fb_listen : "");
+	ok = ok && cJSON_AddBoolToObject(fb, "running", running);
+	ok = ok && cJSON_AddStringToObject(fb, "where", "engine");
+	ok = ok && cJSON_AddStringToObject(fb, "listen", listen);
+	ok = ok &&
+	     (m->fb_want && !running ?
+		      cJSON_AddStringToObject(fb, "error",
+					      m->eng->state != ENGINE_UP ? "the engine is down" :
+					      m->eng->stun_error[0]	 ? m->eng->stun_error :
+									   "not answering") :
+		      cJSON_AddNullToObject(fb, "error"));
 	ok = ok && cJSON_AddItemToObject(fb, "counters", bpf_mgr_counters_json(c, BPF_MGR_FB_CNT));
 	if (fb && !ok) {
 		cJSON_Delete(fb);
@@ -439,6 +444,14 @@ cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 		ok = pj && cJSON_AddItemToObject(o, "punch_steer", pj);
 	}
 #endif
+	if (ok) {
+		/* The engine's SO_REUSEPORT steering (bpf or kernel, with why), null while down. */
+		cJSON *sj = cJSON_DetachItemFromObjectCaseSensitive(stats, "steering");
+
+		ok = sj ? cJSON_AddItemToObject(o, "steering", sj) :
+			  cJSON_AddNullToObject(o, "steering") != NULL;
+	}
+	cJSON_Delete(stats);
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;
@@ -449,6 +462,8 @@ cJSON *bpf_mgr_status_json(struct bpf_mgr *m)
 void bpf_mgr_prometheus(struct bpf_mgr *m, FILE *f)
 {
 	uint64_t c[NATX_STUN_CNT_MAX];
+	char listen[64];
+	cJSON *stats;
 
 	fprintf(f, "# HELP natx_stun_responder 1 for the STUN responder that is active "
 		   "(xdp, fallback, off, failed)\n"
@@ -484,9 +499,12 @@ void bpf_mgr_prometheus(struct bpf_mgr *m, FILE *f)
 		}
 	}
 #endif
-	bpf_mgr_fb_counters(m, c);
-	fprintf(f, "# HELP natx_stun_userspace_packets_total datagrams seen by natxd's user-space "
-		   "STUN responder (not accelerated), by result\n"
+	stats = bpf_mgr_engine_stats(m);
+	bpf_mgr_fb_counters(m, stats, c, listen, sizeof(listen));
+	cJSON_Delete(stats);
+	fprintf(f, "# HELP natx_stun_userspace_packets_total datagrams seen by the engine's "
+		   "user-space STUN responder (not accelerated, since the engine started), "
+		   "by result\n"
 		   "# TYPE natx_stun_userspace_packets_total counter\n");
 	for (int i = 0; i < BPF_MGR_FB_CNT; i++) {
 		fprintf(f, "natx_stun_userspace_packets_total{result=\"%s\"} %llu\n",

@@ -81,6 +81,35 @@ static const struct config_key config_table[] = {
 	  F(enable_hole_punching), 0, 0, "try DCUtR hole punching" },
 	{ "nat_traversal", "enable_relay_discovery", "NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY",
 	  CT_BOOL, F(enable_relay_discovery), 0, 0, "discover circuit relays" },
+	{ "relay", "enabled", "NAT_TRAVERSAL_ENABLE_RELAY_SERVER", CT_BOOL, F(relay_enabled), 0, 0,
+	  "serve Circuit Relay v2 (hop) in the engine (needs libp2p)" },
+	{ "relay", "max_reservations", "NAT_TRAVERSAL_RELAY_MAX_RESERVATIONS", CT_UINT,
+	  F(relay_max_reservations), 1, 1000000, "relay reservations in total" },
+	{ "relay", "max_reservations_per_peer", "NAT_TRAVERSAL_RELAY_MAX_RESERVATIONS_PER_PEER",
+	  CT_UINT, F(relay_max_reservations_per_peer), 1, 1000000,
+	  "relay reservations of one peer ID" },
+	{ "relay", "max_reservations_per_ip", "NAT_TRAVERSAL_RELAY_MAX_RESERVATIONS_PER_IP",
+	  CT_UINT, F(relay_max_reservations_per_ip), 1, 1000000,
+	  "relay reservations from one IP address" },
+	{ "relay", "max_circuits", "NAT_TRAVERSAL_RELAY_MAX_CIRCUITS", CT_UINT,
+	  F(relay_max_circuits), 1, 1000000, "relayed circuits in total" },
+	{ "relay", "max_circuits_per_peer", "NAT_TRAVERSAL_RELAY_MAX_CIRCUITS_PER_PEER", CT_UINT,
+	  F(relay_max_circuits_per_peer), 1, 1000000, "relayed circuits one peer takes part in" },
+	{ "relay", "reservation_ttl_s", "NAT_TRAVERSAL_RELAY_RESERVATION_TTL_S", CT_UINT,
+	  F(relay_reservation_ttl_s), 10, 86400, "reservation lifetime, seconds" },
+	{ "relay", "circuit_duration_s", "NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S", CT_UINT,
+	  F(relay_circuit_duration_s), 0, 86400,
+	  "lifetime of one circuit, seconds, 0 = unlimited" },
+	{ "relay", "circuit_data_bytes", "NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES", CT_UINT,
+	  F(relay_circuit_data_bytes), 0, 4294967295u,
+	  "bytes one circuit may carry per direction, 0 = unlimited" },
+	{ "relay", "allow_peers", "NAT_TRAVERSAL_RELAY_ALLOW_PEERS", CT_STR, F(relay_allow_peers),
+	  0, 0, "comma-separated peer IDs that may reserve, empty = anyone" },
+	{ "relay", "deny_peers", "NAT_TRAVERSAL_RELAY_DENY_PEERS", CT_STR, F(relay_deny_peers), 0,
+	  0, "comma-separated peer IDs that may neither reserve nor connect" },
+	{ "relay", "announce_addrs", "NAT_TRAVERSAL_RELAY_ANNOUNCE_ADDRS", CT_STR,
+	  F(relay_announce), 0, 0,
+	  "comma-separated multiaddrs put in reservations, empty = the listen address" },
 	{ "rathole", "server_address", "RATHOLE_SERVER_ADDRESS", CT_ADDR, F(rathole_server_address),
 	  0, 0, "tunnel server listen address host:port on the relay" },
 	{ "rathole", "client_address", "RATHOLE_CLIENT_ADDRESS", CT_STR, F(rathole_client_address),
@@ -575,6 +604,15 @@ void config_defaults(struct natx_config *cfg, config_getenv_fn get_env)
 	cfg->enable_hole_punching = true;
 	cfg->enable_relay_discovery = true;
 	strcpy(cfg->libp2p_listen_addr, "/ip4/0.0.0.0/tcp/4001");
+	/* relay limits: a public relay's (go-libp2p's) defaults, see docs/libp2p.md */
+	cfg->relay_max_reservations = 128;
+	cfg->relay_max_reservations_per_peer = 1;
+	cfg->relay_max_reservations_per_ip = 8;
+	cfg->relay_max_circuits = 1024;
+	cfg->relay_max_circuits_per_peer = 16;
+	cfg->relay_reservation_ttl_s = 3600;
+	cfg->relay_circuit_duration_s = 120;
+	cfg->relay_circuit_data_bytes = 131072;
 	strcpy(cfg->rathole_server_address, "0.0.0.0:2333");
 	cfg->rathole_price_msat = 50000;
 	cfg->rathole_invoice_expiry_s = 600;

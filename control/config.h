@@ -61,6 +61,19 @@ struct natx_config {
 	bool enable_relay_discovery;
 	char libp2p_listen_addr[CONFIG_STR_MAX];
 	char libp2p_bootstrap_peers[CONFIG_LONG_MAX]; /* comma-separated multiaddrs */
+	/* [relay]: the Circuit Relay v2 hop server in the engine (docs/libp2p.md) */
+	bool relay_enabled;
+	unsigned relay_max_reservations; /* in total */
+	unsigned relay_max_reservations_per_peer;
+	unsigned relay_max_reservations_per_ip;
+	unsigned relay_max_circuits; /* in total */
+	unsigned relay_max_circuits_per_peer;
+	unsigned relay_reservation_ttl_s;
+	unsigned relay_circuit_duration_s; /* 0 = unlimited */
+	unsigned relay_circuit_data_bytes; /* per direction, 0 = unlimited */
+	char relay_allow_peers[CONFIG_LONG_MAX]; /* comma-separated peer IDs, "" = anyone */
+	char relay_deny_peers[CONFIG_LONG_MAX]; /* comma-separated peer IDs */
+	char relay_announce[CONFIG_LONG_MAX]; /* comma-separated multiaddrs, "" = listen addr */
 	/* [rathole]: the paid tunnel service (docs/l402.md) */
 	char rathole_server_address[CONFIG_STR_MAX]; /* tunnel server host:port on the relay */
 	char rathole_client_address[CONFIG_STR_MAX]; /* relay a node's tunnel client dials, "" */

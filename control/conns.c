@@ -19,7 +19,7 @@
 
 /* Prefixes of store_conn.handle: what to remove from the engine on close. */
 #define CONNS_H_FORWARD "forward:" /* + forward spec */
-#define CONNS_H_P2P "p2p:" /* + protocol + " " + listen multiaddr */
+#define CONNS_H_P2P "p2p:" /* + natxd's p2p service id (p2p_svc.c) */
 
 static int conns_load_one(void *arg, const struct store_conn *c)
 {
@@ -114,30 +114,31 @@ static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto
 	return rc;
 }
 
-/* conns_open_p2p - a p2p forward of @proto on @local to @peer; its listen address to @bound. */
+/*
+ * conns_open_p2p - a persisted p2p forward of @proto on @local to @peer (p2p_svc.c); its listen
+ * address to @bound and natxd's service id to *@sid.
+ */
 static int conns_open_p2p(struct natxd *d, const char *proto, const char *local, const char *peer,
-			  char *bound, size_t blen, char *msg)
+			  char *bound, size_t blen, unsigned long long *sid, char *msg)
 {
-	cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
-	const cJSON *l;
+	cJSON *r = cJSON_CreateObject();
+	const cJSON *l, *id;
 	int rc;
 
-	if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.forward") ||
-	    !cJSON_AddStringToObject(q, "protocol", proto) ||
-	    !cJSON_AddStringToObject(q, "listen", local) ||
-	    !cJSON_AddStringToObject(q, "addr", peer)) {
-		cJSON_Delete(q);
-		cJSON_Delete(r);
+	if (!r) {
 		return -ENOMEM;
 	}
-	rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
+	rc = p2p_svc_forward_add(d, proto, local, peer, r, msg);
 	if (!rc) {
 		l = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "service"),
 						     "listen");
-		if (!cJSON_IsString(l) ||
+		id = cJSON_GetObjectItemCaseSensitive(r, "service_id");
+		if (!cJSON_IsString(l) || !cJSON_IsNumber(id) ||
 		    (size_t)snprintf(bound, blen, "%s", l->valuestring) >= blen) {
 			snprintf(msg, CTL_MSG_MAX, "the engine did not say where it listens");
 			rc = -EIO;
+		} else {
+			*sid = (unsigned long long)id->valuedouble;
 		}
 	}
 	cJSON_Delete(r);
@@ -224,49 +225,10 @@ static int conns_undo(struct natxd *d, const struct store_conn *c, char *msg)
 		return 0;
 	}
 	if (!strncmp(h, CONNS_H_P2P, strlen(CONNS_H_P2P))) {
-		cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
-		const char *sp = strchr(h, ' '), *listen = sp ? sp + 1 : "";
-		size_t plen = sp ? (size_t)(sp - h) - strlen(CONNS_H_P2P) : 0;
-		const cJSON *s, *arr;
-		double id = -1;
-		int rc;
+		int rc = p2p_svc_remove(d, strtoull(h + strlen(CONNS_H_P2P), NULL, 10), msg);
 
-		if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.ls")) {
-			cJSON_Delete(q);
-			cJSON_Delete(r);
-			return -ENOMEM;
-		}
-		rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
-		arr = cJSON_GetObjectItemCaseSensitive(r, "services");
-		cJSON_ArrayForEach(s, arr)
-		{
-			const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "protocol");
-			const cJSON *l = cJSON_GetObjectItemCaseSensitive(s, "listen");
-			const cJSON *i = cJSON_GetObjectItemCaseSensitive(s, "id");
-
-			if (cJSON_IsString(p) && cJSON_IsString(l) && cJSON_IsNumber(i) &&
-			    strlen(p->valuestring) == plen &&
-			    !strncmp(p->valuestring, h + strlen(CONNS_H_P2P), plen) &&
-			    !strcmp(l->valuestring, listen)) {
-				id = i->valuedouble;
-			}
-		}
-		cJSON_Delete(r);
-		if (rc || id < 0) {
-			/* The engine forgot it (restarted): nothing left to close. */
-			return 0;
-		}
-		q = cJSON_CreateObject();
-		r = cJSON_CreateObject();
-		if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.close") ||
-		    !cJSON_AddNumberToObject(q, "fwd_id", id)) {
-			cJSON_Delete(q);
-			cJSON_Delete(r);
-			return -ENOMEM;
-		}
-		rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
-		cJSON_Delete(r);
-		return rc;
+		/* Already gone (closed with `p2p close`): nothing left to undo. */
+		return rc == -ENOENT ? 0 : rc;
 	}
 	return 0;
 }
@@ -275,6 +237,7 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	       const char *service, const char *local, cJSON *reply, char *msg)
 {
 	char proto[CONNS_SERVICE_MAX + 32], spec[CTL_SPEC_MAX + 1];
+	unsigned long long sid = 0;
 	struct select_trace tr = { 0 };
 	struct svc_conn_info ci;
 	struct store_conn *c;
@@ -312,11 +275,11 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 			goto free_conn;
 		}
 		rc = conns_open_p2p(d, proto, local, ci.public_address, c->local, sizeof(c->local),
-				    msg);
+				    &sid, msg);
 		if (rc) {
 			goto free_conn;
 		}
-		snprintf(c->handle, sizeof(c->handle), CONNS_H_P2P "%s %s", proto, c->local);
+		snprintf(c->handle, sizeof(c->handle), CONNS_H_P2P "%llu", sid);
 	} else if (ci.proxy_address[0]) {
 		snprintf(c->via, sizeof(c->via), "%s", ci.proxy_address);
 		rc = conns_open_forward(d, local, ci.proxy_address, spec, sizeof(spec), msg);

@@ -50,6 +50,12 @@ cJSON *natxd_engine_json(struct natxd *d, bool with_stats)
 		    engine_sup_call(es, req, &r) == 0) {
 			cJSON_AddItemToObject(o, "shards", cJSON_DetachItemFromObject(r, "shards"));
 			cJSON_AddItemToObject(o, "total", cJSON_DetachItemFromObject(r, "total"));
+			if (cJSON_GetObjectItem(r, "steering")) {
+				cJSON_AddItemToObject(o, "steering",
+						      cJSON_DetachItemFromObject(r, "steering"));
+				cJSON_AddItemToObject(o, "stun",
+						      cJSON_DetachItemFromObject(r, "stun"));
+			}
 		}
 		cJSON_Delete(req);
 		cJSON_Delete(r);
@@ -149,6 +155,8 @@ cJSON *natxd_metrics_json(struct natxd *d)
 			goto free_obj;
 		}
 	}
+	/* The circuit relay's counters (relay status), when it runs. */
+	natxd_p2p_relay_metrics(d, o);
 	/* The STUN responder's counters, as `bpf status` shows them (XDP or user space). */
 	if (!cJSON_AddItemToObject(o, "bpf", bpf_mgr_status_json(&d->bpf))) {
 		goto free_obj;
@@ -608,6 +616,9 @@ static const struct {
 	{ "peer", natxd_cmd_peer },
 	{ "ping", natxd_cmd_ping },
 	{ "identify", natxd_cmd_identify },
+	{ "peers", natxd_cmd_peers },
+	{ "reserve", natxd_cmd_reserve },
+	{ "relay.status", natxd_cmd_relay_status },
 	{ "p2p.expose", natxd_cmd_p2p_svc },
 	{ "p2p.forward", natxd_cmd_p2p_svc },
 	{ "p2p.ls", natxd_cmd_p2p_svc },

@@ -66,6 +66,17 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	{ "ping", "ping", "MULTIADDR [-n N]",
 	  "libp2p ping (/ipfs/ping/1.0.0) round trips to MULTIADDR (/ip4/A/tcp/P[/p2p/ID]), N 1..32",
 	  "addr", true },
+	{ "peers", "peers", "",
+	  "live libp2p connections (path direct/relayed, RTT, age) and kept peers (bootstrap, "
+	  "relays)",
+	  NULL, false },
+	{ "reserve", "reserve", "RELAY_MULTIADDR",
+	  "reserve a slot on a circuit relay (/ip4/A/tcp/P/p2p/ID), keep it renewed and print our "
+	  "/p2p-circuit address",
+	  "addr", true },
+	{ "relay status", "relay.status", "",
+	  "circuit relay server: limits, reservations, circuits, bytes relayed, top talkers", NULL,
+	  false },
 	{ "p2p expose", "p2p.expose", "PROTOCOL TARGET",
 	  "accept libp2p streams of PROTOCOL and bridge each to a new TCP connection to TARGET "
 	  "(host:port)",

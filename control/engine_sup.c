@@ -98,6 +98,9 @@ static void engine_sup_down(struct engine_sup *es, const char *why)
 	for (unsigned i = 0; i < es->nfwd; i++) {
 		es->fwd[i].id = 0;
 	}
+	for (unsigned i = 0; i < es->np2p; i++) {
+		es->p2p[i].id = 0;
+	}
 	engine_sup_schedule(es);
 }
 
@@ -399,6 +402,44 @@ static int engine_sup_push(struct engine_sup *es, unsigned i)
 	return rc;
 }
 
+/* engine_sup_stun_push - send the wanted STUN responder state. 0 or the engine's error. */
+static int engine_sup_stun_push(struct engine_sup *es)
+{
+	cJSON *req = cJSON_CreateObject(), *r = NULL;
+	int rc;
+
+	if (!req ||
+	    !cJSON_AddStringToObject(req, "cmd", es->stun_want ? "stun.set" : "stun.stop") ||
+	    (es->stun_want && (!cJSON_AddStringToObject(req, "listen", es->stun_listen) ||
+			       !cJSON_AddNumberToObject(req, "rate", es->stun_rate) ||
+			       !cJSON_AddNumberToObject(req, "burst", es->stun_burst)))) {
+		cJSON_Delete(req);
+		return -ENOMEM;
+	}
+	rc = engine_sup_call(es, req, &r);
+	cJSON_Delete(req);
+	if (rc && rc != -NATX_E_UNAVAILABLE && rc != -EPIPE && rc != -ETIMEDOUT) {
+		snprintf(es->stun_error, sizeof(es->stun_error), "%s",
+			 engine_sup_error_text(r, natx_strerror(rc)));
+		pr_warn(MOD, "engine STUN responder on %s: %s", es->stun_listen, es->stun_error);
+	} else if (!rc) {
+		es->stun_error[0] = '\0';
+	}
+	cJSON_Delete(r);
+	return rc;
+}
+
+int engine_sup_stun_set(struct engine_sup *es, const char *listen, unsigned rate, unsigned burst)
+{
+	es->stun_decided = true;
+	es->stun_want = listen != NULL;
+	snprintf(es->stun_listen, sizeof(es->stun_listen), "%s", listen ? listen : "");
+	es->stun_rate = rate;
+	es->stun_burst = burst;
+	es->stun_error[0] = '\0';
+	return es->state == ENGINE_UP ? engine_sup_stun_push(es) : -NATX_E_UNAVAILABLE;
+}
+
 /*
  * engine_sup_reconcile - make the engine run exactly the desired forwards: match running ones
  * by spec, add missing ones, remove ones nobody wants (their open flows continue).
@@ -450,15 +491,240 @@ static int engine_sup_reconcile(struct engine_sup *es)
 		cJSON_Delete(rr);
 	}
 	cJSON_Delete(r);
+	if (es->stun_decided && es->state == ENGINE_UP) {
+		engine_sup_stun_push(es);
+	}
 	if (es->state == ENGINE_UP) {
 		tunnel_sup_prune(es);
 	}
 	return es->state == ENGINE_UP ? 0 : -EPIPE;
 }
 
+/* ---- libp2p services (p2p.expose / p2p.forward) ------------------------------------------- */
+
+int engine_sup_p2p_listen_hostport(const char *ma, char *out, size_t cap)
+{
+	const char *a = ma + 5, *t;
+	unsigned long port;
+	size_t alen;
+	char *end;
+	bool v6;
+	int n;
+
+	if (!strncmp(ma, "/ip4/", 5)) {
+		v6 = false;
+	} else if (!strncmp(ma, "/ip6/", 5)) {
+		v6 = true;
+	} else {
+		return -EINVAL;
+	}
+	t = strstr(a, "/tcp/");
+	if (!t || t == a || memchr(a, '/', (size_t)(t - a))) {
+		return -EINVAL;
+	}
+	alen = (size_t)(t - a);
+	errno = 0;
+	port = strtoul(t + 5, &end, 10);
+	if (errno || *end || end == t + 5 || t[5] < '0' || t[5] > '9' || !port || port > 65535) {
+		return -EINVAL;
+	}
+	n = snprintf(out, cap, v6 ? "[%.*s]:%lu" : "%.*s:%lu", (int)alen, a, port);
+	return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
+}
+
+int engine_sup_p2p_find(const struct engine_sup *es, uint64_t key, unsigned long id)
+{
+	for (unsigned i = 0; i < es->np2p; i++) {
+		if ((key && es->p2p[i].key == key) || (!key && id && es->p2p[i].id == id)) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* engine_sup_p2p_match - index of the desired service that engine entry @it is, or -1. */
+static int engine_sup_p2p_match(const struct engine_sup *es, const cJSON *it)
+{
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(it, "kind");
+	const cJSON *proto = cJSON_GetObjectItemCaseSensitive(it, "protocol");
+	const cJSON *target = cJSON_GetObjectItemCaseSensitive(it, "target");
+	const cJSON *listen = cJSON_GetObjectItemCaseSensitive(it, "listen");
+	const cJSON *peer = cJSON_GetObjectItemCaseSensitive(it, "peer");
+	char hp[ENGINE_P2P_ADDR_MAX];
+	bool fwd;
+
+	if (!cJSON_IsString(kind) || !cJSON_IsString(proto)) {
+		return -1;
+	}
+	fwd = !strcmp(kind->valuestring, "forward");
+	if (fwd && (!cJSON_IsString(listen) || !cJSON_IsString(peer) ||
+		    engine_sup_p2p_listen_hostport(listen->valuestring, hp, sizeof(hp)))) {
+		return -1;
+	}
+	if (!fwd && !cJSON_IsString(target)) {
+		return -1;
+	}
+	for (unsigned i = 0; i < es->np2p; i++) {
+		const struct engine_p2p *p = &es->p2p[i];
+
+		if (p->forward != fwd || strcmp(p->protocol, proto->valuestring)) {
+			continue;
+		}
+		if (fwd ? !strcmp(p->addr, hp) && !strcmp(p->peer, peer->valuestring) :
+			  !strcmp(p->addr, target->valuestring)) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* engine_sup_p2p_fail - record why service @i is not running; log when the reason changed. */
+static void engine_sup_p2p_fail(struct engine_sup *es, unsigned i, const char *why)
+{
+	struct engine_p2p *p = &es->p2p[i];
+
+	if (strncmp(p->error, why, sizeof(p->error) - 1)) {
+		pr_warn(MOD, "p2p %s %s %s: %s", p->forward ? "forward" : "expose", p->protocol,
+			p->addr, why);
+	}
+	snprintf(p->error, sizeof(p->error), "%s", why);
+	p->id = 0;
+}
+
+/* engine_sup_p2p_push - run service @i in the engine. 0 or the engine's error (recorded). */
+static int engine_sup_p2p_push(struct engine_sup *es, unsigned i)
+{
+	struct engine_p2p *p = &es->p2p[i];
+	cJSON *req = cJSON_CreateObject(), *r = NULL;
+	const cJSON *sid;
+	int rc;
+
+	if (!es->p2p_key_file[0]) {
+		engine_sup_p2p_fail(es, i, "libp2p is off");
+		return -NATX_E_UNAVAILABLE;
+	}
+	if (!req ||
+	    !cJSON_AddStringToObject(req, "cmd", p->forward ? "p2p.forward" : "p2p.expose") ||
+	    !cJSON_AddStringToObject(req, "protocol", p->protocol) ||
+	    !cJSON_AddStringToObject(req, p->forward ? "listen" : "target", p->addr) ||
+	    (p->forward && !cJSON_AddStringToObject(req, "addr", p->peer))) {
+		cJSON_Delete(req);
+		return -ENOMEM;
+	}
+	rc = engine_sup_call(es, req, &r);
+	cJSON_Delete(req);
+	sid = cJSON_GetObjectItemCaseSensitive(r, "service_id");
+	if (!rc && cJSON_IsNumber(sid) && sid->valuedouble >= 1) {
+		p->id = (unsigned long)sid->valuedouble;
+		p->error[0] = '\0';
+	} else {
+		engine_sup_p2p_fail(es, i,
+				    rc ? engine_sup_error_text(r, natx_strerror(rc)) :
+					 "engine gave no service id");
+		rc = rc ? rc : -EIO;
+	}
+	cJSON_Delete(r);
+	return rc;
+}
+
+/* engine_sup_p2p_close - p2p.close of engine service @id (its open streams continue). */
+static int engine_sup_p2p_close(struct engine_sup *es, unsigned long id)
+{
+	cJSON *r = NULL;
+	int rc = engine_sup_simple(es, "p2p.close", NULL, NULL, "fwd_id", (double)id, &r);
+
+	cJSON_Delete(r);
+	return rc;
+}
+
+/*
+ * engine_sup_p2p_reconcile - make the engine run exactly the desired libp2p services: match
+ * running ones by kind, protocol and address, close the ones nobody wants (first, so an
+ * unwanted expose does not hold a protocol), add the missing ones.
+ */
+static int engine_sup_p2p_reconcile(struct engine_sup *es)
+{
+	const cJSON *list, *it;
+	cJSON *r = NULL;
+	int rc;
+
+	if (!es->p2p_key_file[0]) {
+		for (unsigned i = 0; i < es->np2p; i++) {
+			engine_sup_p2p_fail(es, i, "libp2p is off");
+		}
+		return 0;
+	}
+	rc = engine_sup_simple(es, "p2p.ls", NULL, NULL, NULL, 0, &r);
+	if (rc) {
+		for (unsigned i = 0; i < es->np2p && es->state == ENGINE_UP; i++) {
+			engine_sup_p2p_fail(es, i, engine_sup_error_text(r, natx_strerror(rc)));
+		}
+		cJSON_Delete(r);
+		return rc;
+	}
+	list = cJSON_GetObjectItemCaseSensitive(r, "services");
+	cJSON_ArrayForEach(it, list)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+		int i = engine_sup_p2p_match(es, it);
+		unsigned long eid;
+
+		if (!cJSON_IsNumber(id) || id->valuedouble < 1 || es->state != ENGINE_UP) {
+			continue;
+		}
+		eid = (unsigned long)id->valuedouble;
+		if (i >= 0 && (!es->p2p[i].id || es->p2p[i].id == eid)) {
+			es->p2p[i].id = eid;
+			es->p2p[i].error[0] = '\0';
+			continue;
+		}
+		pr_info(MOD, "closing p2p service %lu that natxd does not want", eid);
+		engine_sup_p2p_close(es, eid);
+	}
+	cJSON_Delete(r);
+	for (unsigned i = 0; i < es->np2p && es->state == ENGINE_UP; i++) {
+		if (!es->p2p[i].id) {
+			engine_sup_p2p_push(es, i);
+		}
+	}
+	return es->state == ENGINE_UP ? 0 : -EPIPE;
+}
+
+int engine_sup_p2p_define(struct engine_sup *es, const struct engine_p2p *p)
+{
+	if (engine_sup_p2p_find(es, p->key, 0) >= 0) {
+		return -EEXIST;
+	}
+	if (es->np2p == ENGINE_P2P_MAX) {
+		return -ENOSPC;
+	}
+	es->p2p[es->np2p++] = *p;
+	return 0;
+}
+
+int engine_sup_p2p_rm(struct engine_sup *es, unsigned i)
+{
+	unsigned long id = es->p2p[i].id;
+
+	memmove(&es->p2p[i], &es->p2p[i + 1], sizeof(es->p2p[0]) * (es->np2p - i - 1));
+	es->np2p--;
+	return id && es->state == ENGINE_UP ? engine_sup_p2p_close(es, id) : 0;
+}
+
 int engine_sup_sync(struct engine_sup *es)
 {
-	return es->state == ENGINE_UP ? engine_sup_reconcile(es) : -NATX_E_UNAVAILABLE;
+	int rc;
+
+	if (es->state != ENGINE_UP) {
+		return -NATX_E_UNAVAILABLE;
+	}
+	rc = engine_sup_reconcile(es);
+	if (es->state == ENGINE_UP) {
+		int r2 = engine_sup_p2p_reconcile(es);
+
+		rc = rc ? rc : r2;
+	}
+	return rc;
 }
 
 int engine_sup_start(struct engine_sup *es)
@@ -525,6 +791,12 @@ int engine_sup_start(struct engine_sup *es)
 	if (rc && es->state == ENGINE_UP) {
 		pr_warn(MOD, "reconcile: %s", natx_strerror(rc));
 	}
+	if (es->state == ENGINE_UP && (es->np2p || es->p2p_key_file[0])) {
+		rc = engine_sup_p2p_reconcile(es);
+		if (rc && es->state == ENGINE_UP) {
+			pr_warn(MOD, "p2p reconcile: %s", natx_strerror(rc));
+		}
+	}
 	return es->state == ENGINE_UP ? 0 : -EPIPE;
 }
 
@@ -541,6 +813,12 @@ void engine_sup_tick(struct engine_sup *es)
 			for (unsigned i = 0; i < es->nfwd && es->state == ENGINE_UP; i++) {
 				if (!es->fwd[i].id && engine_sup_push(es, i) == 0) {
 					pr_info(MOD, "forward %s is running now", es->fwd[i].spec);
+				}
+			}
+			for (unsigned i = 0; i < es->np2p && es->state == ENGINE_UP; i++) {
+				if (!es->p2p[i].id && engine_sup_p2p_push(es, i) == 0) {
+					pr_info(MOD, "p2p service %s %s is running now",
+						es->p2p[i].protocol, es->p2p[i].addr);
 				}
 			}
 		}
@@ -560,8 +838,8 @@ int engine_sup_timeout_ms(const struct engine_sup *es)
 	if (es->state == ENGINE_UP) {
 		int paid = tunnel_paid_timeout_ms(es); /* paid tunnels: a sync each second */
 
-		for (unsigned i = 0; i < es->nfwd; i++) {
-			if (!es->fwd[i].id) {
+		for (unsigned i = 0; i < es->nfwd + es->np2p; i++) {
+			if (i < es->nfwd ? !es->fwd[i].id : !es->p2p[i - es->nfwd].id) {
 				int t = es->fwd_retry_at_ms > now ?
 						(int)(es->fwd_retry_at_ms - now) :
 						0;

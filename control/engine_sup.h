@@ -30,6 +30,10 @@ enum {
 	ENGINE_STABLE_MS = 10000, /* up this long: the restart backoff starts over */
 	ENGINE_START_WAIT_MS = 5000, /* a spawned engine must answer within this */
 	ENGINE_FWD_RETRY_MS = 5000, /* failed forwards (port busy, name unresolvable) retried */
+	ENGINE_P2P_MAX = 32, /* desired libp2p services (the engine holds 32) */
+	ENGINE_P2P_PROTO_MAX = 128, /* protocol name, NUL included */
+	ENGINE_P2P_ADDR_MAX = 256, /* host:port */
+	ENGINE_P2P_PEER_MAX = 1024, /* peer multiaddr text */
 };
 
 enum engine_state {
@@ -46,6 +50,21 @@ struct engine_fwd {
 	char spec[CTL_SPEC_MAX + 1];
 	enum engine_fwd_source source;
 	unsigned long id; /* engine's forward id, 0 when not running in the engine */
+	char error[ENGINE_ERR_MAX]; /* why it is not running, "" when it is or when unknown */
+};
+
+/*
+ * A desired libp2p service (`natxctl p2p expose|forward`, persisted by natxd). @key is natxd's
+ * stable id (the store's row id); @id the engine's, which changes when the engine restarts.
+ */
+struct engine_p2p {
+	uint64_t key;
+	bool forward; /* forward (else expose) */
+	char protocol[ENGINE_P2P_PROTO_MAX];
+	char addr
+		[ENGINE_P2P_ADDR_MAX]; /* expose: target host:port; forward: bound listen ip:port */
+	char peer[ENGINE_P2P_PEER_MAX]; /* forward: peer multiaddr with /p2p/ID */
+	unsigned long id; /* engine's service id, 0 when not running in the engine */
 	char error[ENGINE_ERR_MAX]; /* why it is not running, "" when it is or when unknown */
 };
 
@@ -81,6 +100,15 @@ struct engine_sup {
 
 	struct engine_fwd fwd[ENGINE_FWD_MAX];
 	unsigned nfwd;
+	struct engine_p2p p2p[ENGINE_P2P_MAX];
+	unsigned np2p;
+
+	/* The engine's STUN responder as natxd wants it (bpf_mgr.c); pushed on every (re)connect
+	 * once stun_decided. */
+	bool stun_decided, stun_want;
+	char stun_listen[64];
+	unsigned stun_rate, stun_burst;
+	char stun_error[ENGINE_ERR_MAX]; /* why the last stun.set failed, "" when it did not */
 
 	struct ctl_rx rx; /* reply framing (replies may exceed the request limit) */
 };
@@ -149,10 +177,40 @@ int engine_sup_forward_find(const struct engine_sup *es, const char *spec, unsig
 int engine_sup_forward_define(struct engine_sup *es, const char *spec, enum engine_fwd_source src);
 
 /*
+ * engine_sup_p2p_define - record a desired libp2p service (copied; @p->id says whether it
+ * already runs in the engine). 0, -EEXIST (same key), -ENOSPC. Pushed by the next reconcile
+ * (engine start, restart, engine_sup_sync) or retry tick when its id is 0.
+ */
+int engine_sup_p2p_define(struct engine_sup *es, const struct engine_p2p *p);
+
+/* engine_sup_p2p_find - index of the service with natxd key @key, or of engine @id (key 0). */
+int engine_sup_p2p_find(const struct engine_sup *es, uint64_t key, unsigned long id);
+
+/*
+ * engine_sup_p2p_rm - forget the desired service at index @i and close it in the engine when
+ * it runs there (open streams continue). 0 or the engine's error (forgotten anyway).
+ */
+int engine_sup_p2p_rm(struct engine_sup *es, unsigned i);
+
+/*
+ * engine_sup_p2p_listen_hostport - the engine's listen multiaddr (/ip4/A/tcp/P, /ip6/A/tcp/P)
+ * as "A:P" / "[A]:P" in @out (room @cap). 0 or -EINVAL.
+ */
+int engine_sup_p2p_listen_hostport(const char *ma, char *out, size_t cap);
+
+/*
  * engine_sup_stop - natxd is exiting: with @keep, just disconnect (flows keep running);
  * otherwise ask the engine to shut down with drain_ms and wait (bounded) for it to go.
  */
 void engine_sup_stop(struct engine_sup *es, bool keep);
+
+/*
+ * engine_sup_stun_set - want the engine's STUN responder on @listen with @rate/@burst, or
+ * none (@listen NULL). Recorded, and sent now (stun.set / stun.stop) when the engine is up;
+ * pushed again whenever the engine comes back. Returns 0, -NATX_E_UNAVAILABLE (down: applied
+ * when it comes up), or the engine's error with stun_error set.
+ */
+int engine_sup_stun_set(struct engine_sup *es, const char *listen, unsigned rate, unsigned burst);
 
 /* engine_sup_state_name - "up" or "down". */
 const char *engine_sup_state_name(enum engine_state s);

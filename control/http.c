@@ -12,6 +12,7 @@
 #include "ctl_server.h"
 #include "daemon.h"
 #include "http.h"
+#include "p2p_svc.h"
 #include "l402_http.h"
 #include "natx/err.h"
 #include "natx/log.h"
@@ -497,6 +498,7 @@ char *http_prometheus(struct natxd *d)
 				(int)hs == k);
 		}
 	}
+	natxd_p2p_relay_prom(d, f); /* natx_relay_*: circuit relay counters (p2p_svc.c) */
 	fprintf(f,
 		"# HELP natx_engine_up 1 when natx-engine is connected\n"
 		"# TYPE natx_engine_up gauge\nnatx_engine_up %d\n",

@@ -349,6 +349,14 @@ static void print_engine(const cJSON *r)
 		       j_num(s, "bytes_out"), j_num(s, "packets_in"), j_num(s, "packets_out"),
 		       j_num(s, "drops"));
 	}
+	s = j_obj(e, "steering");
+	if (s) {
+		printf("steering: %s", j_str(s, "mode"));
+		if (strcmp(j_str(s, "mode"), "bpf")) {
+			printf(" (%s)", j_str(s, "reason"));
+		}
+		printf("\n");
+	}
 }
 
 /* print_counters - "name value" pairs of a counter object on one line. */
@@ -377,11 +385,27 @@ static void print_bpf(const cJSON *r)
 		printf("counters:");
 		print_counters(j_obj(x, "counters"));
 	} else if (!strcmp(active, "fallback")) {
-		printf("user-space fallback: %s\n", j_str(b, "reason"));
-		printf("listening %s (not accelerated)\ncounters:", j_str(f, "listen"));
+		printf("engine (user space) STUN responder: %s\n", j_str(b, "reason"));
+		if (j_bool(f, "running")) {
+			printf("listening %s (not accelerated)\ncounters:", j_str(f, "listen"));
+		} else {
+			printf("not answering: %s\ncounters:", j_str(f, "error"));
+		}
 		print_counters(j_obj(f, "counters"));
 	} else {
 		printf("no STUN responder (%s): %s\n", active, j_str(b, "reason"));
+	}
+	if (j_obj(b, "steering")) {
+		const cJSON *st = j_obj(b, "steering");
+
+		printf("engine SO_REUSEPORT steering: %s", j_str(st, "mode"));
+		if (!strcmp(j_str(st, "mode"), "bpf")) {
+			printf(" (program id %.0f, groups %.0f, steered %.0f, fallback %.0f)\n",
+			       j_num(st, "prog_id"), j_num(st, "groups"), j_num(st, "steered"),
+			       j_num(st, "fallback"));
+		} else {
+			printf(" (%s)\n", j_str(st, "reason"));
+		}
 	}
 	if (p) {
 		printf("punch steering (sk_lookup): %s, program id %.0f, ports %.0f-%.0f, "
@@ -490,8 +514,82 @@ static void print_tunnels(const cJSON *r)
 	}
 }
 
+/* print_peers - `peers`: one line per live connection, then the kept peers. */
+static void print_peers(const cJSON *r)
+{
+	const cJSON *p;
+
+	printf("%-54s %-8s %-4s %7s %8s  %s\n", "PEER", "PATH", "DIR", "RTT_MS", "AGE_S",
+	       "ADDRESS / RELAY");
+	cJSON_ArrayForEach(p, j_obj(r, "peers"))
+	{
+		bool relayed = j_obj(p, "relay") != NULL;
+
+		printf("%-54s %-8s %-4s %7.0f %8.1f  %s%s\n", j_str(p, "peer_id"), j_str(p, "path"),
+		       j_str(p, "direction"), j_num(p, "rtt_ms"), j_num(p, "age_s"),
+		       relayed ? "via " : "", relayed ? j_str(p, "relay") : j_str(p, "addr"));
+	}
+	cJSON_ArrayForEach(p, j_obj(r, "kept"))
+	{
+		printf("kept %s (%s): %s", j_str(p, "addr"),
+		       j_bool(p, "bootstrap") ? "bootstrap" : "relay",
+		       j_bool(p, "connected") ? "connected" : "reconnecting");
+		if (j_bool(p, "reserved")) {
+			printf(", reserved: %s", j_str(p, "circuit_addr"));
+		}
+		if (j_obj(p, "last_refusal")) {
+			printf(", last refusal %s", j_str(p, "last_refusal"));
+		}
+		printf("\n");
+	}
+}
+
+/* print_relay - `relay status`: settings, counters, circuits, top talkers, our reservations. */
+static void print_relay(const cJSON *r)
+{
+	const cJSON *e;
+
+	printf("relay server: %s\n", j_bool(r, "enabled") ? "on" : "off");
+	if (j_obj(r, "limits")) {
+		printf("limits:\n");
+		print_kv(j_obj(r, "limits"), "  ");
+		printf("counters:\n");
+		print_kv(j_obj(r, "counters"), "  ");
+		printf("circuits:\n");
+		cJSON_ArrayForEach(e, j_obj(r, "circuits"))
+		{
+			printf("  %s -> %s  %.0f / %.0f bytes, %.0f ms\n", j_str(e, "src"),
+			       j_str(e, "dst"), j_num(e, "bytes_src_to_dst"),
+			       j_num(e, "bytes_dst_to_src"), j_num(e, "age_ms"));
+		}
+		printf("top talkers:\n");
+		cJSON_ArrayForEach(e, j_obj(r, "top_talkers"))
+		{
+			printf("  %-54s %.0f bytes\n", j_str(e, "peer_id"), j_num(e, "bytes"));
+		}
+	}
+	cJSON_ArrayForEach(e, j_obj(r, "node_reservations"))
+	{
+		printf("our reservation on %s: %s\n", j_str(e, "addr"),
+		       j_bool(e, "reserved") ? j_str(e, "circuit_addr") : "none (retrying)");
+	}
+}
+
 static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 {
+	if (!strcmp(c->name, "peers")) {
+		print_peers(r);
+		return;
+	}
+	if (!strcmp(c->name, "relay.status")) {
+		print_relay(r);
+		return;
+	}
+	if (!strcmp(c->name, "reserve")) {
+		printf("reserved on %s (expires in %.0f s)\n%s\n", j_str(r, "peer_id"),
+		       j_num(r, "expire_in_s"), j_str(r, "circuit_addr"));
+		return;
+	}
 	if (!strcmp(c->name, "invoice.list")) {
 		print_invoices(r);
 		return;

@@ -236,6 +236,7 @@ static int natxd_run(struct natxd *d)
 			natxd_engine_watch(&lp);
 		}
 		engine_sup_tick(&d->eng);
+		natxd_p2p_tick(d); /* relay settings, bootstrap peers: once per engine */
 		if (d->http) {
 			http_server_run(d->http);
 		}
@@ -469,7 +470,7 @@ int main(int argc, char **argv)
 		NATX_VERSION, d.cfg.socket_path, d.http ? d.http_bound : "off", d.cfg.database,
 		d.eng.nfwd);
 	engine_sup_start(&d.eng);
-	bpf_mgr_init(&d.bpf, d.epfd);
+	bpf_mgr_init(&d.bpf, &d.eng);
 	bpf_mgr_apply(&d.bpf, &d.cfg);
 
 	status = natxd_run(&d);

@@ -8,6 +8,7 @@
 #define NATX_CONTROL_P2P_SVC_H
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 #include "ctl_req.h"
 
@@ -18,7 +19,9 @@ struct ctl_caller;
 #define P2P_KEY_FILE_NAME "libp2p.key"
 
 /*
- * natxd_p2p_setup - when nat_traversal.enable_libp2p: create or load the identity in the state
+ * natxd_p2p_setup - load the stored p2p services into the engine supervisor (desired, pushed
+ * when the engine starts; they wait with an error while libp2p is off). Then, when
+ * nat_traversal.enable_libp2p: create or load the identity in the state
  * directory and tell the engine supervisor to pass --p2p-key-file / --p2p-listen. A failure is
  * logged and leaves libp2p off (d->p2p_error says why); natxd keeps running.
  */
@@ -37,9 +40,46 @@ int natxd_cmd_peer(struct natxd *d, const struct ctl_caller *who, const struct c
 		   cJSON *reply, char *msg);
 int natxd_cmd_ping(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		   cJSON *reply, char *msg);
-/* natxd_cmd_p2p_svc - p2p.expose / p2p.forward / p2p.ls / p2p.close, passed to the engine. */
+/*
+ * natxd_cmd_p2p_svc - p2p.expose / p2p.forward / p2p.ls / p2p.close. A service the engine
+ * accepted is stored (SQLite p2p_services) and kept desired in the engine supervisor, which
+ * pushes it again when the engine restarts; its id is natxd's (the row id), stable across
+ * restarts. A forward is stored with the listen address the engine bound (port 0 resolved), so
+ * it comes back on the same port. p2p.close forgets it (store and engine).
+ */
 int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		      cJSON *reply, char *msg);
+/*
+ * p2p_svc_forward_add - what `p2p forward PROTOCOL LISTEN PEER` does, for natxd's own callers:
+ * the engine runs it and it is persisted; @reply gets "service_id" (natxd's id) and "service"
+ * (with "listen", the bound address). 0 or the errors of p2p_engine_call / persistence.
+ */
+int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *listen, const char *peer,
+			cJSON *reply, char *msg);
+
+/* p2p_svc_remove - `p2p close ID` for natxd's own callers. 0, -ENOENT, or -EIO with @msg. */
+int p2p_svc_remove(struct natxd *d, unsigned long long id, char *msg);
+/* natxd_cmd_peers / reserve / relay_status - engine p2p.peers / p2p.reserve / p2p.relay.status. */
+int natxd_cmd_peers(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		    cJSON *reply, char *msg);
+int natxd_cmd_reserve(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		      cJSON *reply, char *msg);
+int natxd_cmd_relay_status(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			   cJSON *reply, char *msg);
+
+/*
+ * natxd_p2p_tick - from the main loop: once per engine instance (a new or restarted engine),
+ * turn the relay on with the [relay] settings and hand it the bootstrap peers to keep
+ * connected (p2p.relay.setup, p2p.keep).
+ */
+void natxd_p2p_tick(struct natxd *d);
+
+/* natxd_p2p_relay_metrics - add "relay": {counters} to @o when the relay runs. */
+void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o);
+
+/* natxd_p2p_relay_prom - the relay's counters as Prometheus text (natx_relay_*), when it runs. */
+void natxd_p2p_relay_prom(struct natxd *d, FILE *f);
+
 int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		       cJSON *reply, char *msg);
 

@@ -80,6 +80,17 @@ static const char *const store_migrations[] = {
 	" handle TEXT NOT NULL,"
 	" reason TEXT NOT NULL DEFAULT '',"
 	" created_at INTEGER NOT NULL);",
+	/* 4: libp2p services of `natxctl p2p expose|forward`, pushed to the engine at start */
+	"CREATE TABLE p2p_services ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT," /* ids are never reused: a stale close fails */
+	" kind TEXT NOT NULL CHECK (kind IN ('expose','forward')),"
+	" protocol TEXT NOT NULL,"
+	" addr TEXT NOT NULL,"
+	" peer TEXT NOT NULL DEFAULT '',"
+	" created_at INTEGER NOT NULL,"
+	" UNIQUE (kind, protocol, addr, peer));"
+	"CREATE UNIQUE INDEX p2p_services_expose ON p2p_services (protocol)"
+	" WHERE kind = 'expose';",
 };
 
 enum { STORE_VERSION = sizeof(store_migrations) / sizeof(store_migrations[0]) };
@@ -512,6 +523,77 @@ int store_conn_each(struct store *st, int (*fn)(void *arg, const struct store_co
 		store_col(q, 7, c.reason, sizeof(c.reason));
 		c.created_s = (uint64_t)sqlite3_column_int64(q, 8);
 		r = fn(arg, &c);
+		if (r) {
+			sqlite3_finalize(q);
+			return r;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_p2p_add(struct store *st, struct store_p2p *s, uint64_t now_s)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st,
+			       "INSERT INTO p2p_services (kind, protocol, addr, peer, created_at)"
+			       " VALUES (?, ?, ?, ?, ?)",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, s->forward ? "forward" : "expose", -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, s->protocol, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 3, s->addr, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 4, s->forward ? s->peer : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)now_s);
+	rc = store_run(st, q);
+	if (!rc) {
+		s->id = (uint64_t)sqlite3_last_insert_rowid(st->db);
+	}
+	return rc;
+}
+
+int store_p2p_rm(struct store *st, uint64_t id)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "DELETE FROM p2p_services WHERE id = ?", &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+	rc = store_run(st, q);
+	if (!rc && sqlite3_changes(st->db) == 0) {
+		return -ENOENT;
+	}
+	return rc;
+}
+
+int store_p2p_each(struct store *st, int (*fn)(void *arg, const struct store_p2p *s), void *arg)
+{
+	struct store_p2p s;
+	sqlite3_stmt *q;
+	int rc = store_prepare(st,
+			       "SELECT id, kind, protocol, addr, peer FROM p2p_services"
+			       " ORDER BY id",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const unsigned char *kind = sqlite3_column_text(q, 1);
+		int r;
+
+		memset(&s, 0, sizeof(s));
+		s.id = (uint64_t)sqlite3_column_int64(q, 0);
+		s.forward = kind && !strcmp((const char *)kind, "forward");
+		store_col(q, 2, s.protocol, sizeof(s.protocol));
+		store_col(q, 3, s.addr, sizeof(s.addr));
+		store_col(q, 4, s.peer, sizeof(s.peer));
+		r = fn(arg, &s);
 		if (r) {
 			sqlite3_finalize(q);
 			return r;

@@ -8,6 +8,7 @@
  *   payment_receipts   settled payments (payment hash, preimage, amount)
  *   forwards           forwards added with `natxctl forward add` (config ones are not stored)
  *   connection_history one row per connect request, for metrics
+ *   p2p_services       libp2p services added with `natxctl p2p expose|forward` (version 4)
  *
  * A database that is corrupt, not a database, locked by another process or newer than this
  * natxd is reported with a clear message and left untouched: it is never silently recreated.
@@ -86,6 +87,40 @@ int store_node_put(struct store *st, const struct store_node *n);
 
 /* store_node_get - fetch a node. 0, -ENOENT, or -EIO. */
 int store_node_get(struct store *st, const char *node_id, struct store_node *out);
+
+enum {
+	STORE_P2P_PROTO_MAX = 128, /* bytes of a protocol name, NUL included (engine's limit) */
+	STORE_P2P_ADDR_MAX = 256, /* host:port */
+	STORE_P2P_PEER_MAX = 1024, /* peer multiaddr text */
+};
+
+/*
+ * A libp2p service (the p2p_services table). @id is its row id: natxd's service id, stable
+ * across natxd and engine restarts. @addr is the expose target (host:port as given) or the
+ * forward's bound listen address ("ip:port" / "[ip6]:port", never port 0).
+ */
+struct store_p2p {
+	uint64_t id;
+	bool forward; /* forward (else expose) */
+	char protocol[STORE_P2P_PROTO_MAX];
+	char addr[STORE_P2P_ADDR_MAX];
+	char peer[STORE_P2P_PEER_MAX]; /* forward: the peer multiaddr with /p2p/ID; "" for expose */
+};
+
+/*
+ * store_p2p_add - persist @s and set s->id. 0, -EEXIST (same service, or a second expose of
+ * the protocol), or -EIO.
+ */
+int store_p2p_add(struct store *st, struct store_p2p *s, uint64_t now_s);
+
+/* store_p2p_rm - forget service @id. 0, -ENOENT, or -EIO. */
+int store_p2p_rm(struct store *st, uint64_t id);
+
+/*
+ * store_p2p_each - call @fn for every stored service in id order. Stops and returns the first
+ * non-zero value of @fn; 0 or -EIO otherwise.
+ */
+int store_p2p_each(struct store *st, int (*fn)(void *arg, const struct store_p2p *s), void *arg);
 
 /* store_errmsg - the last SQLite message (for logs). */
 const char *store_errmsg(struct store *st);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "stun_server.h"
 #include "natx/log.h"
 
 void args_defaults(struct engine_cfg *cfg)
@@ -36,6 +37,8 @@ const char *args_usage(void)
 	       "                   [--udp-buf-size BYTES] [--udp-buf-count N]\n"
 	       "                   [--keepalive] [--no-pin] [--log FILTER] [--help] [--version]\n"
 	       "                   [--p2p-key-file PATH [--p2p-listen MULTIADDR]]\n"
+	       "                   [--steer auto|bpf|kernel] [--stun-listen ADDR:PORT\n"
+	       "                   [--stun-rate N] [--stun-burst N]]\n"
 	       "SPEC = tcp|udp:LISTEN=UPSTREAM, LISTEN/UPSTREAM = host:port or [v6addr]:port\n"
 	       "       e.g. tcp:0.0.0.0:8080=127.0.0.1:80  udp:[::1]:5353=[::1]:53\n";
 }
@@ -120,6 +123,8 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			"--max-flows",	     "--log",
 			"--udp-buf-size",    "--udp-buf-count",
 			"--p2p-key-file",    "--p2p-listen",
+			"--steer",	     "--stun-listen",
+			"--stun-rate",	     "--stun-burst",
 		};
 		bool known = false;
 
@@ -210,6 +215,33 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			}
 		} else if (!strcmp(opt, "--max-flows")) {
 			ret = args_u32(opt, val, 16, 1u << 22, &cfg->max_flows, err);
+		} else if (!strcmp(opt, "--steer")) {
+			if (!strcmp(val, "auto")) {
+				cfg->steer = STEER_AUTO;
+			} else if (!strcmp(val, "bpf")) {
+				cfg->steer = STEER_BPF;
+			} else if (!strcmp(val, "kernel")) {
+				cfg->steer = STEER_KERNEL;
+			} else {
+				snprintf(err, ARGS_ERR_MAX,
+					 "--steer: expected auto, bpf or kernel");
+				ret = -EINVAL;
+			}
+		} else if (!strcmp(opt, "--stun-listen")) {
+			struct sockaddr_storage ss;
+			socklen_t sl;
+
+			if (stun_sockaddr_parse(val, &ss, &sl)) {
+				snprintf(err, ARGS_ERR_MAX,
+					 "--stun-listen: '%.64s' is not IPv4:PORT or [IPv6]:PORT",
+					 val);
+				ret = -EINVAL;
+			}
+			cfg->stun_listen = val;
+		} else if (!strcmp(opt, "--stun-rate")) {
+			ret = args_u32(opt, val, 0, 10000000, &cfg->stun_rate, err);
+		} else if (!strcmp(opt, "--stun-burst")) {
+			ret = args_u32(opt, val, 0, 10000000, &cfg->stun_burst, err);
 		} else if (!strcmp(opt, "--tcp-mode")) {
 			if (!strcmp(val, "splice")) {
 				cfg->tcp_mode = TCP_MODE_SPLICE;

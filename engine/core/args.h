@@ -16,6 +16,9 @@ enum { ARGS_FORWARDS_MAX = 256, ARGS_ERR_MAX = 320 };
 
 enum tcp_mode { TCP_MODE_SPLICE = 0, TCP_MODE_URING = 1 };
 
+/* --steer: who picks a reuseport group's shard (steer_eng.h). */
+enum steer_mode { STEER_AUTO = 0, STEER_BPF = 1, STEER_KERNEL = 2 };
+
 struct engine_cfg {
 	unsigned int shards; /* 0 = one per online CPU */
 	const char *forwards[ARGS_FORWARDS_MAX]; /* borrowed from argv */
@@ -38,6 +41,10 @@ struct engine_cfg {
 	uint32_t zc_threshold; /* uring mode: SEND_ZC at or above this size, 0 = never */
 	uint32_t max_flows; /* per shard */
 	enum tcp_mode tcp_mode;
+	enum steer_mode steer; /* default auto: BPF when it loads, kernel hash otherwise */
+	const char *stun_listen; /* engine STUN Binding responder address, NULL = off */
+	uint32_t stun_rate; /* per-source Binding requests/s, 0 = unlimited */
+	uint32_t stun_burst; /* bucket size, 0 = rate */
 	bool keepalive; /* SO_KEEPALIVE on both sockets of a TCP flow */
 	bool no_pin; /* leave shard threads unpinned (shared benchmark machines) */
 	bool help;

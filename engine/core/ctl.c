@@ -14,6 +14,8 @@
 #include "p2p_host.h"
 #include "tun_eng.h"
 #include "stats_json.h"
+#include "steer_eng.h"
+#include "stun_eng.h"
 
 #define MOD "ctl"
 
@@ -51,6 +53,8 @@ static void ctl_cmd_hello(struct ctl_server *s, struct engine *eng, const struct
 	cJSON_AddNumberToObject(reply, "pid", getpid());
 	cJSON_AddNumberToObject(reply, "shards", eng->nshards);
 	cJSON_AddNumberToObject(reply, "started_at", (double)eng->started_at);
+	cJSON_AddStringToObject(reply, "steering", steer_eng_mode(eng));
+	cJSON_AddBoolToObject(reply, "stun", eng->stun != NULL);
 }
 
 static void ctl_forward_json(struct engine *eng, const struct forward *f, cJSON *o, bool full)
@@ -264,6 +268,85 @@ static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const stru
 	}
 }
 
+/* ctl_cmd_stun - stun.set (start, or restart with new settings) / stun.stop. */
+static void ctl_cmd_stun(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			 cJSON *reply, struct ctl_result *r)
+{
+	int ret = 0;
+
+	if (req->cmd == CTL_STUN_STOP) {
+		stun_eng_close(eng);
+	} else {
+		ret = stun_eng_open(eng, req->listen, req->rate, req->burst, r->msg,
+				    sizeof(r->msg));
+	}
+	if (ret) {
+		r->code = ctl_errno_code(ret);
+		return;
+	}
+	stun_eng_json(eng, reply);
+}
+
+/* ctl_move_members - move @o's members into @reply, free @o. */
+static void ctl_move_members(cJSON *o, cJSON *reply)
+{
+	cJSON *item;
+
+	while ((item = o->child)) {
+		cJSON_DetachItemViaPointer(o, item);
+		cJSON_AddItemToObject(reply, item->string, item);
+	}
+	cJSON_Delete(o);
+}
+
+/* ctl_cmd_p2p_relay - p2p.relay.setup / .status, p2p.reserve / keep / peers (p2p_host.h). */
+static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			      cJSON *reply, struct ctl_result *r)
+{
+	uint32_t tmo = req->timeout_ms ? req->timeout_ms : P2P_DIAL_TIMEOUT_MS + 2000;
+	cJSON *o = NULL;
+	int ret;
+
+	switch (req->cmd) {
+	case CTL_P2P_RELAY_SETUP:
+		ret = p2p_eng_relay_setup(eng, req->relay, r->msg, sizeof(r->msg));
+		break;
+	case CTL_P2P_RELAY_STATUS:
+		ret = p2p_eng_call(eng, 0, P2P_REQ_RELAY_STATUS, NULL, 0, 5000, &o, r->msg,
+				   sizeof(r->msg));
+		break;
+	case CTL_P2P_RESERVE:
+	case CTL_P2P_KEEP:
+		ret = p2p_eng_call(eng, 0,
+				   req->cmd == CTL_P2P_RESERVE ? P2P_REQ_RESERVE : P2P_REQ_KEEP,
+				   req->addr, 0, tmo, &o, r->msg, sizeof(r->msg));
+		break;
+	default:
+		ret = p2p_eng_peers_json(eng, &o, r->msg, sizeof(r->msg));
+		break;
+	}
+	if (ret == -ENOTCONN && p2p_eng_error()[0]) {
+		snprintf(r->msg, sizeof(r->msg), "libp2p is not enabled: %.200s", p2p_eng_error());
+	}
+	if (ret) {
+		r->code = ret == -ENOTCONN     ? "p2p_off" :
+			  ret == -EINVAL       ? "bad_addr" :
+			  ret == -EBUSY	       ? "busy" :
+			  ret == -ETIMEDOUT    ? "timeout" :
+			  ret == -EEXIST       ? "exists" :
+			  ret == -ENOSPC       ? "limit" :
+			  ret == -EKEYREJECTED ? "peer_mismatch" :
+						 "p2p_failed";
+		if (req->cmd == CTL_P2P_RELAY_SETUP && ret == -EINVAL) {
+			r->code = "bad_request";
+		}
+		return;
+	}
+	if (o) {
+		ctl_move_members(o, reply);
+	}
+}
+
 /* ctl_cmd_tunnel - tunnel.server|client|add|rm|ls (tun_eng.c). */
 static void ctl_cmd_tunnel(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
 			   cJSON *reply, struct ctl_result *r)
@@ -292,6 +375,14 @@ static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_P2P_FORWARD] = ctl_cmd_p2p_svc,
 	[CTL_P2P_LS] = ctl_cmd_p2p_svc,
 	[CTL_P2P_CLOSE] = ctl_cmd_p2p_svc,
+	/* STUN responder (stun_eng.h) */
+	[CTL_STUN_SET] = ctl_cmd_stun,
+	[CTL_STUN_STOP] = ctl_cmd_stun,
+	[CTL_P2P_RELAY_SETUP] = ctl_cmd_p2p_relay,
+	[CTL_P2P_RELAY_STATUS] = ctl_cmd_p2p_relay,
+	[CTL_P2P_RESERVE] = ctl_cmd_p2p_relay,
+	[CTL_P2P_KEEP] = ctl_cmd_p2p_relay,
+	[CTL_P2P_PEERS] = ctl_cmd_p2p_relay,
 	/* tunnel (tun_eng.h) */
 	[CTL_TUN_SERVER] = ctl_cmd_tunnel,
 	[CTL_TUN_CLIENT] = ctl_cmd_tunnel,

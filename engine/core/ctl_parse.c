@@ -25,6 +25,13 @@ static const struct {
 	{ "p2p.forward", CTL_P2P_FORWARD },
 	{ "p2p.ls", CTL_P2P_LS },
 	{ "p2p.close", CTL_P2P_CLOSE },
+	{ "stun.set", CTL_STUN_SET },
+	{ "stun.stop", CTL_STUN_STOP },
+	{ "p2p.relay.setup", CTL_P2P_RELAY_SETUP },
+	{ "p2p.relay.status", CTL_P2P_RELAY_STATUS },
+	{ "p2p.reserve", CTL_P2P_RESERVE },
+	{ "p2p.keep", CTL_P2P_KEEP },
+	{ "p2p.peers", CTL_P2P_PEERS },
 	{ "tunnel.server", CTL_TUN_SERVER },
 	{ "tunnel.client", CTL_TUN_CLIENT },
 	{ "tunnel.add", CTL_TUN_ADD },
@@ -168,7 +175,48 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		snprintf(msg, CTL_MSG_MAX, "\"timeout_ms\" must be an integer 0..600000");
 		goto delete_root;
 	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "rate");
+	if (arg && !ctl_json_u32(arg, 10000000.0, &req->rate)) {
+		snprintf(msg, CTL_MSG_MAX, "\"rate\" must be an integer 0..10000000");
+		goto delete_root;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "burst");
+	if (arg && !ctl_json_u32(arg, 10000000.0, &req->burst)) {
+		snprintf(msg, CTL_MSG_MAX, "\"burst\" must be an integer 0..10000000");
+		goto delete_root;
+	}
+	arg = cJSON_GetObjectItemCaseSensitive(root, "relay");
+	if (arg) {
+		if (!cJSON_IsObject(arg)) {
+			snprintf(msg, CTL_MSG_MAX, "\"relay\" must be an object");
+			goto delete_root;
+		}
+		req->relay = cJSON_Duplicate(arg, true); /* checked by p2p_eng_relay_setup */
+		if (!req->relay) {
+			snprintf(msg, CTL_MSG_MAX, "out of memory");
+			goto delete_root;
+		}
+	}
 	switch (req->cmd) {
+	case CTL_STUN_SET:
+		if (!req->listen[0]) {
+			snprintf(msg, CTL_MSG_MAX, "stun.set needs \"listen\"");
+			goto delete_root;
+		}
+		break;
+	case CTL_P2P_RELAY_SETUP:
+		if (!req->relay) {
+			snprintf(msg, CTL_MSG_MAX, "p2p.relay.setup needs a \"relay\" object");
+			goto delete_root;
+		}
+		break;
+	case CTL_P2P_RESERVE:
+	case CTL_P2P_KEEP:
+		if (!req->has_addr) {
+			snprintf(msg, CTL_MSG_MAX, "%s needs \"addr\"", cmd->valuestring);
+			goto delete_root;
+		}
+		break;
 	case CTL_P2P_EXPOSE:
 		if (!req->protocol[0] || !req->target[0]) {
 			snprintf(msg, CTL_MSG_MAX, "p2p.expose needs \"protocol\" and \"target\"");
@@ -241,6 +289,8 @@ void ctl_req_cleanup(struct ctl_req *req)
 {
 	cJSON_Delete(req->id);
 	req->id = NULL;
+	cJSON_Delete(req->relay);
+	req->relay = NULL;
 	cJSON_Delete(req->args);
 	req->args = NULL;
 }

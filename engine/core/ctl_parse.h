@@ -31,6 +31,13 @@ enum ctl_cmd {
 	CTL_P2P_FORWARD,
 	CTL_P2P_LS,
 	CTL_P2P_CLOSE,
+	CTL_STUN_SET,
+	CTL_STUN_STOP,
+	CTL_P2P_RELAY_SETUP,
+	CTL_P2P_RELAY_STATUS,
+	CTL_P2P_RESERVE,
+	CTL_P2P_KEEP,
+	CTL_P2P_PEERS,
 	CTL_TUN_SERVER, /* tunnel.* (tun_eng.h): arguments in req->args */
 	CTL_TUN_CLIENT,
 	CTL_TUN_ADD,
@@ -55,7 +62,9 @@ struct ctl_req {
 	uint32_t timeout_ms; /* p2p.ping, p2p.identify: 0 = default */
 	char protocol[CTL_ADDR_MAX]; /* p2p.expose, p2p.forward */
 	char target[CTL_ADDR_MAX]; /* p2p.expose: host:port */
-	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port */
+	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port; stun.set: IPv4:PORT / [IPv6]:PORT */
+	uint32_t rate, burst; /* stun.set: per-source Binding limit, 0 = unlimited / = rate */
+	cJSON *relay; /* p2p.relay.setup: owned copy of the settings object */
 	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 

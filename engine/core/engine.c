@@ -18,6 +18,8 @@
 #include "engine.h"
 #include "natx/log.h"
 #include "p2p_host.h"
+#include "steer_eng.h"
+#include "stun_eng.h"
 #include "tun_eng.h"
 #include "natx/udata.h"
 
@@ -148,6 +150,17 @@ int engine_start(struct engine *eng, struct engine_cfg *cfg, char *err, size_t e
 		snprintf(err, errlen, "io_uring unavailable: %s", strerror(-ret));
 		return ret;
 	}
+	ret = steer_eng_start(eng, err, errlen);
+	if (ret) {
+		goto stop;
+	}
+	if (cfg->stun_listen) {
+		ret = stun_eng_open(eng, cfg->stun_listen, cfg->stun_rate, cfg->stun_burst, err,
+				    errlen);
+		if (ret) {
+			goto stop;
+		}
+	}
 	eng->recv_cap = engine_probe_recv_cap();
 	pr_info(MOD, "multishot recv byte cap: %s",
 		eng->recv_cap ? "yes (per-flow budget enforced by the kernel)" :
@@ -206,12 +219,8 @@ static int engine_msg(struct engine *eng, unsigned int i, enum shard_msg cmd, ui
 	return ret < 0 ? ret : 0;
 }
 
-/*
- * engine_wait_acks - wait for @n acks of @cmd (slot @slot) from shards, up to @ms.
- * Returns the number received; *res gets the first failure.
- */
-static unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot,
-				     unsigned int n, int ms, int *res)
+unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot, unsigned int n,
+			      int ms, int *res)
 {
 	unsigned int got = 0;
 	uint64_t deadline = now_ms_get() + (uint64_t)ms;
@@ -422,6 +431,7 @@ int engine_forward_add(struct engine *eng, const char *text, enum fwd_origin ori
 	f->origin = origin;
 	f->addr = a;
 	snprintf(f->spec, sizeof(f->spec), "%s", canon);
+	steer_eng_group_add(eng, slot, fds, n, f->id, 0);
 	spec_addr_format(&a.listen, f->listen_txt, sizeof(f->listen_txt));
 	spec_addr_format(&a.upstream, f->upstream_txt, sizeof(f->upstream_txt));
 	/* Publish, then message: MSG_RING orders the store before the shard's read. */
@@ -474,6 +484,7 @@ int engine_forward_rm(struct engine *eng, uint32_t id)
 		sent += !engine_msg(eng, i, MSG_LISTEN_RM, f->slot, 0);
 	}
 	engine_wait_acks(eng, MSG_LISTEN_RM, f->slot, sent, 5000, &res);
+	steer_eng_group_del(eng, f->slot);
 	eng->fwd[f->slot] = NULL;
 	pr_info(MOD, "forward %u removed: %s", f->id, f->spec);
 	forward_put(f);
@@ -535,6 +546,8 @@ void engine_stop(struct engine *eng)
 		}
 	}
 	p2p_eng_stop(eng);
+	stun_eng_close(eng);
+	steer_eng_stop(eng);
 	tun_eng_free(eng);
 	if (eng->ctl_ring.ring_fd > 0) {
 		io_uring_queue_exit(&eng->ctl_ring);

@@ -115,7 +115,10 @@ struct listener {
 
 struct engine;
 struct p2p_shard;
+struct stun_shard;
 struct p2p_eng;
+struct engine_steer;
+struct stun_eng;
 struct tun_eng;
 
 struct shard {
@@ -146,6 +149,7 @@ struct shard {
 	struct __kernel_timespec tick_ts, connect_ts;
 	bool draining, stop;
 	struct p2p_shard *p2p; /* libp2p connections (p2p_host.c), NULL when off */
+	struct stun_shard *stun; /* STUN responder state (stun_eng.c), NULL when not answering */
 	int init_err; /* set before the ready semaphore is posted */
 	char init_msg[128];
 };
@@ -161,6 +165,8 @@ struct engine {
 	bool recv_cap; /* kernel honours a byte cap on multishot recv */
 	uint32_t seq;
 	struct p2p_eng *p2p; /* libp2p identity and listeners (p2p_eng.c), NULL when off */
+	struct engine_steer *steer; /* SO_REUSEPORT steering (steer_eng.c) */
+	struct stun_eng *stun; /* STUN responder (stun_eng.c), NULL when off */
 	struct tun_eng *tun; /* tunnel server/client (tun_eng.h), NULL until first used */
 };
 
@@ -190,6 +196,16 @@ void engine_drain(struct engine *eng, uint32_t timeout_ms);
 
 /* engine_flows_open - sum of open flows over shards. */
 uint64_t engine_flows_open(struct engine *eng);
+
+/*
+ * engine_wait_acks - control thread: wait for @n acks of @cmd (slot @slot) from shards, up to
+ * @ms. Returns the number received; *res gets the first failure.
+ */
+unsigned int engine_wait_acks(struct engine *eng, enum shard_msg cmd, uint32_t slot, unsigned int n,
+			      int ms, int *res);
+
+/* shard_ack - shard thread: tell the control ring that @cmd for @slot finished with @res. */
+void shard_ack(struct shard *sh, enum shard_msg cmd, uint32_t slot, int res);
 
 /* shard_main - the shard thread. */
 void *shard_main(void *arg);

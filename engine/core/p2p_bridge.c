@@ -410,7 +410,8 @@ void p2p_bridge_fwd_accept(struct p2p_shard *ps, uint32_t v, struct io_uring_cqe
 	b->fd = cqe->res;
 	setsockopt(b->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	b->waiting_conn = true;
-	sc = p2p_sconn_dial_fwd(ps, &view->addr, &view->peer);
+	sc = view->circuit ? p2p_circ_dial_fwd(ps, &view->addr, &view->relay, &view->peer) :
+			     p2p_sconn_dial_fwd(ps, &view->addr, &view->peer);
 	if (!sc) {
 		b->dead = true;
 		p2p_bridge_progress(b);
@@ -527,6 +528,8 @@ static bool p2p_svc_read(struct p2p_svc *v, struct p2p_svc_view *out)
 	out->protocol[P2P_PROTO_MAX - 1] = '\0';
 	out->addr = v->addr;
 	out->peer = v->peer;
+	out->circuit = v->circuit;
+	out->relay = v->relay;
 	out->lfd = v->lfd;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	s2 = __atomic_load_n(&v->seq, __ATOMIC_RELAXED);
@@ -587,6 +590,7 @@ void p2p_svc_refresh(struct p2p_shard *ps)
 			consistent = false; /* look again: the entry may be reused at once */
 		}
 	}
+	n += p2p_relay_protocols(ps, ps->protos + n); /* hop when the relay is on, stop */
 	ps->host.protocols = ps->protos;
 	ps->host.n_protocols = n;
 	if (consistent) {

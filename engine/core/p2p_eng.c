@@ -17,8 +17,10 @@
 #include "natx/err.h"
 #include "natx/log.h"
 #include "natx/udata.h"
+#include "p2p/relay_client.h"
 #include "p2p_host.h"
 #include "p2p_int.h"
+#include "steer_eng.h"
 
 #define MOD "p2p"
 
@@ -131,7 +133,7 @@ static void p2p_ctl_reap(struct engine *eng)
 }
 
 /* p2p_shard_msg - MSG_RING to shard @i: UD_P2P control message @slot. */
-static int p2p_shard_msg(struct engine *eng, unsigned int i, uint32_t slot)
+int p2p_shard_msg(struct engine *eng, unsigned int i, uint32_t slot)
 {
 	struct io_uring_sqe *sqe;
 	int ret;
@@ -171,6 +173,7 @@ int p2p_eng_start(struct engine *eng, const char *key_file, const char *listen, 
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&pe->lock, NULL);
 	ret = p2p_key_load(&pe->idn, key_file, err, errlen);
 	if (ret) {
 		goto free_pe;
@@ -197,6 +200,7 @@ int p2p_eng_start(struct engine *eng, const char *key_file, const char *listen, 
 		}
 		pe->lfd[pe->nlfd++] = ret;
 	}
+	steer_eng_group_add(eng, STEER_GROUP_P2P, pe->lfd, pe->nlfd, 0, 0);
 	ret = maddr_from_sockaddr((struct sockaddr *)&ss, pe->laddr, sizeof(pe->laddr),
 				  &pe->laddr_len);
 	if (ret ||
@@ -226,6 +230,7 @@ close_lfd:
 wipe_idn:
 	p2p_identity_cleanup(&pe->idn);
 free_pe:
+	pthread_mutex_destroy(&pe->lock);
 	free(pe);
 	snprintf(p2p_start_error, sizeof(p2p_start_error), "%s", err);
 	return ret;
@@ -250,6 +255,8 @@ void p2p_eng_stop(struct engine *eng)
 	for (int r = 0; r < P2P_REQ_MAX; r++) {
 		cJSON_Delete(pe->req[r].result);
 	}
+	p2p_handoffs_drop(pe); /* connections a shard handed on after shard 0 stopped */
+	pthread_mutex_destroy(&pe->lock);
 	p2p_identity_cleanup(&pe->idn);
 	free(pe);
 	eng->p2p = NULL;
@@ -278,11 +285,24 @@ cJSON *p2p_eng_json(struct engine *eng)
 		sum.bytes_out += stat_get(&s->bytes_out);
 		sum.pings_served += stat_get(&s->pings_served);
 		sum.dials_failed += stat_get(&s->dials_failed);
+		sum.conns_migrated += stat_get(&s->conns_migrated);
+		sum.hop_unmovable += stat_get(&s->hop_unmovable);
+		sum.relayed_open += stat_get(&s->relayed_open);
+		sum.relayed_in += stat_get(&s->relayed_in);
+		sum.relayed_out += stat_get(&s->relayed_out);
+		sum.relayed_failed += stat_get(&s->relayed_failed);
 	}
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "peer_id", pe->peer_id);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "listen_addrs"),
 			     cJSON_CreateString(pe->laddr_txt));
+	c = cJSON_AddArrayToObject(o, "circuit_addrs");
+	pthread_mutex_lock(&pe->lock);
+	for (unsigned int i = 0; i < pe->n_circ_addrs; i++) {
+		cJSON_AddItemToArray(c, cJSON_CreateString(pe->circ_addrs[i]));
+	}
+	pthread_mutex_unlock(&pe->lock);
+	cJSON_AddBoolToObject(o, "relay_server", __atomic_load_n(&pe->relay_on, __ATOMIC_ACQUIRE));
 	c = cJSON_AddObjectToObject(o, "counters");
 #define P2P_J(f) cJSON_AddNumberToObject(c, #f, (double)sum.f)
 	P2P_J(conns_open);
@@ -296,24 +316,73 @@ cJSON *p2p_eng_json(struct engine *eng)
 	P2P_J(bytes_out);
 	P2P_J(pings_served);
 	P2P_J(dials_failed);
+	P2P_J(conns_migrated);
+	P2P_J(hop_unmovable);
+	P2P_J(relayed_open);
+	P2P_J(relayed_in);
+	P2P_J(relayed_out);
+	P2P_J(relayed_failed);
 #undef P2P_J
 	return o;
+}
+
+/*
+ * p2p_req_addr - parse @maddr into @q: a /p2p-circuit address (relay address + target) or a
+ * direct /ip4|ip6/.../tcp/N[/p2p/ID]. Returns 0 or -EINVAL.
+ */
+static int p2p_req_addr(struct p2p_req *q, const char *maddr)
+{
+	uint8_t bin[MADDR_MAX_LEN], rbin[MADDR_MAX_LEN];
+	size_t blen, rlen;
+	int has_id = 0;
+
+	memset(&q->ss, 0, sizeof(q->ss));
+	q->has_id = 0;
+	q->circuit = false;
+	if (maddr_from_text(maddr, bin, sizeof(bin), &blen)) {
+		return -EINVAL;
+	}
+	if (!relay_circuit_parse(bin, blen, rbin, sizeof(rbin), &rlen, &q->id, &q->target)) {
+		if (maddr_to_sockaddr(rbin, rlen, &q->ss, NULL, &has_id)) {
+			return -EINVAL;
+		}
+		memcpy(q->addr, rbin, rlen);
+		q->addr_len = rlen;
+		q->has_id = 1;
+		q->circuit = true;
+		return 0;
+	}
+	if (maddr_to_sockaddr(bin, blen, &q->ss, &q->id, &q->has_id)) {
+		return -EINVAL;
+	}
+	memcpy(q->addr, bin, blen);
+	q->addr_len = blen;
+	return 0;
 }
 
 int p2p_eng_request(struct engine *eng, enum p2p_req_kind kind, const char *maddr,
 		    unsigned int count, uint32_t timeout_ms, cJSON **out, char *err, size_t errlen)
 {
+	return p2p_eng_call(eng, 0, kind, maddr, count, timeout_ms, out, err, errlen);
+}
+
+int p2p_eng_call(struct engine *eng, unsigned int shard, enum p2p_req_kind kind, const char *maddr,
+		 unsigned int count, uint32_t timeout_ms, cJSON **out, char *err, size_t errlen)
+{
 	struct p2p_eng *pe = eng->p2p;
 	struct p2p_req *q = NULL;
-	uint8_t bin[MADDR_MAX_LEN];
+	const cJSON *rs;
 	uint64_t deadline;
-	size_t blen;
 	int r, ret, expect;
 
 	*out = NULL;
 	if (!pe) {
 		snprintf(err, errlen, "libp2p is not enabled in this engine");
 		return -ENOTCONN;
+	}
+	if (shard >= eng->nshards) {
+		snprintf(err, errlen, "no shard %u", shard);
+		return -EINVAL;
 	}
 	for (r = 0; r < P2P_REQ_MAX; r++) {
 		if (__atomic_load_n(&pe->req[r].state, __ATOMIC_ACQUIRE) == P2P_REQ_FREE) {
@@ -325,25 +394,28 @@ int p2p_eng_request(struct engine *eng, enum p2p_req_kind kind, const char *madd
 		snprintf(err, errlen, "too many libp2p requests in flight");
 		return -EBUSY;
 	}
-	memset(&q->ss, 0, sizeof(q->ss));
-	q->has_id = 0;
-	ret = maddr_from_text(maddr, bin, sizeof(bin), &blen);
-	if (!ret) {
-		ret = maddr_to_sockaddr(bin, blen, &q->ss, &q->id, &q->has_id);
-	}
-	if (ret) {
-		snprintf(err, errlen, "'%.200s': need /ip4|ip6/ADDR/tcp/PORT[/p2p/ID]", maddr);
-		return -EINVAL;
+	q->circuit = false;
+	if (maddr) {
+		ret = p2p_req_addr(q, maddr);
+		if (ret || ((kind == P2P_REQ_RESERVE || kind == P2P_REQ_KEEP) &&
+			    (q->circuit || !q->has_id))) {
+			snprintf(err, errlen, "'%.200s': need /ip4|ip6/ADDR/tcp/PORT%s", maddr,
+				 kind == P2P_REQ_RESERVE || kind == P2P_REQ_KEEP ?
+					 "/p2p/ID" :
+					 "[/p2p/ID] or RELAY/p2p/ID/p2p-circuit/p2p/ID");
+			return -EINVAL;
+		}
 	}
 	q->kind = kind;
 	q->count = count ? count : 1;
+	q->timeout_ms = timeout_ms;
 	q->result = NULL;
 	q->err = 0;
 	__atomic_store_n(&q->state, P2P_REQ_QUEUED, __ATOMIC_RELEASE);
-	ret = p2p_shard_msg(eng, 0, (uint32_t)r + 1);
+	ret = p2p_shard_msg(eng, shard, (uint32_t)r + 1);
 	if (ret) {
 		__atomic_store_n(&q->state, P2P_REQ_FREE, __ATOMIC_RELEASE);
-		snprintf(err, errlen, "cannot reach shard 0");
+		snprintf(err, errlen, "cannot reach shard %u", shard);
 		return ret;
 	}
 	deadline = now_ms_get() + timeout_ms;
@@ -354,12 +426,16 @@ int p2p_eng_request(struct engine *eng, enum p2p_req_kind kind, const char *madd
 	expect = P2P_REQ_QUEUED;
 	if (__atomic_compare_exchange_n(&q->state, &expect, P2P_REQ_ABANDONED, false,
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		snprintf(err, errlen, "no answer from %.200s within %u ms", maddr, timeout_ms);
+		snprintf(err, errlen, "no answer from %.200s within %u ms",
+			 maddr ? maddr : "the engine", timeout_ms);
 		return -ETIMEDOUT;
 	}
 	ret = q->err;
 	if (ret) {
-		snprintf(err, errlen, "%.200s: %s", maddr, natx_strerror(ret));
+		rs = cJSON_GetObjectItemCaseSensitive(q->result, "relay_status");
+		snprintf(err, errlen, "%.200s: %s%s%s", maddr ? maddr : "request",
+			 natx_strerror(ret), cJSON_IsString(rs) ? ": relay answered " : "",
+			 cJSON_IsString(rs) ? rs->valuestring : "");
 		cJSON_Delete(q->result);
 	} else {
 		*out = q->result;
@@ -367,6 +443,37 @@ int p2p_eng_request(struct engine *eng, enum p2p_req_kind kind, const char *madd
 	q->result = NULL;
 	__atomic_store_n(&q->state, P2P_REQ_FREE, __ATOMIC_RELEASE);
 	return ret;
+}
+
+int p2p_eng_peers_json(struct engine *eng, cJSON **out, char *err, size_t errlen)
+{
+	cJSON *all = cJSON_CreateObject(), *peers = cJSON_AddArrayToObject(all, "peers"), *kept;
+	int ret = 0;
+
+	kept = cJSON_AddArrayToObject(all, "kept");
+	for (unsigned int i = 0; i < eng->nshards; i++) {
+		cJSON *o = NULL, *it;
+
+		ret = p2p_eng_call(eng, i, P2P_REQ_PEERS, NULL, 0, 5000, &o, err, errlen);
+		if (ret) {
+			break;
+		}
+		while ((it = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "peers"), 0))) {
+			cJSON_AddItemToArray(peers, cJSON_DetachItemViaPointer(
+							    cJSON_GetObjectItem(o, "peers"), it));
+		}
+		while ((it = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "kept"), 0))) {
+			cJSON_AddItemToArray(kept, cJSON_DetachItemViaPointer(
+							   cJSON_GetObjectItem(o, "kept"), it));
+		}
+		cJSON_Delete(o);
+	}
+	if (ret) {
+		cJSON_Delete(all);
+		return ret;
+	}
+	*out = all;
+	return 0;
 }
 
 /* ---- p2p expose / forward (control thread) ------------------------------------------------- */
@@ -502,6 +609,7 @@ int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target,
 	v->id = ++pe->next_svc_id;
 	snprintf(v->protocol, sizeof(v->protocol), "%s", protocol);
 	v->addr = ss;
+	v->circuit = false;
 	snprintf(v->text, sizeof(v->text), "%s", target);
 	v->listen_txt[0] = '\0';
 	v->lfd = -1;
@@ -517,12 +625,13 @@ int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen
 {
 	struct p2p_eng *pe = eng->p2p;
 	struct sockaddr_storage ls, ps;
-	struct peer_id pid;
-	uint8_t bin[MADDR_MAX_LEN];
+	struct peer_id pid, relay = { 0 };
+	uint8_t bin[MADDR_MAX_LEN], rbin[MADDR_MAX_LEN];
 	struct p2p_svc *v;
 	socklen_t sl = sizeof(ls);
-	size_t blen;
+	size_t blen, rlen;
 	int has_id = 0, one = 1, fd, ret;
+	bool circuit = false;
 
 	if (!pe) {
 		snprintf(err, errlen, "libp2p is not enabled in this engine");
@@ -533,11 +642,19 @@ int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen
 		return ret;
 	}
 	ret = maddr_from_text(peer, bin, sizeof(bin), &blen);
-	if (!ret) {
+	if (!ret && !relay_circuit_parse(bin, blen, rbin, sizeof(rbin), &rlen, &relay, &pid)) {
+		/* RELAY/p2p/R/p2p-circuit/p2p/ID: streams go through a circuit of the relay */
+		circuit = true;
+		ret = maddr_to_sockaddr(rbin, rlen, &ps, NULL, &has_id);
+		has_id = 1;
+	} else if (!ret) {
 		ret = maddr_to_sockaddr(bin, blen, &ps, &pid, &has_id);
 	}
 	if (ret || !has_id) {
-		snprintf(err, errlen, "peer '%.100s': need /ip4|ip6/ADDR/tcp/PORT/p2p/ID", peer);
+		snprintf(
+			err, errlen,
+			"peer '%.100s': need /ip4|ip6/ADDR/tcp/PORT/p2p/ID or a /p2p-circuit address",
+			peer);
 		return -EINVAL;
 	}
 	if (p2p_hostport(listen_at, &ls)) {
@@ -570,6 +687,8 @@ int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen
 	snprintf(v->protocol, sizeof(v->protocol), "%s", protocol);
 	v->addr = ps;
 	v->peer = pid;
+	v->circuit = circuit;
+	v->relay = relay;
 	snprintf(v->text, sizeof(v->text), "%s", peer);
 	if (maddr_from_sockaddr((struct sockaddr *)&ls, bin, sizeof(bin), &blen) ||
 	    maddr_to_text(bin, blen, v->listen_txt, sizeof(v->listen_txt)) < 0) {

@@ -28,7 +28,7 @@ struct p2p_shard_stats *p2p_st(struct p2p_shard *ps)
 /* ---- requests (shard side) ----------------------------------------------------------------- */
 
 /* p2p_req_finish - publish @result for request @r (or free it if the caller gave up). */
-static void p2p_req_finish(struct p2p_eng *pe, int r, int err, cJSON *result)
+void p2p_req_finish(struct p2p_eng *pe, int r, int err, cJSON *result)
 {
 	struct p2p_req *q = &pe->req[r];
 	int expect = P2P_REQ_QUEUED;
@@ -48,7 +48,7 @@ static void p2p_req_finish(struct p2p_eng *pe, int r, int err, cJSON *result)
 }
 
 /* p2p_sconn_req_fail - the connection ends before its request finished. */
-static void p2p_sconn_req_fail(struct p2p_sconn *sc, int err)
+void p2p_sconn_req_fail(struct p2p_sconn *sc, int err)
 {
 	if (sc->req < 0) {
 		return;
@@ -91,20 +91,32 @@ static void p2p_sconn_free(struct p2p_sconn *sc)
 	stat_add(&st->pings_served, p2p_conn_stats(c)->pings_served);
 	p2p_sconn_req_fail(sc, -ECONNRESET);
 	p2p_bridge_conn_gone(ps, sc->slot);
+	p2p_relay_conn_gone(ps, sc); /* relay, reservations, links over it, kept entries */
 	/* Cleared first: bridges reacting to on_stream_close must not pump this connection. */
 	sc->c = NULL;
 	p2p_conn_free(c);
+	free(sc->hand); /* parked streams were closed with the connection */
+	sc->hand = NULL;
 	if (sc->fd >= 0) {
 		close(sc->fd);
 	}
 	sc->fd = -1;
 	stat_sub(&st->conns_open, 1);
+	p2p_sconn_release(ps, sc);
+}
+
+/* p2p_sconn_release - give the slot back (the connection is freed or handed on). */
+void p2p_sconn_release(struct p2p_shard *ps, struct p2p_sconn *sc)
+{
+	sc->c = NULL;
+	sc->link_pending = false;
+	sc->is_link = false;
 	sc->next_free = ps->free_head;
 	ps->free_head = sc->slot;
 }
 
 /* p2p_sconn_alloc - a free connection slot, or NULL. */
-static struct p2p_sconn *p2p_sconn_alloc(struct p2p_shard *ps)
+struct p2p_sconn *p2p_sconn_alloc(struct p2p_shard *ps)
 {
 	struct p2p_sconn *sc;
 
@@ -118,6 +130,8 @@ static struct p2p_sconn *p2p_sconn_alloc(struct p2p_shard *ps)
 	sc->slot = (uint32_t)(sc - ps->conns);
 	sc->fd = -1;
 	sc->req = -1;
+	sc->gen = ++ps->gen_next;
+	sc->since_ms = ps->sh->now_ms;
 	return sc;
 }
 
@@ -137,6 +151,10 @@ void p2p_sconn_pump(struct p2p_sconn *sc)
 	const uint8_t *p;
 	size_t len;
 
+	if (sc->is_link) {
+		p2p_sconn_mark(sc); /* relayed: flushed into the relay stream after the event */
+		return;
+	}
 	if (!sc->dead && sc->finishing) {
 		/* Request done: GoAway, flushed by the dead path below, then close. */
 		sc->finishing = false;
@@ -144,6 +162,10 @@ void p2p_sconn_pump(struct p2p_sconn *sc)
 		p2p_sconn_fail(sc, 0);
 	}
 	if (sc->connecting) {
+		return;
+	}
+	if (sc->migrating && !sc->dead) {
+		p2p_relay_migrate_pump(sc); /* may hand the connection to shard 0 */
 		return;
 	}
 	if (!sc->send_busy && !(sc->dead && sc->sock_err)) {
@@ -204,8 +226,12 @@ static void p2p_on_established(void *ctx, struct p2p_conn *c)
 	struct p2p_sconn *sc = ctx;
 	struct p2p_req *q;
 
+	if (!sc->c) {
+		sc->c = c; /* a relayed connection established inside p2p_link_new */
+	}
 	sc->established = true;
 	stat_add(&p2p_st(sc->ps)->conns_established, 1);
+	p2p_relay_conn_up(sc->ps, sc);
 	if (sc->fwd) {
 		p2p_bridge_conn_up(sc->ps, sc);
 	}
@@ -299,10 +325,17 @@ static void p2p_on_stream_open(void *ctx, struct p2p_stream *s, const char *prot
 	struct p2p_sconn *sc = ctx;
 
 	/* Only inbound application streams reach here (bridges set their own ops). */
+	if (p2p_relay_stream_open(sc, s, protocol)) {
+		return; /* hop / stop */
+	}
+	if (sc->migrating) {
+		p2p_stream_reset(s); /* this connection is leaving the shard */
+		return;
+	}
 	p2p_bridge_on_stream_open(sc, s, protocol);
 }
 
-static const struct p2p_conn_ops p2p_sconn_ops = {
+const struct p2p_conn_ops p2p_sconn_ops = {
 	.on_established = p2p_on_established,
 	.on_stream_open = p2p_on_stream_open,
 	.on_identify = p2p_on_identify,
@@ -335,6 +368,8 @@ static struct p2p_sconn *p2p_sconn_new(struct p2p_shard *ps, int fd, bool dialer
 		stat_add(&st->conns_refused, 1);
 		return NULL;
 	}
+	p2p_conn_set_user(sc->c, sc);
+	sc->dialer = dialer;
 	sc->fd = fd;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	stat_add(&st->conns_open, 1);
@@ -363,6 +398,7 @@ static void p2p_handle_accept(struct p2p_shard *ps, struct io_uring_cqe *cqe)
 	sc->tcp_up = true;
 	if (!getpeername(sc->fd, (struct sockaddr *)&ss, &sl)) {
 		p2p_conn_set_remote_addr(sc->c, (struct sockaddr *)&ss);
+		sc->ss = ss; /* the relay's per-IP limit, `peers` */
 	}
 	(void)sh;
 	p2p_sconn_pump(sc);
@@ -400,17 +436,20 @@ static struct p2p_shard *p2p_shard_init(struct shard *sh)
 	ps->host.clock = &p2p_clock_system;
 	ps->host.rng = &p2p_rng_system;
 	ps->host.early_muxer = true;
+	ps->host.on_output = p2p_relay_on_output;
+	ps->svc_gen = pe->svc_gen - 1; /* build the protocol list before the first connection */
 	ps->free_head = UINT32_MAX;
 	for (uint32_t i = P2P_CONNS_MAX; i-- > 0;) {
 		ps->conns[i].fd = -1;
 		ps->conns[i].next_free = ps->free_head;
 		ps->free_head = i;
 	}
+	p2p_relay_shard_init(ps);
 	return ps;
 }
 
 /* p2p_dial - start request @r: socket + IORING_OP_CONNECT. */
-static void p2p_dial(struct p2p_shard *ps, int r)
+void p2p_dial(struct p2p_shard *ps, int r)
 {
 	struct p2p_req *q = &ps->sh->eng->p2p->req[r];
 	struct io_uring_sqe *sqe;
@@ -478,7 +517,19 @@ struct p2p_sconn *p2p_sconn_dial_fwd(struct p2p_shard *ps, const struct sockaddr
 	return sc;
 }
 
+static void p2p_shard_handle_one(struct shard *sh, struct io_uring_cqe *cqe);
+
 void p2p_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	p2p_shard_handle_one(sh, cqe);
+	if (sh->p2p) {
+		/* Connections other than the completed one that got bytes to send (relay splices,
+		 * relayed connections), and relayed connections that died. */
+		p2p_relay_flush(sh->p2p);
+	}
+}
+
+static void p2p_shard_handle_one(struct shard *sh, struct io_uring_cqe *cqe)
 {
 	struct p2p_shard *ps = sh->p2p;
 	unsigned int dir = udata_dir(cqe->user_data);
@@ -501,8 +552,10 @@ void p2p_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 			p2p_accept_arm(ps);
 		} else if (slot == P2P_MSG_REFRESH) {
 			p2p_svc_refresh(ps);
+		} else if (slot == P2P_MSG_ADOPT) {
+			p2p_relay_adopt(ps);
 		} else if (slot <= P2P_REQ_MAX) {
-			p2p_dial(ps, (int)slot - 1);
+			p2p_relay_req_start(ps, (int)slot - 1);
 		}
 		return;
 	}
@@ -604,6 +657,8 @@ void p2p_shard_tick(struct shard *sh)
 		}
 		p2p_sconn_pump(sc);
 	}
+	p2p_relay_tick(ps);
+	p2p_relay_flush(ps);
 }
 
 void p2p_shard_teardown(struct shard *sh)
@@ -616,6 +671,7 @@ void p2p_shard_teardown(struct shard *sh)
 	/* The ring's requests are gone (shard_cancel_all ran). Bridges first: freeing a
 	 * connection calls on_stream_close of its bridged streams. */
 	p2p_bridge_teardown(ps);
+	p2p_relay_shard_teardown(ps); /* relayed connections, relay, client, handoffs */
 	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
 		if (ps->conns[i].c) {
 			ps->conns[i].inflight = 0;

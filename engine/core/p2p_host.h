@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -50,9 +51,27 @@ struct p2p_shard_stats {
 	uint64_t bytes_in, bytes_out; /* wire bytes */
 	uint64_t pings_served; /* inbound pings answered (summed when connections end) */
 	uint64_t dials_failed; /* outbound TCP connects that failed or timed out */
+	uint64_t conns_migrated; /* handed to shard 0 because they spoke to the relay */
+	uint64_t hop_unmovable; /* hop streams refused: their connection could not move */
+	uint64_t relayed_open; /* relayed connections (p2p_link) open */
+	uint64_t relayed_in, relayed_out; /* circuits accepted (stop) / made (hop CONNECT) */
+	uint64_t relayed_failed; /* circuits we asked for that the relay or the target refused */
 } __attribute__((aligned(64)));
 
-enum p2p_req_kind { P2P_REQ_PING = 1, P2P_REQ_IDENTIFY };
+/*
+ * Request kinds. PING / IDENTIFY dial (directly, or through a relay when @circuit); RESERVE
+ * keeps a connection to a relay and a reservation on it; KEEP keeps a connection to a peer
+ * (bootstrap peers); RELAY_STATUS reads the relay's counters; PEERS lists one shard's
+ * connections. All run on shard 0 except PEERS, which runs on the shard it is sent to.
+ */
+enum p2p_req_kind {
+	P2P_REQ_PING = 1,
+	P2P_REQ_IDENTIFY,
+	P2P_REQ_RESERVE,
+	P2P_REQ_KEEP,
+	P2P_REQ_RELAY_STATUS,
+	P2P_REQ_PEERS,
+};
 enum p2p_req_state { P2P_REQ_FREE = 0, P2P_REQ_QUEUED, P2P_REQ_DONE, P2P_REQ_ABANDONED };
 
 /*
@@ -67,6 +86,11 @@ struct p2p_req {
 	struct peer_id id;
 	int has_id;
 	unsigned int count; /* pings */
+	bool circuit; /* ss/id are the relay's, target the peer behind it */
+	struct peer_id target;
+	uint8_t addr[MADDR_MAX_LEN]; /* the dialled address (of the relay for circuits) */
+	size_t addr_len;
+	uint32_t timeout_ms;
 	cJSON *result; /* filled by the shard: {"peer_id":...} or {"error":...} */
 	int err; /* 0 or -errno / -NATX_E_* */
 };
@@ -96,13 +120,41 @@ struct p2p_svc {
 	int kind; /* enum p2p_svc_kind, atomic */
 	uint32_t id;
 	char protocol[P2P_PROTO_MAX];
-	struct sockaddr_storage addr; /* expose: TCP target; forward: the peer's TCP address */
+	struct sockaddr_storage
+		addr; /* expose: TCP target; forward: the peer's (relay's) address */
 	struct peer_id peer; /* forward: the peer to dial */
+	bool circuit; /* forward: reach @peer through the relay @relay at @addr */
+	struct peer_id relay;
 	char text[MADDR_TEXT_MAX]; /* expose: target host:port; forward: peer multiaddr */
 	char listen_txt[64]; /* forward: bound listen address */
 	int lfd; /* forward: listener (accepted on shard 0) */
 	struct p2p_svc_stats st[64];
 };
+
+enum {
+	P2P_RELAY_ACL_MAX = 64, /* peer IDs in the relay's allow / deny lists */
+	P2P_RELAY_ADDRS_MAX = 4, /* addresses announced in reservations */
+	P2P_KEEP_MAX = 16, /* kept connections (bootstrap peers, relays we reserve on) */
+};
+
+/*
+ * struct p2p_relay_conf - the hop server's settings (docs/libp2p.md "Relay in the engine").
+ * Written once by the control thread before relay_on is set (release); read-only afterwards.
+ */
+struct p2p_relay_conf {
+	uint32_t max_rsvp, max_rsvp_per_peer, max_rsvp_per_ip; /* 0: default */
+	uint32_t max_circuits, max_circuits_per_peer; /* 0: default */
+	uint32_t rsvp_ttl_s; /* 0: default */
+	uint32_t duration_s; /* per circuit, 0 = unlimited */
+	uint64_t data; /* per circuit and direction, 0 = unlimited */
+	struct peer_id allow[P2P_RELAY_ACL_MAX], deny[P2P_RELAY_ACL_MAX];
+	uint32_t n_allow, n_deny;
+	uint8_t addrs[P2P_RELAY_ADDRS_MAX][MADDR_MAX_LEN]; /* announced, with /p2p/<us> */
+	size_t addr_lens[P2P_RELAY_ADDRS_MAX];
+	uint32_t n_addrs;
+};
+
+struct p2p_handoff;
 
 /* struct p2p_eng - what the control thread set up; read-only for shards after start. */
 struct p2p_eng {
@@ -120,6 +172,16 @@ struct p2p_eng {
 	struct p2p_svc svc[P2P_SVC_MAX];
 	uint32_t svc_gen; /* bumped after every change of svc[] */
 	uint32_t next_svc_id;
+	struct p2p_relay_conf relay_conf;
+	int relay_on; /* atomic: relay_conf is set and the hop protocol is served */
+	/*
+	 * @lock protects @handoffs (connections on their way to shard 0, which runs the relay)
+	 * and @circ_addrs (our /p2p-circuit addresses, written by shard 0).
+	 */
+	pthread_mutex_t lock;
+	struct p2p_handoff *handoffs;
+	char circ_addrs[P2P_KEEP_MAX][MADDR_TEXT_MAX];
+	unsigned int n_circ_addrs;
 };
 
 /*
@@ -169,6 +231,24 @@ int p2p_eng_svc_close(struct engine *eng, uint32_t id);
 
 /* p2p_eng_svc_json - the services as a JSON array with their counters. */
 cJSON *p2p_eng_svc_json(struct engine *eng);
+
+/*
+ * p2p_eng_relay_setup - turn the hop server on with the settings in @conf (JSON object, keys
+ * of docs/libp2p.md "Relay in the engine"). Applied once: the same settings again are a no-op,
+ * different ones -EEXIST (restart the engine to change them). -EINVAL with @err for a bad
+ * value, -ENOTCONN when libp2p is off.
+ */
+int p2p_eng_relay_setup(struct engine *eng, const cJSON *conf, char *err, size_t errlen);
+
+/*
+ * p2p_eng_call - control thread: run request @kind on shard @shard (see enum p2p_req_kind),
+ * @maddr as for p2p_eng_request (NULL for RELAY_STATUS / PEERS). Same returns.
+ */
+int p2p_eng_call(struct engine *eng, unsigned int shard, enum p2p_req_kind kind, const char *maddr,
+		 unsigned int count, uint32_t timeout_ms, cJSON **out, char *err, size_t errlen);
+
+/* p2p_eng_peers_json - every shard's connections as one array (PEERS on each shard). */
+int p2p_eng_peers_json(struct engine *eng, cJSON **out, char *err, size_t errlen);
 
 /* Shard hooks (shard thread). */
 void p2p_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe);

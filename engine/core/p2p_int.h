@@ -13,10 +13,46 @@
 #include "p2p/conn.h"
 #include "p2p_host.h"
 
+struct relay;
+struct relay_client;
+struct p2p_link;
+
 enum { P2P_D_ACCEPT = 0, P2P_D_RECV = 1, P2P_D_SEND = 2, P2P_D_MSG = 3 };
 
-/* Control message slots (dir P2P_D_MSG): 0 start, 1..P2P_REQ_MAX requests, then refresh. */
-enum { P2P_MSG_REFRESH = 64 };
+/*
+ * Control message slots (dir P2P_D_MSG): 0 start, 1..P2P_REQ_MAX requests, refresh (services,
+ * relay on), adopt (shard 0: take the connections in eng->p2p->handoffs).
+ */
+enum { P2P_MSG_REFRESH = 64, P2P_MSG_ADOPT = 65 };
+
+enum {
+	P2P_PARK_MAX = 4, /* hop streams parked on one connection while it moves to shard 0 */
+	P2P_PARK_BYTES = 4096, /* bytes a parked hop stream may receive (one hop request) */
+	P2P_TALKERS_MAX = 64, /* per-peer relayed byte totals kept for top talkers */
+};
+
+/* struct p2p_park - a hop stream that arrived on a shard other than 0, with its first bytes. */
+struct p2p_park {
+	struct p2p_stream *s; /* NULL: free or gone */
+	size_t len;
+	uint8_t data[P2P_PARK_BYTES];
+};
+
+/*
+ * struct p2p_handoff - a connection moving from shard k to shard 0 (which runs the relay):
+ * shard k stops its I/O, fills this and queues it on eng->p2p->handoffs (under the lock);
+ * shard 0 adopts the socket and the p2p_conn (p2p_conn_rebind) and hands the parked hop
+ * streams to the relay. Nothing of it is touched by shard k after the queueing.
+ */
+struct p2p_handoff {
+	struct p2p_handoff *next;
+	struct p2p_conn *c;
+	int fd;
+	bool established;
+	uint64_t since_ms;
+	struct sockaddr_storage ss; /* remote address */
+	struct p2p_park park[P2P_PARK_MAX];
+};
 
 /* struct p2p_sconn - one libp2p connection of a shard. */
 struct p2p_sconn {
@@ -35,11 +71,25 @@ struct p2p_sconn {
 	bool tcp_up; /* accepted, or the connect succeeded */
 	bool established; /* on_established ran */
 	bool fwd; /* dialled for p2p forward: kept open, reused for the same peer */
+	bool dialer; /* we made the TCP connection */
 	int req; /* dial request index, -1 none */
 	unsigned int pings_done;
 	uint64_t deadline_ms; /* dials: give up when not done by then (0: none) */
-	struct peer_id peer; /* fwd: the dialled peer */
-	struct sockaddr_storage ss; /* connect target (stable while the SQE is in flight) */
+	struct peer_id peer; /* fwd: the dialled peer; links: the peer behind the relay */
+	struct sockaddr_storage
+		ss; /* connect target (stable while the SQE is in flight) / remote */
+	uint64_t since_ms; /* when the connection was made (age in `peers`) */
+	uint32_t gen; /* distinguishes reuses of the slot (circuit requests carry it) */
+	bool dirty; /* on the shard's dirty list: pump at the end of the event */
+	bool migrating; /* moving to shard 0: no new recv, hand off once nothing is in flight */
+	bool mig_cancel; /* the recv cancel was submitted */
+	bool is_link; /* a relayed connection: c runs over a stream of conns[outer] (p2p_link) */
+	bool link_pending; /* is_link, the circuit is not up yet (c is NULL) */
+	bool connect_sent; /* link_pending: CONNECT sent on the relay connection */
+	bool link_dialer; /* is_link: we asked for the circuit */
+	uint32_t outer; /* is_link: slot of the connection to the relay */
+	struct p2p_link *link;
+	struct p2p_handoff *hand; /* parked hop streams (shards other than 0) */
 };
 
 /* struct p2p_chunk - stream bytes waiting to be sent to the TCP side. */
@@ -82,8 +132,39 @@ struct p2p_svc_view {
 	char protocol[P2P_PROTO_MAX];
 	struct sockaddr_storage addr;
 	struct peer_id peer;
+	bool circuit;
+	struct peer_id relay;
 	int lfd;
 	bool accept_armed; /* shard 0: multishot accept on lfd */
+};
+
+/* struct p2p_talker - bytes relayed for one peer (both directions, finished circuits). */
+struct p2p_talker {
+	struct peer_id peer;
+	uint64_t bytes;
+};
+
+/* struct p2p_keep - a connection kept up (bootstrap peer, or a relay we reserve on): shard 0. */
+struct p2p_keep {
+	bool used;
+	bool reserve; /* keep a reservation on it */
+	bool reserved; /* a reservation is live */
+	bool rsvp_busy; /* a RESERVE is on its way */
+	bool ever_reserved;
+	bool bootstrap; /* kept for its own sake (bootstrap peer), not only for a reservation */
+	struct sockaddr_storage ss;
+	struct peer_id peer;
+	uint8_t addr[MADDR_MAX_LEN]; /* as dialled, with /p2p/<peer> */
+	size_t addr_len;
+	int slot; /* connection slot, -1 none */
+	int req; /* a RESERVE request waiting for the answer, -1 none */
+	uint64_t next_ms; /* next dial (or reserve) attempt */
+	uint32_t backoff_ms;
+	uint32_t dials, losses;
+	uint64_t expire; /* reservation expiry, UNIX seconds */
+	uint32_t last_status; /* last refusal status, 0 none */
+	int last_err;
+	char circuit[MADDR_TEXT_MAX]; /* our /p2p-circuit address through it */
 };
 
 struct p2p_shard {
@@ -95,9 +176,19 @@ struct p2p_shard {
 	bool started;
 	uint32_t svc_gen; /* eng->p2p->svc_gen this view was built from */
 	struct p2p_svc_view views[P2P_SVC_MAX];
-	const char *protos[P2P_SVC_MAX]; /* host.protocols: exposed protocols */
+	const char *protos[P2P_SVC_MAX + 2]; /* host.protocols: exposed + relay protocols */
 	char proto_store[P2P_SVC_MAX][P2P_PROTO_MAX]; /* never freed: conns keep pointers */
 	struct p2p_bridge br[P2P_BRIDGES_MAX];
+	/* Relay and relayed connections (p2p_relay.c). */
+	uint32_t dirty[P2P_CONNS_MAX]; /* slots to pump at the end of the event */
+	uint32_t n_dirty;
+	bool sweep; /* a relayed connection died: free it at the end of the event */
+	uint32_t gen_next;
+	struct relay *relay; /* shard 0, relay on */
+	const uint8_t *relay_addrs[P2P_RELAY_ADDRS_MAX]; /* relay_conf.addrs, for relay_config */
+	struct relay_client *rcl; /* shard 0 */
+	struct p2p_keep keep[P2P_KEEP_MAX];
+	struct p2p_talker talkers[P2P_TALKERS_MAX];
 };
 
 struct p2p_shard_stats *p2p_st(struct p2p_shard *ps);
@@ -107,6 +198,58 @@ void p2p_sconn_fail(struct p2p_sconn *sc, int err);
 /* p2p_sconn_dial - a kept connection to @peer at @ss (shard 0, p2p forward), or NULL. */
 struct p2p_sconn *p2p_sconn_dial_fwd(struct p2p_shard *ps, const struct sockaddr_storage *ss,
 				     const struct peer_id *peer);
+
+/* Relay, relayed connections, kept connections (p2p_relay.c). */
+void p2p_relay_shard_init(struct p2p_shard *ps);
+void p2p_relay_shard_teardown(struct p2p_shard *ps);
+void p2p_relay_on_output(struct p2p_conn *c);
+void p2p_sconn_mark(struct p2p_sconn *sc);
+void p2p_relay_flush(struct p2p_shard *ps);
+void p2p_relay_tick(struct p2p_shard *ps);
+bool p2p_relay_stream_open(struct p2p_sconn *sc, struct p2p_stream *s, const char *protocol);
+void p2p_relay_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc);
+void p2p_relay_conn_gone(struct p2p_shard *ps, struct p2p_sconn *sc);
+void p2p_relay_migrate_pump(struct p2p_sconn *sc);
+void p2p_relay_adopt(struct p2p_shard *ps);
+void p2p_handoffs_drop(struct p2p_eng *pe);
+void p2p_link_pump(struct p2p_sconn *sc);
+void p2p_relay_req_start(struct p2p_shard *ps, int r);
+struct p2p_sconn *p2p_circ_dial_fwd(struct p2p_shard *ps, const struct sockaddr_storage *relay_ss,
+				    const struct peer_id *relay, const struct peer_id *target);
+size_t p2p_relay_protocols(struct p2p_shard *ps, const char **out);
+
+/* p2p_pe - the engine's libp2p state of @ps's engine. */
+static inline struct p2p_eng *p2p_pe(struct p2p_shard *ps)
+{
+	return ps->sh->eng->p2p;
+}
+
+/* p2p_json_peer - @id as text under @key of @o. */
+static inline void p2p_json_peer(cJSON *o, const char *key, const struct peer_id *id)
+{
+	char txt[PEERID_TEXT_MAX];
+
+	peerid_to_text(id, txt, sizeof(txt));
+	cJSON_AddStringToObject(o, key, txt);
+}
+
+/* p2p_keep_json - a kept connection's state (p2p_node.c). */
+cJSON *p2p_keep_json(struct p2p_shard *ps, const struct p2p_keep *k);
+/* p2p_relay_status_json - shard 0: the relay's settings, counters, circuits (p2p_relay.c). */
+cJSON *p2p_relay_status_json(struct p2p_shard *ps);
+/* p2p_link_slot_free - free a relayed connection and its slot, top level only (p2p_flush.c). */
+void p2p_link_slot_free(struct p2p_sconn *L);
+
+/* p2p_shard_msg - control thread: MSG_RING to shard @i, control message @slot (p2p_eng.c). */
+int p2p_shard_msg(struct engine *eng, unsigned int i, uint32_t slot);
+
+/* p2p_host.c helpers used by p2p_relay.c */
+struct p2p_sconn *p2p_sconn_alloc(struct p2p_shard *ps);
+void p2p_sconn_release(struct p2p_shard *ps, struct p2p_sconn *sc);
+void p2p_req_finish(struct p2p_eng *pe, int r, int err, cJSON *result);
+void p2p_sconn_req_fail(struct p2p_sconn *sc, int err);
+extern const struct p2p_conn_ops p2p_sconn_ops;
+void p2p_dial(struct p2p_shard *ps, int r);
 
 /* Bridges (p2p_bridge.c). */
 void p2p_svc_refresh(struct p2p_shard *ps);

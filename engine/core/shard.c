@@ -17,6 +17,7 @@
 #include "natx/log.h"
 #include "natx/udata.h"
 #include "p2p_host.h"
+#include "stun_eng.h"
 #include "tun_eng.h"
 
 #define MOD "shard"
@@ -297,8 +298,7 @@ static void shard_unstarve(struct shard *sh)
 	sh->nstarved = keep;
 }
 
-/* shard_ack - tell the control ring that command @cmd for @slot finished with @res. */
-static void shard_ack(struct shard *sh, enum shard_msg cmd, uint32_t slot, int res)
+void shard_ack(struct shard *sh, enum shard_msg cmd, uint32_t slot, int res)
 {
 	struct io_uring_sqe *sqe = shard_sqe(sh);
 
@@ -502,10 +502,14 @@ static void handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 		sh->now_ms = now_ms_get();
 		shard_tick(sh);
 		p2p_shard_tick(sh);
+		stun_eng_shard_tick(sh);
 		tun_shard_tick(sh);
 		break;
 	case UD_P2P:
 		p2p_shard_handle_cqe(sh, cqe);
+		break;
+	case UD_STUN:
+		stun_eng_handle_cqe(sh, cqe);
 		break;
 	case UD_TUN:
 		tun_shard_handle_cqe(sh, cqe);
@@ -740,6 +744,7 @@ void *shard_main(void *arg)
 	sh->tick_ts.tv_nsec = TICK_MS * 1000000L;
 	sh->connect_ts.tv_sec = sh->eng->cfg->connect_timeout_s;
 	shard_tick(sh);
+	stun_eng_shard_start(sh);
 	while (!sh->stop) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, n = 0;

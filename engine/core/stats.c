@@ -7,6 +7,8 @@
 
 #include "engine.h"
 #include "stats_json.h"
+#include "steer_eng.h"
+#include "stun_eng.h"
 
 static const char *const stats_names[] = {
 	"flows_open",  "flows_total", "bytes_in",	   "bytes_out",	   "packets_in",
@@ -42,6 +44,8 @@ cJSON *stats_json(struct engine *eng)
 	for (size_t k = 0; k < sizeof(stats_names) / sizeof(stats_names[0]); k++) {
 		cJSON_AddNumberToObject(tot, stats_names[k], (double)total[k]);
 	}
+	steer_eng_json(eng, root);
+	stun_eng_json(eng, root);
 	return root;
 }
 

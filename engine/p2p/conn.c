@@ -243,8 +243,8 @@ static void conn_out_unblock(struct p2p_conn *c)
 		struct ymx_stream *ys = ymx_stream_find(&c->ys, ids[i]);
 		struct p2p_stream *s = ys ? ys->user : NULL;
 
-		if (s && s->app_visible && s->negotiated && !s->closing &&
-		    s->ops->on_stream_writable) {
+		/* not "negotiated": an outbound stream is writable before the echo (lazy) */
+		if (s && s->app_visible && !s->closing && s->ops->on_stream_writable) {
 			s->ops->on_stream_writable(s->ctx, s);
 		}
 	}
@@ -625,6 +625,10 @@ static int conn_ymx_write(void *ctx, const uint8_t *hdr, const uint8_t *body, si
 	if (!err && blen) {
 		err = conn_out(c, body, blen);
 	}
+	if (!err && c->host->on_output) {
+		c->host->on_output(
+			c); /* e.g. a relay wrote into this connection from another's event */
+	}
 	return err;
 }
 
@@ -735,11 +739,16 @@ static void conn_ymx_reset(void *ctx, struct ymx_stream *ys)
 	}
 }
 
+/*
+ * conn_ymx_writable - the peer's window grew. Outbound streams hear it before the protocol
+ * echo too: they may write before it (lazy negotiation), and a window update that arrives
+ * first (js credits data as it arrives, before its multistream reply) would otherwise be lost.
+ */
 static void conn_ymx_writable(void *ctx, struct ymx_stream *ys)
 {
 	struct p2p_stream *s = ys->user;
 
-	if (s && s->app_visible && s->negotiated && s->ops->on_stream_writable) {
+	if (s && s->app_visible && !s->closing && s->ops->on_stream_writable) {
 		s->ops->on_stream_writable(s->ctx, s);
 	}
 }
@@ -979,6 +988,45 @@ int p2p_conn_identify_push(struct p2p_conn *c)
 
 /* ---- connection ---- */
 
+/* conn_protos_build - the built-ins, then @host's application protocols. */
+static void conn_protos_build(struct p2p_conn *c, const struct p2p_host *host)
+{
+	c->n_listen_protos = 0;
+	for (size_t i = 0; i < N_BUILTIN; i++) {
+		c->listen_protos[c->n_listen_protos++] = builtin_protos[i];
+	}
+	for (size_t i = 0; i < host->n_protocols && i < P2P_MAX_PROTOCOLS; i++) {
+		c->listen_protos[c->n_listen_protos++] = host->protocols[i];
+	}
+}
+
+void p2p_conn_rebind(struct p2p_conn *c, const struct p2p_host *host,
+		     const struct p2p_conn_ops *ops, void *ctx)
+{
+	const struct p2p_conn_ops *old_ops = c->ops;
+	void *old_ctx = c->ctx;
+
+	for (size_t b = 0; b < YMX_BUCKETS; b++) {
+		for (struct ymx_stream *ys = c->ys.buckets[b]; ys; ys = ys->next) {
+			struct p2p_stream *s = ys->user;
+
+			if (s && s->ops == old_ops && s->ctx == old_ctx) {
+				s->ops = ops;
+				s->ctx = ctx;
+			}
+		}
+	}
+	c->host = host;
+	c->ops = ops;
+	c->ctx = ctx;
+	conn_protos_build(c, host);
+}
+
+int64_t p2p_conn_rtt_ms(const struct p2p_conn *c)
+{
+	return c->ys.rtt_ms;
+}
+
 struct p2p_conn *p2p_conn_new(const struct p2p_host *host, bool dialer,
 			      const struct peer_id *expected, const struct p2p_conn_ops *ops,
 			      void *ctx, int *err)
@@ -1009,12 +1057,7 @@ struct p2p_conn *p2p_conn_new(const struct p2p_host *host, bool dialer,
 		c->expected = *expected;
 		c->has_expected = true;
 	}
-	for (size_t i = 0; i < N_BUILTIN; i++) {
-		c->listen_protos[c->n_listen_protos++] = builtin_protos[i];
-	}
-	for (size_t i = 0; i < host->n_protocols && i < P2P_MAX_PROTOCOLS; i++) {
-		c->listen_protos[c->n_listen_protos++] = host->protocols[i];
-	}
+	conn_protos_build(c, host);
 	c->state = CS_MSS_SECURITY;
 	static const char *const security[] = { NOISE_P2P_PROTOCOL };
 

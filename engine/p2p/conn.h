@@ -69,6 +69,12 @@ struct p2p_host {
 	size_t out_cap; /* 0: P2P_OUT_CAP */
 	bool early_muxer; /* advertise stream_muxers = ["/yamux/1.0.0"] inside Noise */
 	bool no_identify; /* do not run identify on new connections */
+	/*
+	 * on_output - optional: a yamux frame was queued on @c (data, window update, FIN, RST).
+	 * Lets a host that drives many connections learn that a call on one connection (a relay
+	 * splice, a relayed connection) left bytes to send on another. Must not call p2p_* on @c.
+	 */
+	void (*on_output)(struct p2p_conn *c);
 };
 
 /* struct p2p_conn_ops - callbacks; every member is optional. ctx is p2p_conn_new's @ctx. */
@@ -163,6 +169,17 @@ const struct p2p_conn_stats *p2p_conn_stats(const struct p2p_conn *c);
 /* p2p_conn_user / p2p_conn_set_user - an application pointer. */
 void *p2p_conn_user(const struct p2p_conn *c);
 void p2p_conn_set_user(struct p2p_conn *c, void *user);
+
+/*
+ * p2p_conn_rebind - move @c to another host (same identity; e.g. another shard's copy) and
+ * callback table: streams that use the connection's callbacks follow, streams a module took
+ * over (p2p_stream_set_ops) keep theirs. Call only between events, never from a callback.
+ */
+void p2p_conn_rebind(struct p2p_conn *c, const struct p2p_host *host,
+		     const struct p2p_conn_ops *ops, void *ctx);
+
+/* p2p_conn_rtt_ms - the last yamux ping round trip, 0 when none was measured yet. */
+int64_t p2p_conn_rtt_ms(const struct p2p_conn *c);
 
 /* p2p_conn_ping - run one /ipfs/ping/1.0.0 round trip; the result comes via ops->on_ping. */
 int p2p_conn_ping(struct p2p_conn *c);

@@ -215,6 +215,14 @@ static void circ_unlink_free(struct circ *k)
 	if (k->counted) {
 		r->st.circuits_active--;
 	}
+	if ((k->fwd[0] || k->fwd[1]) && r->ops->on_circuit_end) {
+		struct relay_circuit_info ci = { .src = k->src,
+						 .dst = k->dst,
+						 .bytes = { k->fwd[0], k->fwd[1] },
+						 .age_ms = relay_now(r) - k->start_ms };
+
+		r->ops->on_circuit_end(r->ctx, &ci);
+	}
 	if (k->prev) {
 		k->prev->next = k->next;
 	} else {
@@ -710,8 +718,9 @@ static const struct p2p_conn_ops stop_ops = {
 
 /* ---- API ---- */
 
-void relay_hop_accept(struct relay *r, struct p2p_stream *s, const struct sockaddr *remote,
-		      bool relayed)
+/* hop_accept - relay_hop_accept; returns the new circ, or NULL when @s was reset. */
+static struct circ *hop_accept(struct relay *r, struct p2p_stream *s, const struct sockaddr *remote,
+			       bool relayed)
 {
 	struct circ *k = calloc(1, sizeof(*k));
 	const struct peer_id *src = p2p_conn_remote(p2p_stream_conn(s));
@@ -725,7 +734,7 @@ void relay_hop_accept(struct relay *r, struct p2p_stream *s, const struct sockad
 		}
 		free(k);
 		p2p_stream_reset(s);
-		return;
+		return NULL;
 	}
 	lpm_init(k->lpm, RELAY_MAX_MSG);
 	k->r = r;
@@ -741,6 +750,23 @@ void relay_hop_accept(struct relay *r, struct p2p_stream *s, const struct sockad
 	}
 	r->circs = k;
 	p2p_stream_set_ops(s, &hop_ops, k);
+	return k;
+}
+
+void relay_hop_accept(struct relay *r, struct p2p_stream *s, const struct sockaddr *remote,
+		      bool relayed)
+{
+	hop_accept(r, s, remote, relayed);
+}
+
+void relay_hop_accept_early(struct relay *r, struct p2p_stream *s, const struct sockaddr *remote,
+			    bool relayed, const uint8_t *early, size_t len)
+{
+	struct circ *k = hop_accept(r, s, remote, relayed);
+
+	if (k && len) {
+		hop_data(k, s, early, len);
+	}
 }
 
 void relay_tick(struct relay *r)

@@ -66,6 +66,13 @@ void relay_config_default(struct relay_config *cfg);
 
 struct relay;
 
+/* struct relay_circuit_info - one active circuit (for top talkers in natxctl relay status). */
+struct relay_circuit_info {
+	struct peer_id src, dst; /* the peer that sent CONNECT, the peer it reached */
+	uint64_t bytes[2]; /* relayed src -> dst, dst -> src */
+	int64_t age_ms;
+};
+
 /* struct relay_ops - host callbacks; ctx is relay_new's @ctx. */
 struct relay_ops {
 	/* unix_now - wall-clock UNIX seconds (reservation expiry on the wire). Required. */
@@ -77,6 +84,11 @@ struct relay_ops {
 	 */
 	struct p2p_stream *(*open_stop)(void *ctx, const struct peer_id *target,
 					struct p2p_conn *rsvp_conn, int *err);
+	/*
+	 * on_circuit_end - optional: a circuit that carried bytes is gone (per-peer totals, top
+	 * talkers). Called while the circuit is freed: must not call into the relay.
+	 */
+	void (*on_circuit_end)(void *ctx, const struct relay_circuit_info *ci);
 };
 
 /* struct relay_stats - counters (natxctl relay status, metrics). */
@@ -105,6 +117,14 @@ void relay_free(struct relay *r);
 void relay_hop_accept(struct relay *r, struct p2p_stream *s, const struct sockaddr *remote,
 		      bool relayed);
 
+/*
+ * relay_hop_accept_early - relay_hop_accept for a stream whose first @len bytes were already
+ * delivered elsewhere (a host that parked the stream while it moved the connection to the
+ * thread that runs the relay); they are processed as if they arrived now.
+ */
+void relay_hop_accept_early(struct relay *r, struct p2p_stream *s, const struct sockaddr *remote,
+			    bool relayed, const uint8_t *early, size_t len);
+
 /* relay_conn_gone - @c is closing: drop its reservations (call before p2p_conn_free). */
 void relay_conn_gone(struct relay *r, struct p2p_conn *c);
 
@@ -113,13 +133,6 @@ void relay_tick(struct relay *r);
 
 /* relay_has_reservation - true when @peer holds a live reservation. */
 bool relay_has_reservation(const struct relay *r, const struct peer_id *peer);
-
-/* struct relay_circuit_info - one active circuit (for top talkers in natxctl relay status). */
-struct relay_circuit_info {
-	struct peer_id src, dst; /* the peer that sent CONNECT, the peer it reached */
-	uint64_t bytes[2]; /* relayed src -> dst, dst -> src */
-	int64_t age_ms;
-};
 
 /*
  * relay_circuits - fill @out with up to @cap active circuits; returns how many are active

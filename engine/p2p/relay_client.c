@@ -23,6 +23,7 @@ struct creq {
 	struct peer_id peer; /* CONNECT target, STOP source */
 	void *user;
 	int64_t start_ms;
+	int reset_err; /* why the stream was reset (-NATX_E_UNAVAILABLE: the relay said "na") */
 	struct lpm lpm;
 };
 
@@ -344,17 +345,25 @@ static void req_fin(void *ctx, struct p2p_stream *s)
 	req_fail(ctx, -ECONNRESET, RELAY_UNUSED);
 }
 
+static void req_reset(void *ctx, struct p2p_stream *s, int err)
+{
+	struct creq *q = ctx;
+
+	q->reset_err = err; /* reported by req_close, which follows */
+}
+
 static void req_close(void *ctx, struct p2p_stream *s)
 {
 	struct creq *q = ctx;
 
-	q->s = NULL; /* gone under us (reset, connection freed) */
-	req_fail(q, -ECONNRESET, RELAY_UNUSED);
+	q->s = NULL; /* gone under us (reset, refused, connection freed) */
+	req_fail(q, q->reset_err ? q->reset_err : -ECONNRESET, RELAY_UNUSED);
 }
 
 static const struct p2p_conn_ops req_ops = {
 	.on_stream_data = req_data,
 	.on_stream_fin = req_fin,
+	.on_stream_reset = req_reset,
 	.on_stream_close = req_close,
 };
 

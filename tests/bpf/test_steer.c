@@ -3,7 +3,9 @@
  * SO_REUSEPORT steering: the BPF flow hash equals libxxhash's XXH3_64bits and the engine's
  * flow_key_hash(); the BPF key is byte for byte the engine's flow_key_from_sockaddr(); and in
  * a reuseport group of 4 sockets (private netns, loopback) every datagram of a flow lands on
- * socket flow_key_hash(engine key) % 4, for IPv4 and IPv6.
+ * socket flow_key_hash(engine key) % 4, for IPv4 and IPv6; one loaded program steers several
+ * groups at once (two UDP groups with different forward ids, a TCP listener group by SYN), a
+ * cleared group falls back to the kernel, and NATX_STEER_F_ADDR_ONLY keys on the address only.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -12,6 +14,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -209,6 +212,196 @@ Test(steer, every_flow_lands_on_its_xxh3_shard_ipv6)
 	run_group(AF_INET6);
 }
 
+/* bind_group - @n SO_REUSEPORT sockets of @type on 127.0.0.1:port (0: pick), port returned. */
+static uint16_t bind_group(int type, int *fds, int n, uint16_t port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	socklen_t len = sizeof(a);
+	int one = 1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(AF_INET, type | SOCK_NONBLOCK, 0);
+		cr_assert_geq(fds[i], 0);
+		cr_assert_eq(setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+		cr_assert_eq(bind(fds[i], (struct sockaddr *)&a, len), 0, "bind: %s",
+			     strerror(errno));
+		if (type == SOCK_STREAM) {
+			cr_assert_eq(listen(fds[i], 64), 0);
+		}
+		if (i == 0) {
+			cr_assert_eq(getsockname(fds[0], (struct sockaddr *)&a, &len), 0);
+		}
+	}
+	return ntohs(a.sin_port);
+}
+
+/* open_or_skip - natx_steer_open, skipping without CAP_BPF. */
+static struct natx_steer *open_or_skip(unsigned int groups, unsigned int shards)
+{
+	struct natx_steer *st;
+	int err = natx_steer_open(groups, shards, &st);
+
+	if (err == -EPERM) {
+		cr_skip_test("loading BPF needs CAP_BPF");
+	}
+	cr_assert_eq(err, 0, "open: %s", strerror(-err));
+	return st;
+}
+
+/* udp_expect - send one datagram from each of @nc new clients to @port, check each arrives on
+ * fds[shard of (fwd, client[, port])]. Returns the number received on the expected socket. */
+static int udp_expect(const int *fds, int n, uint16_t port, uint32_t fwd, bool addr_only, int nc)
+{
+	struct sockaddr_in srv = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int ok = 0;
+
+	srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int c = 0; c < nc; c++) {
+		struct sockaddr_in me;
+		socklen_t ml = sizeof(me);
+		struct flow_key key;
+		int cfd = socket(AF_INET, SOCK_DGRAM, 0), got = -1;
+		unsigned int want;
+
+		cr_assert_eq(connect(cfd, (struct sockaddr *)&srv, sizeof(srv)), 0);
+		cr_assert_eq(getsockname(cfd, (struct sockaddr *)&me, &ml), 0);
+		cr_assert_eq(send(cfd, &c, sizeof(c), 0), (ssize_t)sizeof(c));
+		if (addr_only) {
+			me.sin_port = 0;
+		}
+		flow_key_from_sockaddr(&key, fwd, (struct sockaddr *)&me);
+		want = (unsigned int)(flow_key_hash(&key) % (unsigned int)n);
+		for (int spins = 0; got < 0 && spins < 2000; spins++) {
+			for (int i = 0; i < n && got < 0; i++) {
+				int v;
+
+				if (recv(fds[i], &v, sizeof(v), 0) == (ssize_t)sizeof(v)) {
+					cr_assert_eq(v, c);
+					got = i;
+				}
+			}
+			if (got < 0) {
+				usleep(1000);
+			}
+		}
+		cr_assert_geq(got, 0, "datagram of client %d lost", c);
+		ok += (unsigned int)got == want;
+		close(cfd);
+	}
+	return ok;
+}
+
+Test(steer, one_program_steers_two_udp_groups_and_a_cleared_one_falls_back)
+{
+	int a[3], b[2];
+	uint64_t cnt[NATX_STEER_CNT_MAX];
+	struct natx_steer *st;
+	uint16_t pa, pb;
+
+	netns_lo_or_skip();
+	st = open_or_skip(4, 3);
+	pa = bind_group(SOCK_DGRAM, a, 3, 0);
+	pb = bind_group(SOCK_DGRAM, b, 2, 0);
+	cr_assert_eq(natx_steer_group_set(st, 1, a, 3, 11, 0), 0);
+	cr_assert_eq(natx_steer_group_set(st, 3, b, 2, 12, 0), 0);
+	cr_assert_eq(natx_steer_groups_used(st), 2);
+	cr_assert_neq(natx_steer_prog_id(st), 0);
+	cr_assert_eq(udp_expect(a, 3, pa, 11, false, 40), 40);
+	cr_assert_eq(udp_expect(b, 2, pb, 12, false, 40), 40);
+	cr_assert_eq(natx_steer_counters(st, cnt), 0);
+	cr_assert_eq(cnt[NATX_STEER_CNT_STEERED], 80);
+	cr_assert_eq(cnt[NATX_STEER_CNT_FALLBACK], 0);
+	/* Group index out of range / too many sockets: refused, nothing changed. */
+	cr_assert_eq(natx_steer_group_set(st, 4, a, 3, 11, 0), -EINVAL);
+	cr_assert_eq(natx_steer_group_set(st, 0, a, 4, 11, 0), -EINVAL);
+	/* Cleared: the program stays attached but now leaves the choice to the kernel. */
+	natx_steer_group_clear(st, 1);
+	natx_steer_group_clear(st, 1);
+	cr_assert_eq(natx_steer_groups_used(st), 1);
+	udp_expect(a, 3, pa, 11, false, 10);
+	cr_assert_eq(natx_steer_counters(st, cnt), 0);
+	cr_assert_eq(cnt[NATX_STEER_CNT_STEERED], 80);
+	cr_assert_eq(cnt[NATX_STEER_CNT_FALLBACK], 10);
+	natx_steer_free(st);
+	for (int i = 0; i < 3; i++) {
+		close(a[i]);
+	}
+	close(b[0]);
+	close(b[1]);
+}
+
+Test(steer, addr_only_group_keys_on_the_address)
+{
+	int a[4];
+	struct natx_steer *st;
+	uint16_t pa;
+
+	netns_lo_or_skip();
+	st = open_or_skip(1, 4);
+	pa = bind_group(SOCK_DGRAM, a, 4, 0);
+	cr_assert_eq(natx_steer_group_set(st, 0, a, 4, 0, NATX_STEER_F_ADDR_ONLY), 0);
+	/* Every client is 127.0.0.1: all on the one shard of (0, AF_INET, port 0, 127.0.0.1). */
+	cr_assert_eq(udp_expect(a, 4, pa, 0, true, 30), 30);
+	natx_steer_free(st);
+	for (int i = 0; i < 4; i++) {
+		close(a[i]);
+	}
+}
+
+Test(steer, tcp_listener_group_is_steered_by_syn)
+{
+	struct sockaddr_in srv = { .sin_family = AF_INET };
+	int l[3], per[3] = { 0 };
+	uint64_t cnt[NATX_STEER_CNT_MAX];
+	struct natx_steer *st;
+
+	netns_lo_or_skip();
+	st = open_or_skip(2, 3);
+	srv.sin_port = htons(bind_group(SOCK_STREAM, l, 3, 0));
+	srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(natx_steer_group_set(st, 1, l, 3, 5, 0), 0);
+	for (int c = 0; c < 48; c++) {
+		struct sockaddr_in me;
+		socklen_t ml = sizeof(me);
+		struct flow_key key;
+		int cfd = socket(AF_INET, SOCK_STREAM, 0), got = -1;
+		unsigned int want;
+
+		cr_assert_eq(connect(cfd, (struct sockaddr *)&srv, sizeof(srv)), 0);
+		cr_assert_eq(getsockname(cfd, (struct sockaddr *)&me, &ml), 0);
+		flow_key_from_sockaddr(&key, 5, (struct sockaddr *)&me);
+		want = (unsigned int)(flow_key_hash(&key) % 3);
+		for (int spins = 0; got < 0 && spins < 2000; spins++) {
+			for (int i = 0; i < 3 && got < 0; i++) {
+				struct sockaddr_in peer;
+				socklen_t pl = sizeof(peer);
+				int afd = accept(l[i], (struct sockaddr *)&peer, &pl);
+
+				if (afd >= 0) {
+					cr_assert_eq(peer.sin_port, me.sin_port);
+					close(afd);
+					got = i;
+				}
+			}
+			if (got < 0) {
+				usleep(1000);
+			}
+		}
+		cr_assert_eq(got, (int)want, "connection %d accepted on %d, hash says %u", c, got,
+			     want);
+		per[got]++;
+		close(cfd);
+	}
+	cr_assert((per[0] > 0) + (per[1] > 0) + (per[2] > 0) >= 2);
+	cr_assert_eq(natx_steer_counters(st, cnt), 0);
+	cr_assert_eq(cnt[NATX_STEER_CNT_STEERED], 48);
+	natx_steer_free(st);
+	for (int i = 0; i < 3; i++) {
+		close(l[i]);
+	}
+}
+
 Test(steer, bad_shard_counts_are_refused)
 {
 	int fd = -1;
@@ -218,4 +411,8 @@ Test(steer, bad_shard_counts_are_refused)
 	cr_assert_null(st);
 	cr_assert_eq(natx_steer_attach(&fd, NATX_STEER_MAX_SHARDS + 1, 1, &st), -EINVAL);
 	natx_steer_free(NULL);
+	cr_assert_eq(natx_steer_open(0, 4, &st), -EINVAL);
+	cr_assert_eq(natx_steer_open(4, 0, &st), -EINVAL);
+	cr_assert_eq(natx_steer_open(4, NATX_STEER_MAX_SHARDS + 1, &st), -EINVAL);
+	cr_assert_null(st);
 }

@@ -389,3 +389,33 @@ Test(engine_sup, forwards_that_failed_to_start_are_retried)
 	cr_assert_str_eq(es.fwd[0].error, "");
 	cr_assert_eq(P.n, 1);
 }
+
+Test(engine_sup, p2p_listen_multiaddr_to_hostport)
+{
+	static const char *const bad[] = {
+		"",
+		"/ip4/127.0.0.1/tcp/0",
+		"/ip4/127.0.0.1/tcp/65536",
+		"/ip4/127.0.0.1/tcp/",
+		"/ip4/127.0.0.1/tcp/12x",
+		"/ip4/127.0.0.1/tcp/-1",
+		"/ip4//tcp/80",
+		"/ip4/1.2.3.4/udp/80",
+		"/dns4/example.com/tcp/80",
+		"/ip4/1.2.3.4/p2p/x/tcp/80",
+		"127.0.0.1:80",
+	};
+	char out[64];
+
+	cr_assert_eq(engine_sup_p2p_listen_hostport("/ip4/127.0.0.1/tcp/4100", out, sizeof(out)),
+		     0);
+	cr_assert_str_eq(out, "127.0.0.1:4100");
+	cr_assert_eq(engine_sup_p2p_listen_hostport("/ip6/::1/tcp/65535", out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "[::1]:65535");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(engine_sup_p2p_listen_hostport(bad[i], out, sizeof(out)), -EINVAL,
+			     "%s", bad[i]);
+	}
+	/* too small an output is refused, not truncated */
+	cr_assert_eq(engine_sup_p2p_listen_hostport("/ip4/127.0.0.1/tcp/4100", out, 8), -EINVAL);
+}

@@ -167,3 +167,52 @@ Test(store, forwards_nodes_and_history)
 	cr_assert_eq(store_history_count(&st, false), 2);
 	store_close(&st);
 }
+
+static int collect_p2p(void *arg, const struct store_p2p *s)
+{
+	char *out = arg;
+
+	snprintf(out + strlen(out), 512 - strlen(out), "%llu %s %s %s %s;",
+		 (unsigned long long)s->id, s->forward ? "forward" : "expose", s->protocol, s->addr,
+		 s->peer);
+	return 0;
+}
+
+Test(store, p2p_services_ids_are_stable_and_never_reused)
+{
+	struct store st;
+	struct store_p2p e = { .protocol = "/echo/1", .addr = "127.0.0.1:7" };
+	struct store_p2p f = { .forward = true,
+			       .protocol = "/echo/1",
+			       .addr = "127.0.0.1:4100",
+			       .peer = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWA" };
+	struct store_p2p e2 = { .protocol = "/echo/1", .addr = "127.0.0.1:8" };
+	char err[STORE_ERR_MAX], list[512] = "";
+
+	cr_assert_eq(store_open(&st, db, true, err), 0, "%s", err);
+	cr_assert_eq(store_p2p_add(&st, &e, 1), 0);
+	cr_assert_eq(store_p2p_add(&st, &f, 2), 0);
+	cr_assert_neq(e.id, f.id);
+	/* one expose per protocol (the engine's rule), the same forward once */
+	cr_assert_eq(store_p2p_add(&st, &e2, 3), -EEXIST);
+	cr_assert_eq(store_p2p_add(&st, &f, 3), -EEXIST);
+	cr_assert_eq(store_p2p_each(&st, collect_p2p, list), 0);
+	snprintf(err, sizeof(err),
+		 "%llu expose /echo/1 127.0.0.1:7 ;%llu forward /echo/1 "
+		 "127.0.0.1:4100 /ip4/127.0.0.1/tcp/4001/p2p/12D3KooWA;",
+		 (unsigned long long)e.id, (unsigned long long)f.id);
+	cr_assert_str_eq(list, err);
+	/* removing the newest row does not hand its id to the next service */
+	cr_assert_eq(store_p2p_rm(&st, f.id), 0);
+	cr_assert_eq(store_p2p_rm(&st, f.id), -ENOENT);
+	cr_assert_eq(store_p2p_add(&st, &f, 4), 0);
+	cr_assert_gt(f.id, e.id + 1);
+	store_close(&st);
+	/* survives reopening */
+	cr_assert_eq(store_open(&st, db, false, err), 0, "%s", err);
+	list[0] = '\0';
+	cr_assert_eq(store_p2p_each(&st, collect_p2p, list), 0);
+	cr_assert(strstr(list, "forward /echo/1 127.0.0.1:4100"), "%s", list);
+	cr_assert(strstr(list, "expose /echo/1 127.0.0.1:7"), "%s", list);
+	store_close(&st);
+}

@@ -12,12 +12,13 @@
 #     with the same value, and the JSON metrics carry it too.
 #  2. natxd restart (SIGTERM, keep_on_exit default): the link stays attached while natxd is
 #     down and still answers; the next natxd reuses it: same link id, counters not reset.
-#  3. NAT_TRAVERSAL_XDP_MODE=off: the reflector is detached (pins gone), the user-space
-#     fallback in natxd answers, status says "fallback" with the reason, not accelerated,
-#     and its counters are in status and /metrics.
+#  3. NAT_TRAVERSAL_XDP_MODE=off: the reflector is detached (pins gone), the engine's
+#     user-space responder (natxd asks natx-engine with stun.set) answers, status says
+#     "fallback" / responder "engine (user space)" with the reason, not accelerated, and the
+#     engine's counters are in status and /metrics; the engine's own stats show it too.
 #  4. xdp.keep_on_exit = false: stopping natxd detaches the reflector and removes its pins.
 #  5. `natxctl reload` after editing xdp.mode: off detaches and starts the fallback, generic
-#     attaches again in generic mode and stops the fallback.
+#     attaches again in generic mode and stops the fallback (the engine no longer answers).
 #     A reload to native mode on lo (refused there) keeps the generic reflector and says so.
 #  6. natxd as nobody (no CAP_BPF): the fallback answers, the reason names the failed attach.
 #  7. A bad NAT_TRAVERSAL_XDP_MODE value: natxd exits 2 naming the variable.
@@ -89,7 +90,9 @@ socket = $SOCK
 [store]
 state_dir = $T/state
 [engine]
-path = $T/no-engine
+path = $NATX_BIN/natx-engine
+shards = 2
+keep_on_exit = false
 restart_base_ms = 5000
 restart_max_ms = 60000
 [xdp]
@@ -144,7 +147,8 @@ start_natxd "$T/natx.conf" NAT_TRAVERSAL_XDP_INTERFACE=s0
 ctl --json bpf status >"$T/st.json"
 jq -e '.bpf.active == "xdp" and .bpf.accelerated == true and .bpf.mode == "native" and
 	.bpf.interface == "s0" and .bpf.prog_id > 0 and .bpf.xdp.attached == true and
-	.bpf.xdp.ports == [3478] and .bpf.fallback.running == false' "$T/st.json" >/dev/null ||
+	.bpf.xdp.ports == [3478] and .bpf.fallback.running == false and
+	.bpf.responder == "xdp"' "$T/st.json" >/dev/null ||
 	fail "bpf status (xdp): $(cat "$T/st.json")"
 ls "$PIN/s0/link" >/dev/null || fail "link not pinned under $PIN/s0"
 stun_ask
@@ -184,6 +188,8 @@ start_natxd "$T/natx.conf" NAT_TRAVERSAL_XDP_INTERFACE=s0 NAT_TRAVERSAL_XDP_MODE
 ctl --json bpf status >"$T/st.json"
 jq -e '.bpf.active == "fallback" and .bpf.accelerated == false and
 	.bpf.mode == "user-space" and .bpf.xdp == null and .bpf.fallback.running == true and
+	.bpf.responder == "engine (user space)" and .bpf.fallback.where == "engine" and
+	.bpf.fallback.listen == "[::]:3478" and (.bpf.steering.mode | test("^(bpf|kernel)$")) and
 	(.bpf.reason | test("mode is off")) and .bpf.counters.answered == 0' "$T/st.json" >/dev/null ||
 	fail "bpf status (mode off): $(cat "$T/st.json")"
 got=0
@@ -194,7 +200,10 @@ stun_ask
 ctl --json bpf status >"$T/st.json"
 jq -e '.bpf.fallback.counters.answered >= 2 and .bpf.counters.answered >= 2' "$T/st.json" \
 	>/dev/null || fail "fallback counters: $(cat "$T/st.json")"
-ctl bpf status | grep -q "^user-space fallback: xdp.mode is off" || fail "fallback table: $(ctl bpf status)"
+ctl bpf status | grep -q "^engine (user space) STUN responder: xdp.mode is off" ||
+	fail "fallback table: $(ctl bpf status)"
+ctl --json engine stats | jq -e '.engine.stun.counters.answered >= 2' >/dev/null ||
+	fail "engine stats do not show its responder: $(ctl --json engine stats)"
 V=$(prom_value 'natx_stun_userspace_packets_total{result="answered"}')
 [ "${V:-0}" -ge 2 ] || fail "/metrics fallback answered '$V'"
 [ "$(prom_value 'natx_stun_responder{state="fallback"}')" = 1 ] || fail "/metrics fallback state"
@@ -229,6 +238,8 @@ ctl reload >/dev/null || fail "reload to generic"
 ctl --json bpf status | jq -e '.bpf.active == "xdp" and .bpf.mode == "generic" and
 	.bpf.fallback.running == false' >/dev/null ||
 	fail "after reload to generic: $(ctl --json bpf status)"
+ctl --json engine stats | jq -e '.engine.stun == null' >/dev/null ||
+	fail "the engine still answers next to XDP: $(ctl --json engine stats)"
 stun_ask
 ctl --json bpf status | jq -e '.bpf.counters.answered >= 2' >/dev/null || fail "generic answers"
 stop_natxd

@@ -79,7 +79,16 @@ wait "$PID_a" 2>/dev/null
 start_natxd a
 ctl a --json connections | jq -e --argjson id "$CID" 'any(.connections[]; .id == $id)' >/dev/null ||
 	fail "the connection record did not survive a natxd restart"
-echo "ok: listed (socket, HTTP) and kept across a natxd restart"
+ok=0
+for _ in $(seq 1 50); do
+	if timeout 30 python3 "$PY" client "$LPORT" 1000000 1 >"$T/x1b" 2>&1; then
+		ok=1
+		break
+	fi
+	sleep 0.2
+done
+[ $ok = 1 ] || fail "the local port did not come back after the restart: $(cat "$T/x1b")"
+echo "ok: listed (socket, HTTP); record and local port back after a natxd restart"
 
 # 3. HTTP connect with "local" from loopback
 HTTP=$(ctl a --json status | jq -r .status.http)
@@ -105,7 +114,10 @@ echo "ok: unoffered service (not_found), missing and bad service names (usage) r
 
 # 5. close
 HID=$(jq -r .connection.id "$T/h.json")
+n_p2p=$(ctl a --json p2p ls | jq '[.services[] | select(.kind == "forward")] | length')
 ctl a connections close "$HID" >/dev/null || fail "connections close"
+[ "$(ctl a --json p2p ls | jq '[.services[] | select(.kind == "forward")] | length')" = $((n_p2p - 1)) ] ||
+	fail "closing the connection did not remove its p2p forward"
 python3 -c "import socket; socket.create_connection(('127.0.0.1', $HPORT), timeout=1)" 2>/dev/null &&
 	fail "closed connection's port still accepts"
 ctl a --json connections | jq -e --argjson id "$HID" 'all(.connections[]; .id != $id)' >/dev/null ||

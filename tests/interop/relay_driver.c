@@ -14,6 +14,9 @@
  *       multiaddr>", accept the stop stream of an incoming circuit, run a p2p_conn over it
  *       (natx is the responder) and serve identify + ping on it. Exits 0 once the peer behind
  *       the circuit identified as js-libp2p and pinged us 3 times.
+ *   relay_driver flood RELAY_MULTIADDR N
+ *       one peer ID reserves on the relay over N connections at once; prints "flood: ok X
+ *       refused Y failed Z" (the relay's per-peer limit decides X and Y).
  *   relay_driver autonat SERVER_MULTIADDR
  *       AutoNAT v1 client against a (js) server: send DIAL with our peer ID and a loopback
  *       address; js refuses to dial private addresses, so the expected answer is
@@ -521,6 +524,81 @@ static int cmd_reserve(const char *text)
 	return ok ? 0 : 1;
 }
 
+/* flood: answers to the reservations of one peer over several connections */
+static int flood_ok, flood_refused, flood_failed;
+
+static void flood_reserved(void *ctx, struct p2p_conn *c, int err, uint32_t status,
+			   const struct relay_reservation *rsvp)
+{
+	if (err) {
+		flood_failed++;
+	} else if (status == RELAY_OK) {
+		flood_ok++;
+	} else {
+		flood_refused++;
+		printf("refused: %s\n", relay_status_name(status));
+	}
+}
+
+static const struct relay_client_ops flood_ops = {
+	.unix_now = unix_now,
+	.on_reserved = flood_reserved,
+	.on_circuit = on_circuit,
+};
+
+/*
+ * cmd_flood - one peer ID reserves on the relay over @n connections; prints the answers.
+ * Exits 0 when every reservation was answered (accepted or refused).
+ */
+static int cmd_flood(const char *text, int n)
+{
+	static const char *const protos[] = { RELAY_STOP_PROTOCOL };
+	struct sockaddr_storage ss;
+	uint8_t ma[MADDR_MAX_LEN];
+	struct peer_id expect;
+	size_t ma_len;
+	int has_id, err;
+	bool asked[MAX_SOCKS] = { false };
+	int64_t end;
+
+	if (n < 1 || n > MAX_SOCKS || maddr_from_text(text, ma, sizeof(ma), &ma_len) ||
+	    maddr_to_sockaddr(ma, ma_len, &ss, &expect, &has_id) || !has_id) {
+		fprintf(stderr, "FAIL: usage flood /ip4/.../tcp/N/p2p/ID COUNT(1..%d)\n",
+			MAX_SOCKS);
+		return 2;
+	}
+	setup(protos, 1);
+	client = relay_client_new(&idn, &p2p_clock_system, &flood_ops, NULL, &err);
+	if (!client) {
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+
+		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sizeof(ss)) < 0 ||
+		    !sock_add(fd, true, &expect, &ss)) {
+			perror("connect");
+			teardown();
+			return 1;
+		}
+	}
+	end = mono_ms() + DRIVER_WAIT_MS;
+	while (!stop && mono_ms() < end && flood_ok + flood_refused + flood_failed < n) {
+		loop_once(-1);
+		for (size_t i = 0; i < n_socks; i++) {
+			if (!asked[i] && !socks[i].dead && p2p_conn_established(socks[i].c)) {
+				asked[i] = true;
+				if (relay_client_reserve(client, socks[i].c)) {
+					flood_failed++;
+				}
+			}
+		}
+	}
+	printf("flood: ok %d refused %d failed %d\n", flood_ok, flood_refused, flood_failed);
+	teardown();
+	return flood_ok + flood_refused + flood_failed == n ? 0 : 1;
+}
+
 static uint32_t an_status = UINT32_MAX;
 static char an_text[128];
 
@@ -592,10 +670,15 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "reserve")) {
 		return cmd_reserve(argv[2]);
 	}
+	if (argc >= 4 && !strcmp(argv[1], "flood")) {
+		return cmd_flood(argv[2], atoi(argv[3]));
+	}
 	if (argc >= 3 && !strcmp(argv[1], "autonat")) {
 		return cmd_autonat(argv[2]);
 	}
-	fprintf(stderr, "usage: %s relay | reserve RELAY_MULTIADDR | autonat SERVER_MULTIADDR\n",
+	fprintf(stderr,
+		"usage: %s relay | reserve RELAY_MULTIADDR | flood RELAY_MULTIADDR N | autonat "
+		"SERVER_MULTIADDR\n",
 		argv[0]);
 	return 2;
 }

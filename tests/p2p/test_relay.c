@@ -654,3 +654,156 @@ Test(envelope, voucher_seal_open_and_tamper)
 	p2p_identity_cleanup(&r.idn);
 	p2p_identity_cleanup(&a.idn);
 }
+
+/* ---- what the engine relies on: moving a connection, parked hop streams, reports ---- */
+
+/* struct park - a hop stream held back (as a shard does while it hands the connection on) */
+struct park {
+	struct p2p_stream *s;
+	uint8_t data[4096];
+	size_t len;
+	int outputs; /* on_output calls of the new host */
+};
+
+static struct park P;
+
+static void park_data(void *ctx, struct p2p_stream *s, const uint8_t *p, size_t n)
+{
+	cr_assert_leq(P.len + n, sizeof(P.data));
+	memcpy(P.data + P.len, p, n);
+	P.len += n;
+}
+
+static void park_close(void *ctx, struct p2p_stream *s)
+{
+	P.s = NULL;
+}
+
+static const struct p2p_conn_ops park_ops = {
+	.on_stream_data = park_data,
+	.on_stream_close = park_close,
+};
+
+static bool park_open(struct t_node *n, struct t_end *e, struct p2p_stream *s, const char *proto)
+{
+	if (n == &W->r && !strcmp(proto, RELAY_HOP_PROTOCOL)) {
+		P.s = s;
+		p2p_stream_set_ops(s, &park_ops, &P);
+		return true;
+	}
+	return world_open(n, e, s, proto);
+}
+
+static void count_output(struct p2p_conn *c)
+{
+	P.outputs++;
+}
+
+Test(relay, parked_hop_stream_is_served_after_the_connection_moved, .timeout = 60)
+{
+	static const char *const moved_protos[] = { RELAY_HOP_PROTOCOL, T_ECHO };
+	struct relay_config cfg = unlimited();
+	struct world w;
+	struct t_end *rend, moved;
+	struct p2p_host host2;
+	struct p2p_stream *s;
+	int err;
+
+	memset(&P, 0, sizeof(P));
+	world_up(&w, &cfg);
+	w.r.on_open = park_open;
+	/* A's RESERVE reaches R and is parked: no answer yet */
+	cr_assert_eq(relay_client_reserve(w.ca, w.ar->c), 0);
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert(P.s);
+	cr_assert_gt(P.len, 0);
+	cr_assert_eq(w.reserved, 0);
+	cr_assert_eq(relay_stats(w.relay)->rsvp_total, 0);
+	/* move R's end to another host copy (another shard) and callback context */
+	rend = w.ar->peer;
+	moved = *rend;
+	host2 = w.r.host;
+	host2.protocols = moved_protos; /* the new host also serves echo: the list is rebuilt */
+	host2.n_protocols = 2;
+	host2.on_output = count_output;
+	p2p_conn_rebind(rend->c, &host2, &t_ops, &moved);
+	/* the relay takes the parked stream with its bytes: A gets its reservation */
+	relay_hop_accept_early(w.relay, P.s, (struct sockaddr *)&w.src_ip, false, P.data, P.len);
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert_eq(w.reserved, 1);
+	cr_assert_eq(w.reserve_err, 0);
+	cr_assert_eq(w.reserve_status, RELAY_OK);
+	cr_assert_eq(relay_stats(w.relay)->rsvp_active, 1);
+	cr_assert_gt(P.outputs, 0, "the new host's on_output saw the STATUS frame");
+	/* streams opened after the move reach the new callback context */
+	s = p2p_stream_open(w.ar->c, T_ECHO, &err);
+	cr_assert(s);
+	cr_assert_eq(p2p_stream_write(s, (const uint8_t *)"hi", 2), 2);
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert_eq(rend->app, NULL);
+	cr_assert_eq(moved.rx_bytes, 2);
+	cr_assert_eq(rend->rx_bytes, 0);
+	/* and B reaches A through the moved connection's reservation */
+	w.r.on_open = world_open; /* hop streams go straight to the relay again */
+	world_circuit(&w);
+	cr_assert_eq(relay_stats(w.relay)->circuits_active, 1);
+	world_down(&w);
+}
+
+static struct relay_circuit_info ended;
+static int n_ended;
+
+static void on_circuit_end(void *ctx, const struct relay_circuit_info *ci)
+{
+	ended = *ci;
+	n_ended++;
+}
+
+Test(relay, finished_circuit_reports_its_peers_and_bytes, .timeout = 60)
+{
+	static const struct relay_ops ops = { .unix_now = t_unix,
+					      .on_circuit_end = on_circuit_end };
+	struct relay_config cfg = unlimited();
+	struct world w;
+	struct p2p_identity a, b;
+	uint64_t relayed;
+	int err;
+
+	n_ended = 0;
+	world_up(&w, &cfg);
+	relay_free(w.relay);
+	w.relay = relay_new(&w.r.idn, &w.cfg, &t_clock, &ops, &w, &err);
+	cr_assert(w.relay);
+	world_reserve(&w);
+	world_circuit(&w); /* the inner Noise handshake and identify crossed the circuit */
+	relayed = relay_stats(w.relay)->bytes_relayed;
+	cr_assert_gt(relayed, 0);
+	cr_assert_eq(n_ended, 0);
+	a = w.a.idn;
+	b = w.b.idn;
+	t_net_free(); /* the circuit ends with its connections */
+	cr_assert_eq(n_ended, 1);
+	cr_assert(peerid_equal(&ended.src, &b.id));
+	cr_assert(peerid_equal(&ended.dst, &a.id));
+	cr_assert_eq(ended.bytes[0] + ended.bytes[1], relayed);
+	cr_assert_gt(ended.bytes[0], 0);
+	cr_assert_gt(ended.bytes[1], 0);
+	world_down(&w);
+}
+
+Test(relay, reserve_on_a_peer_without_hop_reports_refusal, .timeout = 30)
+{
+	struct relay_config cfg = unlimited();
+	struct world w;
+	struct t_end *ba;
+
+	world_up(&w, &cfg);
+	ba = t_connect(&w.b, &w.a); /* A serves stop and echo, not hop */
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert_eq(relay_client_reserve(w.cb, ba->c), 0);
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert_eq(w.reserved, 1);
+	cr_assert_eq(w.reserve_err, -NATX_E_UNAVAILABLE, "%s", natx_strerror(w.reserve_err));
+	cr_assert_eq(p2p_conn_error(ba->c), 0, "only the stream was refused");
+	world_down(&w);
+}
