@@ -32,6 +32,11 @@ static const struct {
 	{ "p2p.reserve", CTL_P2P_RESERVE },
 	{ "p2p.keep", CTL_P2P_KEEP },
 	{ "p2p.peers", CTL_P2P_PEERS },
+	{ "tunnel.server", CTL_TUN_SERVER },
+	{ "tunnel.client", CTL_TUN_CLIENT },
+	{ "tunnel.add", CTL_TUN_ADD },
+	{ "tunnel.rm", CTL_TUN_RM },
+	{ "tunnel.ls", CTL_TUN_LS },
 };
 
 /* ctl_json_u32 - @item as an integral number in [0, max]. */
@@ -259,6 +264,18 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 			req->has_fwd_id = true;
 		}
 		break;
+	case CTL_TUN_SERVER:
+	case CTL_TUN_CLIENT:
+	case CTL_TUN_ADD:
+	case CTL_TUN_RM:
+	case CTL_TUN_LS:
+		/* Arguments are checked by tun_eng_ctl(). */
+		req->args = cJSON_Duplicate(root, true);
+		if (!req->args) {
+			snprintf(msg, CTL_MSG_MAX, "out of memory");
+			goto delete_root;
+		}
+		break;
 	default:
 		break;
 	}
@@ -274,4 +291,6 @@ void ctl_req_cleanup(struct ctl_req *req)
 	req->id = NULL;
 	cJSON_Delete(req->relay);
 	req->relay = NULL;
+	cJSON_Delete(req->args);
+	req->args = NULL;
 }

@@ -38,6 +38,11 @@ enum ctl_cmd {
 	CTL_P2P_RESERVE,
 	CTL_P2P_KEEP,
 	CTL_P2P_PEERS,
+	CTL_TUN_SERVER, /* tunnel.* (tun_eng.h): arguments in req->args */
+	CTL_TUN_CLIENT,
+	CTL_TUN_ADD,
+	CTL_TUN_RM,
+	CTL_TUN_LS,
 };
 
 enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };
@@ -60,6 +65,7 @@ struct ctl_req {
 	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port; stun.set: IPv4:PORT / [IPv6]:PORT */
 	uint32_t rate, burst; /* stun.set: per-source Binding limit, 0 = unlimited / = rate */
 	cJSON *relay; /* p2p.relay.setup: owned copy of the settings object */
+	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 
 /*
