@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "adapter_tunnel.h"
+#include "tunnel_sup.h"
 #include "l402_svc.h"
 #include "natx/err.h"
 #include "natx/log.h"
@@ -163,6 +164,7 @@ static void tunnel_status(void *ctx, struct svc_status *out)
 
 static void tunnel_destroy(void *ctx)
 {
+	tunnel_paid_source(NULL, NULL); /* no more paid registrations pushed to the engine */
 	free(ctx);
 }
 
@@ -190,6 +192,9 @@ int tunnel_adapter_register(struct svc_mgr *mgr, struct store *st, const struct 
 	rc = svc_register(mgr, &tunnel_adapter_ops, t);
 	if (rc) {
 		free(t);
+		return rc;
 	}
-	return rc;
+	/* Registrations it sells become engine services (tunnel_paid.c). */
+	tunnel_paid_source(st, ps);
+	return 0;
 }

@@ -431,6 +431,7 @@ struct config_ini {
 	const char *p; /* reader position in the text */
 	int line; /* line the reader last returned, 1-based */
 	int err_line; /* line of the first error we saw, 0 = none */
+	bool tunnel_only; /* the tunnel services file: only [tunnel*] sections */
 	char msg[CONFIG_ERR_MAX];
 };
 
@@ -474,9 +475,24 @@ static char *config_ini_reader(char *str, int num, void *stream)
 static int config_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct config_ini *ci = user;
-	const struct config_key *k = config_find(section, name);
+	const struct config_key *k;
 	const char *why = NULL;
 
+	if (tunnel_cfg_section(section) || ci->tunnel_only) {
+		if (!tunnel_cfg_section(section)) {
+			why = "only [tunnel] and [tunnel.NAME] sections belong in this file";
+		} else if (!tunnel_cfg_set(&ci->cfg->tunnel, ci->name, ci->line, section, name,
+					   value, &why)) {
+			return 1;
+		}
+		if (!ci->err_line) {
+			ci->err_line = ci->line;
+			snprintf(ci->msg, sizeof(ci->msg), "[%.80s] %.64s = '%.64s': %s", section,
+				 name, value, why);
+		}
+		return 0;
+	}
+	k = config_find(section, name);
 	if (!k) {
 		if (!ci->err_line) {
 			ci->err_line = ci->line;
@@ -496,9 +512,11 @@ static int config_ini_handler(void *user, const char *section, const char *name,
 	return 1;
 }
 
-int config_parse_string(struct natx_config *cfg, const char *name, const char *text, char *err)
+/* config_parse_text - INI @text over @cfg; @tunnel_only for the tunnel services file. */
+static int config_parse_text(struct natx_config *cfg, const char *name, const char *text,
+			     bool tunnel_only, char *err)
 {
-	struct config_ini ci = { .cfg = cfg, .name = name, .p = text };
+	struct config_ini ci = { .cfg = cfg, .name = name, .p = text, .tunnel_only = tunnel_only };
 	int rc = ini_parse_stream(config_ini_reader, &ci, config_ini_handler, &ci);
 
 	if (!rc && !ci.err_line) {
@@ -514,6 +532,11 @@ int config_parse_string(struct natx_config *cfg, const char *name, const char *t
 		snprintf(err, CONFIG_ERR_MAX, "%s: cannot parse (%d)", name, rc);
 	}
 	return -NATX_E_CONFIG;
+}
+
+int config_parse_string(struct natx_config *cfg, const char *name, const char *text, char *err)
+{
+	return config_parse_text(cfg, name, text, false, err);
 }
 
 /* config_read_file - the whole file, NUL-terminated, at most 1 MiB. NULL with @err on failure. */
@@ -574,6 +597,7 @@ void config_defaults(struct natx_config *cfg, config_getenv_fn get_env)
 	const char *home = get_env("HOME");
 
 	memset(cfg, 0, sizeof(*cfg));
+	tunnel_cfg_defaults(&cfg->tunnel);
 	strcpy(cfg->server_address, "127.0.0.1:3001");
 	cfg->max_clients = 64;
 	strcpy(cfg->log_filter, "info");
@@ -717,6 +741,27 @@ int config_build(struct natx_config *cfg, const struct config_cli *cli, config_g
 		return rc;
 	}
 	rc = config_apply_cli(cfg, cli, err);
+	if (rc) {
+		return rc;
+	}
+	if (cfg->rathole_config_file[0] && access(cfg->rathole_config_file, F_OK) == 0) {
+		/*
+		 * The tunnel services file (RATHOLE_CONFIG_FILE_NAME): [tunnel*] sections only.
+		 * One that does not exist yet counts as empty (natxd may start before it is
+		 * written; SIGHUP reads it then); any other error is fatal, with FILE:LINE.
+		 */
+		char *text = config_read_file(cfg->rathole_config_file, err);
+
+		if (!text) {
+			return -NATX_E_CONFIG;
+		}
+		rc = config_parse_text(cfg, cfg->rathole_config_file, text, true, err);
+		free(text);
+		if (rc) {
+			return rc;
+		}
+	}
+	rc = tunnel_cfg_finish(cfg, err);
 	if (rc) {
 		return rc;
 	}

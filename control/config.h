@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "natx/ctl_proto.h"
+#include "tunnel_cfg.h"
 
 enum {
 	CONFIG_FORWARDS_MAX = 64, /* forwards from the config file and command line */
@@ -117,7 +118,9 @@ struct natx_config {
 	char xdp_pin_root[PATH_MAX]; /* bpffs directory of natx's pins */
 	/* [forward] */
 	char forwards[CONFIG_FORWARDS_MAX][CTL_SPEC_MAX + 1];
-	unsigned nforwards;
+	unsigned nforwards; /* also the tunnel's engine objects (tunnel_cfg.h), appended last */
+	/* [tunnel] and [tunnel.NAME] (tunnel_cfg.h) */
+	struct tunnel_cfg tunnel;
 	/* where it came from */
 	char file[PATH_MAX]; /* "" when no file was read */
 };

@@ -14,6 +14,8 @@
 #include "natx/log.h"
 #include "nodes.h"
 #include "p2p_svc.h"
+#include "tunnel_cfg.h"
+#include "tunnel_sup.h"
 
 #define MOD "ctl"
 
@@ -465,9 +467,13 @@ static int cmd_forward_list(struct natxd *d, const struct ctl_caller *who,
 	cJSON_Delete(rq);
 	for (unsigned i = 0; i < d->eng.nfwd; i++) {
 		const struct engine_fwd *f = &d->eng.fwd[i];
-		cJSON *e = cJSON_CreateObject();
+		cJSON *e;
 		const cJSON *it;
 
+		if (tunnel_spec_is(f->spec)) {
+			continue; /* tunnel entries: natxctl tunnel ls */
+		}
+		e = cJSON_CreateObject();
 		if (!e) {
 			cJSON_Delete(r);
 			return -ENOMEM;
@@ -608,7 +614,9 @@ static const struct {
 	{ "invoice.settle", cmd_invoice_settle },
 	{ "token.list", cmd_token_list },
 	{ "token.revoke", cmd_token_revoke },
-	{ "tunnel.ls", cmd_tunnel_ls },
+	{ "tunnel.ls", tunnel_cmd_ls },
+	{ "tunnel.add", tunnel_cmd_add },
+	{ "tunnel.rm", tunnel_cmd_rm },
 	{ "peer", natxd_cmd_peer },
 	{ "ping", natxd_cmd_ping },
 	{ "identify", natxd_cmd_identify },

@@ -54,8 +54,16 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	{ "token revoke", "token.revoke", "ID",
 	  "revoke token ID (or a unique prefix of 8+ hex digits): refused from then on", "token",
 	  true },
-	{ "tunnel ls", "tunnel.ls", "", "paid tunnel registrations (node, port, state, expiry)",
-	  NULL, false },
+	{ "tunnel ls", "tunnel.ls", "",
+	  "tunnel services (role, state, connections, bytes) and paid registrations", NULL, false },
+	{ "tunnel add", "tunnel.add",
+	  "NAME tcp|udp ADDR TOKEN [--client] [--max-conns N] [--bandwidth-kbps N] [--pool N] "
+	  "[--udp-channels N] [--proxy-protocol]",
+	  "run a tunnel service: server side (ADDR = public bind address) or with --client the "
+	  "node side (ADDR = local service); not persisted",
+	  "name type addr token", true },
+	{ "tunnel rm", "tunnel.rm", "NAME [--client]",
+	  "stop a tunnel service added with tunnel add (open connections continue)", "name", true },
 	{ "bpf status", "bpf.status", "",
 	  "STUN responder: XDP reflector (interface, mode, program id, counters) or the user-space "
 	  "fallback and why",

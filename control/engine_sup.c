@@ -15,6 +15,8 @@
 #include "engine_sup.h"
 #include "natx/err.h"
 #include "natx/log.h"
+#include "tunnel_cfg.h"
+#include "tunnel_sup.h"
 
 #define MOD "sup"
 
@@ -373,7 +375,12 @@ static int engine_sup_push(struct engine_sup *es, unsigned i)
 {
 	struct engine_fwd *f = &es->fwd[i];
 	cJSON *r = NULL;
-	int rc = engine_sup_simple(es, "forward.add", "spec", f->spec, NULL, 0, &r);
+	int rc;
+
+	if (tunnel_spec_is(f->spec)) {
+		return tunnel_sup_push(es, f); /* a tunnel engine object (tunnel_cfg.h) */
+	}
+	rc = engine_sup_simple(es, "forward.add", "spec", f->spec, NULL, 0, &r);
 
 	if (rc == 0 || rc == -EEXIST) {
 		f->id = engine_sup_fwd_id(r);
@@ -486,6 +493,9 @@ static int engine_sup_reconcile(struct engine_sup *es)
 	cJSON_Delete(r);
 	if (es->stun_decided && es->state == ENGINE_UP) {
 		engine_sup_stun_push(es);
+	}
+	if (es->state == ENGINE_UP) {
+		tunnel_sup_prune(es);
 	}
 	return es->state == ENGINE_UP ? 0 : -EPIPE;
 }
@@ -812,6 +822,7 @@ void engine_sup_tick(struct engine_sup *es)
 				}
 			}
 		}
+		tunnel_paid_tick(es);
 		return;
 	}
 	if (now >= es->restart_at_ms) {
@@ -825,12 +836,19 @@ int engine_sup_timeout_ms(const struct engine_sup *es)
 	uint64_t now = es->clk->now_ms(es->clk);
 
 	if (es->state == ENGINE_UP) {
+		int paid = tunnel_paid_timeout_ms(es); /* paid tunnels: a sync each second */
+
 		for (unsigned i = 0; i < es->nfwd + es->np2p; i++) {
 			if (i < es->nfwd ? !es->fwd[i].id : !es->p2p[i - es->nfwd].id) {
-				return es->fwd_retry_at_ms > now ?
-					       (int)(es->fwd_retry_at_ms - now) :
-					       0;
+				int t = es->fwd_retry_at_ms > now ?
+						(int)(es->fwd_retry_at_ms - now) :
+						0;
+
+				return paid >= 0 && paid < t ? paid : t;
 			}
+		}
+		if (paid >= 0) {
+			return paid;
 		}
 		return es->bo.attempt ? ENGINE_STABLE_MS : -1;
 	}
@@ -932,7 +950,9 @@ int engine_sup_forward_rm(struct engine_sup *es, unsigned i)
 
 	memmove(&es->fwd[i], &es->fwd[i + 1], sizeof(es->fwd[0]) * (es->nfwd - i - 1));
 	es->nfwd--;
-	if (f.id && es->state == ENGINE_UP) {
+	if (f.id && es->state == ENGINE_UP && tunnel_spec_is(f.spec)) {
+		rc = tunnel_sup_rm(es, f.spec);
+	} else if (f.id && es->state == ENGINE_UP) {
 		cJSON *r = NULL;
 
 		rc = engine_sup_simple(es, "forward.rm", "spec", f.spec, NULL, 0, &r);

@@ -50,6 +50,44 @@ static void natxctl_cmd_help(const struct ctl_cmd *c)
 	}
 }
 
+/*
+ * natxctl_tunnel_flag - an option of tunnel add/rm at argv[@i] into @req. Returns the number
+ * of arguments used (1 or 2), 0 when it is not a tunnel option, -1 on a bad value (printed).
+ */
+static int natxctl_tunnel_flag(const struct ctl_cmd *c, cJSON *req, int argc, char **argv, int i)
+{
+	static const char *const num[] = { "--max-conns",      "max_conns",
+					   "--pool",	       "pool",
+					   "--udp-channels",   "udp_channels",
+					   "--bandwidth-kbps", "bandwidth_kbps" };
+	const char *a = argv[i];
+
+	if (!strcmp(a, "--client")) {
+		cJSON_AddStringToObject(req, "role", "client");
+		return 1;
+	}
+	if (!strcmp(c->name, "tunnel.add") && !strcmp(a, "--proxy-protocol")) {
+		cJSON_AddTrueToObject(req, "proxy_protocol");
+		return 1;
+	}
+	for (size_t k = 0; strcmp(c->name, "tunnel.add") == 0 && k < 8; k += 2) {
+		char *end;
+		unsigned long v;
+
+		if (strcmp(a, num[k])) {
+			continue;
+		}
+		v = i + 1 < argc ? strtoul(argv[i + 1], &end, 10) : 0;
+		if (i + 1 >= argc || !argv[i + 1][0] || *end || v > 100000000) {
+			fprintf(stderr, "natxctl: %s takes a number\n", a);
+			return -1;
+		}
+		cJSON_AddNumberToObject(req, num[k + 1], (double)v);
+		return 2;
+	}
+	return 0;
+}
+
 static const char *natxctl_getenv(const char *name)
 {
 	return getenv(name);
@@ -463,6 +501,24 @@ static void print_tunnels(const cJSON *r)
 {
 	const cJSON *t;
 
+	printf("%-20s %-6s %-4s %-22s %-8s %-6s %6s %8s %12s %s\n", "SERVICE", "ROLE", "TYPE",
+	       "ADDRESS", "STATE", "SOURCE", "CONNS", "TOTAL", "BYTES", "ERROR");
+	cJSON_ArrayForEach(t, j_obj(r, "services"))
+	{
+		const char *addr = j_str(t, "bind");
+
+		if (addr[0] == '-') {
+			addr = j_str(t, "local");
+		}
+		printf("%-20s %-6s %-4s %-22s %-8s %-6s %6.0f %8.0f %12.0f %s\n", j_str(t, "name"),
+		       j_str(t, "role"), j_str(t, "type"), addr, j_str(t, "state"),
+		       j_str(t, "source"), j_num(t, "flows_open") + j_num(t, "udp_sessions"),
+		       j_num(t, "flows_total") +
+			       (!strcmp(j_str(t, "type"), "udp") ? j_num(t, "visitors") : 0),
+		       j_num(t, "bytes"), j_str(t, "error")[0] == '-' ? "" : j_str(t, "error"));
+	}
+	printf("\npaid registrations:\n");
+
 	printf("%-4s %-24s %-20s %-5s %-6s %-8s %-12s %s\n", "ID", "NODE", "SERVICE", "PROTO",
 	       "PORT", "STATE", "EXPIRES_AT", "TOKEN");
 	cJSON_ArrayForEach(t, j_obj(r, "registrations"))
@@ -610,6 +666,11 @@ static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 		       j_str(j_obj(r, "forward"), "spec"));
 	} else if (!strcmp(c->name, "forward.rm")) {
 		printf("forward removed\n");
+	} else if (!strcmp(c->name, "tunnel.add")) {
+		printf("%s service %s added\n", j_str(j_obj(r, "service"), "role"),
+		       j_str(j_obj(r, "service"), "name"));
+	} else if (!strcmp(c->name, "tunnel.rm")) {
+		printf("tunnel service removed\n");
 	} else if (!strcmp(c->name, "reload")) {
 		printf("configuration reloaded\n");
 	} else if (!strcmp(c->name, "connect") && j_obj(r, "connection")) {
@@ -746,6 +807,18 @@ int main(int argc, char **argv)
 			}
 			cJSON_AddItemToArray(ms, cJSON_CreateString(a));
 			continue;
+		}
+		if (!strncmp(c->name, "tunnel.", 7) && a[0] == '-' && a[1] == '-') {
+			int used = natxctl_tunnel_flag(c, req, argc, argv, i);
+
+			if (used < 0) {
+				cJSON_Delete(req);
+				return CTL_EXIT_USAGE;
+			}
+			if (used > 0) {
+				i += used - 1;
+				continue;
+			}
 		}
 		if (!strcmp(c->name, "ping") && !strcmp(a, "-n")) {
 			char *end;

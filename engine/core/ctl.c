@@ -12,6 +12,7 @@
 #include "ctl.h"
 #include "natx/log.h"
 #include "p2p_host.h"
+#include "tun_eng.h"
 #include "stats_json.h"
 #include "steer_eng.h"
 #include "stun_eng.h"
@@ -360,6 +361,19 @@ static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const st
 	}
 }
 
+/* ctl_cmd_tunnel - tunnel.server|client|add|rm|ls (tun_eng.c). */
+static void ctl_cmd_tunnel(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			   cJSON *reply, struct ctl_result *r)
+{
+	static const char *const names[] = { [CTL_TUN_SERVER] = "server",
+					     [CTL_TUN_CLIENT] = "client",
+					     [CTL_TUN_ADD] = "add",
+					     [CTL_TUN_RM] = "rm",
+					     [CTL_TUN_LS] = "ls" };
+
+	r->code = tun_eng_ctl(eng, names[req->cmd], req->args, reply, r->msg, sizeof(r->msg));
+}
+
 static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_HELLO] = ctl_cmd_hello,
 	[CTL_FWD_ADD] = ctl_cmd_fwd_add,
@@ -385,6 +399,12 @@ static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_P2P_PEERS] = ctl_cmd_p2p_relay,
 	[CTL_P2P_DCUTR] = ctl_cmd_p2p_relay,
 	[CTL_P2P_UPGRADES] = ctl_cmd_p2p_relay,
+	/* tunnel (tun_eng.h) */
+	[CTL_TUN_SERVER] = ctl_cmd_tunnel,
+	[CTL_TUN_CLIENT] = ctl_cmd_tunnel,
+	[CTL_TUN_ADD] = ctl_cmd_tunnel,
+	[CTL_TUN_RM] = ctl_cmd_tunnel,
+	[CTL_TUN_LS] = ctl_cmd_tunnel,
 };
 
 /* ctl_reply_error - {"v":1,"id":..,"ok":false,"error":{...}} as text. */

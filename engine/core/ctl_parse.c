@@ -34,6 +34,11 @@ static const struct {
 	{ "p2p.peers", CTL_P2P_PEERS },
 	{ "p2p.dcutr", CTL_P2P_DCUTR },
 	{ "p2p.upgrades", CTL_P2P_UPGRADES },
+	{ "tunnel.server", CTL_TUN_SERVER },
+	{ "tunnel.client", CTL_TUN_CLIENT },
+	{ "tunnel.add", CTL_TUN_ADD },
+	{ "tunnel.rm", CTL_TUN_RM },
+	{ "tunnel.ls", CTL_TUN_LS },
 };
 
 /* ctl_json_u32 - @item as an integral number in [0, max]. */
@@ -195,7 +200,8 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		}
 	}
 	req->prime_ttl = -1;
-	arg = cJSON_GetObjectItemCaseSensitive(root, "enabled");
+	/* p2p.dcutr's own keys (other commands may use these names differently) */
+	arg = req->cmd == CTL_P2P_DCUTR ? cJSON_GetObjectItemCaseSensitive(root, "enabled") : NULL;
 	if (arg) {
 		if (!cJSON_IsBool(arg)) {
 			snprintf(msg, CTL_MSG_MAX, "\"enabled\" must be true or false");
@@ -204,7 +210,8 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		req->enabled = cJSON_IsTrue(arg);
 		req->has_enabled = true;
 	}
-	arg = cJSON_GetObjectItemCaseSensitive(root, "prime_ttl");
+	arg = req->cmd == CTL_P2P_DCUTR ? cJSON_GetObjectItemCaseSensitive(root, "prime_ttl") :
+					  NULL;
 	if (arg) {
 		uint32_t ttl;
 
@@ -287,6 +294,18 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 			req->has_fwd_id = true;
 		}
 		break;
+	case CTL_TUN_SERVER:
+	case CTL_TUN_CLIENT:
+	case CTL_TUN_ADD:
+	case CTL_TUN_RM:
+	case CTL_TUN_LS:
+		/* Arguments are checked by tun_eng_ctl(). */
+		req->args = cJSON_Duplicate(root, true);
+		if (!req->args) {
+			snprintf(msg, CTL_MSG_MAX, "out of memory");
+			goto delete_root;
+		}
+		break;
 	default:
 		break;
 	}
@@ -302,4 +321,6 @@ void ctl_req_cleanup(struct ctl_req *req)
 	req->id = NULL;
 	cJSON_Delete(req->relay);
 	req->relay = NULL;
+	cJSON_Delete(req->args);
+	req->args = NULL;
 }

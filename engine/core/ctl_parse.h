@@ -40,6 +40,11 @@ enum ctl_cmd {
 	CTL_P2P_PEERS,
 	CTL_P2P_DCUTR, /* {"enabled": bool, "prime_ttl": 0..255 optional} */
 	CTL_P2P_UPGRADES,
+	CTL_TUN_SERVER, /* tunnel.* (tun_eng.h): arguments in req->args */
+	CTL_TUN_CLIENT,
+	CTL_TUN_ADD,
+	CTL_TUN_RM,
+	CTL_TUN_LS,
 };
 
 enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };
@@ -64,6 +69,7 @@ struct ctl_req {
 	cJSON *relay; /* p2p.relay.setup: owned copy of the settings object */
 	bool enabled, has_enabled; /* p2p.dcutr */
 	int prime_ttl; /* p2p.dcutr: -1 absent */
+	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 
 /*

@@ -20,6 +20,7 @@
 #include "p2p_host.h"
 #include "steer_eng.h"
 #include "stun_eng.h"
+#include "tun_eng.h"
 #include "natx/udata.h"
 
 #define MOD "engine"
@@ -547,6 +548,7 @@ void engine_stop(struct engine *eng)
 	p2p_eng_stop(eng);
 	stun_eng_close(eng);
 	steer_eng_stop(eng);
+	tun_eng_free(eng);
 	if (eng->ctl_ring.ring_fd > 0) {
 		io_uring_queue_exit(&eng->ctl_ring);
 		eng->ctl_ring.ring_fd = 0;

@@ -119,6 +119,7 @@ struct stun_shard;
 struct p2p_eng;
 struct engine_steer;
 struct stun_eng;
+struct tun_eng;
 
 struct shard {
 	struct engine *eng;
@@ -166,6 +167,7 @@ struct engine {
 	struct p2p_eng *p2p; /* libp2p identity and listeners (p2p_eng.c), NULL when off */
 	struct engine_steer *steer; /* SO_REUSEPORT steering (steer_eng.c) */
 	struct stun_eng *stun; /* STUN responder (stun_eng.c), NULL when off */
+	struct tun_eng *tun; /* tunnel server/client (tun_eng.h), NULL until first used */
 };
 
 /* engine_start - create the control ring and @cfg->shards shards. -errno with @err set. */

@@ -18,6 +18,7 @@
 #include "natx/udata.h"
 #include "p2p_host.h"
 #include "stun_eng.h"
+#include "tun_eng.h"
 
 #define MOD "shard"
 
@@ -502,12 +503,16 @@ static void handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 		shard_tick(sh);
 		p2p_shard_tick(sh);
 		stun_eng_shard_tick(sh);
+		tun_shard_tick(sh);
 		break;
 	case UD_P2P:
 		p2p_shard_handle_cqe(sh, cqe);
 		break;
 	case UD_STUN:
 		stun_eng_handle_cqe(sh, cqe);
+		break;
+	case UD_TUN:
+		tun_shard_handle_cqe(sh, cqe);
 		break;
 	case UD_MSG:
 		shard_handle_msg(sh, cqe);
@@ -617,6 +622,7 @@ static void shard_teardown(struct shard *sh)
 {
 	shard_cancel_all(sh);
 	p2p_shard_teardown(sh);
+	tun_shard_teardown(sh);
 	for (uint32_t s = 0; s < sh->nalloc; s++) {
 		struct flow *f = shard_flow(sh, s);
 

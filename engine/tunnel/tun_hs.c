@@ -227,6 +227,10 @@ static int server_on_auth(struct tun_server *s, const struct tun_frame *f, struc
 	if (tun_auth_read(f, &a)) {
 		return server_refuse(s, out, TUN_R_PROTOCOL);
 	}
+	/* Named before it is judged, so a refusal can say which service was asked for. */
+	s->service_len = a.service_len;
+	memcpy(s->service, a.service, a.service_len);
+	s->service[a.service_len] = '\0';
 	r = s->ops->cred_get(s->ops->arg, a.kind, a.service, a.service_len, a.cred, a.cred_len, key,
 			     &key_len);
 	if (r) {
@@ -245,9 +249,6 @@ static int server_on_auth(struct tun_server *s, const struct tun_frame *f, struc
 		goto out_wipe;
 	}
 	s->kind = a.kind;
-	s->service_len = a.service_len;
-	memcpy(s->service, a.service, a.service_len);
-	s->service[a.service_len] = '\0';
 	memcpy(s->client_nonce, a.client_nonce, TUN_NONCE_LEN);
 	memset(&ok, 0, sizeof(ok));
 	if (s->ops->random(s->ops->random_arg, s->session_id, TUN_SESSION_ID_LEN) ||
@@ -290,6 +291,7 @@ static int server_on_data_auth(struct tun_server *s, const struct tun_frame *f, 
 	if (!sess) {
 		return server_refuse(s, out, TUN_R_UNKNOWN_SESSION);
 	}
+	s->session = sess; /* also on a refusal below: the session the channel named */
 	/* MAC first: a forged DATA_AUTH must not be able to burn a legitimate pending nonce. */
 	if (data_client_mac(mac, sess->key, s->version, s->server_nonce, d.session_id,
 			    d.channel_nonce)) {

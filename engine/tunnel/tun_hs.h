@@ -110,10 +110,12 @@ struct tun_server {
 	uint8_t client_nonce[TUN_NONCE_LEN];
 	uint8_t kind; /* control: credential kind used */
 	uint8_t service_len;
-	uint8_t service[TUN_SERVICE_MAX + 1]; /* control: NUL-terminated service name */
+	uint8_t service[TUN_SERVICE_MAX + 1]; /* control: NUL-terminated service name (set from
+						 * AUTH, also when it is refused) */
 	uint8_t session_id[TUN_SESSION_ID_LEN]; /* control: new session; data: joined session */
 	uint8_t session_key[TUN_SESSION_KEY_LEN]; /* control: derived session key */
-	struct tun_session *session; /* data: the session joined (borrowed) */
+	struct tun_session *session; /* data: the session joined, or named by a refused
+				      * DATA_AUTH (borrowed) */
 	uint8_t reason; /* refusal reason once FAILED */
 };
 

@@ -35,6 +35,7 @@ enum udata_op {
 	UD_ACK, /* a shard's reply to the control ring; dir unused, slot = seq */
 	UD_P2P, /* libp2p (engine/core/p2p_host.h): dir 0 accept, 1 recv, 2 send/connect, 3 msg */
 	UD_STUN, /* STUN responder (stun_eng.c): dir 0 recvmsg, 1 sendmsg of slot, 2 start/stop */
+	UD_TUN, /* tunnel (engine/core/tun_eng.h): dir 0 POLLIN, 1 POLLOUT, 3 wake; bid = gen */
 	UD_OP_MAX,
 };
 

@@ -10,44 +10,17 @@
 #    for the libp2p path and a bad service name are usage errors;
 #  - connections close stops the local port and forgets the record; closing it again: not_found.
 set -uo pipefail
-: "${NATX_BIN:?NATX_BIN must point at build/bin}"
-SRC=${NATX_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+NODES_TAG=natx-connect
+# shellcheck source=tests/integration/nodes_lib.sh
+. "$(dirname "$0")/nodes_lib.sh"
 PY=$SRC/tests/integration/p2p_bridge.py
-T=$(mktemp -d /tmp/natx-connect.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	for n in a b; do tail -n 8 "$T/$n/natxd.log" 2>/dev/null | sed "s/^/    natxd $n: /"; done
-	exit 1
-}
 command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
 command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
-
-ctl() { local n=$1; shift; timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"; }
-start_natxd() { # NAME
-	mkdir -p "$T/$1"
-	XDG_RUNTIME_DIR=$T/$1/xdg XDG_STATE_HOME=$T/$1/xs NAT_TRAVERSAL_ENABLE_LIBP2P=true \
-		NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/127.0.0.1/tcp/0 SERVER_ADDRESS=127.0.0.1:0 \
-		"$NATX_BIN/natxd" --socket "$T/$1/ctl.sock" --state-dir "$T/$1/state" \
-		>>"$T/$1/natxd.log" 2>&1 &
-	eval "PID_$1=$!"
-	PIDS+=($!)
-	for _ in $(seq 1 100); do
-		ctl "$1" --json peer >"$T/$1/peer.json" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "natxd $1 did not come up"
-}
+HTTP_LISTEN=127.0.0.1:0
 start_natxd a
 start_natxd b
-B_ADDR=$(jq -r '.listen_addrs[0] + "/p2p/" + .peer_id' "$T/b/peer.json")
+B_ADDR=$(addr_of b)
 
 python3 "$PY" echo-server >"$T/echo.port" &
 PIDS+=($!)
@@ -74,8 +47,8 @@ ctl a connections | grep -q "libp2p-direct" || fail "connections table"
 HTTP=$(ctl a --json status | jq -r .status.http)
 curl -sf "http://$HTTP/api/nat-traversal/connections" | jq -e 'any(.connections[]; .service == "echo")' \
 	>/dev/null || fail "GET /api/nat-traversal/connections"
-kill "$PID_a"
-wait "$PID_a" 2>/dev/null
+kill "${NODE_PID[a]}"
+wait "${NODE_PID[a]}" 2>/dev/null
 start_natxd a
 ctl a --json connections | jq -e --argjson id "$CID" 'any(.connections[]; .id == $id)' >/dev/null ||
 	fail "the connection record did not survive a natxd restart"

@@ -7,41 +7,12 @@
 #  - with B's real direct address recorded, the same connect takes the direct path;
 #  - node ls / node rm; a bad multiaddr is a usage error; an unknown node is node_not_found.
 set -uo pipefail
-: "${NATX_BIN:?NATX_BIN must point at build/bin}"
-SRC=${NATX_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+NODES_TAG=natx-connrly NODES_LOGS="r a b"
+# shellcheck source=tests/integration/nodes_lib.sh
+. "$(dirname "$0")/nodes_lib.sh"
 PY=$SRC/tests/integration/p2p_bridge.py
-T=$(mktemp -d /tmp/natx-connrly.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	for n in r a b; do tail -n 8 "$T/$n/natxd.log" 2>/dev/null | sed "s/^/    natxd $n: /"; done
-	exit 1
-}
 command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
-
-ctl() { local n=$1; shift; timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"; }
-start_natxd() { # NAME [ENV=VALUE...]
-	local n=$1
-	shift
-	mkdir -p "$T/$n"
-	env XDG_RUNTIME_DIR="$T/$n/xdg" XDG_STATE_HOME="$T/$n/xs" NAT_TRAVERSAL_ENABLE_LIBP2P=true \
-		NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/127.0.0.1/tcp/0 "$@" \
-		"$NATX_BIN/natxd" --socket "$T/$n/ctl.sock" --state-dir "$T/$n/state" --listen off \
-		>>"$T/$n/natxd.log" 2>&1 &
-	PIDS+=($!)
-	for _ in $(seq 1 100); do
-		ctl "$n" --json peer >"$T/$n/peer.json" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "natxd $n did not come up"
-}
 start_natxd r NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
 	NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0
 start_natxd a
@@ -50,9 +21,9 @@ for _ in $(seq 1 100); do
 	ctl r --json relay status 2>/dev/null | jq -e .enabled >/dev/null && break
 	sleep 0.1
 done
-R_ADDR=$(jq -r '.listen_addrs[0] + "/p2p/" + .peer_id' "$T/r/peer.json")
+R_ADDR=$(addr_of r)
 B_ID=$(jq -r .peer_id "$T/b/peer.json")
-B_DIRECT=$(jq -r '.listen_addrs[0] + "/p2p/" + .peer_id' "$T/b/peer.json")
+B_DIRECT=$(addr_of b)
 ctl b --json reserve "$R_ADDR" >"$T/rsv.json" || fail "reserve: $(cat "$T/rsv.json")"
 B_CIRC=$(jq -r .circuit_addr "$T/rsv.json")
 # A closed port on loopback: bind one, read it, close it.

@@ -8,43 +8,15 @@
 #  - the engines' libp2p counters: one connection B -> A (the 51 streams shared it), none failed
 # Every client run is bounded (240 s); the bytes are a seeded pseudo-random stream.
 set -uo pipefail
-: "${NATX_BIN:?NATX_BIN must point at build/bin}"
-SRC=${NATX_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+NODES_TAG=p2d-bulk
+# shellcheck source=tests/integration/nodes_lib.sh
+. "$(dirname "$0")/nodes_lib.sh"
 PY=$SRC/tests/integration/p2p_bulk.py
-T=$(mktemp -d /tmp/p2d-bulk.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	for n in a b; do tail -n 8 "$T/$n/natxd.log" 2>/dev/null | sed "s/^/    natxd $n: /"; done
-	exit 1
-}
-pass() { echo "PASS $*"; }
 command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
-
-ctl() { local n=$1; shift; timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"; }
-start_natxd() { # NAME
-	mkdir -p "$T/$1"
-	XDG_RUNTIME_DIR=$T/$1/xdg XDG_STATE_HOME=$T/$1/xs NAT_TRAVERSAL_ENABLE_LIBP2P=true \
-		NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/127.0.0.1/tcp/0 \
-		"$NATX_BIN/natxd" --socket "$T/$1/ctl.sock" --state-dir "$T/$1/state" --listen off \
-		>>"$T/$1/natxd.log" 2>&1 &
-	PIDS+=($!)
-	for _ in $(seq 1 100); do
-		ctl "$1" --json peer >"$T/$1/peer.json" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "natxd $1 did not come up"
-}
 start_natxd a
 start_natxd b
-A_ADDR=$(jq -r '.listen_addrs[0] + "/p2p/" + .peer_id' "$T/a/peer.json")
+A_ADDR=$(addr_of a)
 
 python3 "$PY" echo-server >"$T/echo.port" &
 PIDS+=($!)

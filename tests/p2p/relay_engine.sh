@@ -24,46 +24,14 @@
 #    pings A through it (8 and 9 are skipped when the pinned js packages cannot be installed)
 # Exit 77 when jq/python3 are missing.
 set -uo pipefail
-: "${NATX_BIN:?NATX_BIN must point at build/bin}"
-SRC=${NATX_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+NODES_TAG=rly-relay NODES_LOGS="r a b l"
+# shellcheck source=tests/integration/nodes_lib.sh
+. "$(dirname "$0")/../integration/nodes_lib.sh"
 BUILD=${NATX_BUILD:-$SRC/build}
 PY=$SRC/tests/integration/p2p_bridge.py
-T=$(mktemp -d /tmp/rly-relay.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	for n in r a b l; do tail -n 12 "$T/$n/natxd.log" 2>/dev/null | sed "s/^/    natxd $n: /"; done
-	echo "FAIL: $*"
-	exit 1
-}
-pass() { echo "PASS $*"; }
 command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
 
-ctl() { local n=$1; shift; timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"; }
-# start_natxd NAME [ENV=VALUE...]
-start_natxd() {
-	local n=$1; shift
-	mkdir -p "$T/$n"
-	env XDG_RUNTIME_DIR="$T/$n/xdg" XDG_STATE_HOME="$T/$n/xs" NAT_TRAVERSAL_ENABLE_LIBP2P=true \
-		NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/127.0.0.1/tcp/0 "$@" \
-		"$NATX_BIN/natxd" --socket "$T/$n/ctl.sock" --state-dir "$T/$n/state" \
-		--listen "${HTTP_LISTEN:-off}" \
-		>>"$T/$n/natxd.log" 2>&1 &
-	PIDS+=($!)
-	for _ in $(seq 1 100); do
-		ctl "$n" --json peer >"$T/$n/peer.json" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "natxd $n did not come up"
-}
-addr_of() { jq -r '.listen_addrs[0] + "/p2p/" + .peer_id' "$T/$1/peer.json"; }
 # wait_relay NAME: until the engine serves the hop protocol (natxd pushes the settings)
 wait_relay() {
 	for _ in $(seq 1 100); do

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: MIT
+/* Tunnel engine objects in natxd (control/tunnel_sup.h, control/tunnel_cfg.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl_pay.h"
+#include "daemon.h"
+#include "natx/err.h"
+#include "natx/log.h"
+#include "tunnel_cfg.h"
+#include "tunnel_sup.h"
+
+#define MOD "tunnel"
+
+enum { TUNNEL_MSG_MAX = 512 /* ctl_cmds.c's message buffer */ };
+
+int tunnel_sup_push(struct engine_sup *es, struct engine_fwd *f)
+{
+	cJSON *req = tunnel_spec_request(f->spec, false), *r = NULL;
+	const cJSON *svc;
+	int rc;
+
+	if (!req) {
+		snprintf(f->error, sizeof(f->error), "malformed tunnel entry");
+		return -EINVAL;
+	}
+	rc = engine_sup_call(es, req, &r);
+	cJSON_Delete(req);
+	if (rc == 0 || rc == -EEXIST) {
+		svc = cJSON_GetObjectItemCaseSensitive(r, "service");
+		svc = cJSON_GetObjectItemCaseSensitive(svc, "id");
+		f->id = TUNNEL_SUP_ID_BASE +
+			(cJSON_IsNumber(svc) ? (unsigned long)svc->valuedouble : 0);
+		f->error[0] = '\0';
+		rc = 0;
+	} else {
+		const char *why = engine_sup_error_text(r, natx_strerror(rc));
+		char role[8] = "", name[65] = "";
+
+		if (strncmp(f->error, why, sizeof(f->error) - 1)) {
+			if (tunnel_spec_svc(f->spec, role, name)) {
+				pr_warn(MOD, "%s service %s: %s", role, name, why);
+			} else {
+				pr_warn(MOD, "%.14s: %s", f->spec, why);
+			}
+		}
+		snprintf(f->error, sizeof(f->error), "%s", why);
+	}
+	cJSON_Delete(r);
+	return rc;
+}
+
+int tunnel_sup_rm(struct engine_sup *es, const char *spec)
+{
+	cJSON *req = tunnel_spec_request(spec, true), *r = NULL;
+	int rc;
+
+	if (!req) {
+		return 0; /* server / client entries stay until the engine restarts */
+	}
+	rc = engine_sup_call(es, req, &r);
+	cJSON_Delete(req);
+	cJSON_Delete(r);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* tunnel_sup_wanted - is there a desired tunnel-svc entry for @role @name? */
+static int tunnel_sup_wanted(const struct engine_sup *es, const char *role, const char *name)
+{
+	for (unsigned i = 0; i < es->nfwd; i++) {
+		char r[8], n[65];
+
+		if (tunnel_spec_svc(es->fwd[i].spec, r, n) && !strcmp(r, role) &&
+		    !strcmp(n, name)) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+int tunnel_sup_prune(struct engine_sup *es)
+{
+	cJSON *req = cJSON_CreateObject(), *r = NULL;
+	const cJSON *it;
+	int rc;
+
+	if (!req || !cJSON_AddStringToObject(req, "cmd", "tunnel.ls")) {
+		cJSON_Delete(req);
+		return -ENOMEM;
+	}
+	rc = engine_sup_call(es, req, &r);
+	cJSON_Delete(req);
+	if (rc) {
+		cJSON_Delete(r);
+		return rc;
+	}
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "services"))
+	{
+		const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role");
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+		cJSON *rq, *rr = NULL;
+
+		/* "paid-*" services follow the paid registrations (tunnel_paid.c), not this list. */
+		if (!cJSON_IsString(role) || !cJSON_IsString(name) ||
+		    !strncmp(name->valuestring, "paid-", 5) ||
+		    tunnel_sup_wanted(es, role->valuestring, name->valuestring) >= 0 ||
+		    es->state != ENGINE_UP) {
+			continue;
+		}
+		pr_info(MOD, "removing %s service %s that natxd no longer wants", role->valuestring,
+			name->valuestring);
+		rq = cJSON_CreateObject();
+		if (rq && cJSON_AddStringToObject(rq, "cmd", "tunnel.rm") &&
+		    cJSON_AddStringToObject(rq, "role", role->valuestring) &&
+		    cJSON_AddStringToObject(rq, "name", name->valuestring)) {
+			engine_sup_call(es, rq, &rr);
+		}
+		cJSON_Delete(rq);
+		cJSON_Delete(rr);
+	}
+	cJSON_Delete(r);
+	return 0;
+}
+
+/* tunnel_arg - string member @key of the request, NULL when absent or not a string. */
+static const char *tunnel_arg(const struct ctl_req *req, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req->root, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* tunnel_arg_uint - optional number member; false (and @msg) when present and bad. */
+static bool tunnel_arg_uint(const struct ctl_req *req, const char *key, unsigned hi, unsigned *out,
+			    char *msg)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req->root, key);
+	char *end;
+	double d;
+
+	if (!v) {
+		return true;
+	}
+	if (cJSON_IsString(v)) {
+		d = strtod(v->valuestring, &end);
+		if (*end || !v->valuestring[0]) {
+			d = -1;
+		}
+	} else {
+		d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+	}
+	if (d < 0 || d > hi || d != (double)(unsigned)d) {
+		snprintf(msg, TUNNEL_MSG_MAX, "%s must be an integer 0..%u", key, hi);
+		return false;
+	}
+	*out = (unsigned)d;
+	return true;
+}
+
+int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		   cJSON *reply, char *msg)
+{
+	const char *name = tunnel_arg(req, "name"), *type = tunnel_arg(req, "type");
+	const char *addr = tunnel_arg(req, "addr"), *token = tunnel_arg(req, "token");
+	const char *role = tunnel_arg(req, "role");
+	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(req->root, "proxy_protocol");
+	unsigned max_conns = d->cfg.rathole_max_connections, pool = 4, udp_channels = 2, bw = 0;
+	char spec[512], emsg[ENGINE_ERR_MAX];
+	bool server;
+	int cred, rc, i;
+	cJSON *o;
+
+	if (!role) {
+		role = "server";
+	}
+	server = !strcmp(role, "server");
+	if (!name || !type || !addr || !token || (!server && strcmp(role, "client"))) {
+		snprintf(msg, TUNNEL_MSG_MAX,
+			 "tunnel add needs name, type (tcp|udp), addr, token; role server|client");
+		return -EINVAL;
+	}
+	if (!tunnel_arg_uint(req, "max_conns", 1000000, &max_conns, msg) ||
+	    !tunnel_arg_uint(req, "pool", 32, &pool, msg) ||
+	    !tunnel_arg_uint(req, "bandwidth_kbps", 100000000, &bw, msg) ||
+	    !tunnel_arg_uint(req, "udp_channels", 8, &udp_channels, msg)) {
+		return -EINVAL;
+	}
+	if (strpbrk(name, " =") || strpbrk(type, " =") || strpbrk(addr, " =") ||
+	    strlen(name) > 64 || strlen(addr) > 200 || strlen(token) > TUNNEL_TOKEN_MAX) {
+		snprintf(msg, TUNNEL_MSG_MAX, "bad name, address or token");
+		return -EINVAL;
+	}
+	if (tunnel_sup_wanted(&d->eng, role, name) >= 0) {
+		snprintf(msg, TUNNEL_MSG_MAX, "%s service %s exists", role, name);
+		return -EEXIST;
+	}
+	cred = tunnel_cred_intern(token);
+	if (cred < 0) {
+		snprintf(msg, TUNNEL_MSG_MAX, "too many distinct tunnel tokens");
+		return -ENOSPC;
+	}
+	if (server) {
+		snprintf(spec, sizeof(spec),
+			 "tunnel-svc server %s %s %s cred=%d max_conns=%u pool=%u udp_channels=%u "
+			 "bw=%u",
+			 name, type, addr, cred, max_conns, pool, udp_channels, bw);
+	} else {
+		snprintf(spec, sizeof(spec),
+			 "tunnel-svc client %s %s %s cred=%d pp=%d udp_channels=%u", name, type,
+			 addr, cred, cJSON_IsTrue(pp) ? 1 : 0, udp_channels);
+	}
+	if (strlen(spec) > CTL_SPEC_MAX) {
+		snprintf(msg, TUNNEL_MSG_MAX, "address too long");
+		return -EINVAL;
+	}
+	/* Not persisted: services meant to survive a natxd restart belong in the config. */
+	rc = engine_sup_forward_add(&d->eng, spec, ENGINE_FWD_STORED, emsg);
+	if (rc) {
+		snprintf(msg, TUNNEL_MSG_MAX, "%s", emsg);
+		return rc;
+	}
+	i = tunnel_sup_wanted(&d->eng, role, name);
+	pr_info(MOD, "%s service %s (%s %s) added by uid %u", role, name, type, addr,
+		(unsigned)who->uid);
+	o = cJSON_AddObjectToObject(reply, "service");
+	if (!o) {
+		return -ENOMEM;
+	}
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddStringToObject(o, "role", role);
+	cJSON_AddNumberToObject(o, "id",
+				i >= 0 ? (double)(d->eng.fwd[i].id - TUNNEL_SUP_ID_BASE) : 0);
+	return 0;
+}
+
+int tunnel_cmd_rm(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		  cJSON *reply, char *msg)
+{
+	const char *name = tunnel_arg(req, "name"), *role = tunnel_arg(req, "role");
+	int i, rc;
+
+	if (!role) {
+		role = "server";
+	}
+	if (!name) {
+		snprintf(msg, TUNNEL_MSG_MAX, "tunnel rm needs a service name");
+		return -EINVAL;
+	}
+	i = tunnel_sup_wanted(&d->eng, role, name);
+	if (i < 0) {
+		snprintf(msg, TUNNEL_MSG_MAX, "no %s service %s", role, name);
+		return -ENOENT;
+	}
+	if (d->eng.fwd[i].source == ENGINE_FWD_CONFIG) {
+		snprintf(msg, TUNNEL_MSG_MAX,
+			 "%s service %s comes from the configuration: edit it there and reload",
+			 role, name);
+		return -EINVAL;
+	}
+	rc = engine_sup_forward_rm(&d->eng, (unsigned)i);
+	pr_info(MOD, "%s service %s removed by uid %u", role, name, (unsigned)who->uid);
+	if (rc) {
+		pr_warn(MOD, "engine tunnel.rm: %s", natx_strerror(rc));
+	}
+	(void)reply;
+	return 0;
+}
+
+int tunnel_cmd_ls(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		  cJSON *reply, char *msg)
+{
+	cJSON *rq, *r = NULL, *a, *it;
+	int rc = cmd_tunnel_ls(d, who, req, reply, msg); /* paid registrations (ctl_pay.c) */
+
+	if (rc) {
+		return rc;
+	}
+	a = cJSON_AddArrayToObject(reply, "services");
+	rq = cJSON_CreateObject();
+	if (!a || !rq || !cJSON_AddStringToObject(rq, "cmd", "tunnel.ls")) {
+		cJSON_Delete(rq);
+		return -ENOMEM;
+	}
+	if (engine_sup_call(&d->eng, rq, &r) == 0) {
+		cJSON_AddItemToObject(reply, "server", cJSON_DetachItemFromObject(r, "server"));
+		cJSON_AddItemToObject(reply, "client", cJSON_DetachItemFromObject(r, "client"));
+	}
+	cJSON_Delete(rq);
+	/* Every desired service, with the engine's view of it when it runs. */
+	for (unsigned i = 0; i < d->eng.nfwd; i++) {
+		const struct engine_fwd *f = &d->eng.fwd[i];
+		char role[8], name[65];
+		cJSON *e = NULL;
+
+		if (!tunnel_spec_svc(f->spec, role, name)) {
+			continue;
+		}
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "services"))
+		{
+			const cJSON *rr = cJSON_GetObjectItemCaseSensitive(it, "role");
+			const cJSON *nn = cJSON_GetObjectItemCaseSensitive(it, "name");
+
+			if (cJSON_IsString(rr) && cJSON_IsString(nn) &&
+			    !strcmp(rr->valuestring, role) && !strcmp(nn->valuestring, name)) {
+				e = cJSON_Duplicate(it, true);
+				break;
+			}
+		}
+		if (!e) {
+			e = cJSON_CreateObject();
+			cJSON_AddStringToObject(e, "name", name);
+			cJSON_AddStringToObject(e, "role", role);
+			cJSON_AddStringToObject(e, "state", f->error[0] ? "failed" : "pending");
+		}
+		cJSON_AddStringToObject(e, "source",
+					f->source == ENGINE_FWD_CONFIG ? "config" : "ctl");
+		cJSON_AddStringToObject(e, "error", f->error);
+		cJSON_AddItemToArray(a, e);
+	}
+	/* Services the engine runs for other reasons: paid registrations (tunnel_paid.c). */
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "services"))
+	{
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(it, "role"));
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(it, "name"));
+		cJSON *e;
+
+		if (!role || !name || tunnel_sup_wanted(&d->eng, role, name) >= 0) {
+			continue;
+		}
+		e = cJSON_Duplicate(it, true);
+		cJSON_AddStringToObject(e, "source", strncmp(name, "paid-", 5) ? "engine" : "paid");
+		cJSON_AddStringToObject(e, "error", "");
+		cJSON_AddItemToArray(a, e);
+	}
+	cJSON_Delete(r);
+	return 0;
+}
