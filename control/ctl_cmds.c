@@ -623,6 +623,7 @@ static const struct {
 	{ "peers", natxd_cmd_peers },
 	{ "reserve", natxd_cmd_reserve },
 	{ "relay.status", natxd_cmd_relay_status },
+	{ "upgrades", natxd_cmd_upgrades },
 	{ "p2p.expose", natxd_cmd_p2p_svc },
 	{ "p2p.forward", natxd_cmd_p2p_svc },
 	{ "p2p.ls", natxd_cmd_p2p_svc },

@@ -81,6 +81,10 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  "reserve a slot on a circuit relay (/ip4/A/tcp/P/p2p/ID), keep it renewed and print our "
 	  "/p2p-circuit address",
 	  "addr", true },
+	{ "upgrades", "upgrades", "",
+	  "DCUtR hole punching: on/off, our announced addresses, counters and each relayed->direct "
+	  "upgrade (role, state, attempts, time to direct)",
+	  NULL, false },
 	{ "relay status", "relay.status", "",
 	  "circuit relay server: limits, reservations, circuits, bytes relayed, top talkers", NULL,
 	  false },

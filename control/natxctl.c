@@ -591,8 +591,37 @@ static void print_relay(const cJSON *r)
 	}
 }
 
+/* print_upgrades - `upgrades`: DCUtR on/off, counters, one line per upgrade. */
+static void print_upgrades(const cJSON *r)
+{
+	const cJSON *e, *a;
+
+	printf("hole punching (DCUtR): %s, prime TTL %.0f\n", j_bool(r, "enabled") ? "on" : "off",
+	       j_num(r, "prime_ttl"));
+	printf("announced addresses:");
+	cJSON_ArrayForEach(e, j_obj(r, "addrs"))
+	{
+		printf(" %s", cJSON_IsString(e) ? e->valuestring : "?");
+	}
+	printf("\ncounters:\n");
+	print_kv(j_obj(r, "counters"), "  ");
+	printf("%-54s %-4s %-11s %9s %8s  %s\n", "PEER", "ROLE", "STATE", "ATTEMPTS", "MS",
+	       "DIRECT ADDRESS / ERROR");
+	cJSON_ArrayForEach(e, j_obj(r, "upgrades"))
+	{
+		a = j_obj(e, "attempts");
+		printf("%-54s %-4s %-11s %9d %8.0f  %s\n", j_str(e, "peer_id"), j_str(e, "role"),
+		       j_str(e, "state"), cJSON_GetArraySize(a), j_num(e, "duration_ms"),
+		       j_obj(e, "error") ? j_str(e, "error") : j_str(e, "addr"));
+	}
+}
+
 static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 {
+	if (!strcmp(c->name, "upgrades")) {
+		print_upgrades(r);
+		return;
+	}
 	if (!strcmp(c->name, "peers")) {
 		print_peers(r);
 		return;

@@ -569,6 +569,18 @@ int natxd_cmd_relay_status(struct natxd *d, const struct ctl_caller *who, const 
 	return p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
 }
 
+int natxd_cmd_upgrades(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		       cJSON *reply, char *msg)
+{
+	cJSON *q = cJSON_CreateObject();
+
+	if (!q || !cJSON_AddStringToObject(q, "cmd", "p2p.upgrades")) {
+		cJSON_Delete(q);
+		return -ENOMEM;
+	}
+	return p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
+}
+
 /* p2p_csv_array - the comma-separated items of @csv (trimmed, non-empty) as a JSON array. */
 static cJSON *p2p_csv_array(const char *csv)
 {
@@ -620,18 +632,66 @@ static cJSON *p2p_relay_conf_json(const struct natx_config *c)
 static long p2p_pushed_pid;
 static uint64_t p2p_pushed_at;
 
+/* Finished upgrades of the engine instance p2p_pushed_* already counted in the metrics. */
+static double p2p_upg_ok, p2p_upg_failed;
+static uint64_t p2p_upg_polled_ms;
+
+/* p2p_upgrades_poll - add the engine's newly finished DCUtR upgrades to the service metrics. */
+static void p2p_upgrades_poll(struct natxd *d)
+{
+	char msg[CTL_MSG_MAX];
+	struct svc *s = svc_find(&d->svcs, "libp2p");
+	cJSON *q, *r;
+	const cJSON *c;
+	uint64_t now = d->clk->now_ms(d->clk);
+	double ok, failed;
+
+	if (!s || now - p2p_upg_polled_ms < 2000) {
+		return;
+	}
+	p2p_upg_polled_ms = now;
+	q = cJSON_CreateObject();
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(q, "cmd", "p2p.upgrades");
+	if (!p2p_engine_call(d, q, d->eng.timeout_ms, r, msg) &&
+	    (c = cJSON_GetObjectItemCaseSensitive(r, "counters"))) {
+		ok = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "upgraded"));
+		failed = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "failed"));
+		for (; p2p_upg_ok < ok; p2p_upg_ok++) {
+			svc_upgrade_record(s, true);
+		}
+		for (; p2p_upg_failed < failed; p2p_upg_failed++) {
+			svc_upgrade_record(s, false);
+		}
+	}
+	cJSON_Delete(r);
+}
+
 void natxd_p2p_tick(struct natxd *d)
 {
 	char msg[CTL_MSG_MAX];
 	cJSON *q, *r, *peers, *it;
 	int rc;
 
-	if (!d->cfg.enable_libp2p || !d->p2p_peer[0] || d->eng.state != ENGINE_UP ||
-	    (d->eng.pid == p2p_pushed_pid && d->eng.started_at == p2p_pushed_at)) {
+	if (!d->cfg.enable_libp2p || !d->p2p_peer[0] || d->eng.state != ENGINE_UP) {
+		return;
+	}
+	if (d->eng.pid == p2p_pushed_pid && d->eng.started_at == p2p_pushed_at) {
+		p2p_upgrades_poll(d);
 		return;
 	}
 	p2p_pushed_pid = d->eng.pid;
 	p2p_pushed_at = d->eng.started_at;
+	p2p_upg_ok = p2p_upg_failed = 0; /* a new engine counts from zero */
+	q = cJSON_CreateObject();
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(q, "cmd", "p2p.dcutr");
+	cJSON_AddBoolToObject(q, "enabled", d->cfg.enable_hole_punching);
+	rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
+	cJSON_Delete(r);
+	if (rc) {
+		pr_warn(MOD, "hole punching setting not applied: %s", msg);
+	}
 	if (d->cfg.relay_enabled) {
 		q = cJSON_CreateObject();
 		r = cJSON_CreateObject();

@@ -64,13 +64,18 @@ int natxd_cmd_peers(struct natxd *d, const struct ctl_caller *who, const struct 
 		    cJSON *reply, char *msg);
 int natxd_cmd_reserve(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		      cJSON *reply, char *msg);
+/* natxd_cmd_upgrades - engine p2p.upgrades (DCUtR state and records). */
+int natxd_cmd_upgrades(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		       cJSON *reply, char *msg);
 int natxd_cmd_relay_status(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 			   cJSON *reply, char *msg);
 
 /*
  * natxd_p2p_tick - from the main loop: once per engine instance (a new or restarted engine),
- * turn the relay on with the [relay] settings and hand it the bootstrap peers to keep
- * connected (p2p.relay.setup, p2p.keep).
+ * turn the relay on with the [relay] settings, hand it the bootstrap peers to keep connected
+ * and set hole punching from NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING (p2p.relay.setup, p2p.keep,
+ * p2p.dcutr). Every few seconds, the engine's finished DCUtR upgrades are added to the
+ * libp2p service's upgrade metrics (svc_upgrade_record).
  */
 void natxd_p2p_tick(struct natxd *d);
 

@@ -315,6 +315,20 @@ static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const st
 		ret = p2p_eng_call(eng, 0, P2P_REQ_RELAY_STATUS, NULL, 0, 5000, &o, r->msg,
 				   sizeof(r->msg));
 		break;
+	case CTL_P2P_DCUTR:
+		if (!eng->p2p) {
+			snprintf(r->msg, sizeof(r->msg), "libp2p is not enabled in this engine");
+			ret = -ENOTCONN;
+			break;
+		}
+		p2p_eng_dcutr_set(eng, req->enabled, req->prime_ttl);
+		ret = p2p_eng_call(eng, 0, P2P_REQ_UPGRADES, NULL, 0, 5000, &o, r->msg,
+				   sizeof(r->msg));
+		break;
+	case CTL_P2P_UPGRADES:
+		ret = p2p_eng_call(eng, 0, P2P_REQ_UPGRADES, NULL, 0, 5000, &o, r->msg,
+				   sizeof(r->msg));
+		break;
 	case CTL_P2P_RESERVE:
 	case CTL_P2P_KEEP:
 		ret = p2p_eng_call(eng, 0,
@@ -383,6 +397,8 @@ static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_P2P_RESERVE] = ctl_cmd_p2p_relay,
 	[CTL_P2P_KEEP] = ctl_cmd_p2p_relay,
 	[CTL_P2P_PEERS] = ctl_cmd_p2p_relay,
+	[CTL_P2P_DCUTR] = ctl_cmd_p2p_relay,
+	[CTL_P2P_UPGRADES] = ctl_cmd_p2p_relay,
 	/* tunnel (tun_eng.h) */
 	[CTL_TUN_SERVER] = ctl_cmd_tunnel,
 	[CTL_TUN_CLIENT] = ctl_cmd_tunnel,

@@ -32,6 +32,8 @@ static const struct {
 	{ "p2p.reserve", CTL_P2P_RESERVE },
 	{ "p2p.keep", CTL_P2P_KEEP },
 	{ "p2p.peers", CTL_P2P_PEERS },
+	{ "p2p.dcutr", CTL_P2P_DCUTR },
+	{ "p2p.upgrades", CTL_P2P_UPGRADES },
 	{ "tunnel.server", CTL_TUN_SERVER },
 	{ "tunnel.client", CTL_TUN_CLIENT },
 	{ "tunnel.add", CTL_TUN_ADD },
@@ -197,7 +199,35 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 			goto delete_root;
 		}
 	}
+	req->prime_ttl = -1;
+	/* p2p.dcutr's own keys (other commands may use these names differently) */
+	arg = req->cmd == CTL_P2P_DCUTR ? cJSON_GetObjectItemCaseSensitive(root, "enabled") : NULL;
+	if (arg) {
+		if (!cJSON_IsBool(arg)) {
+			snprintf(msg, CTL_MSG_MAX, "\"enabled\" must be true or false");
+			goto delete_root;
+		}
+		req->enabled = cJSON_IsTrue(arg);
+		req->has_enabled = true;
+	}
+	arg = req->cmd == CTL_P2P_DCUTR ? cJSON_GetObjectItemCaseSensitive(root, "prime_ttl") :
+					  NULL;
+	if (arg) {
+		uint32_t ttl;
+
+		if (!ctl_json_u32(arg, 255.0, &ttl)) {
+			snprintf(msg, CTL_MSG_MAX, "\"prime_ttl\" must be an integer 0..255");
+			goto delete_root;
+		}
+		req->prime_ttl = (int)ttl;
+	}
 	switch (req->cmd) {
+	case CTL_P2P_DCUTR:
+		if (!req->has_enabled) {
+			snprintf(msg, CTL_MSG_MAX, "p2p.dcutr needs \"enabled\"");
+			goto delete_root;
+		}
+		break;
 	case CTL_STUN_SET:
 		if (!req->listen[0]) {
 			snprintf(msg, CTL_MSG_MAX, "stun.set needs \"listen\"");

@@ -38,6 +38,8 @@ enum ctl_cmd {
 	CTL_P2P_RESERVE,
 	CTL_P2P_KEEP,
 	CTL_P2P_PEERS,
+	CTL_P2P_DCUTR, /* {"enabled": bool, "prime_ttl": 0..255 optional} */
+	CTL_P2P_UPGRADES,
 	CTL_TUN_SERVER, /* tunnel.* (tun_eng.h): arguments in req->args */
 	CTL_TUN_CLIENT,
 	CTL_TUN_ADD,
@@ -65,6 +67,8 @@ struct ctl_req {
 	char listen[CTL_ADDR_MAX]; /* p2p.forward: host:port; stun.set: IPv4:PORT / [IPv6]:PORT */
 	uint32_t rate, burst; /* stun.set: per-source Binding limit, 0 = unlimited / = rate */
 	cJSON *relay; /* p2p.relay.setup: owned copy of the settings object */
+	bool enabled, has_enabled; /* p2p.dcutr */
+	int prime_ttl; /* p2p.dcutr: -1 absent */
 	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 

@@ -174,6 +174,8 @@ int p2p_eng_start(struct engine *eng, const char *key_file, const char *listen, 
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&pe->lock, NULL);
+	pe->dcutr_on = 1; /* natxd sets NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING with p2p.dcutr */
+	pe->dcutr_ttl = P2P_DCUTR_PRIME_TTL;
 	ret = p2p_key_load(&pe->idn, key_file, err, errlen);
 	if (ret) {
 		goto free_pe;

@@ -54,6 +54,7 @@ void p2p_link_slot_free(struct p2p_sconn *L)
 
 	p2p_sconn_req_fail(L, -ECONNRESET);
 	p2p_bridge_conn_gone(ps, L->slot);
+	p2p_dcu_conn_gone(ps, L); /* ends a DCUtR upgrade running over it */
 	if (c) {
 		stat_add(&p2p_st(ps)->pings_served, p2p_conn_stats(c)->pings_served);
 		stat_sub(&p2p_st(ps)->relayed_open, 1);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ static void p2p_sconn_free(struct p2p_sconn *sc)
 	stat_add(&st->pings_served, p2p_conn_stats(c)->pings_served);
 	p2p_sconn_req_fail(sc, -ECONNRESET);
 	p2p_bridge_conn_gone(ps, sc->slot);
+	p2p_dcu_conn_gone(ps, sc);
 	p2p_relay_conn_gone(ps, sc); /* relay, reservations, links over it, kept entries */
 	/* Cleared first: bridges reacting to on_stream_close must not pump this connection. */
 	sc->c = NULL;
@@ -162,6 +164,13 @@ void p2p_sconn_pump(struct p2p_sconn *sc)
 		p2p_sconn_fail(sc, 0);
 	}
 	if (sc->connecting) {
+		if (sc->dead && sc->punch && !sc->cancelled) {
+			/* a timed-out punch: its poll would only end with the kernel's SYN retries */
+			sqe = shard_sqe(sh);
+			io_uring_prep_cancel_fd(sqe, sc->fd, IORING_ASYNC_CANCEL_ALL);
+			io_uring_sqe_set_data64(sqe, udata_pack(UD_NONE, 0, sh->idx, 0, sc->slot));
+			sc->cancelled = true;
+		}
 		return;
 	}
 	if (sc->migrating && !sc->dead) {
@@ -232,6 +241,7 @@ static void p2p_on_established(void *ctx, struct p2p_conn *c)
 	sc->established = true;
 	stat_add(&p2p_st(sc->ps)->conns_established, 1);
 	p2p_relay_conn_up(sc->ps, sc);
+	p2p_dcu_conn_up(sc->ps, sc); /* DCUtR: start as B, or a hole-punched connection */
 	if (sc->fwd) {
 		p2p_bridge_conn_up(sc->ps, sc);
 	}
@@ -327,6 +337,9 @@ static void p2p_on_stream_open(void *ctx, struct p2p_stream *s, const char *prot
 	/* Only inbound application streams reach here (bridges set their own ops). */
 	if (p2p_relay_stream_open(sc, s, protocol)) {
 		return; /* hop / stop */
+	}
+	if (p2p_dcu_stream_open(sc, s, protocol)) {
+		return;
 	}
 	if (sc->migrating) {
 		p2p_stream_reset(s); /* this connection is leaving the shard */
@@ -445,6 +458,7 @@ static struct p2p_shard *p2p_shard_init(struct shard *sh)
 		ps->free_head = i;
 	}
 	p2p_relay_shard_init(ps);
+	p2p_dcu_shard_init(ps);
 	return ps;
 }
 
@@ -480,30 +494,16 @@ void p2p_dial(struct p2p_shard *ps, int r)
 	sc->inflight++;
 }
 
-struct p2p_sconn *p2p_sconn_dial_fwd(struct p2p_shard *ps, const struct sockaddr_storage *ss,
-				     const struct peer_id *peer)
+struct p2p_sconn *p2p_sconn_connect(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
+				    const struct peer_id *peer)
 {
 	struct io_uring_sqe *sqe;
 	struct p2p_sconn *sc;
-	int fd;
 
-	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
-		sc = &ps->conns[i];
-		if (sc->c && sc->fwd && !sc->dead && peerid_equal(&sc->peer, peer)) {
-			return sc;
-		}
-	}
-	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return NULL;
-	}
 	sc = p2p_sconn_new(ps, fd, true, peer);
 	if (!sc) {
-		close(fd);
 		return NULL;
 	}
-	sc->fwd = true;
-	sc->peer = *peer;
 	sc->ss = *ss;
 	sc->connecting = true;
 	sc->deadline_ms = ps->sh->now_ms + P2P_DIAL_TIMEOUT_MS;
@@ -514,6 +514,86 @@ struct p2p_sconn *p2p_sconn_dial_fwd(struct p2p_shard *ps, const struct sockaddr
 							     sizeof(struct sockaddr_in));
 	io_uring_sqe_set_data64(sqe, p2p_ud(sc, P2P_D_SEND));
 	sc->inflight++;
+	return sc;
+}
+
+/* p2p_punch_poll - wait for the hole-punch socket of @sc to become writable (or fail). */
+static void p2p_punch_poll(struct p2p_sconn *sc)
+{
+	struct io_uring_sqe *sqe = shard_sqe(sc->ps->sh);
+
+	io_uring_prep_poll_add(sqe, sc->fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, p2p_ud(sc, P2P_D_SEND));
+	sc->connecting = true;
+	sc->inflight++;
+}
+
+/*
+ * p2p_punch_check - the punch socket polled writable or in error: 1 connected, 0 still
+ * connecting (the ICMP time-exceeded of the first SYN is a soft error: SO_ERROR reports it once
+ * while the kernel keeps retransmitting), -errno failed.
+ */
+static int p2p_punch_check(struct p2p_sconn *sc)
+{
+	struct tcp_info ti;
+	socklen_t sl = sizeof(int);
+	int e = 0;
+
+	getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &e, &sl);
+	sl = sizeof(ti);
+	if (getsockopt(sc->fd, IPPROTO_TCP, TCP_INFO, &ti, &sl)) {
+		return -errno;
+	}
+	if (ti.tcpi_state == TCP_ESTABLISHED) {
+		return 1;
+	}
+	if ((ti.tcpi_state == TCP_SYN_SENT || ti.tcpi_state == TCP_SYN_RECV) &&
+	    (!e || e == EHOSTUNREACH || e == ENETUNREACH)) {
+		return 0;
+	}
+	return -(e ? e : ECONNREFUSED);
+}
+
+struct p2p_sconn *p2p_sconn_punch(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
+				  const struct peer_id *peer, bool client)
+{
+	struct p2p_sconn *sc = p2p_sconn_new(ps, fd, client, peer);
+
+	if (!sc) {
+		return NULL;
+	}
+	sc->ss = *ss;
+	sc->punch = true;
+	sc->deadline_ms = ps->sh->now_ms + P2P_DIAL_TIMEOUT_MS;
+	p2p_conn_set_remote_addr(sc->c, (struct sockaddr *)&sc->ss);
+	p2p_punch_poll(sc);
+	return sc;
+}
+
+struct p2p_sconn *p2p_sconn_dial_fwd(struct p2p_shard *ps, const struct sockaddr_storage *ss,
+				     const struct peer_id *peer)
+{
+	struct p2p_sconn *sc;
+	int fd;
+
+	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
+		sc = &ps->conns[i];
+		if (sc->c && sc->fwd && !sc->dead && !sc->is_link &&
+		    peerid_equal(&sc->peer, peer)) {
+			return sc;
+		}
+	}
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return NULL;
+	}
+	sc = p2p_sconn_connect(ps, fd, ss, peer);
+	if (!sc) {
+		close(fd);
+		return NULL;
+	}
+	sc->fwd = true;
+	sc->peer = *peer;
 	return sc;
 }
 
@@ -601,10 +681,22 @@ static void p2p_shard_handle_one(struct shard *sh, struct io_uring_cqe *cqe)
 		}
 	} else if (sc->connecting) {
 		sc->connecting = false;
-		if (cqe->res < 0) {
+		ret = cqe->res;
+		if (sc->punch && ret >= 0 && !sc->dead) {
+			ret = p2p_punch_check(sc);
+			if (!ret) {
+				p2p_punch_poll(
+					sc); /* still in SYN_SENT: the retransmission is due */
+				return;
+			}
+			ret = ret < 0 ? ret : 0;
+		} else if (sc->punch && sc->dead) {
+			ret = -ECANCELED;
+		}
+		if (ret < 0) {
 			stat_add(&p2p_st(ps)->dials_failed, 1);
 			sc->sock_err = true;
-			p2p_sconn_fail(sc, cqe->res);
+			p2p_sconn_fail(sc, ret);
 		} else {
 			sc->tcp_up = true;
 			p2p_sconn_check(sc, p2p_conn_start(sc->c));
@@ -658,6 +750,7 @@ void p2p_shard_tick(struct shard *sh)
 		p2p_sconn_pump(sc);
 	}
 	p2p_relay_tick(ps);
+	p2p_dcu_tick(ps);
 	p2p_relay_flush(ps);
 }
 
@@ -671,6 +764,7 @@ void p2p_shard_teardown(struct shard *sh)
 	/* The ring's requests are gone (shard_cancel_all ran). Bridges first: freeing a
 	 * connection calls on_stream_close of its bridged streams. */
 	p2p_bridge_teardown(ps);
+	p2p_dcu_shard_teardown(ps);
 	p2p_relay_shard_teardown(ps); /* relayed connections, relay, client, handoffs */
 	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
 		if (ps->conns[i].c) {

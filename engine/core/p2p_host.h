@@ -71,6 +71,7 @@ enum p2p_req_kind {
 	P2P_REQ_KEEP,
 	P2P_REQ_RELAY_STATUS,
 	P2P_REQ_PEERS,
+	P2P_REQ_UPGRADES, /* shard 0: DCUtR upgrade records and counters (p2p_dcutr.c) */
 };
 enum p2p_req_state { P2P_REQ_FREE = 0, P2P_REQ_QUEUED, P2P_REQ_DONE, P2P_REQ_ABANDONED };
 
@@ -135,6 +136,12 @@ enum {
 	P2P_RELAY_ACL_MAX = 64, /* peer IDs in the relay's allow / deny lists */
 	P2P_RELAY_ADDRS_MAX = 4, /* addresses announced in reservations */
 	P2P_KEEP_MAX = 16, /* kept connections (bootstrap peers, relays we reserve on) */
+	P2P_PUNCH_MAX = 16, /* peers awaited by DCUtR at once */
+	/*
+	 * B's prime SYN: TTL 2 passes our NAT (1 hop) and expires at the next router, before the
+	 * peer's NAT (docs/libp2p.md "DCUtR in the engine").
+	 */
+	P2P_DCUTR_PRIME_TTL = 2,
 };
 
 /*
@@ -182,7 +189,24 @@ struct p2p_eng {
 	struct p2p_handoff *handoffs;
 	char circ_addrs[P2P_KEEP_MAX][MADDR_TEXT_MAX];
 	unsigned int n_circ_addrs;
+	/*
+	 * DCUtR (p2p_dcutr.c). @dcutr_on: atomic, hole punching allowed (default on; natxd sets
+	 * NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING). @punch (under @lock): peers shard 0 waits for a
+	 * direct inbound connection from (it is B of an upgrade); a shard that accepts such a
+	 * connection hands it to shard 0.
+	 */
+	int dcutr_on;
+	int dcutr_ttl; /* atomic: IP TTL of B's prime SYN (0: the system default) */
+	struct peer_id punch[P2P_PUNCH_MAX];
+	uint64_t punch_until[P2P_PUNCH_MAX]; /* monotonic ms, 0: free */
+	int n_punch; /* atomic: entries in use (a cheap check before taking the lock) */
 };
+
+/*
+ * p2p_eng_dcutr_set - control thread: allow (or stop) DCUtR upgrades from now on; @ttl >= 0
+ * sets the prime SYN's IP TTL (0: system default, no early expiry), < 0 keeps it.
+ */
+void p2p_eng_dcutr_set(struct engine *eng, bool on, int ttl);
 
 /*
  * p2p_eng_start - load the identity from @key_file (a libp2p PrivateKey protobuf, Ed25519),

@@ -90,6 +90,14 @@ struct p2p_sconn {
 	uint32_t outer; /* is_link: slot of the connection to the relay */
 	struct p2p_link *link;
 	struct p2p_handoff *hand; /* parked hop streams (shards other than 0) */
+	/* DCUtR (p2p_dcutr.c, shard 0) */
+	bool dcu_pending; /* is_link, inbound: start an upgrade on the next tick (we are B) */
+	bool dcu_wait; /* is_link: B, waiting for the direct connection from the peer */
+	bool upgraded; /* is_link: a direct connection replaced it; closed when idle */
+	bool dcu_direct; /* direct: verified by a DCUtR upgrade (circuit forwards to the peer use it) */
+	bool punch; /* connecting: a hole punch (p2p_sconn_punch), completion by poll */
+	bool dcu_dial; /* direct: a hole-punch dial for the link dcu_link (generation dcu_gen) */
+	uint32_t dcu_link, dcu_gen;
 };
 
 /* struct p2p_chunk - stream bytes waiting to be sent to the TCP side. */
@@ -176,7 +184,7 @@ struct p2p_shard {
 	bool started;
 	uint32_t svc_gen; /* eng->p2p->svc_gen this view was built from */
 	struct p2p_svc_view views[P2P_SVC_MAX];
-	const char *protos[P2P_SVC_MAX + 2]; /* host.protocols: exposed + relay protocols */
+	const char *protos[P2P_SVC_MAX + 3]; /* host.protocols: exposed + relay protocols */
 	char proto_store[P2P_SVC_MAX][P2P_PROTO_MAX]; /* never freed: conns keep pointers */
 	struct p2p_bridge br[P2P_BRIDGES_MAX];
 	/* Relay and relayed connections (p2p_relay.c). */
@@ -189,11 +197,28 @@ struct p2p_shard {
 	struct relay_client *rcl; /* shard 0 */
 	struct p2p_keep keep[P2P_KEEP_MAX];
 	struct p2p_talker talkers[P2P_TALKERS_MAX];
+	struct p2p_dcu *dcu; /* shard 0: DCUtR (p2p_dcutr.c) */
 };
 
 struct p2p_shard_stats *p2p_st(struct p2p_shard *ps);
 void p2p_sconn_pump(struct p2p_sconn *sc);
 void p2p_sconn_fail(struct p2p_sconn *sc, int err);
+
+/*
+ * p2p_sconn_connect - wrap socket @fd (ours to close on NULL) in a dialling connection to @ss
+ * that must prove to be @peer, and start the connect. NULL when the table is full.
+ */
+struct p2p_sconn *p2p_sconn_connect(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
+				    const struct peer_id *peer);
+/*
+ * p2p_sconn_punch - wrap @fd, whose connect() to @ss is in progress (a hole punch), in a
+ * connection with role @client that must prove to be @peer; completion is polled (a soft ICMP
+ * error of the TTL-limited first SYN is not a failure). NULL when the table is full.
+ */
+struct p2p_sconn *p2p_sconn_punch(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
+				  const struct peer_id *peer, bool client);
+/* p2p_relay_move_to_shard0 - hand @sc (shard k != 0) to shard 0 after this event; false if busy. */
+bool p2p_relay_move_to_shard0(struct p2p_sconn *sc);
 
 /* p2p_sconn_dial - a kept connection to @peer at @ss (shard 0, p2p forward), or NULL. */
 struct p2p_sconn *p2p_sconn_dial_fwd(struct p2p_shard *ps, const struct sockaddr_storage *ss,
@@ -217,6 +242,22 @@ void p2p_relay_req_start(struct p2p_shard *ps, int r);
 struct p2p_sconn *p2p_circ_dial_fwd(struct p2p_shard *ps, const struct sockaddr_storage *relay_ss,
 				    const struct peer_id *relay, const struct peer_id *target);
 size_t p2p_relay_protocols(struct p2p_shard *ps, const char **out);
+
+/* DCUtR (p2p_dcutr.c). */
+struct p2p_dcu;
+void p2p_dcu_shard_init(struct p2p_shard *ps);
+void p2p_dcu_shard_teardown(struct p2p_shard *ps);
+void p2p_dcu_tick(struct p2p_shard *ps);
+/* p2p_dcu_conn_up - @sc is established (or adopted by shard 0): links, hole-punch dials. */
+void p2p_dcu_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc);
+/* p2p_dcu_conn_gone - @sc is being freed. */
+void p2p_dcu_conn_gone(struct p2p_shard *ps, struct p2p_sconn *sc);
+/* p2p_dcu_stream_open - an inbound /libp2p/dcutr stream; true when taken. */
+bool p2p_dcu_stream_open(struct p2p_sconn *sc, struct p2p_stream *s, const char *protocol);
+/* p2p_dcu_direct - shard 0: the verified direct connection a DCUtR upgrade made to @peer, or NULL. */
+struct p2p_sconn *p2p_dcu_direct(struct p2p_shard *ps, const struct peer_id *peer);
+cJSON *p2p_dcu_json(struct p2p_shard *ps);
+size_t p2p_dcu_protocols(struct p2p_shard *ps, const char **out);
 
 /* p2p_pe - the engine's libp2p state of @ps's engine. */
 static inline struct p2p_eng *p2p_pe(struct p2p_shard *ps)

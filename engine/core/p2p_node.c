@@ -329,8 +329,11 @@ static struct p2p_sconn *p2p_circ_dial(struct p2p_shard *ps, const struct sockad
 struct p2p_sconn *p2p_circ_dial_fwd(struct p2p_shard *ps, const struct sockaddr_storage *relay_ss,
 				    const struct peer_id *relay, const struct peer_id *target)
 {
-	struct p2p_sconn *L;
+	struct p2p_sconn *L = p2p_dcu_direct(ps, target);
 
+	if (L) {
+		return L; /* upgraded by DCUtR: new streams take the direct connection */
+	}
 	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
 		L = &ps->conns[i];
 		/* the same peer through the same relay (the kept relay connection's peer) */
@@ -607,6 +610,12 @@ void p2p_relay_req_start(struct p2p_shard *ps, int r)
 	case P2P_REQ_PEERS:
 		p2p_req_finish(pe, r, 0, p2p_peers_json(ps));
 		return;
+	case P2P_REQ_UPGRADES:
+		if (ps->sh->idx == 0) {
+			p2p_req_finish(pe, r, 0, p2p_dcu_json(ps));
+			return;
+		}
+		break;
 	}
 	p2p_req_finish(pe, r, -EINVAL, NULL);
 }

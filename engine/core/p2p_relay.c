@@ -176,6 +176,21 @@ static bool p2p_sconn_movable(struct p2p_sconn *sc)
 	return true;
 }
 
+bool p2p_relay_move_to_shard0(struct p2p_sconn *sc)
+{
+	if (sc->ps->sh->idx == 0 || sc->migrating || !p2p_sconn_movable(sc)) {
+		return false;
+	}
+	if (!sc->hand) {
+		sc->hand = calloc(1, sizeof(*sc->hand));
+	}
+	if (!sc->hand) {
+		return false;
+	}
+	sc->migrating = true; /* p2p_sconn_pump now stops the I/O and hands it over */
+	return true;
+}
+
 /* p2p_hop_open - an inbound hop stream: serve it (shard 0) or park it and move the connection. */
 static void p2p_hop_open(struct p2p_sconn *sc, struct p2p_stream *s)
 {
@@ -354,6 +369,7 @@ void p2p_relay_adopt(struct p2p_shard *ps)
 			}
 		}
 		free(h);
+		p2p_dcu_conn_up(ps, sc); /* a hole-punched connection accepted by another shard */
 		p2p_sconn_pump(sc);
 	}
 }

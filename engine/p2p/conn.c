@@ -1027,6 +1027,11 @@ int64_t p2p_conn_rtt_ms(const struct p2p_conn *c)
 	return c->ys.rtt_ms;
 }
 
+size_t p2p_conn_streams(const struct p2p_conn *c)
+{
+	return (size_t)c->ys.n_in + c->ys.n_out;
+}
+
 struct p2p_conn *p2p_conn_new(const struct p2p_host *host, bool dialer,
 			      const struct peer_id *expected, const struct p2p_conn_ops *ops,
 			      void *ctx, int *err)

@@ -181,6 +181,9 @@ void p2p_conn_rebind(struct p2p_conn *c, const struct p2p_host *host,
 /* p2p_conn_rtt_ms - the last yamux ping round trip, 0 when none was measured yet. */
 int64_t p2p_conn_rtt_ms(const struct p2p_conn *c);
 
+/* p2p_conn_streams - yamux streams open now (both directions). */
+size_t p2p_conn_streams(const struct p2p_conn *c);
+
 /* p2p_conn_ping - run one /ipfs/ping/1.0.0 round trip; the result comes via ops->on_ping. */
 int p2p_conn_ping(struct p2p_conn *c);
 

@@ -419,6 +419,19 @@ struct dcutr *dcutr_new(struct p2p_clock *clock, const struct dcutr_ops *ops, vo
 	return d;
 }
 
+void dcutr_set_addrs(struct dcutr *d, const uint8_t *const *addrs, const size_t *addr_lens,
+		     size_t n_addrs)
+{
+	d->addrs = addrs;
+	d->addr_lens = addr_lens;
+	d->n_addrs = n_addrs;
+}
+
+bool dcutr_busy(const struct dcutr *d, const struct p2p_conn *relayed)
+{
+	return sess_find((struct dcutr *)d, relayed) != NULL;
+}
+
 void dcutr_free(struct dcutr *d)
 {
 	if (!d) {

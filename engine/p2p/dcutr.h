@@ -99,6 +99,16 @@ struct dcutr *dcutr_new(struct p2p_clock *clock, const struct dcutr_ops *ops, vo
 			const uint8_t *const *addrs, const size_t *addr_lens, size_t n_addrs,
 			bool allow_private, int *err);
 
+/*
+ * dcutr_set_addrs - replace the addresses announced in CONNECT (borrowed like dcutr_new's; they
+ * must stay valid until the next call or dcutr_free).
+ */
+void dcutr_set_addrs(struct dcutr *d, const uint8_t *const *addrs, const size_t *addr_lens,
+		     size_t n_addrs);
+
+/* dcutr_busy - an upgrade of @relayed is running. */
+bool dcutr_busy(const struct dcutr *d, const struct p2p_conn *relayed);
+
 /* dcutr_free - reset the module's streams and free. NULL ok. */
 void dcutr_free(struct dcutr *d);
 

@@ -172,3 +172,34 @@ Test(ctl_parse, p2p_commands, .timeout = 5)
 		ctl_req_cleanup(&r);
 	}
 }
+
+Test(ctl_parse, p2p_dcutr, .timeout = 5)
+{
+	static const char *const bad[] = {
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\"}", /* no enabled */
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":1}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":\"true\"}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":256}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":-1}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":2.5}",
+	};
+	struct ctl_req r;
+	const char *code;
+
+	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":false}", &r, &code), 0);
+	cr_assert(r.cmd == CTL_P2P_DCUTR && r.has_enabled && !r.enabled && r.prime_ttl == -1);
+	ctl_req_cleanup(&r);
+	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":0}", &r,
+			   &code),
+		     0);
+	cr_assert(r.enabled && r.prime_ttl == 0);
+	ctl_req_cleanup(&r);
+	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.upgrades\"}", &r, &code), 0);
+	cr_assert_eq(r.cmd, CTL_P2P_UPGRADES);
+	ctl_req_cleanup(&r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(parse(bad[i], &r, &code), -EINVAL, "%s", bad[i]);
+		cr_assert_str_eq(code, "bad_request", "%s", bad[i]);
+		ctl_req_cleanup(&r);
+	}
+}

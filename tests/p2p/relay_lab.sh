@@ -10,8 +10,8 @@
 #    lab, 8 MiB in the others);
 #  - R's counters show the reservation, the circuits and the relayed bytes, and the connections
 #    R saw came from the NAT routers' public addresses (the NATs were crossed).
-# Prints a matrix (NAT pair x path, RTT, MiB, seconds). No hole punching: DCUtR is not wired
-# into the engine, so every pair stays relayed (docs/libp2p.md "Not done yet").
+# Prints a matrix (NAT pair x path, RTT, MiB, seconds). The transfer stays on the relayed
+# connection it was opened on even where DCUtR upgrades the pair (tests/p2p/dcutr_lab.sh).
 # Skips (77) without root, namespaces or the tools.
 set -uo pipefail
 
@@ -143,7 +143,7 @@ relay_lab routed eim eim 64
 relay_lab routed sym sym 8
 relay_lab flat eim sym 8
 stop_all
-echo "matrix (no hole punching: every pair relayed)"
+echo "matrix (the transfer runs through the relay)"
 printf '%-7s %-4s %-4s %-8s %7s %6s %8s\n' TOPO NATA NATB PATH RTT_MS MIB ECHO_MS
 for row in "${MATRIX[@]}"; do echo "$row"; done
 echo "PASS: circuit relay across the NAT lab"

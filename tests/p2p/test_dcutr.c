@@ -236,3 +236,36 @@ Test(dcutr, garbage_on_the_stream_fails_the_attempt_only, .timeout = 30)
 	cr_assert_eq(p2p_conn_error(eb->c), 0);
 	teardown_pair();
 }
+
+Test(dcutr, set_addrs_replaces_the_announced_addresses_and_busy_tracks_the_session, .timeout = 30)
+{
+	struct t_end *ea;
+
+	setup_pair();
+	ea = eb->peer;
+	cr_assert_not(dcutr_busy(SB.d, eb->c));
+	/* B now announces A's first (public) address as its own: A must dial that */
+	dcutr_set_addrs(SB.d, pa, la, 1);
+	cr_assert_eq(dcutr_start(SB.d, eb->c), 0);
+	cr_assert(dcutr_busy(SB.d, eb->c));
+	cr_assert_eq(t_move(eb), 1);
+	cr_assert(dcutr_busy(SA.d, ea->c));
+	cr_assert_eq(t_move(ea), 1);
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert_eq(SA.dials, 1);
+	cr_assert_eq(SA.dial_addrs.n, 1);
+	cr_assert_eq(SA.dial_addrs.lens[0], la[0]);
+	cr_assert_eq(memcmp(SA.dial_addrs.b[0], addr_a[0], la[0]), 0);
+	dcutr_dial_done(SB.d, eb->c, 0);
+	dcutr_dial_done(SA.d, ea->c, 0);
+	cr_assert_not(dcutr_busy(SB.d, eb->c));
+	cr_assert_not(dcutr_busy(SA.d, ea->c));
+	/* no addresses: CONNECT goes out empty and A's answer still arrives, but A cannot dial */
+	dcutr_set_addrs(SB.d, NULL, NULL, 0);
+	cr_assert_eq(dcutr_start(SB.d, eb->c), 0);
+	cr_assert_eq(t_move(eb), 1);
+	cr_assert_eq(t_move(ea), 1);
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert_eq(SA.dials, 1, "A dialled without an address of B");
+	teardown_pair();
+}
