@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* SQLite store and its migrations (control/store.h). */
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -225,6 +227,17 @@ int store_open(struct store *st, const char *path, bool create, char *err)
 		snprintf(err, STORE_ERR_MAX, "database %.200s: %s (run natxd --init-db)", path,
 			 strerror(errno));
 		return -errno;
+	}
+	if (create && stat(path, &sb) && errno == ENOENT) {
+		/*
+		 * The database holds bearer credentials (L402 macaroons): create it owner-only.
+		 * SQLite gives its -wal and -shm files the database file's mode.
+		 */
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+		if (fd >= 0) {
+			close(fd);
+		}
 	}
 	rc = sqlite3_open_v2(path, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {

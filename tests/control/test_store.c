@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* SQLite store: migrations, forwards, nodes, history, and refusing bad databases. */
 #include <criterion/criterion.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@ TestSuite(store, .init = setup, .fini = teardown, .timeout = 20);
 
 Test(store, creates_and_migrates_to_latest_and_reopens)
 {
+	struct stat sb;
 	struct store st;
 	char err[STORE_ERR_MAX];
 
@@ -39,6 +41,9 @@ Test(store, creates_and_migrates_to_latest_and_reopens)
 	cr_assert_eq(store_open(&st, db, true, err), 0, "%s", err);
 	cr_assert_eq(store_version(&st), store_schema_version());
 	cr_assert_geq(store_schema_version(), 2);
+	/* It holds bearer credentials (macaroons): owner-only whatever the umask. */
+	cr_assert_eq(stat(db, &sb), 0);
+	cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", sb.st_mode & 0777);
 	store_close(&st);
 	store_close(&st);
 	cr_assert_eq(store_open(&st, db, false, err), 0, "%s", err);
