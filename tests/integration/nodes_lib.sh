@@ -21,7 +21,11 @@ declare -A NODE_PID
 
 nodes_cleanup() {
 	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	# A pid may be a wrapper (a pyenv shim runs python3 as its child): stop its children too.
+	for p in "${PIDS[@]}"; do
+		pkill -TERM -P "$p" 2>/dev/null
+		kill "$p" 2>/dev/null
+	done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	rm -rf "$T"
 }
