@@ -27,6 +27,7 @@
 #include "natx/err.h"
 #include "natx/log.h"
 #include "p2p_svc.h"
+#include "tunnel_sup.h"
 
 #define MOD "natxd"
 
@@ -466,6 +467,7 @@ int main(int argc, char **argv)
 		engine_sup_forward_define(&d.eng, d.cfg.forwards[i], ENGINE_FWD_CONFIG);
 	}
 	store_forward_each(&d.st, natxd_define_stored, &d.eng);
+	tunnel_sup_load(&d);
 	pr_info(MOD, "natxd %s: control socket %s, HTTP %s, database %s, %u forward(s)",
 		NATX_VERSION, d.cfg.socket_path, d.http ? d.http_bound : "off", d.cfg.database,
 		d.eng.nfwd);

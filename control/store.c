@@ -93,6 +93,14 @@ static const char *const store_migrations[] = {
 	" UNIQUE (kind, protocol, addr, peer));"
 	"CREATE UNIQUE INDEX p2p_services_expose ON p2p_services (protocol)"
 	" WHERE kind = 'expose';",
+	/* 5: tunnel services added at run time (natxctl tunnel add), defined again at start */
+	"CREATE TABLE tunnel_services ("
+	" id INTEGER PRIMARY KEY,"
+	" role TEXT NOT NULL CHECK (role IN ('server','client')),"
+	" name TEXT NOT NULL,"
+	" request TEXT NOT NULL," /* the tunnel.add request as JSON, token included */
+	" created_at INTEGER NOT NULL,"
+	" UNIQUE (role, name));",
 };
 
 enum { STORE_VERSION = sizeof(store_migrations) / sizeof(store_migrations[0]) };
@@ -649,6 +657,62 @@ int store_node_each(struct store *st, int (*fn)(void *arg, const struct store_no
 			r = fn(arg, &n);
 		}
 		if (r && r != -ENOENT) {
+			sqlite3_finalize(q);
+			return r;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_tunnel_add(struct store *st, const char *role, const char *name, const char *request,
+		     uint64_t now_s)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st,
+			       "INSERT INTO tunnel_services (role, name, request, created_at)"
+			       " VALUES (?, ?, ?, ?)",
+			       &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, role, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 3, request, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)now_s);
+	return store_run(st, q);
+}
+
+int store_tunnel_rm(struct store *st, const char *role, const char *name)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "DELETE FROM tunnel_services WHERE role = ? AND name = ?", &q);
+
+	if (rc) {
+		return rc;
+	}
+	sqlite3_bind_text(q, 1, role, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, name, -1, SQLITE_TRANSIENT);
+	rc = store_run(st, q);
+	if (!rc && sqlite3_changes(st->db) == 0) {
+		return -ENOENT;
+	}
+	return rc;
+}
+
+int store_tunnel_each(struct store *st, int (*fn)(void *arg, const char *request), void *arg)
+{
+	sqlite3_stmt *q;
+	int rc = store_prepare(st, "SELECT request FROM tunnel_services ORDER BY id", &q);
+
+	if (rc) {
+		return rc;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int r = fn(arg, (const char *)sqlite3_column_text(q, 0));
+
+		if (r) {
 			sqlite3_finalize(q);
 			return r;
 		}

@@ -85,6 +85,19 @@ struct store_node {
 /* store_node_put - insert or replace a node. 0 or -EIO. */
 int store_node_put(struct store *st, const struct store_node *n);
 
+/*
+ * store_tunnel_add - persist a run-time tunnel service: its tunnel.add @request (JSON, with the
+ * token: the database is owner-only). 0, -EEXIST, or -EIO.
+ */
+int store_tunnel_add(struct store *st, const char *role, const char *name, const char *request,
+		     uint64_t now_s);
+
+/* store_tunnel_rm - forget a run-time tunnel service. 0, -ENOENT, or -EIO. */
+int store_tunnel_rm(struct store *st, const char *role, const char *name);
+
+/* store_tunnel_each - call @fn with every stored tunnel.add request, oldest first. */
+int store_tunnel_each(struct store *st, int (*fn)(void *arg, const char *request), void *arg);
+
 /* store_node_rm - forget a node. 0, -ENOENT, or -EIO. */
 int store_node_rm(struct store *st, const char *node_id);
 

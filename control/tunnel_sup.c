@@ -159,15 +159,20 @@ static bool tunnel_arg_uint(const struct ctl_req *req, const char *key, unsigned
 	return true;
 }
 
-int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
-		   cJSON *reply, char *msg)
+/*
+ * tunnel_add - the work of tunnel.add: check @req, build the engine spec and either run it now
+ * and persist the request (@stored false: a command) or only define it (@stored true: loaded
+ * from the database at start; the engine supervisor runs it). 0 or -errno with @msg.
+ */
+static int tunnel_add(struct natxd *d, const struct ctl_req *req, bool stored, cJSON *reply,
+		      char *msg)
 {
 	const char *name = tunnel_arg(req, "name"), *type = tunnel_arg(req, "type");
 	const char *addr = tunnel_arg(req, "addr"), *token = tunnel_arg(req, "token");
 	const char *role = tunnel_arg(req, "role");
 	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(req->root, "proxy_protocol");
 	unsigned max_conns = d->cfg.rathole_max_connections, pool = 4, udp_channels = 2, bw = 0;
-	char spec[512], emsg[ENGINE_ERR_MAX];
+	char spec[512], emsg[ENGINE_ERR_MAX], *req_text;
 	bool server;
 	int cred, rc, i;
 	cJSON *o;
@@ -215,15 +220,31 @@ int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct c
 		snprintf(msg, TUNNEL_MSG_MAX, "address too long");
 		return -EINVAL;
 	}
-	/* Not persisted: services meant to survive a natxd restart belong in the config. */
+	if (stored) {
+		return engine_sup_forward_define(&d->eng, spec, ENGINE_FWD_STORED);
+	}
 	rc = engine_sup_forward_add(&d->eng, spec, ENGINE_FWD_STORED, emsg);
 	if (rc) {
 		snprintf(msg, TUNNEL_MSG_MAX, "%s", emsg);
 		return rc;
 	}
+	/* Kept in SQLite (the request, token included: the database is owner-only), so the
+	 * service is defined again when natxd restarts. */
+	req_text = cJSON_PrintUnformatted(req->root);
+	rc = req_text ? store_tunnel_add(&d->st, role, name, req_text, d->clk->wall_s(d->clk)) :
+			-ENOMEM;
+	cJSON_free(req_text);
+	if (rc) {
+		snprintf(msg, TUNNEL_MSG_MAX, "cannot persist the service: %s",
+			 store_errmsg(&d->st));
+		i = tunnel_sup_wanted(&d->eng, role, name);
+		if (i >= 0) {
+			engine_sup_forward_rm(&d->eng, (unsigned)i);
+		}
+		return -EIO;
+	}
 	i = tunnel_sup_wanted(&d->eng, role, name);
-	pr_info(MOD, "%s service %s (%s %s) added by uid %u", role, name, type, addr,
-		(unsigned)who->uid);
+	pr_info(MOD, "%s service %s (%s %s) added", role, name, type, addr);
 	o = cJSON_AddObjectToObject(reply, "service");
 	if (!o) {
 		return -ENOMEM;
@@ -233,6 +254,36 @@ int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct c
 	cJSON_AddNumberToObject(o, "id",
 				i >= 0 ? (double)(d->eng.fwd[i].id - TUNNEL_SUP_ID_BASE) : 0);
 	return 0;
+}
+
+int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		   cJSON *reply, char *msg)
+{
+	pr_debug(MOD, "tunnel add by uid %u", (unsigned)who->uid);
+	return tunnel_add(d, req, false, reply, msg);
+}
+
+/* tunnel_load_one - define one stored tunnel.add request (a bad row is logged and skipped). */
+static int tunnel_load_one(void *arg, const char *request)
+{
+	struct natxd *d = arg;
+	struct ctl_req req = { .cmd = "tunnel.add" };
+	char msg[TUNNEL_MSG_MAX];
+	int rc;
+
+	req.root = cJSON_Parse(request);
+	rc = cJSON_IsObject(req.root) ? tunnel_add(d, &req, true, NULL, msg) : -EINVAL;
+	if (rc && rc != -EEXIST) {
+		pr_warn(MOD, "stored tunnel service not restored: %s",
+			rc == -EINVAL && !cJSON_IsObject(req.root) ? "not JSON" : msg);
+	}
+	cJSON_Delete(req.root);
+	return 0;
+}
+
+void tunnel_sup_load(struct natxd *d)
+{
+	store_tunnel_each(&d->st, tunnel_load_one, d);
 }
 
 int tunnel_cmd_rm(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
@@ -260,6 +311,7 @@ int tunnel_cmd_rm(struct natxd *d, const struct ctl_caller *who, const struct ct
 		return -EINVAL;
 	}
 	rc = engine_sup_forward_rm(&d->eng, (unsigned)i);
+	store_tunnel_rm(&d->st, role, name);
 	pr_info(MOD, "%s service %s removed by uid %u", role, name, (unsigned)who->uid);
 	if (rc) {
 		pr_warn(MOD, "engine tunnel.rm: %s", natx_strerror(rc));

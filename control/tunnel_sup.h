@@ -48,6 +48,12 @@ struct ctl_caller;
 struct ctl_req;
 
 /* natxctl tunnel add|rm|ls handlers (ctl_cmds.c binds them). */
+/*
+ * tunnel_sup_load - at start: define again the services `tunnel add` persisted (after the
+ * configuration's, so a name the configuration now has is skipped).
+ */
+void tunnel_sup_load(struct natxd *d);
+
 int tunnel_cmd_add(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		   cJSON *reply, char *msg);
 int tunnel_cmd_rm(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,

@@ -3,7 +3,8 @@
 # and a node natxd (tunnel client, services from RATHOLE_CONFIG_FILE_NAME), each supervising its
 # own natx-engine:
 #  - the config service carries an echo; `natxctl tunnel ls` shows it up with bytes;
-#  - `natxctl tunnel add|rm` at run time on both sides; rm closes the public port;
+#  - `natxctl tunnel add|rm` at run time on both sides; the added services come back when both
+#    natxd restart (persisted); rm closes the public port and forgets them;
 #  - SIGHUP adds a service on both sides while an open flow of another one keeps working;
 #    removing a config service with tunnel rm is refused;
 #  - bad tunnel config: exit status 2 with FILE:LINE, nothing started.
@@ -115,14 +116,20 @@ SOCK_NODE=$T/node/ctl.sock
 rctl() { "$NATXCTL" --socket "$SOCK_RELAY" "$@"; }
 nctl() { "$NATXCTL" --socket "$SOCK_NODE" "$@"; }
 
-"$NATXD" --config "$T/relay.conf" --socket "$SOCK_RELAY" --state-dir "$T/relay/state" \
-	>>"$T/natxd.log" 2>&1 &
-RELAY=$!
-PIDS+=("$RELAY")
-RATHOLE_CONFIG_FILE_NAME=$T/node-services.conf "$NATXD" --config "$T/node.conf" \
-	--socket "$SOCK_NODE" --state-dir "$T/node/state" >>"$T/node.log" 2>&1 &
-NODE=$!
-PIDS+=("$NODE")
+start_relay() {
+	"$NATXD" --config "$T/relay.conf" --socket "$SOCK_RELAY" --state-dir "$T/relay/state" \
+		>>"$T/natxd.log" 2>&1 &
+	RELAY=$!
+	PIDS+=("$RELAY")
+}
+start_node() {
+	RATHOLE_CONFIG_FILE_NAME=$T/node-services.conf "$NATXD" --config "$T/node.conf" \
+		--socket "$SOCK_NODE" --state-dir "$T/node/state" >>"$T/node.log" 2>&1 &
+	NODE=$!
+	PIDS+=("$NODE")
+}
+start_relay
+start_node
 # natxd stops its engine on SIGTERM (the trap); also kill them by pid if natxd died first.
 engine_pids() {
 	for s in "$SOCK_RELAY" "$SOCK_NODE"; do
@@ -173,6 +180,21 @@ for _ in $(seq 1 50); do
 	sleep 0.1
 done
 echo_ok "$P_EXTRA" || fail "echo through the run-time service"
+# run-time services are persisted: both natxd restart (their engines with them) and the
+# service is back and carries bytes again
+kill -TERM "$RELAY" "$NODE"
+wait "$RELAY" "$NODE" 2>/dev/null || true
+start_relay
+start_node
+wait_field "$SOCK_RELAY" extra server state up
+wait_field "$SOCK_NODE" extra client state up
+[ "$(svc_field "$SOCK_RELAY" extra server max_conns)" = 5 ] || fail "max_conns of extra after restart"
+for _ in $(seq 1 50); do
+	echo_ok "$P_EXTRA" && break
+	sleep 0.1
+done
+echo_ok "$P_EXTRA" || fail "echo through the run-time service after natxd restarts"
+EPIDS=$(engine_pids)
 rctl tunnel add extra tcp "127.0.0.1:$P_EXTRA" x >/dev/null 2>&1 && fail "duplicate tunnel add accepted"
 rctl tunnel rm extra >/dev/null || fail "tunnel rm"
 nctl tunnel rm extra --client >/dev/null || fail "tunnel rm --client"
