@@ -331,8 +331,9 @@ static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const st
 		break;
 	case CTL_P2P_NAT:
 	case CTL_P2P_NAT_PROBE:
-		ret = p2p_eng_call(eng, 0, req->cmd == CTL_P2P_NAT ? P2P_REQ_NAT : P2P_REQ_NAT_PROBE,
-				   NULL, 0, 5000, &o, r->msg, sizeof(r->msg));
+		ret = p2p_eng_call(eng, 0,
+				   req->cmd == CTL_P2P_NAT ? P2P_REQ_NAT : P2P_REQ_NAT_PROBE, NULL,
+				   0, 5000, &o, r->msg, sizeof(r->msg));
 		break;
 	case CTL_P2P_RESERVE:
 	case CTL_P2P_KEEP:
