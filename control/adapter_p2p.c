@@ -128,12 +128,33 @@ static double p2p_counter(const cJSON *c, const char *name)
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+/* p2p_nat_text - the engine's AutoNAT verdict as "public 3/3" ("?" when it cannot tell). */
+static void p2p_nat_text(struct natxd *d, char *out, size_t cap)
+{
+	cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
+	const cJSON *v;
+	char msg[512];
+
+	snprintf(out, cap, "?");
+	if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.nat")) {
+		cJSON_Delete(q);
+		cJSON_Delete(r);
+		return;
+	}
+	if (!p2p_engine_call(d, q, P2P_STATUS_MS, r, msg)) { /* consumes q */
+		v = cJSON_GetObjectItemCaseSensitive(r, "reachability");
+		snprintf(out, cap, "%.8s %.0f/%.0f", cJSON_IsString(v) ? v->valuestring : "?",
+			 p2p_counter(r, "confidence"), p2p_counter(r, "max_confidence"));
+	}
+	cJSON_Delete(r);
+}
+
 static void p2p_status(void *ctx, struct svc_status *out)
 {
 	struct natxd *d = ctx;
 	cJSON *q, *r;
 	const cJSON *c;
-	char msg[512];
+	char msg[512], nat[32];
 
 	memset(out, 0, sizeof(*out));
 	if (!d->cfg.enable_libp2p || !d->p2p_peer[0]) {
@@ -159,9 +180,10 @@ static void p2p_status(void *ctx, struct svc_status *out)
 	c = cJSON_GetObjectItemCaseSensitive(r, "counters");
 	out->operational = true;
 	out->active_connections = (unsigned)p2p_counter(c, "conns_open");
+	p2p_nat_text(d, nat, sizeof(nat));
 	snprintf(out->detail, sizeof(out->detail),
-		 "peer %.60s; conns in %.0f out %.0f, failed %.0f, handshakes failed %.0f",
-		 d->p2p_peer, p2p_counter(c, "conns_in"), p2p_counter(c, "conns_out"),
+		 "peer %.56s; nat %s; conns in %.0f out %.0f, failed %.0f, handshakes failed %.0f",
+		 d->p2p_peer, nat, p2p_counter(c, "conns_in"), p2p_counter(c, "conns_out"),
 		 p2p_counter(c, "conns_failed"), p2p_counter(c, "handshake_failed"));
 	cJSON_Delete(r);
 }

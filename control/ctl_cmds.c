@@ -624,6 +624,8 @@ static const struct {
 	{ "reserve", natxd_cmd_reserve },
 	{ "relay.status", natxd_cmd_relay_status },
 	{ "upgrades", natxd_cmd_upgrades },
+	{ "nat", natxd_cmd_nat },
+	{ "nat.probe", natxd_cmd_nat_probe },
 	{ "p2p.expose", natxd_cmd_p2p_svc },
 	{ "p2p.forward", natxd_cmd_p2p_svc },
 	{ "p2p.ls", natxd_cmd_p2p_svc },

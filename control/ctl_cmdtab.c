@@ -81,6 +81,13 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  "reserve a slot on a circuit relay (/ip4/A/tcp/P/p2p/ID), keep it renewed and print our "
 	  "/p2p-circuit address",
 	  "addr", true },
+	{ "nat probe", "nat.probe", "",
+	  "ask connected peers now to dial us back (AutoNAT), then show the reachability as `nat`",
+	  NULL, false },
+	{ "nat", "nat", "",
+	  "AutoNAT: reachability (public/private/unknown) with confidence, the addresses we ask "
+	  "peers to dial, their last answers, and our AutoNAT server's counters",
+	  NULL, false },
 	{ "upgrades", "upgrades", "",
 	  "DCUtR hole punching: on/off, our announced addresses, counters and each relayed->direct "
 	  "upgrade (role, state, attempts, time to direct)",

@@ -616,8 +616,37 @@ static void print_upgrades(const cJSON *r)
 	}
 }
 
+/* print_nat - `nat`: reachability, claimed addresses, last answers, server counters. */
+static void print_nat(const cJSON *r)
+{
+	const cJSON *e;
+
+	printf("reachability: %s (confidence %.0f/%.0f)\n", j_str(r, "reachability"),
+	       j_num(r, "confidence"), j_num(r, "max_confidence"));
+	printf("reached at: %s\n", j_str(r, "reached_addr")[0] ? j_str(r, "reached_addr") : "-");
+	printf("observed addresses (asked to dial):");
+	cJSON_ArrayForEach(e, j_obj(r, "observed_addrs"))
+	{
+		printf(" %s", cJSON_IsString(e) ? e->valuestring : "?");
+	}
+	printf("\nrounds %.0f, probes %.0f, probe errors %.0f\n", j_num(r, "rounds"),
+	       j_num(r, "probes"), j_num(r, "probe_errors"));
+	printf("server:\n");
+	print_kv(j_obj(r, "server"), "  ");
+	printf("%-54s %6s %6s  %s\n", "SERVER PEER", "STATUS", "AGE_S", "TEXT");
+	cJSON_ArrayForEach(e, j_obj(r, "results"))
+	{
+		printf("%-54s %6.0f %6.0f  %s\n", j_str(e, "peer"), j_num(e, "status"),
+		       j_num(e, "age_s"), j_str(e, "text"));
+	}
+}
+
 static void natxctl_print(const struct ctl_cmd *c, const cJSON *r)
 {
+	if (!strcmp(c->name, "nat") || !strcmp(c->name, "nat.probe")) {
+		print_nat(r);
+		return;
+	}
 	if (!strcmp(c->name, "upgrades")) {
 		print_upgrades(r);
 		return;

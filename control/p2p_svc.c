@@ -581,6 +581,30 @@ int natxd_cmd_upgrades(struct natxd *d, const struct ctl_caller *who, const stru
 	return p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
 }
 
+/* natxd_cmd_nat_call - engine @cmd (p2p.nat or p2p.nat.probe). */
+static int natxd_cmd_nat_call(struct natxd *d, const char *cmd, cJSON *reply, char *msg)
+{
+	cJSON *q = cJSON_CreateObject();
+
+	if (!q || !cJSON_AddStringToObject(q, "cmd", cmd)) {
+		cJSON_Delete(q);
+		return -ENOMEM;
+	}
+	return p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
+}
+
+int natxd_cmd_nat(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		  cJSON *reply, char *msg)
+{
+	return natxd_cmd_nat_call(d, "p2p.nat", reply, msg);
+}
+
+int natxd_cmd_nat_probe(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			cJSON *reply, char *msg)
+{
+	return natxd_cmd_nat_call(d, "p2p.nat.probe", reply, msg);
+}
+
 /* p2p_csv_array - the comma-separated items of @csv (trimmed, non-empty) as a JSON array. */
 static cJSON *p2p_csv_array(const char *csv)
 {

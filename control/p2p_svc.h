@@ -64,6 +64,12 @@ int natxd_cmd_peers(struct natxd *d, const struct ctl_caller *who, const struct 
 		    cJSON *reply, char *msg);
 int natxd_cmd_reserve(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		      cJSON *reply, char *msg);
+/* natxd_cmd_nat - engine p2p.nat (AutoNAT reachability, confidence, answers, server counters). */
+int natxd_cmd_nat(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+		  cJSON *reply, char *msg);
+/* natxd_cmd_nat_probe - engine p2p.nat.probe: the same, after starting a round of requests. */
+int natxd_cmd_nat_probe(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
+			cJSON *reply, char *msg);
 /* natxd_cmd_upgrades - engine p2p.upgrades (DCUtR state and records). */
 int natxd_cmd_upgrades(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		       cJSON *reply, char *msg);

@@ -329,6 +329,12 @@ static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const st
 		ret = p2p_eng_call(eng, 0, P2P_REQ_UPGRADES, NULL, 0, 5000, &o, r->msg,
 				   sizeof(r->msg));
 		break;
+	case CTL_P2P_NAT:
+	case CTL_P2P_NAT_PROBE:
+		ret = p2p_eng_call(eng, 0,
+				   req->cmd == CTL_P2P_NAT ? P2P_REQ_NAT : P2P_REQ_NAT_PROBE, NULL,
+				   0, 5000, &o, r->msg, sizeof(r->msg));
+		break;
 	case CTL_P2P_RESERVE:
 	case CTL_P2P_KEEP:
 		ret = p2p_eng_call(eng, 0,
@@ -399,6 +405,8 @@ static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_P2P_PEERS] = ctl_cmd_p2p_relay,
 	[CTL_P2P_DCUTR] = ctl_cmd_p2p_relay,
 	[CTL_P2P_UPGRADES] = ctl_cmd_p2p_relay,
+	[CTL_P2P_NAT] = ctl_cmd_p2p_relay,
+	[CTL_P2P_NAT_PROBE] = ctl_cmd_p2p_relay,
 	/* tunnel (tun_eng.h) */
 	[CTL_TUN_SERVER] = ctl_cmd_tunnel,
 	[CTL_TUN_CLIENT] = ctl_cmd_tunnel,

@@ -34,6 +34,8 @@ static const struct {
 	{ "p2p.peers", CTL_P2P_PEERS },
 	{ "p2p.dcutr", CTL_P2P_DCUTR },
 	{ "p2p.upgrades", CTL_P2P_UPGRADES },
+	{ "p2p.nat", CTL_P2P_NAT },
+	{ "p2p.nat.probe", CTL_P2P_NAT_PROBE },
 	{ "tunnel.server", CTL_TUN_SERVER },
 	{ "tunnel.client", CTL_TUN_CLIENT },
 	{ "tunnel.add", CTL_TUN_ADD },

@@ -40,6 +40,8 @@ enum ctl_cmd {
 	CTL_P2P_PEERS,
 	CTL_P2P_DCUTR, /* {"enabled": bool, "prime_ttl": 0..255 optional} */
 	CTL_P2P_UPGRADES,
+	CTL_P2P_NAT, /* AutoNAT reachability */
+	CTL_P2P_NAT_PROBE, /* the same, after starting a round of dial-back requests */
 	CTL_TUN_SERVER, /* tunnel.* (tun_eng.h): arguments in req->args */
 	CTL_TUN_CLIENT,
 	CTL_TUN_ADD,

@@ -592,6 +592,7 @@ void p2p_svc_refresh(struct p2p_shard *ps)
 	}
 	n += p2p_relay_protocols(ps, ps->protos + n); /* hop when the relay is on, stop */
 	n += p2p_dcu_protocols(ps, ps->protos + n); /* /libp2p/dcutr when hole punching is on */
+	n += p2p_atn_protocols(ps, ps->protos + n); /* /libp2p/autonat/1.0.0 on shard 0 */
 	ps->host.protocols = ps->protos;
 	ps->host.n_protocols = n;
 	if (consistent) {

@@ -93,6 +93,7 @@ static void p2p_sconn_free(struct p2p_sconn *sc)
 	p2p_sconn_req_fail(sc, -ECONNRESET);
 	p2p_bridge_conn_gone(ps, sc->slot);
 	p2p_dcu_conn_gone(ps, sc);
+	p2p_atn_conn_gone(ps, sc);
 	p2p_relay_conn_gone(ps, sc); /* relay, reservations, links over it, kept entries */
 	/* Cleared first: bridges reacting to on_stream_close must not pump this connection. */
 	sc->c = NULL;
@@ -242,6 +243,7 @@ static void p2p_on_established(void *ctx, struct p2p_conn *c)
 	stat_add(&p2p_st(sc->ps)->conns_established, 1);
 	p2p_relay_conn_up(sc->ps, sc);
 	p2p_dcu_conn_up(sc->ps, sc); /* DCUtR: start as B, or a hole-punched connection */
+	p2p_atn_conn_up(sc->ps, sc); /* an AutoNAT dial-back */
 	if (sc->fwd) {
 		p2p_bridge_conn_up(sc->ps, sc);
 	}
@@ -339,6 +341,9 @@ static void p2p_on_stream_open(void *ctx, struct p2p_stream *s, const char *prot
 		return; /* hop / stop */
 	}
 	if (p2p_dcu_stream_open(sc, s, protocol)) {
+		return;
+	}
+	if (p2p_atn_stream_open(sc, s, protocol)) {
 		return;
 	}
 	if (sc->migrating) {
@@ -459,6 +464,7 @@ static struct p2p_shard *p2p_shard_init(struct shard *sh)
 	}
 	p2p_relay_shard_init(ps);
 	p2p_dcu_shard_init(ps);
+	p2p_atn_shard_init(ps);
 	return ps;
 }
 
@@ -751,6 +757,7 @@ void p2p_shard_tick(struct shard *sh)
 	}
 	p2p_relay_tick(ps);
 	p2p_dcu_tick(ps);
+	p2p_atn_tick(ps);
 	p2p_relay_flush(ps);
 }
 
@@ -764,6 +771,7 @@ void p2p_shard_teardown(struct shard *sh)
 	/* The ring's requests are gone (shard_cancel_all ran). Bridges first: freeing a
 	 * connection calls on_stream_close of its bridged streams. */
 	p2p_bridge_teardown(ps);
+	p2p_atn_shard_teardown(ps);
 	p2p_dcu_shard_teardown(ps);
 	p2p_relay_shard_teardown(ps); /* relayed connections, relay, client, handoffs */
 	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {

@@ -72,6 +72,8 @@ enum p2p_req_kind {
 	P2P_REQ_RELAY_STATUS,
 	P2P_REQ_PEERS,
 	P2P_REQ_UPGRADES, /* shard 0: DCUtR upgrade records and counters (p2p_dcutr.c) */
+	P2P_REQ_NAT, /* shard 0: AutoNAT reachability (p2p_autonat.c) */
+	P2P_REQ_NAT_PROBE, /* shard 0: the same, after starting a round of dial-back requests */
 };
 enum p2p_req_state { P2P_REQ_FREE = 0, P2P_REQ_QUEUED, P2P_REQ_DONE, P2P_REQ_ABANDONED };
 

@@ -98,6 +98,9 @@ struct p2p_sconn {
 	bool punch; /* connecting: a hole punch (p2p_sconn_punch), completion by poll */
 	bool dcu_dial; /* direct: a hole-punch dial for the link dcu_link (generation dcu_gen) */
 	uint32_t dcu_link, dcu_gen;
+	/* AutoNAT (p2p_autonat.c, shard 0) */
+	bool atn_dial; /* a dial-back for the server request atn_req */
+	struct autonat_req *atn_req;
 };
 
 /* struct p2p_chunk - stream bytes waiting to be sent to the TCP side. */
@@ -184,7 +187,7 @@ struct p2p_shard {
 	bool started;
 	uint32_t svc_gen; /* eng->p2p->svc_gen this view was built from */
 	struct p2p_svc_view views[P2P_SVC_MAX];
-	const char *protos[P2P_SVC_MAX + 3]; /* host.protocols: exposed + relay protocols */
+	const char *protos[P2P_SVC_MAX + 4]; /* host.protocols: exposed, relay, dcutr, autonat */
 	char proto_store[P2P_SVC_MAX][P2P_PROTO_MAX]; /* never freed: conns keep pointers */
 	struct p2p_bridge br[P2P_BRIDGES_MAX];
 	/* Relay and relayed connections (p2p_relay.c). */
@@ -198,6 +201,7 @@ struct p2p_shard {
 	struct p2p_keep keep[P2P_KEEP_MAX];
 	struct p2p_talker talkers[P2P_TALKERS_MAX];
 	struct p2p_dcu *dcu; /* shard 0: DCUtR (p2p_dcutr.c) */
+	struct p2p_atn *atn; /* shard 0: AutoNAT (p2p_autonat.c) */
 };
 
 struct p2p_shard_stats *p2p_st(struct p2p_shard *ps);
@@ -258,6 +262,24 @@ bool p2p_dcu_stream_open(struct p2p_sconn *sc, struct p2p_stream *s, const char 
 struct p2p_sconn *p2p_dcu_direct(struct p2p_shard *ps, const struct peer_id *peer);
 cJSON *p2p_dcu_json(struct p2p_shard *ps);
 size_t p2p_dcu_protocols(struct p2p_shard *ps, const char **out);
+
+/* AutoNAT (p2p_autonat.c): shard 0 only; the hooks do nothing elsewhere. */
+struct p2p_atn;
+struct autonat_req;
+void p2p_atn_shard_init(struct p2p_shard *ps);
+void p2p_atn_shard_teardown(struct p2p_shard *ps);
+void p2p_atn_tick(struct p2p_shard *ps);
+/* p2p_atn_conn_up - @sc is established: a dial-back succeeded. */
+void p2p_atn_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc);
+/* p2p_atn_conn_gone - @sc is being freed: drop its probe, fail its dial-back. */
+void p2p_atn_conn_gone(struct p2p_shard *ps, struct p2p_sconn *sc);
+/* p2p_atn_stream_open - an inbound /libp2p/autonat/1.0.0 stream; true when taken. */
+bool p2p_atn_stream_open(struct p2p_sconn *sc, struct p2p_stream *s, const char *protocol);
+size_t p2p_atn_protocols(struct p2p_shard *ps, const char **out);
+/* p2p_atn_probe_now - start a round of dial-back requests on the next tick. */
+void p2p_atn_probe_now(struct p2p_shard *ps);
+/* p2p_atn_json - reachability, confidence, claimed addresses, answers, server counters. */
+cJSON *p2p_atn_json(struct p2p_shard *ps);
 
 /* p2p_pe - the engine's libp2p state of @ps's engine. */
 static inline struct p2p_eng *p2p_pe(struct p2p_shard *ps)

@@ -616,6 +616,16 @@ void p2p_relay_req_start(struct p2p_shard *ps, int r)
 			return;
 		}
 		break;
+	case P2P_REQ_NAT_PROBE:
+	case P2P_REQ_NAT:
+		if (ps->sh->idx == 0) {
+			if (q->kind == P2P_REQ_NAT_PROBE) {
+				p2p_atn_probe_now(ps);
+			}
+			p2p_req_finish(pe, r, 0, p2p_atn_json(ps));
+			return;
+		}
+		break;
 	}
 	p2p_req_finish(pe, r, -EINVAL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "natx/err.h"
 #include "autonat.h"
 #include "autonat.pb-c.h"
+#include "dcutr.h"
 #include "lpm.h"
 #include "pbframe.h"
 #include "multiaddr.h"
@@ -139,6 +140,7 @@ struct autonat_server {
 	uint32_t count;
 	struct throttle peers[AUTONAT_TRACKED_PEERS];
 	struct autonat_server_stats st;
+	bool allow_private; /* dial back private/loopback addresses (tests, labs) */
 };
 
 static const struct p2p_conn_ops req_ops;
@@ -289,6 +291,7 @@ static void req_dial(struct autonat_req *q, const struct autonat_msg *m)
 			dial->lens[dial->n++] = m->addrs.lens[i];
 		}
 	}
+	dcutr_filter_addrs(dial, srv->allow_private); /* tcp, not private/loopback (spec) */
 	if (!dial->n) {
 		free(dial);
 		req_answer(q, AUTONAT_E_DIAL_REFUSED, "no dialable address", NULL, 0);
@@ -561,6 +564,19 @@ struct autonat_client *autonat_client_new(const struct p2p_identity *idn, struct
 	cl->addr_lens = addr_lens;
 	cl->n_addrs = n_addrs;
 	return cl;
+}
+
+void autonat_server_allow_private(struct autonat_server *srv, bool allow)
+{
+	srv->allow_private = allow;
+}
+
+void autonat_client_set_addrs(struct autonat_client *cl, const uint8_t *const *addrs,
+			      const size_t *addr_lens, size_t n_addrs)
+{
+	cl->addrs = addrs;
+	cl->addr_lens = addr_lens;
+	cl->n_addrs = n_addrs;
 }
 
 void autonat_client_free(struct autonat_client *cl)

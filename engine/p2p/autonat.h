@@ -108,6 +108,12 @@ void autonat_server_dial_done(struct autonat_server *srv, struct autonat_req *re
 /* autonat_server_tick - time out dial-backs. */
 void autonat_server_tick(struct autonat_server *srv);
 
+/*
+ * autonat_server_allow_private - also dial back private, loopback and link-local addresses
+ * (default: refused with E_DIAL_REFUSED, as the spec asks; for tests and private labs).
+ */
+void autonat_server_allow_private(struct autonat_server *srv, bool allow);
+
 const struct autonat_server_stats *autonat_server_stats(const struct autonat_server *srv);
 
 /* ---- client ---- */
@@ -133,6 +139,10 @@ struct autonat_client *autonat_client_new(const struct p2p_identity *idn, struct
 					  const uint8_t *const *addrs, const size_t *addr_lens,
 					  size_t n_addrs, int *err);
 void autonat_client_free(struct autonat_client *cl);
+
+/* autonat_client_set_addrs - replace the addresses we ask servers to dial (borrowed). */
+void autonat_client_set_addrs(struct autonat_client *cl, const uint8_t *const *addrs,
+			      const size_t *addr_lens, size_t n_addrs);
 
 /* autonat_client_probe - ask the server at the other end of @c to dial us back. */
 int autonat_client_probe(struct autonat_client *cl, struct p2p_conn *c);

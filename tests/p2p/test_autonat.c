@@ -269,3 +269,38 @@ Test(autonat, request_for_another_peer_is_a_bad_request, .timeout = 30)
 	cr_assert_eq(p2p_conn_error(ends[0]->c), 0);
 	teardown();
 }
+
+Test(autonat, private_observed_address_is_refused_unless_allowed, .timeout = 30)
+{
+	setup();
+	/* the requester is seen at a private IP (and claims it): refused, no dial */
+	observed.sin_addr.s_addr = htonl(0x0a000002); /* 10.0.0.2, caddr[1] */
+	probe(0, 0);
+	cr_assert_eq(S[0].dials, 0);
+	cr_assert_eq(autonat_server_stats(S[0].s)->refused, 1);
+	cr_assert_eq(last_status, AUTONAT_E_DIAL_REFUSED);
+	cr_assert_str_eq(last_text, "no dialable address");
+	/* a lab server that allows private addresses dials exactly that one */
+	autonat_server_allow_private(S[1].s, true);
+	probe(1, 0);
+	cr_assert_eq(S[1].dials, 1);
+	cr_assert_eq(S[1].addrs.n, 1);
+	cr_assert_eq(S[1].addrs.lens[0], cla[1]);
+	cr_assert_eq(memcmp(S[1].addrs.b[0], caddr[1], cla[1]), 0);
+	teardown();
+}
+
+Test(autonat, client_set_addrs_replaces_the_claimed_addresses, .timeout = 30)
+{
+	setup();
+	autonat_client_set_addrs(cl, cpa + 2, cla + 2, 1); /* only 198.51.100.99 */
+	inet_pton(AF_INET, "198.51.100.99", &observed.sin_addr);
+	probe(0, 0);
+	cr_assert_eq(S[0].dials, 1);
+	cr_assert_eq(S[0].addrs.n, 1);
+	cr_assert_eq(memcmp(S[0].addrs.b[0], caddr[2], cla[2]), 0);
+	autonat_client_set_addrs(cl, NULL, NULL, 0);
+	probe(1, 0);
+	cr_assert_eq(S[1].dials, 0); /* nothing claimed: refused */
+	teardown();
+}
