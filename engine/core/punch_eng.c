@@ -188,9 +188,6 @@ const char *punch_eng_steering(struct engine *eng)
 	if (pe && pe->ps) {
 		return "sk_lookup";
 	}
-	if (!pe || !pe->tried) {
-		return eng->cfg->steer == STEER_KERNEL ? "none" : "sk_lookup (on first session)";
-	}
 #endif
 	(void)pe;
 	return "none";
@@ -511,6 +508,24 @@ static const char *punch_eng_close(struct engine *eng, const cJSON *args, cJSON 
 	return NULL;
 }
 
+/* punch_eng_reason - why the steering is "none" ("" when it is sk_lookup). */
+static const char *punch_eng_reason(struct engine *eng)
+{
+	struct punch_eng *pe = eng->punch;
+
+	if (pe && pe->tried) {
+		return pe->reason;
+	}
+	if (eng->cfg->steer == STEER_KERNEL) {
+		return "--steer kernel";
+	}
+#ifdef NATX_HAVE_BPF
+	return "opened with the first session";
+#else
+	return "built with NATX_WITH_BPF=OFF";
+#endif
+}
+
 void punch_eng_json(struct engine *eng, cJSON *o)
 {
 	struct punch_eng *pe = eng->punch;
@@ -518,7 +533,7 @@ void punch_eng_json(struct engine *eng, cJSON *o)
 	unsigned int n = 0;
 
 	cJSON_AddStringToObject(p, "steering", punch_eng_steering(eng));
-	cJSON_AddStringToObject(p, "reason", pe ? pe->reason : "");
+	cJSON_AddStringToObject(p, "reason", punch_eng_reason(eng));
 	for (int i = 0; pe && i < PUNCH_MAX; i++) {
 		n += pe->sess[i] != NULL;
 	}

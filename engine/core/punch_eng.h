@@ -36,7 +36,10 @@
 const char *punch_eng_ctl(struct engine *eng, const char *what, const cJSON *args, cJSON *reply,
 			  char *msg, size_t msglen);
 
-/* punch_eng_steering - "sk_lookup" or "none": how sessions opened now are steered. */
+/*
+ * punch_eng_steering - "sk_lookup" once the sk_lookup steering is open (with the first session),
+ * "none" before that or when it is off or unavailable (punch_eng_json gives the reason).
+ */
 const char *punch_eng_steering(struct engine *eng);
 
 /* punch_eng_json - "punch": {"steering","reason","pin_root","sessions":N} into @o. */
