@@ -56,7 +56,13 @@ static const char *const punch_cnt_names[PUNCH_C_MAX] = {
 	[PUNCH_C_NO_SLOT] = "no_slot",
 };
 
-#define PUNCH_CTL_LEN CMSG_SPACE(sizeof(struct in6_pktinfo))
+/*
+ * Room for the one control message received and sent (IPV6_PKTINFO at most, 40 bytes on
+ * Linux): a plain constant, since CMSG_SPACE() is not a constant expression for every compiler.
+ */
+enum { PUNCH_CTL_LEN = 64 };
+_Static_assert(sizeof(struct cmsghdr) + sizeof(struct in6_pktinfo) + 8 <= PUNCH_CTL_LEN,
+	       "control buffer holds IPV6_PKTINFO");
 #define PUNCH_NAME_LEN ((sizeof(struct sockaddr_in6) + 7) & ~(size_t)7)
 
 struct punch_slot {
@@ -64,7 +70,7 @@ struct punch_slot {
 	struct iovec iov;
 	struct sockaddr_storage to;
 	union {
-		struct cmsghdr align;
+		size_t align; /* struct cmsghdr alignment (its flexible array rules it out here) */
 		uint8_t b[PUNCH_CTL_LEN];
 	} ctl;
 	uint8_t buf[NATX_PUNCH_HDR_LEN];
