@@ -38,7 +38,7 @@ const char *args_usage(void)
 	       "                   [--keepalive] [--no-pin] [--log FILTER] [--help] [--version]\n"
 	       "                   [--p2p-key-file PATH [--p2p-listen MULTIADDR]]\n"
 	       "                   [--steer auto|bpf|kernel] [--stun-listen ADDR:PORT\n"
-	       "                   [--stun-rate N] [--stun-burst N]]\n"
+	       "                   [--stun-rate N] [--stun-burst N]] [--punch-pin-root DIR]\n"
 	       "SPEC = tcp|udp:LISTEN=UPSTREAM, LISTEN/UPSTREAM = host:port or [v6addr]:port\n"
 	       "       e.g. tcp:0.0.0.0:8080=127.0.0.1:80  udp:[::1]:5353=[::1]:53\n";
 }
@@ -125,6 +125,7 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			"--p2p-key-file",    "--p2p-listen",
 			"--steer",	     "--stun-listen",
 			"--stun-rate",	     "--stun-burst",
+			"--punch-pin-root",
 		};
 		bool known = false;
 
@@ -238,6 +239,8 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 				ret = -EINVAL;
 			}
 			cfg->stun_listen = val;
+		} else if (!strcmp(opt, "--punch-pin-root")) {
+			cfg->punch_pin_root = val;
 		} else if (!strcmp(opt, "--stun-rate")) {
 			ret = args_u32(opt, val, 0, 10000000, &cfg->stun_rate, err);
 		} else if (!strcmp(opt, "--stun-burst")) {

@@ -15,6 +15,7 @@
 #include "tun_eng.h"
 #include "stats_json.h"
 #include "steer_eng.h"
+#include "punch_eng.h"
 #include "stun_eng.h"
 
 #define MOD "ctl"
@@ -55,6 +56,7 @@ static void ctl_cmd_hello(struct ctl_server *s, struct engine *eng, const struct
 	cJSON_AddNumberToObject(reply, "started_at", (double)eng->started_at);
 	cJSON_AddStringToObject(reply, "steering", steer_eng_mode(eng));
 	cJSON_AddBoolToObject(reply, "stun", eng->stun != NULL);
+	cJSON_AddStringToObject(reply, "punch_steering", punch_eng_steering(eng));
 }
 
 static void ctl_forward_json(struct engine *eng, const struct forward *f, cJSON *o, bool full)
@@ -162,6 +164,7 @@ static void ctl_cmd_stats(struct ctl_server *s, struct engine *eng, const struct
 		cJSON_free(name);
 	}
 	cJSON_Delete(st);
+	punch_eng_json(eng, reply);
 }
 
 static void ctl_cmd_shutdown(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
@@ -367,6 +370,17 @@ static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const st
 	}
 }
 
+/* ctl_cmd_punch - punch.open|close|ls (punch_eng.c). */
+static void ctl_cmd_punch(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
+			  cJSON *reply, struct ctl_result *r)
+{
+	static const char *const names[] = {
+		[CTL_PUNCH_OPEN] = "open", [CTL_PUNCH_CLOSE] = "close", [CTL_PUNCH_LS] = "ls"
+	};
+
+	r->code = punch_eng_ctl(eng, names[req->cmd], req->args, reply, r->msg, sizeof(r->msg));
+}
+
 /* ctl_cmd_tunnel - tunnel.server|client|add|rm|ls (tun_eng.c). */
 static void ctl_cmd_tunnel(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
 			   cJSON *reply, struct ctl_result *r)
@@ -413,6 +427,10 @@ static ctl_handler_fn *const ctl_handlers[] = {
 	[CTL_TUN_ADD] = ctl_cmd_tunnel,
 	[CTL_TUN_RM] = ctl_cmd_tunnel,
 	[CTL_TUN_LS] = ctl_cmd_tunnel,
+	/* punch sessions (punch_eng.h) */
+	[CTL_PUNCH_OPEN] = ctl_cmd_punch,
+	[CTL_PUNCH_CLOSE] = ctl_cmd_punch,
+	[CTL_PUNCH_LS] = ctl_cmd_punch,
 };
 
 /* ctl_reply_error - {"v":1,"id":..,"ok":false,"error":{...}} as text. */

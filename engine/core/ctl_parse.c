@@ -27,6 +27,9 @@ static const struct {
 	{ "p2p.close", CTL_P2P_CLOSE },
 	{ "stun.set", CTL_STUN_SET },
 	{ "stun.stop", CTL_STUN_STOP },
+	{ "punch.open", CTL_PUNCH_OPEN },
+	{ "punch.close", CTL_PUNCH_CLOSE },
+	{ "punch.ls", CTL_PUNCH_LS },
 	{ "p2p.relay.setup", CTL_P2P_RELAY_SETUP },
 	{ "p2p.relay.status", CTL_P2P_RELAY_STATUS },
 	{ "p2p.reserve", CTL_P2P_RESERVE },
@@ -301,7 +304,10 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 	case CTL_TUN_ADD:
 	case CTL_TUN_RM:
 	case CTL_TUN_LS:
-		/* Arguments are checked by tun_eng_ctl(). */
+	case CTL_PUNCH_OPEN:
+	case CTL_PUNCH_CLOSE:
+	case CTL_PUNCH_LS:
+		/* Arguments are checked by tun_eng_ctl() / punch_eng_ctl(). */
 		req->args = cJSON_Duplicate(root, true);
 		if (!req->args) {
 			snprintf(msg, CTL_MSG_MAX, "out of memory");

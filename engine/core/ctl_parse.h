@@ -47,6 +47,9 @@ enum ctl_cmd {
 	CTL_TUN_ADD,
 	CTL_TUN_RM,
 	CTL_TUN_LS,
+	CTL_PUNCH_OPEN, /* punch.* (punch_eng.h): arguments in req->args */
+	CTL_PUNCH_CLOSE,
+	CTL_PUNCH_LS,
 };
 
 enum { CTL_ADDR_MAX = 1024, CTL_PING_MAX = 32 };

@@ -19,6 +19,7 @@
 #include "natx/log.h"
 #include "p2p_host.h"
 #include "steer_eng.h"
+#include "punch_eng.h"
 #include "stun_eng.h"
 #include "tun_eng.h"
 #include "natx/udata.h"
@@ -547,6 +548,7 @@ void engine_stop(struct engine *eng)
 	}
 	p2p_eng_stop(eng);
 	stun_eng_close(eng);
+	punch_eng_free(eng);
 	steer_eng_stop(eng);
 	tun_eng_free(eng);
 	if (eng->ctl_ring.ring_fd > 0) {

@@ -120,6 +120,7 @@ struct p2p_eng;
 struct engine_steer;
 struct stun_eng;
 struct tun_eng;
+struct punch_eng;
 
 struct shard {
 	struct engine *eng;
@@ -168,6 +169,7 @@ struct engine {
 	struct engine_steer *steer; /* SO_REUSEPORT steering (steer_eng.c) */
 	struct stun_eng *stun; /* STUN responder (stun_eng.c), NULL when off */
 	struct tun_eng *tun; /* tunnel server/client (tun_eng.h), NULL until first used */
+	struct punch_eng *punch; /* punch sessions (punch_eng.h), NULL until first used */
 };
 
 /* engine_start - create the control ring and @cfg->shards shards. -errno with @err set. */

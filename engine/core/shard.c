@@ -17,6 +17,7 @@
 #include "natx/log.h"
 #include "natx/udata.h"
 #include "p2p_host.h"
+#include "punch_eng.h"
 #include "stun_eng.h"
 #include "tun_eng.h"
 
@@ -503,6 +504,7 @@ static void handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 		shard_tick(sh);
 		p2p_shard_tick(sh);
 		stun_eng_shard_tick(sh);
+		punch_eng_shard_tick(sh);
 		tun_shard_tick(sh);
 		break;
 	case UD_P2P:
@@ -510,6 +512,9 @@ static void handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 		break;
 	case UD_STUN:
 		stun_eng_handle_cqe(sh, cqe);
+		break;
+	case UD_PUNCH:
+		punch_eng_handle_cqe(sh, cqe);
 		break;
 	case UD_TUN:
 		tun_shard_handle_cqe(sh, cqe);

@@ -36,6 +36,7 @@ enum udata_op {
 	UD_P2P, /* libp2p (engine/core/p2p_host.h): dir 0 accept, 1 recv, 2 send/connect, 3 msg */
 	UD_STUN, /* STUN responder (stun_eng.c): dir 0 recvmsg, 1 sendmsg of slot, 2 start/stop */
 	UD_TUN, /* tunnel (engine/core/tun_eng.h): dir 0 POLLIN, 1 POLLOUT, 3 wake; bid = gen */
+	UD_PUNCH, /* punch sessions (punch_eng.h): dir 0 recvmsg, 1 sendmsg, 2 start/stop */
 	UD_OP_MAX,
 };
 
