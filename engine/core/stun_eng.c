@@ -52,7 +52,7 @@ struct stun_slot {
 	struct iovec iov;
 	struct sockaddr_storage to;
 	union {
-		struct cmsghdr align;
+		size_t align; /* struct cmsghdr alignment (its flexible array rules it out here) */
 		uint8_t b[STUN_CTL_LEN];
 	} ctl; /* IP_PKTINFO / IPV6_PKTINFO: answer from the address the request was sent to */
 	uint8_t buf[STUN_RESP_MAX_LEN + 64];
