@@ -33,44 +33,16 @@ TAG=nlp$(($$ % 100000))
 T=$(mktemp -d /tmp/natx-lab-p2p.XXXXXX)
 PIDS=()
 
-stop_all() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	PIDS=()
-	natlab_down
-}
-trap 'stop_all; rm -rf "$T"' EXIT
+trap 'natlab_stop; rm -rf "$T"' EXIT
 
-ctl() {
-	local n=$1
-	shift
-	timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"
-}
+ctl() { nl_ctl "$@"; }
 
 # node NAME NS - natxd with libp2p on 0.0.0.0:4001 in namespace NS; waits for its peer ID.
-node() {
-	rm -rf "${T:?}/$1"
-	mkdir -p "$T/$1"
-	nl_bg "$2" env XDG_RUNTIME_DIR="$T/$1/xdg" XDG_STATE_HOME="$T/$1/xs" \
-		NAT_TRAVERSAL_ENABLE_LIBP2P=true NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/0.0.0.0/tcp/4001 \
-		"$NATX_BIN/natxd" --socket "$T/$1/ctl.sock" --state-dir "$T/$1/state" --listen off \
-		>>"$T/$1/natxd.log" 2>&1
-	PIDS+=($!)
-	for _ in $(seq 1 100); do
-		ctl "$1" --json peer >"$T/$1/peer.json" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "natxd $1 did not come up"
-}
+node() { nl_natxd "$1" "$2" 4001; }
 
 # lab NAT_A NAT_B - a fresh routed lab with a natxd in each site.
 lab() {
-	stop_all
+	natlab_stop
 	ip netns add "${TAG}probe" 2>/dev/null && ip netns del "${TAG}probe" ||
 		skip "cannot create network namespaces"
 	natlab_up "$TAG" routed "$1" "$2" || fail "natlab_up routed $1 $2"
@@ -118,5 +90,5 @@ took=$(($(date +%s) - start))
 grep -q . "$T/ping2.json" || fail "the failed ping printed no reason"
 ctl a --json peer >/dev/null || fail "natxd A stopped answering after the failed dial"
 echo "ok: eim -> eim: direct dial refused by NAT B in ${took}s with: $(head -c 160 "$T/ping2.json")"
-stop_all
+natlab_stop
 echo "PASS: libp2p across the NAT lab"

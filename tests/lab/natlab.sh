@@ -155,3 +155,48 @@ nl_conntrack_port() {
 	nl_exec "$1" conntrack -L -p "$2" --sport "$3" --dst "$4" --dport "$5" 2>/dev/null |
 		head -1 | grep -o 'dport=[0-9]*' | tail -1 | cut -d= -f2
 }
+
+# natxd nodes in the lab. The caller owns T (a temp directory for the nodes' state and logs),
+# PIDS (an array of pids to stop) and fail (its failure report); these use them.
+#   nl_natxd NAME NS PORT [ENV=VAL...]  natxd with libp2p on 0.0.0.0:PORT in namespace NS, state
+#                                       and log under $T/NAME; waits until `peer` answers
+#                                       ($T/NAME/peer.json)
+#   nl_ctl NAME ARGS...                 natxctl on that node's socket (bounded: 60 s)
+#   natlab_stop                         stop every pid in PIDS (and a wrapper's children), then
+#                                       natlab_down
+
+nl_ctl() {
+	local n=$1
+	shift
+	timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"
+}
+
+nl_natxd() {
+	local n=$1 ns=$2 port=$3
+	shift 3
+	rm -rf "${T:?}/$n"
+	mkdir -p "$T/$n"
+	nl_bg "$ns" env XDG_RUNTIME_DIR="$T/$n/xdg" XDG_STATE_HOME="$T/$n/xs" \
+		NAT_TRAVERSAL_ENABLE_LIBP2P=true NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/0.0.0.0/tcp/$port \
+		"$@" "$NATX_BIN/natxd" --socket "$T/$n/ctl.sock" --state-dir "$T/$n/state" --listen off \
+		>>"$T/$n/natxd.log" 2>&1
+	PIDS+=($!)
+	for _ in $(seq 1 100); do
+		nl_ctl "$n" --json peer >"$T/$n/peer.json" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "natxd $n did not come up"
+}
+
+natlab_stop() {
+	local p
+	for p in "${PIDS[@]}"; do
+		pkill -TERM -P "$p" 2>/dev/null
+		kill "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	PIDS=()
+	natlab_down
+}

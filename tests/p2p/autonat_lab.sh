@@ -36,42 +36,12 @@ TAG=atn$(($$ % 100000))
 T=$(mktemp -d /tmp/atn-lab.XXXXXX)
 PIDS=()
 
-stop_all() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	PIDS=()
-	natlab_down
-}
-trap 'stop_all; rm -rf "$T"' EXIT
+trap 'natlab_stop; rm -rf "$T"' EXIT
 
-ctl() {
-	local n=$1
-	shift
-	timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"
-}
+ctl() { nl_ctl "$@"; }
 
 # node NAME NS PORT [ENV=VALUE...] - natxd with libp2p on 0.0.0.0:PORT in namespace NS.
-node() {
-	local n=$1 ns=$2 port=$3
-	shift 3
-	rm -rf "${T:?}/$n"
-	mkdir -p "$T/$n"
-	nl_bg "$ns" env XDG_RUNTIME_DIR="$T/$n/xdg" XDG_STATE_HOME="$T/$n/xs" \
-		NAT_TRAVERSAL_ENABLE_LIBP2P=true NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/0.0.0.0/tcp/$port \
-		"$@" "$NATX_BIN/natxd" --socket "$T/$n/ctl.sock" --state-dir "$T/$n/state" --listen off \
-		>>"$T/$n/natxd.log" 2>&1
-	PIDS+=($!)
-	for _ in $(seq 1 100); do
-		ctl "$n" --json peer >"$T/$n/peer.json" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "natxd $n did not come up"
-}
+node() { nl_natxd "$@"; }
 
 # verdict NODE WANT - probe until NODE's reachability is WANT (at most ~60 s); leaves nat.json.
 verdict() {

@@ -41,47 +41,21 @@ T=$(mktemp -d /tmp/rly-lab.XXXXXX)
 PIDS=()
 MATRIX=()
 
-stop_all() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	PIDS=()
-	natlab_down
-}
-trap 'stop_all; rm -rf "$T"' EXIT
+trap 'natlab_stop; rm -rf "$T"' EXIT
 
-ctl() {
-	local n=$1
-	shift
-	timeout 60 "$NATX_BIN/natxctl" --socket "$T/$n/ctl.sock" "$@"
-}
+ctl() { nl_ctl "$@"; }
 
 # node NAME NS [ENV=VALUE...] - natxd with libp2p on 0.0.0.0:4001 in namespace NS.
 node() {
 	local n=$1 ns=$2
 	shift 2
-	rm -rf "${T:?}/$n"
-	mkdir -p "$T/$n"
-	nl_bg "$ns" env XDG_RUNTIME_DIR="$T/$n/xdg" XDG_STATE_HOME="$T/$n/xs" \
-		NAT_TRAVERSAL_ENABLE_LIBP2P=true NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/0.0.0.0/tcp/4001 \
-		"$@" "$NATX_BIN/natxd" --socket "$T/$n/ctl.sock" --state-dir "$T/$n/state" --listen off \
-		>>"$T/$n/natxd.log" 2>&1
-	PIDS+=($!)
-	for _ in $(seq 1 100); do
-		ctl "$n" --json peer >"$T/$n/peer.json" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "natxd $n did not come up"
+	nl_natxd "$n" "$ns" 4001 "$@"
 }
 
 # relay_lab TOPO NAT_A NAT_B MIB - one lab, the checks above, a matrix row.
 relay_lab() {
 	local topo=$1 na=$2 nb=$3 mib=$4 r_addr b_id b_circ eport fport t0 t1 rtt
-	stop_all
+	natlab_stop
 	ip netns add "${TAG}probe" 2>/dev/null && ip netns del "${TAG}probe" ||
 		skip "cannot create network namespaces"
 	natlab_up "$TAG" "$topo" "$na" "$nb" || fail "natlab_up $topo $na $nb"
@@ -142,7 +116,7 @@ relay_lab() {
 relay_lab routed eim eim 64
 relay_lab routed sym sym 8
 relay_lab flat eim sym 8
-stop_all
+natlab_stop
 echo "matrix (the transfer runs through the relay)"
 printf '%-7s %-4s %-4s %-8s %7s %6s %8s\n' TOPO NATA NATB PATH RTT_MS MIB ECHO_MS
 for row in "${MATRIX[@]}"; do echo "$row"; done
