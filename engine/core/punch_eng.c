@@ -19,6 +19,7 @@
 
 #include "natx/log.h"
 #include "natx/udata.h"
+#include "pktinfo.h"
 #include "punch_eng.h"
 #include "punch_probe.h"
 #include "stats.h"
@@ -669,39 +670,6 @@ static void punch_sess_msg(struct shard *sh, struct punch_eng *pe, uint32_t idx,
 	punch_sess_maybe_stopped(sh, pe, s);
 }
 
-/* punch_pktinfo - the probe's destination as the ACK's source control message; its length. */
-static size_t punch_pktinfo(struct punch_sess *s, struct io_uring_recvmsg_out *out,
-			    struct punch_slot *sl)
-{
-	struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, &s->rmsg), *w;
-
-	memset(&sl->ctl, 0, sizeof(sl->ctl));
-	w = (struct cmsghdr *)sl->ctl.b;
-	for (; c; c = io_uring_recvmsg_cmsg_nexthdr(out, &s->rmsg, c)) {
-		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
-			w->cmsg_level = IPPROTO_IPV6;
-			w->cmsg_type = IPV6_PKTINFO;
-			w->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-			memcpy(CMSG_DATA(w), CMSG_DATA(c), sizeof(struct in6_pktinfo));
-			return CMSG_SPACE(sizeof(struct in6_pktinfo));
-		}
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-			struct in_pktinfo in, pi = { 0 };
-
-			memcpy(&in, CMSG_DATA(c), sizeof(in));
-			pi.ipi_spec_dst = in.ipi_addr;
-			w->cmsg_level = IPPROTO_IP;
-			w->cmsg_type = IP_PKTINFO;
-			w->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(w), &pi, sizeof(pi));
-			return CMSG_SPACE(sizeof(pi));
-		}
-	}
-	return 0;
-}
-
 /* punch_sess_record - shard: remember @from as punched (first PUNCH_PEERS_MAX sources). */
 static void punch_sess_record(struct punch_sess *s, const void *from, size_t len)
 {
@@ -747,7 +715,7 @@ static void punch_sess_answer(struct shard *sh, struct punch_sess *s,
 	sl->m.msg_namelen = out->namelen;
 	sl->m.msg_iov = &sl->iov;
 	sl->m.msg_iovlen = 1;
-	sl->m.msg_controllen = punch_pktinfo(s, out, sl);
+	sl->m.msg_controllen = pktinfo_reply_ctl(out, &s->rmsg, sl->ctl.b, sizeof(sl->ctl.b));
 	sl->m.msg_control = sl->m.msg_controllen ? sl->ctl.b : NULL;
 	s->nfree--;
 	sqe = shard_sqe(sh);

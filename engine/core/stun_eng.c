@@ -20,6 +20,7 @@
 #include "natx/log.h"
 #include "natx/udata.h"
 #include "steer_eng.h"
+#include "pktinfo.h"
 #include "stun_eng.h"
 #include "stun_server.h"
 
@@ -389,42 +390,6 @@ static uint64_t stun_eng_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/*
- * stun_eng_pktinfo - copy the request's destination (IP_PKTINFO / IPV6_PKTINFO in @out) into
- * @sl's control buffer as the answer's source. Returns the control length, 0 when absent.
- */
-static size_t stun_eng_pktinfo(struct stun_shard *ss, struct io_uring_recvmsg_out *out,
-			       struct stun_slot *sl)
-{
-	struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, &ss->rmsg), *w;
-
-	memset(&sl->ctl, 0, sizeof(sl->ctl));
-	w = (struct cmsghdr *)sl->ctl.b;
-	for (; c; c = io_uring_recvmsg_cmsg_nexthdr(out, &ss->rmsg, c)) {
-		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
-			w->cmsg_level = IPPROTO_IPV6;
-			w->cmsg_type = IPV6_PKTINFO;
-			w->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-			memcpy(CMSG_DATA(w), CMSG_DATA(c), sizeof(struct in6_pktinfo));
-			return CMSG_SPACE(sizeof(struct in6_pktinfo));
-		}
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-			struct in_pktinfo in, pi = { 0 };
-
-			memcpy(&in, CMSG_DATA(c), sizeof(in));
-			pi.ipi_spec_dst = in.ipi_addr; /* source = where the request went */
-			w->cmsg_level = IPPROTO_IP;
-			w->cmsg_type = IP_PKTINFO;
-			w->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(w), &pi, sizeof(pi));
-			return CMSG_SPACE(sizeof(pi));
-		}
-	}
-	return 0;
-}
-
 /* stun_eng_recv - one datagram (or the end of the multishot receive). */
 static void stun_eng_recv(struct shard *sh, struct stun_shard *ss, struct io_uring_cqe *cqe)
 {
@@ -488,7 +453,7 @@ static void stun_eng_recv(struct shard *sh, struct stun_shard *ss, struct io_uri
 	sl->m.msg_namelen = out->namelen;
 	sl->m.msg_iov = &sl->iov;
 	sl->m.msg_iovlen = 1;
-	sl->m.msg_controllen = stun_eng_pktinfo(ss, out, sl);
+	sl->m.msg_controllen = pktinfo_reply_ctl(out, &ss->rmsg, sl->ctl.b, sizeof(sl->ctl.b));
 	sl->m.msg_control = sl->m.msg_controllen ? sl->ctl.b : NULL;
 	ss->nfree--;
 	sqe = shard_sqe(sh);
