@@ -2,9 +2,11 @@
 /* pktinfo - reply control messages from a request's destination (contract in pktinfo.h). */
 #include "pktinfo.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 size_t pktinfo_reply_ctl(struct io_uring_recvmsg_out *out, struct msghdr *rmsg, uint8_t *buf,
 			 size_t cap)
@@ -38,4 +40,34 @@ size_t pktinfo_reply_ctl(struct io_uring_recvmsg_out *out, struct msghdr *rmsg, 
 		}
 	}
 	return 0;
+}
+
+int pktinfo_udp_socket(struct sockaddr_storage *ss, socklen_t sl, bool reuseaddr)
+{
+	int one = 1, zero = 0, fd, ret;
+
+	fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (reuseaddr) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6) {
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	}
+	if (ss->ss_family == AF_INET6 ?
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) :
+		    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))) {
+		goto close_fd;
+	}
+	if (bind(fd, (struct sockaddr *)ss, sl) || getsockname(fd, (struct sockaddr *)ss, &sl)) {
+		goto close_fd;
+	}
+	return fd;
+close_fd:
+	ret = -errno;
+	close(fd);
+	return ret;
 }

@@ -9,6 +9,7 @@
 #define NATX_ENGINE_PKTINFO_H
 
 #include <liburing.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,5 +21,13 @@
  */
 size_t pktinfo_reply_ctl(struct io_uring_recvmsg_out *out, struct msghdr *rmsg, uint8_t *buf,
 			 size_t cap);
+
+/*
+ * pktinfo_udp_socket - a non-blocking SO_REUSEPORT (and with @reuseaddr SO_REUSEADDR) UDP
+ * socket bound to @ss, dual-stack when @ss is IPv6 (IPv4 peers arrive IPv4-mapped), receiving
+ * each datagram's destination (IP_PKTINFO / IPV6_RECVPKTINFO) for pktinfo_reply_ctl; the bound
+ * port is read back into @ss. Returns the fd or -errno.
+ */
+int pktinfo_udp_socket(struct sockaddr_storage *ss, socklen_t sl, bool reuseaddr);
 
 #endif

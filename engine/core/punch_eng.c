@@ -251,35 +251,14 @@ static int punch_sess_find(struct punch_eng *pe, const uint8_t sid[NATX_PUNCH_SI
 	return -1;
 }
 
-/* punch_sess_socket - the session socket bound to @ss (port read back into @ss); fd or -errno. */
+/*
+ * punch_sess_socket - the session socket bound to @ss (port read back into @ss); fd or -errno.
+ * It shares the punch port with other sockets (SO_REUSEADDR too); sk_lookup picks it for the
+ * session's flows.
+ */
 static int punch_sess_socket(struct sockaddr_storage *ss, socklen_t sl)
 {
-	int one = 1, zero = 0, fd, ret;
-
-	fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return -errno;
-	}
-	/* Shares the punch port with other sockets; sk_lookup picks it for the session's flows. */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (ss->ss_family == AF_INET6) {
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	}
-	/* ACKs leave from the address the probe was sent to (several addresses, wildcard bind). */
-	if (ss->ss_family == AF_INET6 ?
-		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) :
-		    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	if (bind(fd, (struct sockaddr *)ss, sl) || getsockname(fd, (struct sockaddr *)ss, &sl)) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
+	return pktinfo_udp_socket(ss, sl, true);
 }
 
 /* punch_eng_msg - post start (@start) or stop of session @s to its shard and wait for the ack. */

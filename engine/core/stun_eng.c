@@ -87,40 +87,13 @@ static void stun_cnt_add(uint64_t *c, uint64_t n)
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
 }
 
-/* stun_eng_socket - one SO_REUSEPORT UDP socket on @ss; port read back into @ss. */
+/* stun_eng_socket - one SO_REUSEPORT UDP socket on @ss (pktinfo.h); port read back into @ss. */
 static int stun_eng_socket(struct sockaddr_storage *ss, socklen_t sl)
 {
-	int one = 1, zero = 0, rcv = 4 << 20, fd, ret;
+	int rcv = 4 << 20, fd = pktinfo_udp_socket(ss, sl, false);
 
-	fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return -errno;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv))) {
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv))) {
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-	}
-	if (ss->ss_family == AF_INET6) {
-		/* Dual-stack like natx-stund: IPv4 clients arrive IPv4-mapped. */
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	}
-	/*
-	 * The request's destination address comes with each datagram (IPv4-mapped for IPv4
-	 * clients of a dual-stack socket) and is the answer's source: on a host with several
-	 * addresses a wildcard socket otherwise answers from the route's preferred address,
-	 * which the client does not accept.
-	 */
-	if (ss->ss_family == AF_INET6 ?
-		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) :
-		    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	if (bind(fd, (struct sockaddr *)ss, sl) || getsockname(fd, (struct sockaddr *)ss, &sl)) {
-		ret = -errno;
-		close(fd);
-		return ret;
 	}
 	return fd;
 }
