@@ -70,55 +70,12 @@ struct p2p_atn {
 static void p2p_atn_addrs_refresh(struct p2p_shard *ps)
 {
 	struct p2p_atn *a = ps->atn;
-	struct p2p_eng *pe = p2p_pe(ps);
-	struct sockaddr_storage ls;
-	size_t n = 0;
-	int has_id;
 
-	if (maddr_to_sockaddr(pe->laddr, pe->laddr_len, &ls, NULL, &has_id)) {
-		return;
+	a->n_addrs = p2p_observed_addrs(ps, false, a->addrs, a->alen, P2P_ATN_ADDRS);
+	for (size_t k = 0; k < a->n_addrs; k++) {
+		a->ap[k] = a->addrs[k];
 	}
-	for (uint32_t i = 0; i < P2P_CONNS_MAX && n < P2P_ATN_ADDRS; i++) {
-		const struct p2p_sconn *sc = &ps->conns[i];
-		const struct identify_record *rec;
-		struct sockaddr_storage ob;
-		uint8_t bin[MADDR_MAX_LEN];
-		size_t len;
-		bool dup = false;
-
-		if (!sc->c || sc->is_link || sc->dead || !sc->established) {
-			continue;
-		}
-		rec = p2p_conn_remote_info(sc->c);
-		if (!rec || !rec->observed_len ||
-		    maddr_to_sockaddr(rec->observed, rec->observed_len, &ob, NULL, &has_id) ||
-		    ob.ss_family != ls.ss_family) {
-			continue;
-		}
-		if (ob.ss_family == AF_INET) {
-			((struct sockaddr_in *)&ob)->sin_port =
-				((struct sockaddr_in *)&ls)->sin_port;
-		} else {
-			((struct sockaddr_in6 *)&ob)->sin6_port =
-				((struct sockaddr_in6 *)&ls)->sin6_port;
-		}
-		if (maddr_from_sockaddr((struct sockaddr *)&ob, bin, sizeof(bin), &len) ||
-		    len > RELAY_MAX_ADDR) {
-			continue;
-		}
-		for (size_t k = 0; k < n; k++) {
-			dup |= a->alen[k] == len && !memcmp(a->addrs[k], bin, len);
-		}
-		if (dup) {
-			continue;
-		}
-		memcpy(a->addrs[n], bin, len);
-		a->alen[n] = len;
-		a->ap[n] = a->addrs[n];
-		n++;
-	}
-	a->n_addrs = n;
-	autonat_client_set_addrs(a->cl, a->ap, a->alen, n);
+	autonat_client_set_addrs(a->cl, a->ap, a->alen, a->n_addrs);
 }
 
 /* ---- server ---------------------------------------------------------------------------------- */

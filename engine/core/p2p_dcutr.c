@@ -243,67 +243,19 @@ static bool p2p_punch_wanted(struct p2p_shard *ps, const struct peer_id *peer)
 }
 
 /*
- * p2p_dcu_addrs_refresh - our public addresses: the IP every direct connection of shard 0 says
- * it sees us at (identify observedAddr) with our listen port (a Linux NAT keeps the source port
- * when it is free, and the punch dials from the listen port). Returns how many.
+ * p2p_dcu_addrs_refresh - our public, dialable addresses (p2p_observed_addrs) for DCUtR's
+ * CONNECT. Returns how many.
  */
 static size_t p2p_dcu_addrs_refresh(struct p2p_shard *ps)
 {
 	struct p2p_dcu *u = ps->dcu;
-	struct sockaddr_storage ls;
-	size_t n = 0;
 
-	if (p2p_dcu_listen_ss(ps, &ls)) {
-		return 0;
+	u->n_addrs = p2p_observed_addrs(ps, true, u->addrs, u->alen, P2P_DCU_ADDRS);
+	for (size_t k = 0; k < u->n_addrs; k++) {
+		u->ap[k] = u->addrs[k];
 	}
-	for (uint32_t i = 0; i < P2P_CONNS_MAX && n < P2P_DCU_ADDRS; i++) {
-		const struct p2p_sconn *sc = &ps->conns[i];
-		const struct identify_record *rec;
-		struct sockaddr_storage ob;
-		struct relay_addrs one;
-		uint8_t bin[MADDR_MAX_LEN];
-		size_t len;
-		bool dup = false;
-		int has_id;
-
-		if (!sc->c || sc->is_link || sc->dead || !sc->established) {
-			continue;
-		}
-		rec = p2p_conn_remote_info(sc->c);
-		if (!rec || !rec->observed_len ||
-		    maddr_to_sockaddr(rec->observed, rec->observed_len, &ob, NULL, &has_id) ||
-		    ob.ss_family != ls.ss_family) {
-			continue;
-		}
-		if (ob.ss_family == AF_INET) {
-			((struct sockaddr_in *)&ob)->sin_port =
-				((struct sockaddr_in *)&ls)->sin_port;
-		} else {
-			((struct sockaddr_in6 *)&ob)->sin6_port =
-				((struct sockaddr_in6 *)&ls)->sin6_port;
-		}
-		if (maddr_from_sockaddr((struct sockaddr *)&ob, bin, sizeof(bin), &len) ||
-		    len > RELAY_MAX_ADDR) {
-			continue;
-		}
-		one.n = 1;
-		one.lens[0] = len;
-		memcpy(one.b[0], bin, len);
-		dcutr_filter_addrs(&one, false); /* public, dialable */
-		for (size_t k = 0; k < n; k++) {
-			dup |= u->alen[k] == len && !memcmp(u->addrs[k], bin, len);
-		}
-		if (!one.n || dup) {
-			continue;
-		}
-		memcpy(u->addrs[n], bin, len);
-		u->alen[n] = len;
-		u->ap[n] = u->addrs[n];
-		n++;
-	}
-	u->n_addrs = n;
-	dcutr_set_addrs(u->d, u->ap, u->alen, n);
-	return n;
+	dcutr_set_addrs(u->d, u->ap, u->alen, u->n_addrs);
+	return u->n_addrs;
 }
 
 /* ---- dcutr ops ------------------------------------------------------------------------------- */

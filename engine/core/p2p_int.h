@@ -281,6 +281,14 @@ void p2p_atn_probe_now(struct p2p_shard *ps);
 /* p2p_atn_json - reachability, confidence, claimed addresses, answers, server counters. */
 cJSON *p2p_atn_json(struct p2p_shard *ps);
 
+/*
+ * p2p_observed_addrs - our addresses as @ps's established direct connections see them
+ * (identify observedAddr) with our listen port, deduplicated, at most @max into @addrs/@alen;
+ * with @public_only just public, dialable ones (dcutr_filter_addrs). Returns how many.
+ */
+size_t p2p_observed_addrs(struct p2p_shard *ps, bool public_only, uint8_t (*addrs)[MADDR_MAX_LEN],
+			  size_t *alen, size_t max);
+
 /* p2p_pe - the engine's libp2p state of @ps's engine. */
 static inline struct p2p_eng *p2p_pe(struct p2p_shard *ps)
 {
