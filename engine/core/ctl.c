@@ -47,6 +47,21 @@ static const char *ctl_errno_code(int err)
 	}
 }
 
+/* ctl_move_members - move @o's members into @reply, free @o (NULL: nothing to move). */
+static void ctl_move_members(cJSON *o, cJSON *reply)
+{
+	cJSON *item;
+
+	if (!o) {
+		return;
+	}
+	while ((item = o->child)) {
+		cJSON_DetachItemViaPointer(o, item);
+		cJSON_AddItemToObject(reply, item->string, item);
+	}
+	cJSON_Delete(o);
+}
+
 static void ctl_cmd_hello(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
 			  cJSON *reply, struct ctl_result *r)
 {
@@ -152,18 +167,8 @@ static void ctl_cmd_fwd_list(struct ctl_server *s, struct engine *eng, const str
 static void ctl_cmd_stats(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
 			  cJSON *reply, struct ctl_result *r)
 {
-	cJSON *st = stats_json(eng), *item;
-
-	/* Move "shards" and "total" into the reply object. */
-	while ((item = st->child)) {
-		char *name = item->string;
-
-		cJSON_DetachItemViaPointer(st, item);
-		item->string = NULL;
-		cJSON_AddItemToObject(reply, name, item);
-		cJSON_free(name);
-	}
-	cJSON_Delete(st);
+	/* "shards", "total" and the rest of the counters go into the reply object. */
+	ctl_move_members(stats_json(eng), reply);
 	punch_eng_json(eng, reply);
 }
 
@@ -177,7 +182,7 @@ static void ctl_cmd_shutdown(struct ctl_server *s, struct engine *eng, const str
 static void ctl_cmd_p2p_peer(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
 			     cJSON *reply, struct ctl_result *r)
 {
-	cJSON *o = p2p_eng_json(eng), *item;
+	cJSON *o = p2p_eng_json(eng);
 
 	if (!o) {
 		r->code = "p2p_off";
@@ -185,11 +190,7 @@ static void ctl_cmd_p2p_peer(struct ctl_server *s, struct engine *eng, const str
 			 p2p_eng_error()[0] ? ": " : " (--p2p-key-file)", p2p_eng_error());
 		return;
 	}
-	while ((item = o->child)) {
-		cJSON_DetachItemViaPointer(o, item);
-		cJSON_AddItemToObject(reply, item->string, item);
-	}
-	cJSON_Delete(o);
+	ctl_move_members(o, reply);
 }
 
 /* ctl_cmd_p2p_dial - p2p.ping / p2p.identify: blocks this thread until shard 0 answers. */
@@ -197,7 +198,7 @@ static void ctl_cmd_p2p_dial(struct ctl_server *s, struct engine *eng, const str
 			     cJSON *reply, struct ctl_result *r)
 {
 	enum p2p_req_kind kind = req->cmd == CTL_P2P_PING ? P2P_REQ_PING : P2P_REQ_IDENTIFY;
-	cJSON *o = NULL, *item;
+	cJSON *o = NULL;
 	int ret;
 
 	ret = p2p_eng_request(eng, kind, req->addr, req->count,
@@ -215,11 +216,7 @@ static void ctl_cmd_p2p_dial(struct ctl_server *s, struct engine *eng, const str
 						 "p2p_failed";
 		return;
 	}
-	while ((item = o->child)) {
-		cJSON_DetachItemViaPointer(o, item);
-		cJSON_AddItemToObject(reply, item->string, item);
-	}
-	cJSON_Delete(o);
+	ctl_move_members(o, reply);
 }
 
 static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
@@ -288,18 +285,6 @@ static void ctl_cmd_stun(struct ctl_server *s, struct engine *eng, const struct 
 		return;
 	}
 	stun_eng_json(eng, reply);
-}
-
-/* ctl_move_members - move @o's members into @reply, free @o. */
-static void ctl_move_members(cJSON *o, cJSON *reply)
-{
-	cJSON *item;
-
-	while ((item = o->child)) {
-		cJSON_DetachItemViaPointer(o, item);
-		cJSON_AddItemToObject(reply, item->string, item);
-	}
-	cJSON_Delete(o);
 }
 
 /* ctl_cmd_p2p_relay - p2p.relay.setup / .status, p2p.reserve / keep / peers (p2p_host.h). */
