@@ -21,6 +21,25 @@ static bool udpw_text_ok(const uint8_t *s, size_t n)
 	return true;
 }
 
+/* udpw_name_ok - a service name: [A-Za-z0-9._-], 1..UDPW_NAME_MAX bytes. */
+static bool udpw_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > UDPW_NAME_MAX) {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-')) {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* udpw_addr_rd - family u8 (4/6) | port be16 | 4 or 16 address bytes. */
 static int udpw_addr_rd(struct rd *r, struct udpw_addr *a)
 {
@@ -82,7 +101,7 @@ static int udpw_body_parse(struct rd *r, struct udpw_msg *m)
 		if (rd_u8(r, &m->hello.version) || m->hello.version != UDPW_VERSION ||
 		    rd_copy(r, m->hello.sid, UDPW_SID_LEN) ||
 		    rd_copy(r, m->hello.key, UDPW_KEY_LEN) ||
-		    udpw_text_rd(r, m->hello.name, UDPW_NAME_MAX) || !m->hello.name[0] ||
+		    udpw_text_rd(r, m->hello.name, UDPW_NAME_MAX) || !udpw_name_ok(m->hello.name) ||
 		    udpw_addr_rd(r, &m->hello.stun)) {
 			return -NATX_E_PROTO;
 		}
@@ -192,7 +211,7 @@ int udpw_msg_build(uint8_t *buf, size_t cap, size_t *n, const struct udpw_msg *m
 		cap - UDPW_HDR_LEN > UDPW_BODY_MAX ? UDPW_BODY_MAX : cap - UDPW_HDR_LEN);
 	switch (m->type) {
 	case UDPW_HELLO:
-		if (!m->hello.name[0]) {
+		if (!udpw_name_ok(m->hello.name)) {
 			return -EINVAL;
 		}
 		if (wr_u8(&w, UDPW_VERSION) || wr_bytes(&w, m->hello.sid, UDPW_SID_LEN) ||

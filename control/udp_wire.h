@@ -92,7 +92,7 @@ struct udpw_msg {
  * udpw_msg_parse - decode the first message of @len bytes at @buf into @m; *@used gets its
  * length. Returns 0, -EAGAIN when @buf holds only part of a message (read more), or
  * -NATX_E_PROTO when it is malformed (unknown type, body not matching the type's layout, a
- * wrong HELLO version, a name or reason with control characters, more than UDPW_CANDS_MAX
+ * wrong HELLO version, a name not of [A-Za-z0-9._-], a reason with control characters, more than UDPW_CANDS_MAX
  * candidates, an address family other than 4/6). Names and reasons come back NUL-terminated.
  */
 int udpw_msg_parse(const uint8_t *buf, size_t len, struct udpw_msg *m, size_t *used);

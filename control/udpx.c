@@ -30,6 +30,7 @@ enum {
 	UDPX_STUN_TRIES = 8,
 	UDPX_STUN_GAP_MS = 200,
 	UDPX_HELLO_WAIT_MS = 10000, /* B: a stream must say HELLO this soon */
+	UDPX_DRAIN_MS = 2000, /* B: a refused stream is closed after this at the latest */
 	UDPX_ROUND_GRACE_MS = 500, /* a round ends this long after its last probe */
 	UDPX_BACKOFF_MIN_MS = 1000,
 	UDPX_BACKOFF_MAX_MS = 30000,
@@ -98,6 +99,8 @@ struct udpx_sess {
 	bool stream_up; /* connected (A) / accepted (B) and not closed */
 	bool hello_done; /* A: HELLO sent; B: HELLO received */
 	bool want_out;
+	bool draining; /* B: ERROR sent and our side shut: discard input until EOF */
+	uint64_t drain_start;
 	uint8_t *rx, *tx;
 	size_t rxlen, txoff, txlen;
 	/* punching */
@@ -769,6 +772,8 @@ static void udpx_a_start(struct udpx *u, struct udpx_sess *s, uint64_t now)
 	}
 	if (s->stun_set) {
 		udpx_stun_send(s, now);
+	} else {
+		s->stun_done = true; /* no STUN server: no public candidate */
 	}
 	s->tfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->tfd < 0) {
@@ -797,11 +802,14 @@ retry:
 }
 
 /* udpx_stream_fail - the stream ended: keep a working direct path, else retry (A) / end (B). */
-static void udpx_stream_fail(struct udpx *u, struct udpx_sess *s, const char *why)
+static void udpx_stream_fail(struct udpx *u, struct udpx_sess *s, const char *reason)
 {
+	char why[sizeof(s->reason)];
+
 	if (!s->stream_up && s->tfd < 0) {
 		return;
 	}
+	snprintf(why, sizeof(why), "%s", reason); /* @reason may be s->reason itself */
 	udpx_close_fd(u, &s->tfd);
 	s->stream_up = false;
 	s->txoff = s->txlen = s->rxlen = 0;
@@ -811,7 +819,8 @@ static void udpx_stream_fail(struct udpx *u, struct udpx_sess *s, const char *wh
 		return;
 	}
 	if (s->is_a) {
-		snprintf(s->reason, sizeof(s->reason), "%s; retrying in %u ms", why, s->backoff_ms);
+		snprintf(s->reason, sizeof(s->reason), "%.200s; retrying in %u ms", why,
+			 s->backoff_ms);
 		pr_info(MOD, "connection %u: %s", (unsigned int)s->id, s->reason);
 		udpx_sess_clear(u, s);
 		s->retry_at = udpx_now_ms() + s->backoff_ms;
@@ -821,6 +830,22 @@ static void udpx_stream_fail(struct udpx *u, struct udpx_sess *s, const char *wh
 		pr_debug(MOD, "session %u: %s", (unsigned int)s->id, why);
 		s->dead = true;
 	}
+}
+
+/*
+ * udpx_drain - B refuses the session: ERROR is queued; shut our side and read the peer's
+ * remaining bytes until its FIN, so that closing does not reset the connection (a reset
+ * could discard the ERROR before the peer reads it).
+ */
+static void udpx_drain(struct udpx *u, struct udpx_sess *s, uint64_t now)
+{
+	udpx_stream_flush(u, s);
+	if (!s->stream_up) {
+		return;
+	}
+	shutdown(s->tfd, SHUT_WR);
+	s->draining = true;
+	s->drain_start = now;
 }
 
 /* udpx_send_cands - our candidates, then (A) a PING for the RTT. */
@@ -909,7 +934,7 @@ static int udpx_on_hello(struct udpx *u, struct udpx_sess *s, const struct udpw_
 	memcpy(s->key, m->hello.key, UDPW_KEY_LEN);
 	udpx_key(s);
 	s->hello_done = true;
-	if (m->hello.stun.family == 4) {
+	if (m->hello.stun.family == 4 && m->hello.stun.port) {
 		s->stun = (struct sockaddr_in){ .sin_family = AF_INET,
 						.sin_port = htons(m->hello.stun.port) };
 		memcpy(&s->stun.sin_addr, m->hello.stun.addr, 4);
@@ -1014,6 +1039,16 @@ static void udpx_stream_read(struct udpx *u, struct udpx_sess *s, uint64_t now)
 		ssize_t n = recv(s->tfd, s->rx + s->rxlen, UDPX_RX_CAP - s->rxlen, MSG_DONTWAIT);
 		size_t off = 0;
 
+		if (s->draining) {
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				s->dead = true;
+			}
+			if (n <= 0) {
+				return;
+			}
+			continue;
+		}
+
 		if (n == 0) {
 			udpx_stream_fail(u, s, "stream closed by the peer or the engine");
 			return;
@@ -1035,6 +1070,10 @@ static void udpx_stream_read(struct udpx *u, struct udpx_sess *s, uint64_t now)
 			}
 			if (rc) {
 				udpx_send_error(u, s, "malformed message");
+				if (!s->is_a && !s->direct) {
+					udpx_drain(u, s, now);
+					return;
+				}
 				udpx_stream_fail(u, s, "malformed message from the peer");
 				return;
 			}
@@ -1043,6 +1082,10 @@ static void udpx_stream_read(struct udpx *u, struct udpx_sess *s, uint64_t now)
 			if (rc) {
 				if (rc == -NATX_E_PROTO) {
 					udpx_send_error(u, s, "unexpected message");
+				}
+				if (!s->is_a && !s->direct && rc != -ECONNRESET) {
+					udpx_drain(u, s, now);
+					return;
 				}
 				udpx_stream_flush(u, s);
 				udpx_stream_fail(u, s,
@@ -1244,6 +1287,12 @@ static void udpx_sess_tick(struct udpx *u, struct udpx_sess *s, uint64_t now, bo
 {
 	if (s->is_a && s->tfd < 0 && s->pfd < 0 && now >= s->retry_at) {
 		udpx_a_start(u, s, now);
+		return;
+	}
+	if (s->draining) {
+		if (now - s->drain_start > UDPX_DRAIN_MS) {
+			s->dead = true;
+		}
 		return;
 	}
 	if (!s->is_a && !s->hello_done && now - s->created_ms > UDPX_HELLO_WAIT_MS) {
