@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -183,6 +184,19 @@ Test(udpx, loopback_punch_direct_echo_and_close)
 	cr_assert_eq(count_of(b, "datagrams_direct_in"), 100);
 	cr_assert_eq(count_of(b, "datagrams_relayed_in"), 0);
 	cr_assert_eq(atomic_load(&echo.count), 100);
+	{
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+
+		udpx_prom(a, f);
+		fclose(f);
+		cr_assert(strstr(text, "natx_udp_punch_total{result=\"success\"} 1\n"), "%s", text);
+		cr_assert(strstr(text, "natx_udp_sessions{path=\"direct\"} 1\n"), "%s", text);
+		cr_assert(strstr(text,
+				 "natx_udp_datagrams_total{path=\"direct\",dir=\"out\"} 100\n"));
+		free(text);
+	}
 	cr_assert_eq(udpx_conn_close(a, id), 0);
 	cr_assert_eq(udpx_conn_close(a, id), -ENOENT);
 	cr_assert_eq(udpx_conn_path(a, id, msg, 32, reason, sizeof(reason)), -ENOENT);

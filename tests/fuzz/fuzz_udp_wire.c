@@ -13,6 +13,8 @@
 
 #include "udp_wire.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t out[UDPW_HDR_LEN + UDPW_BODY_MAX];

@@ -14,6 +14,8 @@
 #    id and a wrong tag, a data frame of another session) is counted as garbage / bad probe /
 #    auth failure and changes nothing else: no datagram reaches the echo service, no flow is
 #    made, the path stays direct, and a further echo run still works.
+#  - sym/full: the same as eim/eim (B's full-cone NAT lets A's probes from A's unpredictable
+#    port in, and B's answer goes back through A's mapping).
 #  - sym/sym: punching fails after its rounds (A counts a punch failure, path udp-relayed) and
 #    the same 2000-datagram echo completes through R (R's relayed bytes grow by at least the
 #    echoed bytes). Loss: the relayed path is a reliable stream, so nothing should be lost; the
@@ -213,6 +215,7 @@ udp_lab() {
 }
 
 udp_lab eim eim direct
+udp_lab sym full direct
 udp_lab sym sym relayed
 natlab_stop
 echo "matrix (UDP services through Linux NATs, routed core)"
