@@ -26,7 +26,8 @@
 #define MOD "udpx"
 
 enum {
-	UDPX_TICK_MS = 20,
+	UDPX_TICK_MS = 20, /* timer resolution while punching */
+	UDPX_IDLE_TICK_MS = 250, /* otherwise (keepalives, idle flows, backoff) */
 	UDPX_STUN_TRIES = 8,
 	UDPX_STUN_GAP_MS = 200,
 	UDPX_HELLO_WAIT_MS = 10000, /* B: a stream must say HELLO this soon */
@@ -1413,6 +1414,28 @@ static void udpx_sess_tick(struct udpx *u, struct udpx_sess *s, uint64_t now, bo
 	}
 }
 
+/*
+ * udpx_busy - a session has a timer finer than UDPX_IDLE_TICK_MS running (STUN retries,
+ * probes, a session about to start or stop); new sessions started by the API wait at most
+ * one idle tick.
+ */
+static bool udpx_busy(const struct udpx *u)
+{
+	uint64_t soon = udpx_now_ms() + UDPX_IDLE_TICK_MS;
+
+	for (int i = 0; i < UDPX_SESS_MAX; i++) {
+		const struct udpx_sess *s = u->sess[i];
+
+		if (s &&
+		    (s->dead || s->punching || s->draining || (s->pfd >= 0 && !s->stun_done) ||
+		     (s->is_a && s->tfd < 0) || (s->stream_up && s->hello_done && !s->cands_sent) ||
+		     (s->is_a && s->stream_up && !s->punch_over))) {
+			return true;
+		}
+	}
+	return false;
+}
+
 static void *udpx_main(void *arg)
 {
 	struct udpx *u = arg;
@@ -1421,11 +1444,11 @@ static void *udpx_main(void *arg)
 
 	pthread_mutex_lock(&u->mu);
 	while (!u->stop) {
+		int n, wait = udpx_busy(u) ? UDPX_TICK_MS : UDPX_IDLE_TICK_MS;
 		uint64_t now;
-		int n;
 
 		pthread_mutex_unlock(&u->mu);
-		n = epoll_wait(u->epfd, evs, 64, UDPX_TICK_MS);
+		n = epoll_wait(u->epfd, evs, 64, wait);
 		pthread_mutex_lock(&u->mu);
 		now = udpx_now_ms();
 		for (int i = 0; i < n; i++) {
