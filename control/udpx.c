@@ -1426,10 +1426,10 @@ static bool udpx_busy(const struct udpx *u)
 	for (int i = 0; i < UDPX_SESS_MAX; i++) {
 		const struct udpx_sess *s = u->sess[i];
 
-		if (s &&
-		    (s->dead || s->punching || s->draining || (s->pfd >= 0 && !s->stun_done) ||
-		     (s->is_a && s->tfd < 0) || (s->stream_up && s->hello_done && !s->cands_sent) ||
-		     (s->is_a && s->stream_up && !s->punch_over))) {
+		if (s && (s->dead || s->punching || s->draining || (s->pfd >= 0 && !s->stun_done) ||
+			  (s->is_a && s->tfd < 0 && s->retry_at <= soon) ||
+			  (s->stream_up && s->hello_done && !s->cands_sent) ||
+			  (s->is_a && s->stream_up && !s->punch_over))) {
 			return true;
 		}
 	}
