@@ -40,6 +40,12 @@ enum {
 	UDPX_TX_CAP = UDPX_TXQ_MAX + 4096, /* control messages may use the last 4 KiB */
 	UDPX_BATCH = 64, /* datagrams read per readiness event */
 	UDPX_OPEN_TTL = 2, /* TTL of a round's first probe (opens our NAT only) */
+	/* the many-probe round (round UDPX_ROUNDS + 1), for a symmetric NAT on one side */
+	UDPX_SPRAY_GUESSES = 2048, /* TTL-2 probes to predicted/random ports of the peer */
+	UDPX_SPRAY_NEAR = 64, /* of them, the ports mapped +-1..64 (sequential allocators) */
+	UDPX_SPRAY_SOCKS = 256, /* fresh sockets, each probing the peer's mapped address */
+	UDPX_SPRAY_DELAY_MS = 200, /* sockets fire this long after the guesses */
+	UDPX_SPRAY_ROUND_MS = 1500,
 };
 
 enum udpx_ev_kind { EV_GW, EV_STREAM, EV_PUNCH, EV_LOCAL, EV_FLOW };
@@ -128,12 +134,19 @@ struct udpx_sess {
 	uint64_t punch_t0, next_probe, round_end;
 	unsigned int probes_left;
 	uint32_t probe_seq;
+	/* the many-probe round */
+	bool spraying, guessed;
+	uint64_t spray_t;
+	unsigned int spray_sends;
+	int *spray; /* UDPX_SPRAY_SOCKS fds (-1 = none) while spraying, else NULL */
 	/* the direct path */
 	bool direct;
 	struct sockaddr_in daddr; /* where direct datagrams go */
 	struct sockaddr_in psrc; /* B: last authenticated source from A */
 	bool have_psrc;
 	uint64_t last_rx_direct, last_keepalive, t_direct_ms;
+	uint32_t roam_seq; /* highest probe seq of the peer that set daddr */
+	uint64_t roam_dseq; /* next direct datagram seq of the peer that may set daddr */
 	uint64_t seq_out;
 	/* A: the local port and its flows; kept across sessions */
 	int lfd;
@@ -519,8 +532,8 @@ static void udpx_probe_auth(const struct udpx_sess *s, bool from_a, const uint8_
 	memcpy(out, mac, UDPX_AUTH_LEN);
 }
 
-static void udpx_probe_send(struct udpx *u, struct udpx_sess *s, uint8_t type, uint32_t seq,
-			    const struct sockaddr_in *to)
+static void udpx_probe_send_fd(struct udpx *u, struct udpx_sess *s, int fd, uint8_t type,
+			       uint32_t seq, const struct sockaddr_in *to)
 {
 	static const uint8_t zero[UDPX_AUTH_LEN];
 	struct punch_probe p = {
@@ -534,13 +547,23 @@ static void udpx_probe_send(struct udpx *u, struct udpx_sess *s, uint8_t type, u
 		return;
 	}
 	udpx_probe_auth(s, s->is_a, b, b + NATX_PUNCH_HDR_LEN);
-	if (sendto(s->pfd, b, n, MSG_DONTWAIT, (const struct sockaddr *)to, sizeof(*to)) >= 0 &&
+	if (sendto(fd, b, n, MSG_DONTWAIT, (const struct sockaddr *)to, sizeof(*to)) >= 0 &&
 	    type == NATX_PUNCH_TYPE_PROBE) {
 		CNT(u, s, probes_sent);
 	}
 }
 
-/* udpx_go_direct - A: an authenticated answer from @from: the path is direct. */
+static void udpx_probe_send(struct udpx *u, struct udpx_sess *s, uint8_t type, uint32_t seq,
+			    const struct sockaddr_in *to)
+{
+	udpx_probe_send_fd(u, s, s->pfd, type, seq, to);
+}
+
+/*
+ * udpx_go_direct - an authenticated ACK from @from: the path is direct. A decides this in the
+ * normal rounds; in the many-probe round B may get the ACK first (its own socket was the one
+ * that got through), and then B tells A.
+ */
 static void udpx_go_direct(struct udpx *u, struct udpx_sess *s, const struct sockaddr_in *from,
 			   uint64_t now)
 {
@@ -553,22 +576,31 @@ static void udpx_go_direct(struct udpx *u, struct udpx_sess *s, const struct soc
 	s->punch_over = true;
 	s->last_rx_direct = now;
 	s->t_direct_ms = now - s->punch_t0;
-	CNT(u, s, punch_successes);
+	if (s->is_a) {
+		CNT(u, s, punch_successes);
+	}
 	udpx_sin_fmt(from, a, sizeof(a));
 	snprintf(s->reason, sizeof(s->reason),
-		 "punched in %llu ms (round %u, %llu probes sent): peer at %s",
-		 (unsigned long long)s->t_direct_ms, s->round, (unsigned long long)s->c.probes_sent,
+		 "punched in %llu ms (round %u%s, %llu probes sent): peer at %s",
+		 (unsigned long long)s->t_direct_ms, s->round,
+		 s->round > UDPX_ROUNDS ? ", many-probe" : "", (unsigned long long)s->c.probes_sent,
 		 a);
-	pr_info(MOD, "connection %u: direct to %s after %llu ms", (unsigned int)s->id, a,
-		(unsigned long long)s->t_direct_ms);
+	pr_info(MOD, "session %u (%s): direct to %s after %llu ms", (unsigned int)s->id,
+		s->is_a ? "connect" : "expose", a, (unsigned long long)s->t_direct_ms);
 	m.result.direct = true;
 	udpx_sin_to_wire(from, &m.result.peer);
 	snprintf(m.result.reason, sizeof(m.result.reason), "%.200s", s->reason);
 	udpx_send_msg(u, s, &m);
 }
 
-static void udpx_on_probe(struct udpx *u, struct udpx_sess *s, const uint8_t *b, size_t n,
-			  const struct sockaddr_in *from, uint64_t now)
+static void udpx_spray_adopt(struct udpx *u, struct udpx_sess *s, unsigned int i);
+
+/*
+ * udpx_on_probe - a probe or ACK that arrived on socket @fd (the punch socket, or spray
+ * socket @spray_i when >= 0).
+ */
+static void udpx_on_probe(struct udpx *u, struct udpx_sess *s, int fd, int spray_i,
+			  const uint8_t *b, size_t n, const struct sockaddr_in *from, uint64_t now)
 {
 	uint8_t want[UDPX_AUTH_LEN];
 	struct punch_probe p;
@@ -584,17 +616,28 @@ static void udpx_on_probe(struct udpx *u, struct udpx_sess *s, const uint8_t *b,
 		return;
 	}
 	CNT(u, s, probes_ok);
+	if (s->direct && p.type == NATX_PUNCH_TYPE_PROBE && p.seq > s->roam_seq) {
+		/* the peer's newest probe: follow its address (rebinding, the adopted socket) */
+		s->roam_seq = p.seq;
+		s->daddr = *from;
+	}
 	if (s->direct && udpx_sin_eq(from, &s->daddr)) {
 		s->last_rx_direct = now;
 	}
-	if (!s->is_a) {
-		s->psrc = *from;
-		s->have_psrc = true;
-	}
+	s->psrc = *from;
+	s->have_psrc = true;
 	if (p.type == NATX_PUNCH_TYPE_PROBE) {
-		udpx_probe_send(u, s, NATX_PUNCH_TYPE_ACK, p.seq, from);
-	} else if (s->is_a && !s->direct && s->stream_up) {
+		udpx_probe_send_fd(u, s, fd, NATX_PUNCH_TYPE_ACK, p.seq, from);
+	} else if (!s->direct && s->stream_up && !s->punch_over &&
+		   (s->is_a || (s->spraying && spray_i >= 0))) {
+		if (spray_i >= 0) {
+			udpx_spray_adopt(u, s, (unsigned int)spray_i);
+		}
 		udpx_go_direct(u, s, from, now);
+		if (spray_i >= 0) {
+			/* the peer learns the adopted socket's public address from this probe */
+			udpx_probe_send(u, s, NATX_PUNCH_TYPE_PROBE, ++s->probe_seq, from);
+		}
 	}
 }
 
@@ -616,13 +659,15 @@ static void udpx_on_dgram(struct udpx *u, struct udpx_sess *s, uint8_t *b, size_
 		return;
 	}
 	CNT(u, s, direct_in);
+	if (s->direct && d.seq >= s->roam_dseq) {
+		s->roam_dseq = d.seq + 1;
+		s->daddr = *from;
+	}
 	if (s->direct && udpx_sin_eq(from, &s->daddr)) {
 		s->last_rx_direct = now;
 	}
-	if (!s->is_a) {
-		s->psrc = *from;
-		s->have_psrc = true;
-	}
+	s->psrc = *from;
+	s->have_psrc = true;
 	udpx_deliver(u, s, d.flow, b + off, d.sealed_len - UDPW_DGRAM_TAG_LEN, now);
 }
 
@@ -645,6 +690,138 @@ static void udpx_on_stun(struct udpx *u, struct udpx_sess *s, const uint8_t *b, 
 	s->have_mapped = true;
 }
 
+/* udpx_spray_close - close the many-probe round's sockets. */
+static void udpx_spray_close(struct udpx_sess *s)
+{
+	if (!s->spray) {
+		return;
+	}
+	for (unsigned int i = 0; i < UDPX_SPRAY_SOCKS; i++) {
+		if (s->spray[i] >= 0) {
+			close(s->spray[i]);
+		}
+	}
+	free(s->spray);
+	s->spray = NULL;
+}
+
+/*
+ * udpx_spray_adopt - spray socket @i got an authenticated ACK: it is the punched socket now
+ * (its NAT mapping is the one that works); the old punch socket and the others close.
+ */
+static void udpx_spray_adopt(struct udpx *u, struct udpx_sess *s, unsigned int i)
+{
+	int fd = s->spray[i];
+
+	s->spray[i] = -1;
+	udpx_spray_close(s);
+	s->spraying = false;
+	udpx_close_fd(u, &s->pfd);
+	s->pfd = fd;
+	if (udpx_ep_add(u, s->pfd, EPOLLIN, &s->pev)) {
+		pr_warn(MOD, "session %u: epoll of the punched socket failed", (unsigned int)s->id);
+	}
+}
+
+/*
+ * udpx_spray_guess - the many-probe round's first half: TTL-2 probes from the punch socket to
+ * the peer's mapped address at UDPX_SPRAY_GUESSES ports (the mapped port +-1..64 for NATs that
+ * allocate sequentially, then random ports 1024..65535). With an endpoint-independent NAT
+ * here, each opens our mapping towards that port, so a probe from the peer's symmetric NAT
+ * that happens to leave from one of them gets in.
+ */
+static void udpx_spray_guess(struct udpx *u, struct udpx_sess *s)
+{
+	uint8_t rnd[2 * UDPX_SPRAY_GUESSES];
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	int ttl = UDPX_OPEN_TTL;
+
+	if (!s->npeer || s->peer[0].family != 4) {
+		return;
+	}
+	memcpy(&to.sin_addr, s->peer[0].addr, 4);
+	crypto_random_bytes(rnd, sizeof(rnd));
+	setsockopt(s->pfd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+	for (unsigned int i = 0; i < UDPX_SPRAY_GUESSES; i++) {
+		int port;
+
+		if (i < 2 * UDPX_SPRAY_NEAR) {
+			port = (int)s->peer[0].port + (int)(i / 2 + 1) * (i % 2 ? -1 : 1);
+		} else {
+			port = 1024 + (rnd[2 * i] << 8 | rnd[2 * i + 1]) % (65536 - 1024);
+		}
+		if (port < 1 || port > 65535) {
+			continue;
+		}
+		to.sin_port = htons((uint16_t)port);
+		udpx_probe_send(u, s, NATX_PUNCH_TYPE_PROBE, ++s->probe_seq, &to);
+	}
+	ttl = -1;
+	setsockopt(s->pfd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+}
+
+/*
+ * udpx_spray_fire - the second half: UDPX_SPRAY_SOCKS fresh sockets each send a probe to the
+ * peer's mapped address (opened on the first call, probing again on the next). With a
+ * symmetric NAT here each socket gets its own public port; one of them may be among the
+ * peer's guesses.
+ */
+static void udpx_spray_fire(struct udpx *u, struct udpx_sess *s)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET };
+
+	if (!s->npeer || s->peer[0].family != 4) {
+		return;
+	}
+	memcpy(&to.sin_addr, s->peer[0].addr, 4);
+	to.sin_port = htons(s->peer[0].port);
+	if (!s->spray) {
+		struct sockaddr_in any = { .sin_family = AF_INET };
+
+		s->spray = malloc(UDPX_SPRAY_SOCKS * sizeof(*s->spray));
+		if (!s->spray) {
+			return;
+		}
+		for (unsigned int i = 0; i < UDPX_SPRAY_SOCKS; i++) {
+			s->spray[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (s->spray[i] >= 0 &&
+			    bind(s->spray[i], (struct sockaddr *)&any, sizeof(any))) {
+				close(s->spray[i]);
+				s->spray[i] = -1;
+			}
+		}
+	}
+	for (unsigned int i = 0; i < UDPX_SPRAY_SOCKS; i++) {
+		if (s->spray[i] >= 0) {
+			udpx_probe_send_fd(u, s, s->spray[i], NATX_PUNCH_TYPE_PROBE, ++s->probe_seq,
+					   &to);
+		}
+	}
+}
+
+/* udpx_spray_read - what the spray sockets received (polled from the tick, not in epoll). */
+static void udpx_spray_read(struct udpx *u, struct udpx_sess *s, uint64_t now)
+{
+	for (unsigned int i = 0; s->spray && i < UDPX_SPRAY_SOCKS; i++) {
+		for (int k = 0; k < 4 && s->spray && s->spray[i] >= 0; k++) {
+			struct sockaddr_in from;
+			socklen_t fl = sizeof(from);
+			ssize_t n = recvfrom(s->spray[i], u->buf, sizeof(u->buf), MSG_DONTWAIT,
+					     (struct sockaddr *)&from, &fl);
+
+			if (n < 0) {
+				break;
+			}
+			if (fl == sizeof(from) && punch_probe_is(u->buf, (size_t)n)) {
+				udpx_on_probe(u, s, s->spray[i], (int)i, u->buf, (size_t)n, &from,
+					      now);
+			} else {
+				CNT(u, s, garbage);
+			}
+		}
+	}
+}
+
 /* udpx_punch_read - everything that arrives on the punch socket. */
 static void udpx_punch_read(struct udpx *u, struct udpx_sess *s, uint64_t now)
 {
@@ -662,7 +839,7 @@ static void udpx_punch_read(struct udpx *u, struct udpx_sess *s, uint64_t now)
 		} else if (n >= 20 && u->buf[0] < 4) {
 			udpx_on_stun(u, s, u->buf, (size_t)n);
 		} else if (punch_probe_is(u->buf, (size_t)n)) {
-			udpx_on_probe(u, s, u->buf, (size_t)n, &from, now);
+			udpx_on_probe(u, s, s->pfd, -1, u->buf, (size_t)n, &from, now);
 		} else if (udpw_dgram_is(u->buf, (size_t)n)) {
 			udpx_on_dgram(u, s, u->buf, (size_t)n, &from, now);
 		} else {
@@ -751,10 +928,13 @@ static void udpx_sess_clear(struct udpx *u, struct udpx_sess *s)
 	s->cands_sent = s->cands_got = s->ping_sent = false;
 	s->rtt_ms = -1;
 	s->round = 0;
-	s->punching = s->punch_over = false;
+	udpx_spray_close(s);
+	s->punching = s->punch_over = s->spraying = false;
 	s->direct = false;
 	s->have_psrc = false;
 	s->seq_out = 0;
+	s->roam_seq = 0;
+	s->roam_dseq = 0;
 }
 
 /* udpx_a_start - A: a new session (new id and key) over a new stream through the forward. */
@@ -877,6 +1057,16 @@ static void udpx_send_cands(struct udpx *u, struct udpx_sess *s, uint64_t now)
 /* udpx_round_start - probes to every peer candidate from @at, UDPX_ROUND_PROBES times. */
 static void udpx_round_start(struct udpx_sess *s, uint64_t at)
 {
+	if (s->round > UDPX_ROUNDS) {
+		s->punching = true;
+		s->spraying = true;
+		s->guessed = false;
+		s->spray_sends = 0;
+		s->spray_t = at;
+		s->probes_left = 0;
+		s->round_end = at + UDPX_SPRAY_ROUND_MS;
+		return;
+	}
 	s->punching = true;
 	s->next_probe = at;
 	s->probes_left = UDPX_ROUND_PROBES;
@@ -898,7 +1088,8 @@ static void udpx_sync(struct udpx *u, struct udpx_sess *s, uint64_t now)
 	udpx_send_msg(u, s, &m);
 	udpx_round_start(s, now + (uint64_t)s->rtt_ms / 2);
 	snprintf(s->reason, sizeof(s->reason),
-		 "relayed while punching (round %u of %d, rtt %lld ms)", s->round, UDPX_ROUNDS,
+		 "relayed while punching (round %u of %d%s, rtt %lld ms)", s->round,
+		 UDPX_ROUNDS + 1, s->round > UDPX_ROUNDS ? ": many-probe" : "",
 		 (long long)s->rtt_ms);
 }
 
@@ -991,7 +1182,7 @@ static int udpx_on_msg(struct udpx *u, struct udpx_sess *s, const struct udpw_ms
 		s->rtt_ms = (int64_t)(now - s->ping_at);
 		return 0;
 	case UDPW_SYNC:
-		if (s->is_a || m->round == 0 || m->round > UDPX_ROUNDS) {
+		if (s->is_a || m->round == 0 || m->round > UDPX_ROUNDS + 1) {
 			return -NATX_E_PROTO;
 		}
 		s->round = m->round;
@@ -1001,9 +1192,17 @@ static int udpx_on_msg(struct udpx *u, struct udpx_sess *s, const struct udpw_ms
 		udpx_round_start(s, now);
 		return 0;
 	case UDPW_RESULT:
-		if (s->is_a) {
-			return -NATX_E_PROTO;
+		if (s->is_a && !m->result.direct) {
+			return -NATX_E_PROTO; /* only A declares failure */
 		}
+		if (s->is_a && (s->direct || s->punch_over)) {
+			return 0; /* A got there first, or already gave up */
+		}
+		if (s->is_a) {
+			CNT(u, s, punch_successes);
+		}
+		udpx_spray_close(s);
+		s->spraying = false;
 		s->punching = false;
 		s->punch_over = true;
 		if (m->result.direct && s->have_psrc) {
@@ -1352,10 +1551,26 @@ static void udpx_sess_tick(struct udpx *u, struct udpx_sess *s, uint64_t now, bo
 		s->probes_left--;
 		s->next_probe = now + UDPX_PROBE_GAP_MS;
 	}
+	if (s->spraying && !s->direct) {
+		if (!s->guessed && now >= s->spray_t) {
+			s->guessed = true;
+			udpx_spray_guess(u, s);
+		}
+		if (s->spray_sends < 2 &&
+		    now >= s->spray_t + UDPX_SPRAY_DELAY_MS + 150ULL * s->spray_sends) {
+			s->spray_sends++;
+			udpx_spray_fire(u, s);
+		}
+		udpx_spray_read(u, s, now);
+	}
 	if (s->punching && now >= s->round_end) {
 		s->punching = false;
+		s->spraying = false;
+		udpx_spray_close(s);
 		if (s->is_a && !s->direct && s->stream_up) {
-			if (s->round < UDPX_ROUNDS) {
+			/* the many-probe round needs the peer's STUN-mapped address */
+			if (s->round <
+			    (unsigned int)UDPX_ROUNDS + (s->npeer && s->peer[0].family == 4)) {
 				udpx_sync(u, s, now);
 			} else {
 				struct udpw_msg m = { .type = UDPW_RESULT };
@@ -1365,8 +1580,8 @@ static void udpx_sess_tick(struct udpx *u, struct udpx_sess *s, uint64_t now, bo
 				snprintf(
 					s->reason, sizeof(s->reason),
 					"relayed: hole punching failed (no authenticated answer to "
-					"%llu probes in %d rounds)",
-					(unsigned long long)s->c.probes_sent, UDPX_ROUNDS);
+					"%llu probes in %u rounds)",
+					(unsigned long long)s->c.probes_sent, s->round);
 				pr_info(MOD, "connection %u: %s", (unsigned int)s->id, s->reason);
 				snprintf(m.result.reason, sizeof(m.result.reason), "%.200s",
 					 s->reason);
@@ -1375,7 +1590,7 @@ static void udpx_sess_tick(struct udpx *u, struct udpx_sess *s, uint64_t now, bo
 		}
 	}
 	if (s->direct) {
-		if (s->is_a && now - s->last_keepalive >= UDPX_KEEPALIVE_MS) {
+		if (now - s->last_keepalive >= UDPX_KEEPALIVE_MS) {
 			s->last_keepalive = now;
 			udpx_probe_send(u, s, NATX_PUNCH_TYPE_PROBE, ++s->probe_seq, &s->daddr);
 		}

@@ -16,12 +16,16 @@
 #    made, the path stays direct, and a further echo run still works.
 #  - sym/full: the same as eim/eim (B's full-cone NAT lets A's probes from A's unpredictable
 #    port in, and B's answer goes back through A's mapping).
-#  - sym/sym: punching fails after its rounds (A counts a punch failure, path udp-relayed) and
+#  - sym/eim and eim/sym: the 3 normal rounds fail, the many-probe round (2048 TTL-2 guesses
+#    from the endpoint-independent side, 256 fresh sockets on the symmetric side) gets a
+#    direct path (miss probability about 3e-4 per case with Linux's random-fully mapping);
+#    then the same checks as eim/eim.
+#  - sym/sym: punching fails after its 4 rounds (A counts a punch failure, path udp-relayed) and
 #    the same 2000-datagram echo completes through R (R's relayed bytes grow by at least the
 #    echoed bytes). Loss: the relayed path is a reliable stream, so nothing should be lost; the
 #    client resends an unanswered datagram after 1 s and the test prints the resend count.
 # Prints a matrix (NAT pair, path, time to direct, datagrams direct/relayed at B, R's bytes).
-# Skips (77) without root, namespaces or tools.
+# About 55 s. Skips (77) without root, namespaces or tools.
 set -uo pipefail
 
 skip() {
@@ -34,7 +38,7 @@ fail() {
 		tail -n 12 "$T/$n/natxd.log" 2>/dev/null | sed "s/^/    natxd $n: /"
 	done
 	for n in a b; do
-		ctl "$n" --json udp ls 2>/dev/null | jq -c . | sed "s/^/    udp ls $n: /"
+		ctl "$n" --json udp ls 2>/dev/null | jq -c . | cut -c1-1500 | sed "s/^/    udp ls $n: /"
 	done
 	echo "FAIL: $*"
 	exit 1
@@ -106,7 +110,7 @@ garbage() {
 	jq -e --argjson a "$(jq '.sessions[0].counters' "$T/g0.json")" '.sessions[0].counters as $b |
 		($b.garbage - $a.garbage) == 2 and ($b.probes_bad - $a.probes_bad) == 1 and
 		($b.auth_failed - $a.auth_failed) == 1 and $b.datagrams_direct_in == $a.datagrams_direct_in and
-		$b.datagrams_relayed_in == $a.datagrams_relayed_in and $b.probes_ok <= $a.probes_ok + 1' \
+		$b.datagrams_relayed_in == $a.datagrams_relayed_in and $b.probes_ok <= $a.probes_ok + 2' \
 		"$T/g1.json" >/dev/null || fail "$LAB: garbage changed more than the reject counters: $b0 -> $(jq -c \
 		'.sessions[0] | [.counters, .flows, .path]' "$T/g1.json")"
 	jq -e --argjson f "$(jq '.sessions[0].flows' "$T/g0.json")" '.sessions[0].flows == $f and
@@ -214,9 +218,11 @@ udp_lab() {
 		"$((b1 - b0))")")
 }
 
-udp_lab eim eim direct
-udp_lab sym full direct
-udp_lab sym sym relayed
+# UP_LABS (e.g. "sym:eim:direct") runs a subset, for debugging
+for lab in ${UP_LABS:-eim:eim:direct sym:full:direct sym:eim:direct eim:sym:direct sym:sym:relayed}; do
+	IFS=: read -r na nb expect <<<"$lab"
+	udp_lab "$na" "$nb" "$expect"
+done
 natlab_stop
 echo "matrix (UDP services through Linux NATs, routed core)"
 printf '%-4s %-4s %-12s %14s %8s %8s %10s\n' NATA NATB PATH PUNCH_MS DIRECT RELAYED R_BYTES
