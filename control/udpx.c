@@ -46,6 +46,7 @@ enum {
 	UDPX_SPRAY_SOCKS = 256, /* fresh sockets, each probing the peer's mapped address */
 	UDPX_SPRAY_DELAY_MS = 200, /* sockets fire this long after the guesses */
 	UDPX_SPRAY_ROUND_MS = 1500,
+	UDPX_SPRAY_GAP_MS = 5000, /* B: at most one many-probe round per node this often */
 };
 
 enum udpx_ev_kind { EV_GW, EV_STREAM, EV_PUNCH, EV_LOCAL, EV_FLOW };
@@ -177,6 +178,7 @@ struct udpx {
 	struct udpx_sess *sess[UDPX_SESS_MAX];
 	uint32_t next_id, next_bid;
 	struct udpx_cnt c; /* totals over all sessions, ever */
+	uint64_t last_spray_ms; /* B: start of the last many-probe round asked by a peer */
 	uint64_t sessions_total;
 	uint8_t buf[65536 + 128];
 	uint8_t obuf[65536 + 128];
@@ -1188,6 +1190,18 @@ static int udpx_on_msg(struct udpx *u, struct udpx_sess *s, const struct udpw_ms
 		s->round = m->round;
 		if (s->round == 1) {
 			s->punch_t0 = now;
+		}
+		if (s->round > UDPX_ROUNDS) {
+			/*
+			 * Any libp2p peer can ask for a many-probe round here (thousands of probes
+			 * to the address it claims): at most one per UDPX_SPRAY_GAP_MS per node.
+			 */
+			if (u->last_spray_ms && now - u->last_spray_ms < UDPX_SPRAY_GAP_MS) {
+				pr_info(MOD, "session %u: many-probe round refused (one per %d ms)",
+					(unsigned int)s->id, UDPX_SPRAY_GAP_MS);
+				return 0;
+			}
+			u->last_spray_ms = now;
 		}
 		udpx_round_start(s, now);
 		return 0;
