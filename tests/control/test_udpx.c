@@ -294,3 +294,54 @@ Test(udpx, gateway_garbage_closes_only_that_stream)
 	}
 	udpx_free(b);
 }
+
+/*
+ * A stalled stream (a relay that stops reading): the datagrams that do not fit the stream's
+ * bounded queue are dropped and counted, never buffered without bound, and udpx stays
+ * responsive.
+ */
+Test(udpx, stalled_stream_drops_and_counts)
+{
+	struct sockaddr_in l = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t ll = sizeof(l);
+	char stream[32], bound[64], msg[256], reason[256];
+	struct udpx_conn_req r = { .name = "echo", .local = "127.0.0.1:0" };
+	static char big[1400];
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct udpx *a;
+	uint32_t id;
+	int lfd, cfd, fd, err, drops = 0;
+
+	/* the "relay": accepts the stream and never reads it */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&l, sizeof(l)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&l, &ll), 0);
+	a = udpx_new(&err);
+	cr_assert(a);
+	snprintf(stream, sizeof(stream), "127.0.0.1:%u", ntohs(l.sin_port));
+	r.stream = stream;
+	cr_assert_eq(udpx_conn_open(a, &r, &id, bound, msg, sizeof(msg)), 0, "%s", msg);
+	cfd = accept(lfd, NULL, NULL);
+	cr_assert_geq(cfd, 0);
+	cr_assert(wait_path(a, id, "udp-relayed", reason, sizeof(reason)), "%s", reason);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	to.sin_port = htons((uint16_t)atoi(bound + 14));
+	/* 40000 x 1400 B = 56 MB: far more than the socket buffers and the 256 KiB queue */
+	for (int round = 0; round < 40 && drops <= 0; round++) {
+		for (int i = 0; i < 1000; i++) {
+			sendto(fd, big, sizeof(big), 0, (struct sockaddr *)&to, sizeof(to));
+		}
+		sleep_ms(20);
+		drops = count_of(a, "dropped_queue_full");
+	}
+	cr_assert_gt(drops, 0, "no datagram was dropped");
+	cr_assert_lt(count_of(a, "datagrams_relayed_out"), 40000);
+	/* still responsive, the connection still listed */
+	cr_assert(wait_path(a, id, "udp-relayed", reason, sizeof(reason)), "%s", reason);
+	close(fd);
+	close(cfd);
+	close(lfd);
+	udpx_free(a);
+}
