@@ -596,6 +596,8 @@ cJSON *p2p_dcu_json(struct p2p_shard *ps)
 			      __atomic_load_n(&p2p_pe(ps)->dcutr_on, __ATOMIC_ACQUIRE));
 	cJSON_AddNumberToObject(o, "prime_ttl",
 				__atomic_load_n(&p2p_pe(ps)->dcutr_ttl, __ATOMIC_RELAXED));
+	cJSON_AddBoolToObject(o, "relay_discovery",
+			      __atomic_load_n(&p2p_pe(ps)->relay_disc, __ATOMIC_ACQUIRE));
 	if (!u) {
 		return o;
 	}

@@ -163,6 +163,7 @@ struct p2p_keep {
 	bool rsvp_busy; /* a RESERVE is on its way */
 	bool ever_reserved;
 	bool bootstrap; /* kept for its own sake (bootstrap peer), not only for a reservation */
+	bool disc; /* the reservation was asked for by relay discovery (p2p_relay_disc.c) */
 	struct sockaddr_storage ss;
 	struct peer_id peer;
 	uint8_t addr[MADDR_MAX_LEN]; /* as dialled, with /p2p/<peer> */
@@ -280,6 +281,14 @@ size_t p2p_atn_protocols(struct p2p_shard *ps, const char **out);
 void p2p_atn_probe_now(struct p2p_shard *ps);
 /* p2p_atn_json - reachability, confidence, claimed addresses, answers, server counters. */
 cJSON *p2p_atn_json(struct p2p_shard *ps);
+
+/*
+ * Relay discovery (p2p_relay_disc.c), shard 0: p2p_disc_tick - with AutoNAT's verdict @reach
+ * (enum autonat_reachability), reserve on hop-capable bootstrap peers while private.
+ * p2p_disc_json - the state for p2p.nat.
+ */
+void p2p_disc_tick(struct p2p_shard *ps, int reach);
+cJSON *p2p_disc_json(struct p2p_shard *ps);
 
 /*
  * p2p_observed_addrs - our addresses as @ps's established direct connections see them
