@@ -631,6 +631,19 @@ static void print_nat(const cJSON *r)
 	}
 	printf("\nrounds %.0f, probes %.0f, probe errors %.0f\n", j_num(r, "rounds"),
 	       j_num(r, "probes"), j_num(r, "probe_errors"));
+	e = j_obj(r, "relay_discovery");
+	if (e) {
+		const cJSON *k;
+
+		printf("relay discovery: %s\n",
+		       j_bool(e, "enabled") ? "on (reserve while private)" : "off");
+		cJSON_ArrayForEach(k, j_obj(e, "relays"))
+		{
+			printf("  %s %s%s\n", j_str(k, "addr"),
+			       j_bool(k, "reserved") ? "reserved " : "reserving",
+			       j_obj(k, "circuit_addr") ? j_str(k, "circuit_addr") : "");
+		}
+	}
 	printf("server:\n");
 	print_kv(j_obj(r, "server"), "  ");
 	printf("%-54s %6s %6s  %s\n", "SERVER PEER", "STATUS", "AGE_S", "TEXT");

@@ -129,6 +129,9 @@ ctl d --json nat >"$T/d/nat.json" || fail "D's nat"
 jq -e --arg r "$r_id" '.reachability == "private" and .relay_discovery.enabled == true and
 	([.relay_discovery.relays[] | select(.peer_id == $r and .reserved and .discovered)] | length) == 1' \
 	"$T/d/nat.json" >/dev/null || fail "D's nat / relay discovery: $(cat "$T/d/nat.json")"
+ctl d nat >"$T/d/nat.txt" || fail "D's nat (text)"
+grep -q "^relay discovery: on" "$T/d/nat.txt" && grep -qF "reserved $d_circ" "$T/d/nat.txt" ||
+	fail "D's nat text lacks the discovered relay: $(cat "$T/d/nat.txt")"
 echo "ok: D behind NAT B, discovery on: private, reserved on R by itself in $(((t1 - t0) / 1000000)) ms: $d_circ"
 ctl a --json ping -n 3 "$d_circ" >"$T/dping.json" 2>&1 || fail "A cannot ping D through its discovered reservation: $(cat "$T/dping.json")"
 jq -e --arg d "$d_id" '.peer_id == $d and (.rtt_ms | length) == 3' "$T/dping.json" >/dev/null ||
