@@ -319,12 +319,14 @@ static void p2p_dcu_dial(void *ctx, struct p2p_conn *relayed, const struct relay
 		D->dcu_dial = true;
 		D->dcu_link = L->slot;
 		D->dcu_gen = L->gen;
+		D->dcu_att = (uint8_t)attempt;
 		started++;
 	}
 	if (started) {
 		err = 0;
 	}
 	L->dcu_dials = (uint8_t)started;
+	L->dcu_att = (uint8_t)attempt;
 	g = p2p_upg_find(u, L);
 	if (g && attempt >= 1 && attempt <= DCUTR_ATTEMPTS) {
 		g->wait_ms[attempt - 1] = wait;
@@ -527,7 +529,7 @@ void p2p_dcu_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc)
 		bool live = L->is_link && L->gen == sc->dcu_gen && L->c && !L->dead;
 
 		sc->dcu_dial = false;
-		if (live && L->dcu_dials) {
+		if (live && L->dcu_dials && sc->dcu_att == L->dcu_att) {
 			L->dcu_dials--;
 		}
 		if (live && !L->upgraded && !p2p_dcu_direct(ps, &L->peer)) {
@@ -569,6 +571,9 @@ void p2p_dcu_conn_gone(struct p2p_shard *ps, struct p2p_sconn *sc)
 		ps->dcu->dial_errors++;
 		if (!(L->is_link && L->gen == sc->dcu_gen && L->c && !L->dead)) {
 			return;
+		}
+		if (sc->dcu_att != L->dcu_att) {
+			return; /* a punch of an attempt that already ended */
 		}
 		if (L->dcu_dials) {
 			L->dcu_dials--;

@@ -102,6 +102,7 @@ struct p2p_sconn {
 	bool punch_wait; /* punch: waiting (timeout punch_ts in flight) before its connect */
 	struct __kernel_timespec punch_ts;
 	uint8_t dcu_dials; /* is_link: hole-punch dials of the current attempt still running */
+	uint8_t dcu_att; /* is_link: the current attempt; punch: the attempt it belongs to */
 	/* AutoNAT (p2p_autonat.c, shard 0) */
 	bool atn_dial; /* a dial-back for the server request atn_req */
 	struct autonat_req *atn_req;
