@@ -100,13 +100,14 @@ void tun_conn_kick(struct shard *sh, struct tun_eng *t, int idx)
 	struct tun_conn *c = tun_conn_at(t, idx);
 	struct io_uring_sqe *sqe;
 
-	if (!c || (c->armed & 1U)) {
-		return; /* a POLLIN (or an earlier kick) is outstanding: its completion comes */
+	if (!c || (c->armed & 4U)) {
+		return; /* an earlier kick is outstanding: its completion comes */
 	}
+	/* dir 2: its own armed bit, so an outstanding POLLIN (which may never fire) is no excuse */
 	sqe = shard_sqe(sh);
 	io_uring_prep_nop(sqe);
-	io_uring_sqe_set_data64(sqe, udata_pack(UD_TUN, 0, sh->idx, c->gen, (uint32_t)idx));
-	c->armed |= 1U;
+	io_uring_sqe_set_data64(sqe, udata_pack(UD_TUN, 2, sh->idx, c->gen, (uint32_t)idx));
+	c->armed |= 4U;
 }
 
 /* tun_conn_release - remove the conn's polls, free its memory and slot; the fd is kept. */
@@ -396,6 +397,12 @@ void tun_bw_apply(struct shard *sh, struct tun_svc *s)
 
 		n += f->kind == FLOW_TCP && f->state == FS_OPEN && f->fwd == s->fwd;
 	}
+	/* Encrypted flows (tun_noise.c) share the cap: paced the same way, both sockets. */
+	for (int i = 0; i < TUN_CONN_MAX && sh->eng->tun; i++) {
+		const struct tun_conn *c = &sh->eng->tun->conns[i];
+
+		n += c->kind == TC_NXB_NOISE && c->nxb && c->nxb->fwd == s->fwd;
+	}
 	if (n == s->bw_flows) {
 		return;
 	}
@@ -415,6 +422,14 @@ void tun_bw_apply(struct shard *sh, struct tun_svc *s)
 				setsockopt(f->fd[d], SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
 					   sizeof(rate));
 			}
+		}
+	}
+	for (int i = 0; n && i < TUN_CONN_MAX && sh->eng->tun; i++) {
+		const struct tun_conn *c = &sh->eng->tun->conns[i];
+
+		if ((c->kind == TC_NXB_NOISE || c->kind == TC_NXB_PLAIN) && c->nxb &&
+		    c->nxb->fwd == s->fwd) {
+			setsockopt(c->fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, sizeof(rate));
 		}
 	}
 }

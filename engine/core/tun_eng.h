@@ -11,8 +11,9 @@
  *
  * Tunnel sockets other than flows ("conns": listeners, control channels, handshaking or
  * pooled data channels, waiting visitors, UDP channels and sessions) are driven by one-shot
- * POLL_ADDs and non-blocking syscalls. user_data: op UD_TUN, dir 0 = POLLIN, 1 = POLLOUT,
- * 3 = wake; bid = the conn's generation, slot = conn index. A conn that is closed or handed
+ * POLL_ADDs and non-blocking syscalls. user_data: op UD_TUN, dir 0 = POLLIN (or a NOP when
+ * decrypted input is already buffered), 1 = POLLOUT, 2 = kick (a NOP: run the conn again,
+ * tun_conn_kick), 3 = wake; bid = the conn's generation, slot = conn index. A conn that is closed or handed
  * to a flow gets its polls removed and its generation bumped, so late completions are ignored.
  */
 #ifndef NATX_ENGINE_TUN_ENG_H
@@ -189,7 +190,7 @@ struct tun_svc {
 struct tun_conn {
 	uint8_t kind; /* enum tun_conn_kind */
 	uint8_t st; /* kind-specific step */
-	uint8_t armed; /* bit 0: POLLIN outstanding, bit 1: POLLOUT outstanding */
+	uint8_t armed; /* bit 0: POLLIN outstanding, bit 1: POLLOUT, bit 2: a kick (NOP) */
 	uint16_t gen;
 	int fd;
 	int aux_fd; /* client TC_CLI_LOCAL: the data channel */
@@ -332,7 +333,7 @@ void tun_nxb_event(struct shard *sh, struct tun_eng *t, int idx, bool in, bool o
 void tun_nxb_abort_fwd(struct shard *sh, struct tun_eng *t, const struct forward *fwd);
 /* tun_nxb_release - a TC_NXB_* conn is being released (tun_conn.c): drop its reference. */
 void tun_nxb_release(struct shard *sh, struct tun_eng *t, int idx);
-/* tun_conn_kick - make the conn's POLLIN handler run soon (a NOP completion). */
+/* tun_conn_kick - make the conn's event handler run soon (a NOP completion, dir 2). */
 void tun_conn_kick(struct shard *sh, struct tun_eng *t, int idx);
 
 void tun_srv_event(struct shard *sh, struct tun_eng *t, int idx, bool in, bool out);

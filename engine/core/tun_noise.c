@@ -386,6 +386,10 @@ int tun_nxb_start(struct shard *sh, struct tun_eng *t, struct tun_svc *s, int pl
 	stat_add(&sh->st.flows_total, 1);
 	stat_add(&s->fwd->st[sh->idx].flows_open, 1);
 	stat_add(&s->fwd->st[sh->idx].flows_total, 1);
+	if (s->bw_bytes) {
+		s->bw_flows = 0; /* re-divide the cap now, before the first byte moves */
+		tun_bw_apply(sh, s);
+	}
 	/* Bytes may already wait in nx (sealed START_TCP, plaintext after it): pump now. */
 	tun_nxb_pump(sh, t, b);
 	return 0;
