@@ -48,7 +48,8 @@ enum tun_type {
 	TUN_T_DATA_AUTH = 0x05, /* C->S  data channel proof */
 	TUN_T_DATA_OK = 0x06, /* S->C  data channel server proof */
 	TUN_T_REFUSE = 0x07, /* S->C  reason; the sender closes afterwards */
-	TUN_T_NOISE = 0x08, /* both  Noise NK handshake message (encrypted transport, before HELLO) */
+	TUN_T_NOISE =
+		0x08, /* both  Noise NK handshake message (encrypted transport, before HELLO) */
 	TUN_T_HEARTBEAT = 0x10, /* both, control channel */
 	TUN_T_HEARTBEAT_ACK = 0x11, /* both, control channel */
 	TUN_T_CREATE_DATA = 0x12, /* S->C  open one data channel; one-time channel nonce */

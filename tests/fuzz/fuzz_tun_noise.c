@@ -17,8 +17,9 @@
 #include "tun_crypto.h"
 #include "tun_noise.h"
 
-static const uint8_t fuzz_priv[32] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-				       17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31 };
+static const uint8_t fuzz_priv[32] = { 1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+				       12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+				       23, 24, 25, 26, 27, 28, 29, 30, 31 };
 
 /* Deterministic "randomness" so crashes reproduce. */
 static int fuzz_rand(void *arg, void *buf, size_t len)

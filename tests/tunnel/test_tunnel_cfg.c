@@ -187,8 +187,9 @@ Test(tunnel_cfg, noise_specs_name_the_key_file_and_pinned_key)
 	cJSON *r;
 
 	cr_assert_eq(build(c, noise_relay, err), 0, "%s", err);
-	cr_assert(strstr(c->forwards[0], " transport=noise nxkey=/var/lib/tn-test/tunnel_noise.key"),
-		  "%s", c->forwards[0]);
+	cr_assert(
+		strstr(c->forwards[0], " transport=noise nxkey=/var/lib/tn-test/tunnel_noise.key"),
+		"%s", c->forwards[0]);
 	/* base64 normalised to hex; a service without a key stays plaintext */
 	cr_assert(strstr(c->forwards[3],
 			 " noise=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
@@ -276,7 +277,8 @@ Test(tunnel_cfg, pubkey_norm)
 	cr_assert_str_eq(hex, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
 	cr_assert_eq(tunnel_pubkey_norm("zz", hex), -EINVAL);
 	cr_assert_eq(tunnel_pubkey_norm("", hex), -EINVAL);
-	cr_assert_eq(tunnel_pubkey_norm("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g",
-					hex),
-		     -EINVAL);
+	cr_assert_eq(
+		tunnel_pubkey_norm(
+			"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g", hex),
+		-EINVAL);
 }
