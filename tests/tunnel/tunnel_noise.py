@@ -21,7 +21,10 @@ Asserts:
   * with python3-cryptography installed, an independent Python implementation of the NK
     handshake and transport (written from the Noise spec and docs/tunnel-protocol.md) completes
     HELLO/AUTH through the engine server, gets REFUSE noise_key in plaintext for a wrong pinned
-    key, and a tampered transport message makes the server drop the connection.
+    key, and a tampered transport message makes the server drop the connection;
+  * the server's transport set again at run time: "both" serves a plaintext client service
+    next to the encrypted ones, "plain" answers a new encrypted channel with REFUSE
+    noise_unavailable (counter, client log line).
 
 Exit 0 pass, 1 fail, 77 skipped. Ephemeral loopback ports; bounded loops; cleanup on exit.
 """
@@ -546,6 +549,33 @@ def main_case():
 
     t_independent(tt.port_of(listen), pub, srv)
     check(tt.echo_roundtrip(echo_pub, b"still here") == b"still here", "echo at the end")
+
+    # transport "both" (set again on the running server): a plaintext client service comes
+    # up next to the encrypted ones
+    r = ok(srv.call("tunnel.server", listen=listen, transport="both"))
+    check(r["transport"] == "both" and r["noise_pubkey"] == pub.hex(), f"re-set: {r}")
+    r = ok(srv.call("tunnel.add", role="server", name="tn-plain2", type="tcp", token=TOKEN,
+                    bind="127.0.0.1:0"))
+    ok(cli.call("tunnel.add", role="client", name="tn-plain2", type="tcp", token=TOKEN,
+                local=f"127.0.0.1:{tt.echo_server()}"))
+    wait_for("plaintext service up on 'both'", lambda: svc(srv, "tn-plain2", "server")["pool"] > 0)
+    payload = MARKER * 10
+    check(tt.echo_roundtrip(tt.port_of(r["service"]["addr"]), payload) == payload,
+          "plaintext echo on a 'both' server")
+    wait_for("tee saw the plaintext service's marker", lambda: MARKER in tee.found(), timeout=5)
+    check(tt.echo_roundtrip(echo_pub, b"both") == b"both", "encrypted echo on 'both'")
+    # transport "plain": a new encrypted channel gets REFUSE noise_unavailable
+    ok(srv.call("tunnel.server", listen=listen, transport="plain"))
+    ok(srv.call("tunnel.add", role="server", name="tn-late", type="tcp", token=TOKEN,
+                bind="127.0.0.1:0"))
+    ok(cli.call("tunnel.add", role="client", name="tn-late", type="tcp", token=TOKEN,
+                local="127.0.0.1:9", transport="noise", server_pubkey=pub.hex()))
+    wait_for("noise_unavailable counted",
+             lambda: ok(srv.call("tunnel.ls"))["server"]["noise_unavailable_refused"] >= 1)
+    wait_for("client log: noise_unavailable", lambda: re.search(
+        r"service tn-late: server \S+ refused the encrypted control channel: "
+        r"noise_unavailable", read_log(cli)))
+    log("transport both: plaintext and encrypted side by side; plain: noise_unavailable")
 
 
 def main():
