@@ -621,6 +621,10 @@ cJSON *tunnel_spec_request(const char *spec, bool rm)
 				goto bad;
 			}
 		}
+		if (server && !cJSON_GetObjectItemCaseSensitive(o, "transport")) {
+			/* explicit, so a reload from noise back to plain switches the engine back */
+			cJSON_AddStringToObject(o, "transport", "plain");
+		}
 		return o;
 	}
 	if (strcmp(w[0], "tunnel-svc") || n < 6 ||

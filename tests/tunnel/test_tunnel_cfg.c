@@ -68,6 +68,8 @@ Test(tunnel_cfg, request_carries_the_token_and_options)
 	cr_assert_str_eq(cJSON_GetObjectItem(r, "listen")->valuestring, "127.0.0.1:2333");
 	cr_assert_eq(cJSON_GetObjectItem(r, "heartbeat_timeout")->valueint, 9);
 	cr_assert_eq(cJSON_GetObjectItem(r, "pending_per_ip")->valueint, 64);
+	cr_assert_str_eq(cJSON_GetObjectItem(r, "transport")->valuestring, "plain");
+	cr_assert_null(cJSON_GetObjectItem(r, "noise_key_file"));
 	cJSON_Delete(r);
 	cr_assert_null(tunnel_spec_request(c->forwards[0], true), "server stays until restart");
 
