@@ -150,9 +150,15 @@ try:
     from cryptography.hazmat.primitives.asymmetric.x25519 import (X25519PrivateKey,
                                                                   X25519PublicKey)
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     HAVE_CRYPTO = True
 except ImportError:
     HAVE_CRYPTO = False
+
+
+def raw_pub(priv):
+    """The 32 raw public-key bytes (python3-cryptography >= 2.5; no public_bytes_raw)."""
+    return priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def hkdf2(ck, ikm):
@@ -185,7 +191,7 @@ class PyNK:
         self.n = 0
 
     def msg1(self):
-        epub = self.e.public_key().public_bytes_raw()
+        epub = raw_pub(self.e)
         self.mix_hash(epub)
         self.mix_key(self.e.exchange(X25519PublicKey.from_public_bytes(self.rs)))  # es
         ct = ChaCha20Poly1305(self.k).encrypt(nonce(self.n), b"", self.h)
@@ -297,7 +303,7 @@ def t_independent(port, server_pub, srv):
              lambda: svc(srv, name, "server")["state"] == "down", timeout=10)
     ns.s.close()
     # A wrong pinned key: REFUSE noise_key (16), in plaintext.
-    wrong = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    wrong = raw_pub(X25519PrivateKey.generate())
     s, refused = py_nk_connect(port, wrong)
     s.close()
     check(refused is not None and refused[0] == tt.T_REFUSE and refused[1][0] == 16,
@@ -427,7 +433,7 @@ def main_case():
           "the private key is shown")
     pub = bytes.fromhex(r["noise_pubkey"])
     if HAVE_CRYPTO:
-        check(X25519PrivateKey.from_private_bytes(key).public_key().public_bytes_raw() == pub,
+        check(raw_pub(X25519PrivateKey.from_private_bytes(key)) == pub,
               "noise_pubkey is not the X25519 public key of noise_key_hex")
     listen = r["listen"]
     tee = Tee(tt.port_of(listen), needles)
