@@ -122,6 +122,8 @@ static void fuzz_stream(const uint8_t *data, size_t size)
 	noise_cipher_cleanup(&srx);
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct tun_nk nk;
