@@ -20,6 +20,9 @@
 /* Prefixes of store_conn.handle: what to remove from the engine on close. */
 #define CONNS_H_FORWARD "forward:" /* + forward spec */
 #define CONNS_H_P2P "p2p:" /* + natxd's p2p service id (p2p_svc.c) */
+#define CONNS_H_FLOW "p2pf:" /* the same, a flow forward (/natx/flow/1.0.0) */
+#define CONNS_FLOW_PROTOCOL "/natx/flow/1.0.0"
+#define CONNS_FLOW_NAME_MAX 64 /* longest service name an OPEN carries (mig_wire) */
 
 static int conns_load_one(void *arg, const struct store_conn *c)
 {
@@ -84,8 +87,25 @@ int conns_protocol(const char *name, char *out, size_t len)
 	return (size_t)snprintf(out, len, "/natx/svc/%s/1.0.0", name) >= len ? -EINVAL : 0;
 }
 
-/* conns_p2p_offers - 0 when @peer's identify record lists @proto, -NATX_E_NOT_FOUND if not. */
-static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto, char *msg)
+bool conns_p2p_flow(const struct natxd *d, unsigned long long key)
+{
+	for (unsigned int i = 0; i < d->conns.n; i++) {
+		const char *h = d->conns.v[i]->handle;
+
+		if (!strncmp(h, CONNS_H_FLOW, strlen(CONNS_H_FLOW)) &&
+		    strtoull(h + strlen(CONNS_H_FLOW), NULL, 10) == key) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * conns_p2p_offers - 0 when @peer's identify record lists @proto, -NATX_E_NOT_FOUND if not;
+ * *@flow says whether it also lists /natx/flow/1.0.0 (a natx node: flows can migrate).
+ */
+static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto, bool *flow,
+			    char *msg)
 {
 	cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
 	const cJSON *p;
@@ -105,6 +125,9 @@ static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto
 			if (cJSON_IsString(p) && !strcmp(p->valuestring, proto)) {
 				rc = 0;
 			}
+			if (cJSON_IsString(p) && !strcmp(p->valuestring, CONNS_FLOW_PROTOCOL)) {
+				*flow = true;
+			}
 		}
 		if (rc) {
 			snprintf(msg, CTL_MSG_MAX, "%.200s does not offer %.100s", peer, proto);
@@ -119,7 +142,7 @@ static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto
  * address to @bound and natxd's service id to *@sid.
  */
 static int conns_open_p2p(struct natxd *d, const char *proto, const char *local, const char *peer,
-			  char *bound, size_t blen, unsigned long long *sid, char *msg)
+			  bool flow, char *bound, size_t blen, unsigned long long *sid, char *msg)
 {
 	cJSON *r = cJSON_CreateObject();
 	const cJSON *l, *id;
@@ -128,7 +151,7 @@ static int conns_open_p2p(struct natxd *d, const char *proto, const char *local,
 	if (!r) {
 		return -ENOMEM;
 	}
-	rc = p2p_svc_forward_add(d, proto, local, peer, r, msg);
+	rc = p2p_svc_forward_add(d, proto, local, peer, flow, r, msg);
 	if (!rc) {
 		l = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "service"),
 						     "listen");
@@ -201,6 +224,8 @@ static cJSON *conns_item(const struct store_conn *c)
 	    !cJSON_AddStringToObject(o, "type", c->type) ||
 	    !cJSON_AddStringToObject(o, "path", conns_path(c)) ||
 	    !cJSON_AddStringToObject(o, "via", c->via) ||
+	    !cJSON_AddBoolToObject(o, "flow",
+				   !strncmp(c->handle, CONNS_H_FLOW, strlen(CONNS_H_FLOW))) ||
 	    !cJSON_AddStringToObject(o, "reason", c->reason) ||
 	    !cJSON_AddNumberToObject(o, "created_at", (double)c->created_s)) {
 		cJSON_Delete(o);
@@ -224,8 +249,9 @@ static int conns_undo(struct natxd *d, const struct store_conn *c, char *msg)
 		store_forward_rm(&d->st, spec);
 		return 0;
 	}
-	if (!strncmp(h, CONNS_H_P2P, strlen(CONNS_H_P2P))) {
-		int rc = p2p_svc_remove(d, strtoull(h + strlen(CONNS_H_P2P), NULL, 10), msg);
+	if (!strncmp(h, CONNS_H_P2P, strlen(CONNS_H_P2P)) ||
+	    !strncmp(h, CONNS_H_FLOW, strlen(CONNS_H_FLOW))) {
+		int rc = p2p_svc_remove(d, strtoull(strchr(h, ':') + 1, NULL, 10), msg);
 
 		/* Already gone (closed with `p2p close`): nothing left to undo. */
 		return rc == -ENOENT ? 0 : rc;
@@ -239,6 +265,7 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	char proto[CONNS_SERVICE_MAX + 32], spec[CTL_SPEC_MAX + 1];
 	unsigned long long sid = 0;
 	struct select_trace tr = { 0 };
+	bool flow = false;
 	struct svc_conn_info ci;
 	struct store_conn *c;
 	struct svc *used;
@@ -274,16 +301,21 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 			goto free_conn;
 		}
 		snprintf(c->via, sizeof(c->via), "%s", ci.public_address);
-		rc = conns_p2p_offers(d, ci.public_address, proto, msg);
+		rc = conns_p2p_offers(d, ci.public_address, proto, &flow, msg);
 		if (rc) {
 			goto free_conn;
 		}
-		rc = conns_open_p2p(d, proto, local, ci.public_address, c->local, sizeof(c->local),
-				    &sid, msg);
+		/* A natx node (it offers /natx/flow/1.0.0): bridged connections are migratable
+		 * flows that move to a direct path and survive a lost relay; others (js) keep
+		 * plain streams of the service's protocol. */
+		flow = flow && strlen(proto) <= CONNS_FLOW_NAME_MAX;
+		rc = conns_open_p2p(d, proto, local, ci.public_address, flow, c->local,
+				    sizeof(c->local), &sid, msg);
 		if (rc) {
 			goto free_conn;
 		}
-		snprintf(c->handle, sizeof(c->handle), CONNS_H_P2P "%llu", sid);
+		snprintf(c->handle, sizeof(c->handle), "%s%llu", flow ? CONNS_H_FLOW : CONNS_H_P2P,
+			 sid);
 	} else if (ci.proxy_address[0]) {
 		snprintf(c->via, sizeof(c->via), "%s", ci.proxy_address);
 		rc = conns_open_forward(d, local, ci.proxy_address, spec, sizeof(spec), msg);

@@ -607,7 +607,8 @@ static int engine_sup_p2p_push(struct engine_sup *es, unsigned i)
 	    !cJSON_AddStringToObject(req, "cmd", p->forward ? "p2p.forward" : "p2p.expose") ||
 	    !cJSON_AddStringToObject(req, "protocol", p->protocol) ||
 	    !cJSON_AddStringToObject(req, p->forward ? "listen" : "target", p->addr) ||
-	    (p->forward && !cJSON_AddStringToObject(req, "addr", p->peer))) {
+	    (p->forward && !cJSON_AddStringToObject(req, "addr", p->peer)) ||
+	    (p->flow && !cJSON_AddBoolToObject(req, "flow", true))) {
 		cJSON_Delete(req);
 		return -ENOMEM;
 	}

@@ -60,6 +60,7 @@ struct engine_fwd {
 struct engine_p2p {
 	uint64_t key;
 	bool forward; /* forward (else expose) */
+	bool flow; /* forward: streams are /natx/flow/1.0.0 flows (docs/migration.md) */
 	char protocol[ENGINE_P2P_PROTO_MAX];
 	char addr
 		[ENGINE_P2P_ADDR_MAX]; /* expose: target host:port; forward: bound listen ip:port */

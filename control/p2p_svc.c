@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conns.h"
 #include "daemon.h"
 #include "natx/err.h"
 #include "natx/log.h"
@@ -37,6 +38,9 @@ static int p2p_svc_load(void *arg, const struct store_p2p *s)
 {
 	struct natxd *d = arg;
 	struct engine_p2p p = { .key = s->id, .forward = s->forward };
+
+	/* conns were loaded first: a connect's flow forward comes back as one */
+	p.flow = s->forward && conns_p2p_flow(d, s->id);
 
 	snprintf(p.protocol, sizeof(p.protocol), "%s", s->protocol);
 	snprintf(p.addr, sizeof(p.addr), "%s", s->addr);
@@ -292,6 +296,7 @@ static int p2p_svc_persist(struct natxd *d, bool forward, cJSON *reply, char *ms
 		return -EIO;
 	}
 	p.id = (unsigned long)sid->valuedouble;
+	p.flow = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(svc, "flow"));
 	rc = -EINVAL;
 	if ((size_t)snprintf(p.protocol, sizeof(p.protocol), "%s", p2p_svc_str(svc, "protocol")) >=
 		    sizeof(p.protocol) ||
@@ -515,7 +520,7 @@ int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struc
 }
 
 int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *listen, const char *peer,
-			cJSON *reply, char *msg)
+			bool flow, cJSON *reply, char *msg)
 {
 	cJSON *q = cJSON_CreateObject();
 	int rc;
@@ -523,7 +528,8 @@ int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *liste
 	if (!q || !cJSON_AddStringToObject(q, "cmd", "p2p.forward") ||
 	    !cJSON_AddStringToObject(q, "protocol", protocol) ||
 	    !cJSON_AddStringToObject(q, "listen", listen) ||
-	    !cJSON_AddStringToObject(q, "addr", peer)) {
+	    !cJSON_AddStringToObject(q, "addr", peer) ||
+	    (flow && !cJSON_AddBoolToObject(q, "flow", true))) {
 		cJSON_Delete(q);
 		return -ENOMEM;
 	}

@@ -230,8 +230,8 @@ static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const stru
 		ret = p2p_eng_expose(eng, req->protocol, req->target, &id, r->msg, sizeof(r->msg));
 		break;
 	case CTL_P2P_FORWARD:
-		ret = p2p_eng_forward(eng, req->protocol, req->listen, req->addr, &id, r->msg,
-				      sizeof(r->msg));
+		ret = p2p_eng_forward(eng, req->protocol, req->listen, req->addr, req->flow,
+				      req->repair_ms, &id, r->msg, sizeof(r->msg));
 		break;
 	case CTL_P2P_CLOSE:
 		ret = p2p_eng_svc_close(eng, req->fwd_id);

@@ -293,6 +293,13 @@ cJSON *p2p_eng_json(struct engine *eng)
 		sum.relayed_in += stat_get(&s->relayed_in);
 		sum.relayed_out += stat_get(&s->relayed_out);
 		sum.relayed_failed += stat_get(&s->relayed_failed);
+		sum.flows_open += stat_get(&s->flows_open);
+		sum.flows_total += stat_get(&s->flows_total);
+		sum.flows_migrated += stat_get(&s->flows_migrated);
+		sum.flows_repaired += stat_get(&s->flows_repaired);
+		sum.flows_failed += stat_get(&s->flows_failed);
+		sum.flow_paths += stat_get(&s->flow_paths);
+		sum.flow_resent += stat_get(&s->flow_resent);
 	}
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "peer_id", pe->peer_id);
@@ -324,6 +331,13 @@ cJSON *p2p_eng_json(struct engine *eng)
 	P2P_J(relayed_in);
 	P2P_J(relayed_out);
 	P2P_J(relayed_failed);
+	P2P_J(flows_open);
+	P2P_J(flows_total);
+	P2P_J(flows_migrated);
+	P2P_J(flows_repaired);
+	P2P_J(flows_failed);
+	P2P_J(flow_paths);
+	P2P_J(flow_resent);
 #undef P2P_J
 	return o;
 }
@@ -612,6 +626,7 @@ int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target,
 	snprintf(v->protocol, sizeof(v->protocol), "%s", protocol);
 	v->addr = ss;
 	v->circuit = false;
+	v->flow = false;
 	snprintf(v->text, sizeof(v->text), "%s", target);
 	v->listen_txt[0] = '\0';
 	v->lfd = -1;
@@ -623,7 +638,8 @@ int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target,
 }
 
 int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen_at,
-		    const char *peer, uint32_t *id, char *err, size_t errlen)
+		    const char *peer, bool flow, uint32_t repair_ms, uint32_t *id, char *err,
+		    size_t errlen)
 {
 	struct p2p_eng *pe = eng->p2p;
 	struct sockaddr_storage ls, ps;
@@ -642,6 +658,10 @@ int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen
 	ret = p2p_proto_check(protocol, err, errlen);
 	if (ret) {
 		return ret;
+	}
+	if (flow && strlen(protocol) > MIG_NAME_MAX) {
+		snprintf(err, errlen, "a flow service name has at most %d bytes", MIG_NAME_MAX);
+		return -EINVAL;
 	}
 	ret = maddr_from_text(peer, bin, sizeof(bin), &blen);
 	if (!ret && !relay_circuit_parse(bin, blen, rbin, sizeof(rbin), &rlen, &relay, &pid)) {
@@ -691,6 +711,8 @@ int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen
 	v->peer = pid;
 	v->circuit = circuit;
 	v->relay = relay;
+	v->flow = flow;
+	v->repair_ms = repair_ms ? repair_ms : P2P_FLOW_REPAIR_MS;
 	snprintf(v->text, sizeof(v->text), "%s", peer);
 	if (maddr_from_sockaddr((struct sockaddr *)&ls, bin, sizeof(bin), &blen) ||
 	    maddr_to_text(bin, blen, v->listen_txt, sizeof(v->listen_txt)) < 0) {
@@ -745,6 +767,9 @@ cJSON *p2p_eng_svc_json(struct engine *eng)
 			sum.streams_failed += stat_get(&v->st[s].streams_failed);
 			sum.bytes_to_tcp += stat_get(&v->st[s].bytes_to_tcp);
 			sum.bytes_to_p2p += stat_get(&v->st[s].bytes_to_p2p);
+			sum.flows_migrated += stat_get(&v->st[s].flows_migrated);
+			sum.flows_repaired += stat_get(&v->st[s].flows_repaired);
+			sum.flows_failed += stat_get(&v->st[s].flows_failed);
 		}
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "id", v->id);
@@ -755,12 +780,19 @@ cJSON *p2p_eng_svc_json(struct engine *eng)
 		} else {
 			cJSON_AddStringToObject(o, "listen", v->listen_txt);
 			cJSON_AddStringToObject(o, "peer", v->text);
+			cJSON_AddBoolToObject(o, "flow", v->flow);
+			if (v->flow) {
+				cJSON_AddNumberToObject(o, "repair_ms", v->repair_ms);
+			}
 		}
 		cJSON_AddNumberToObject(o, "streams_open", (double)sum.streams_open);
 		cJSON_AddNumberToObject(o, "streams_total", (double)sum.streams_total);
 		cJSON_AddNumberToObject(o, "streams_failed", (double)sum.streams_failed);
 		cJSON_AddNumberToObject(o, "bytes_to_tcp", (double)sum.bytes_to_tcp);
 		cJSON_AddNumberToObject(o, "bytes_to_p2p", (double)sum.bytes_to_p2p);
+		cJSON_AddNumberToObject(o, "flows_migrated", (double)sum.flows_migrated);
+		cJSON_AddNumberToObject(o, "flows_repaired", (double)sum.flows_repaired);
+		cJSON_AddNumberToObject(o, "flows_failed", (double)sum.flows_failed);
 		cJSON_AddItemToArray(a, o);
 	}
 	return a;

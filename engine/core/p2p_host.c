@@ -758,6 +758,7 @@ void p2p_shard_tick(struct shard *sh)
 	p2p_relay_tick(ps);
 	p2p_dcu_tick(ps);
 	p2p_atn_tick(ps);
+	p2p_bridge_tick(ps); /* flows: ACKs, switches to direct paths, repairs */
 	p2p_relay_flush(ps);
 }
 

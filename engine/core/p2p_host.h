@@ -56,6 +56,13 @@ struct p2p_shard_stats {
 	uint64_t relayed_open; /* relayed connections (p2p_link) open */
 	uint64_t relayed_in, relayed_out; /* circuits accepted (stop) / made (hop CONNECT) */
 	uint64_t relayed_failed; /* circuits we asked for that the relay or the target refused */
+	/* Migratable flows (/natx/flow/1.0.0, p2p_flow.c), both ends. */
+	uint64_t flows_open, flows_total;
+	uint64_t flows_migrated; /* moved to a direct path by a clean switch */
+	uint64_t flows_repaired; /* continued on a new path after the one in use died */
+	uint64_t flows_failed; /* closed (application connection reset) for lack of a path */
+	uint64_t flow_paths; /* paths attached after the first (switches and repairs) */
+	uint64_t flow_resent; /* bytes sent again after a lost path or a NACK */
 } __attribute__((aligned(64)));
 
 /*
@@ -103,6 +110,7 @@ enum {
 	P2P_PROTO_MAX = 128, /* bytes of a protocol name, NUL included */
 	P2P_BRIDGES_MAX = 256, /* bridged streams per shard */
 	P2P_BRIDGE_BUF = 64 * 1024, /* TCP -> stream read buffer per bridge */
+	P2P_FLOW_REPAIR_MS = 10000, /* default: a flow without a path looks this long for one */
 };
 
 enum p2p_svc_kind { P2P_SVC_FREE = 0, P2P_SVC_EXPOSE, P2P_SVC_FORWARD, P2P_SVC_CLOSING };
@@ -111,6 +119,7 @@ enum p2p_svc_kind { P2P_SVC_FREE = 0, P2P_SVC_EXPOSE, P2P_SVC_FORWARD, P2P_SVC_C
 struct p2p_svc_stats {
 	uint64_t streams_open, streams_total, streams_failed;
 	uint64_t bytes_to_tcp, bytes_to_p2p;
+	uint64_t flows_migrated, flows_repaired, flows_failed; /* flow forwards and exposes */
 } __attribute__((aligned(64)));
 
 /*
@@ -128,6 +137,8 @@ struct p2p_svc {
 	struct peer_id peer; /* forward: the peer to dial */
 	bool circuit; /* forward: reach @peer through the relay @relay at @addr */
 	struct peer_id relay;
+	bool flow; /* forward: streams are /natx/flow/1.0.0 flows (p2p_flow.c) */
+	uint32_t repair_ms; /* forward, flow: how long a flow without a path looks for one */
 	char text[MADDR_TEXT_MAX]; /* expose: target host:port; forward: peer multiaddr */
 	char listen_txt[64]; /* forward: bound listen address */
 	int lfd; /* forward: listener (accepted on shard 0) */
@@ -247,10 +258,13 @@ int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target,
 /*
  * p2p_eng_forward - listen on @listen ("host:port", port 0 = ephemeral) and bridge each
  * accepted TCP connection to a new stream of @protocol to @peer (multiaddr with /p2p/ID).
- * 0 with *@id, or -errno with @err.
+ * With @flow each connection is a migratable flow instead (docs/migration.md): a stream of
+ * /natx/flow/1.0.0 that OPENs service @protocol, moved to a direct connection to the peer when
+ * one comes up and repaired onto a new path within @repair_ms (0: P2P_FLOW_REPAIR_MS) when the
+ * one in use dies. 0 with *@id, or -errno with @err.
  */
 int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen, const char *peer,
-		    uint32_t *id, char *err, size_t errlen);
+		    bool flow, uint32_t repair_ms, uint32_t *id, char *err, size_t errlen);
 
 /* p2p_eng_svc_close - stop service @id (open streams continue). 0 or -ENOENT. */
 int p2p_eng_svc_close(struct engine *eng, uint32_t id);
