@@ -90,6 +90,7 @@ int p2p_flow_new(struct p2p_bridge *b, bool initiator, const struct peer_id *pee
 	}
 	fl->initiator = initiator;
 	fl->dial = -1;
+	fl->no_switch = UINT32_MAX;
 	fl->repair_ms = repair_ms ? repair_ms : P2P_FLOW_REPAIR_MS;
 	fl->peer = *peer;
 	b->fl = fl;
@@ -353,6 +354,9 @@ static void p2p_flow_try_switch(struct p2p_bridge *b)
 		return;
 	}
 	sc = p2p_flow_direct(p2p_bridge_shard(b), &fl->peer);
+	if (sc && sc->slot == fl->no_switch && sc->gen == fl->no_switch_gen) {
+		return; /* the peer refused a switch over it */
+	}
 	if (sc && !p2p_flow_attach(b, sc)) {
 		fl->switching = true;
 	}
@@ -434,6 +438,25 @@ static int p2p_flow_path_up(struct p2p_bridge *b, unsigned int i, uint64_t peer_
 	return 0;
 }
 
+/*
+ * p2p_fpath_refused - initiator: the responder refused a switch to path @p (the connection
+ * reached another of its shards, or it is out of paths). Let the path go and stay on the one
+ * in use; no further switch is tried over that connection.
+ */
+static void p2p_fpath_refused(struct p2p_bridge *b, struct p2p_fpath *p)
+{
+	struct p2p_flow *fl = b->fl;
+	struct p2p_stream *s = p->s;
+
+	fl->no_switch = p->conn;
+	fl->no_switch_gen = p2p_bridge_shard(b)->conns[p->conn].gen;
+	fl->switching = false;
+	p2p_fpath_clear(p);
+	p2p_stream_release(s, false);
+	p2p_fpath_kick(b, p);
+	pr_info(MOD, "flow: the peer refused a switch over connection %u", fl->no_switch);
+}
+
 /* p2p_fpath_hello - initiator: read the responder's answer to ATTACH on path @i. */
 static void p2p_fpath_hello(struct p2p_bridge *b, unsigned int i)
 {
@@ -443,6 +466,10 @@ static void p2p_fpath_hello(struct p2p_bridge *b, unsigned int i)
 	int n = mig_frame_decode(p->rx, p->rx_len, &fr);
 
 	if (!n) {
+		return;
+	}
+	if (n > 0 && fr.type == MIG_T_RESET && b->fl->f.active >= 0) {
+		p2p_fpath_refused(b, p);
 		return;
 	}
 	if (n > 0 && fr.type == MIG_T_RESET) {

@@ -146,6 +146,7 @@ struct p2p_flow {
 	uint64_t lost_ms; /* when the flow last found itself without a path, 0: it has one */
 	uint64_t retry_ms; /* repair: next dial attempt */
 	int dial; /* repair: connection slot awaited, -1 none */
+	uint32_t no_switch, no_switch_gen; /* connection (slot, gen) the peer refused a switch on */
 	uint32_t repair_ms;
 	struct peer_id peer;
 	uint64_t resent_seen; /* f.st.resent_bytes already counted in flow_resent */

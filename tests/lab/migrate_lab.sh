@@ -122,58 +122,94 @@ wait_xfer() {
 	[ -s "$T/$1.json" ] || fail "$LAB: transfer $1 wrote no report: $(cat "$T/$1.out")"
 }
 
-# ---- 1. eim/eim: the upgrade moves the open flow to the direct path -------------------------
-MIB=64
-setup eim eim
-r0=$(relayed_bytes)
-t0=$(now_ms)
-xfer big $((MIB * 1024 * 1024)) $((4 * 1024 * 1024))
-t_switch=""
-for _ in $(seq 1 300); do
-	if [ "$(counter a flows_migrated)" -ge 1 ]; then
-		t_switch=$(($(now_ms) - t0))
-		break
-	fi
-	kill -0 "$XPID" 2>/dev/null || break
-	sleep 0.1
-done
-r_switch=$(relayed_bytes)
-[ -n "$t_switch" ] || fail "$LAB: the flow was not migrated (upgrades: $(ctl b --json upgrades | jq -c .counters))"
-wait_xfer big 60
-r_end=$(relayed_bytes)
-jq -e '.ok and .error == ""' "$T/big.json" >/dev/null ||
-	fail "$LAB: the application's connection broke or its bytes differ: $(cat "$T/big.json")"
-[ "$(counter b flows_migrated)" -ge 1 ] || fail "$LAB: B did not count the migration"
-[ $((r_switch - r0)) -gt 0 ] || fail "$LAB: nothing went through R before the switch"
-tail_b=$((r_end - r_switch))
-[ "$tail_b" -le $((2 * 1024 * 1024)) ] ||
-	fail "$LAB: R relayed $tail_b bytes after the switch (the flow did not leave the relay)"
-up_ms=$(ctl b --json upgrades | jq -r '[.upgrades[] | select(.role == "B")] | last | .duration_ms')
-[ "$(counter a flows_failed)" = 0 ] || fail "$LAB: A counted a failed flow"
-echo "ok: $LAB: $MIB MiB echo, switched to direct ${t_switch} ms after start (DCUtR took ${up_ms} ms);" \
-	"R relayed $((r_switch - r0)) B before, $tail_b B after; SHA-256 equal; $(jq -r .seconds "$T/big.json") s"
-RESULTS+=("eim/eim migrate: switch at ${t_switch} ms, relay bytes before $((r_switch - r0)) after $tail_b, sha ok")
+# ---- 1. eim/eim: the upgrade moves the open flow to the direct path ----------------------------
+case_migrate() {
+	MIB=64
+	setup eim eim
+	r0=$(relayed_bytes)
+	t0=$(now_ms)
+	xfer big $((MIB * 1024 * 1024)) $((4 * 1024 * 1024))
+	t_switch=""
+	for _ in $(seq 1 300); do
+		if [ "$(counter a flows_migrated)" -ge 1 ]; then
+			t_switch=$(($(now_ms) - t0))
+			break
+		fi
+		kill -0 "$XPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	r_switch=$(relayed_bytes)
+	[ -n "$t_switch" ] || fail "$LAB: the flow was not migrated (upgrades: $(ctl b --json upgrades | jq -c .counters))"
+	wait_xfer big 60
+	r_end=$(relayed_bytes)
+	jq -e '.ok and .error == ""' "$T/big.json" >/dev/null ||
+		fail "$LAB: the application's connection broke or its bytes differ: $(cat "$T/big.json")"
+	[ "$(counter b flows_migrated)" -ge 1 ] || fail "$LAB: B did not count the migration"
+	[ $((r_switch - r0)) -gt 0 ] || fail "$LAB: nothing went through R before the switch"
+	tail_b=$((r_end - r_switch))
+	[ "$tail_b" -le $((2 * 1024 * 1024)) ] ||
+		fail "$LAB: R relayed $tail_b bytes after the switch (the flow did not leave the relay)"
+	up_ms=$(ctl b --json upgrades | jq -r '[.upgrades[] | select(.role == "B")] | last | .duration_ms')
+	[ "$(counter a flows_failed)" = 0 ] || fail "$LAB: A counted a failed flow"
+	echo "ok: $LAB: $MIB MiB echo, switched to direct ${t_switch} ms after start (DCUtR took ${up_ms} ms);" \
+		"R relayed $((r_switch - r0)) B before, $tail_b B after; SHA-256 equal; $(jq -r .seconds "$T/big.json") s"
+	RESULTS+=("eim/eim migrate: switch at ${t_switch} ms, relay bytes before $((r_switch - r0)) after $tail_b, sha ok")
 
-# ---- 2. sym/sym: the relay dies, no other path: closed with a reason, bounded ---------------
-setup sym sym
-xfer lost $((32 * 1024 * 1024)) $((2 * 1024 * 1024))
-sleep 2
-kill -0 "$XPID" 2>/dev/null || fail "$LAB: the transfer ended before the relay was killed: $(cat "$T/lost.json")"
-[ "$(counter a flows_migrated)" = 0 ] || fail "$LAB: a flow migrated between symmetric NATs"
-ENG=$(pgrep -P "$R_PID" -f natx-engine | head -1)
-t0=$(now_ms)
-kill -KILL "$R_PID" ${ENG:+"$ENG"} 2>/dev/null
-wait_xfer lost 25
-t_close=$(($(now_ms) - t0))
-jq -e '.ok == false and .error != ""' "$T/lost.json" >/dev/null ||
-	fail "$LAB: the transfer did not notice the lost relay: $(cat "$T/lost.json")"
-[ "$t_close" -le 18000 ] || fail "$LAB: closing the application's connection took ${t_close} ms"
-[ "$(counter a flows_failed)" -ge 1 ] || fail "$LAB: A did not count the failed flow"
-grep -q "closed: no path to the peer within" "$T/a/natxd.log" ||
-	fail "$LAB: A did not log why the flow was closed"
-echo "ok: $LAB: relay killed at $(jq -r .sent "$T/lost.json") B sent; the application's connection" \
-	"was closed ($(jq -r .error "$T/lost.json")) after ${t_close} ms; A: $(grep -o 'closed: no path[^"]*' "$T/a/natxd.log" | head -1)"
-RESULTS+=("sym/sym relay killed: app connection closed ($(jq -r .error "$T/lost.json")) after ${t_close} ms")
+}
+
+# ---- 2. sym/sym: the relay dies, no other path: closed with a reason, bounded -----------------
+case_lost() {
+	setup sym sym
+	xfer lost $((32 * 1024 * 1024)) $((2 * 1024 * 1024))
+	sleep 2
+	kill -0 "$XPID" 2>/dev/null || fail "$LAB: the transfer ended before the relay was killed: $(cat "$T/lost.json")"
+	[ "$(counter a flows_migrated)" = 0 ] || fail "$LAB: a flow migrated between symmetric NATs"
+	ENG=$(pgrep -P "$R_PID" -f natx-engine | head -1)
+	t0=$(now_ms)
+	kill -KILL "$R_PID" ${ENG:+"$ENG"} 2>/dev/null
+	wait_xfer lost 25
+	t_close=$(($(now_ms) - t0))
+	jq -e '.ok == false and .error != ""' "$T/lost.json" >/dev/null ||
+		fail "$LAB: the transfer did not notice the lost relay: $(cat "$T/lost.json")"
+	[ "$t_close" -le 18000 ] || fail "$LAB: closing the application's connection took ${t_close} ms"
+	[ "$(counter a flows_failed)" -ge 1 ] || fail "$LAB: A did not count the failed flow"
+	grep -q "closed: no path to the peer within" "$T/a/natxd.log" ||
+		fail "$LAB: A did not log why the flow was closed"
+	echo "ok: $LAB: relay killed at $(jq -r .sent "$T/lost.json") B sent; the application's connection" \
+		"was closed ($(jq -r .error "$T/lost.json")) after ${t_close} ms; A: $(grep -o 'closed: no path[^"]*' "$T/a/natxd.log" | head -1)"
+	RESULTS+=("sym/sym relay killed: app connection closed ($(jq -r .error "$T/lost.json")) after ${t_close} ms")
+}
+
+# ---- 3. sym/sym: the relay restarts: the flow continues on a new circuit ----------------------
+case_restart() {
+	setup sym sym
+	xfer rst $((24 * 1024 * 1024)) $((2 * 1024 * 1024))
+	sleep 2
+	kill -0 "$XPID" 2>/dev/null || fail "$LAB: the transfer ended before the relay restarted: $(cat "$T/rst.json")"
+	ENG=$(pgrep -P "$R_PID" -f natx-engine | head -1)
+	[ -n "$ENG" ] || fail "$LAB: no engine under R's natxd"
+	t0=$(now_ms)
+	# R's engine dies: every circuit through R is gone; R's natxd starts a new engine (same
+	# identity and port), B reserves again, A's flow dials a new circuit and ATTACHes it.
+	kill -KILL "$ENG"
+	for _ in $(seq 1 300); do
+		[ "$(counter a flows_repaired)" -ge 1 ] && break
+		kill -0 "$XPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	t_rep=$(($(now_ms) - t0))
+	wait_xfer rst 60
+	jq -e '.ok and .error == ""' "$T/rst.json" >/dev/null ||
+		fail "$LAB: the flow did not survive the relay restart: $(cat "$T/rst.json")"
+	[ "$(counter a flows_repaired)" -ge 1 ] || fail "$LAB: A did not count the repair"
+	echo "ok: $LAB: R's engine killed and restarted mid-transfer; the flow continued on a new circuit" \
+		"after ${t_rep} ms, $(jq -r .sent "$T/rst.json") B echoed intact (SHA-256), resent $(counter a flow_resent) B"
+	RESULTS+=("sym/sym relay restarted: flow repaired after ${t_rep} ms, sha ok")
+}
+
+for c in ${MG_CASES:-migrate lost restart}; do
+	"case_$c"
+done
 
 natlab_stop
 echo "results (routed core):"

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Flow mode on loopback (no root, no namespaces; docs/migration.md "In the engine"): natxd R runs
+# the relay, B reserves on R and exposes service "mgecho", A knows B only by its /p2p-circuit
+# address and connects with --local:
+#  - connect picks flow mode (B offers /natx/flow/1.0.0); 2 x 4 MB echoed intact through the
+#    relay; the flows end cleanly (flows_open back to 0 on both sides, no failure);
+#  - a paced 12 MB echo runs over the relay while A gets a direct connection to B (a plain
+#    `p2p forward` to B's direct address, used once). The running flow must either switch to it
+#    (flows_migrated on A and B, and R relays at most 2 MiB more after the switch) or, when B's
+#    engine took the direct connection on another shard than the flow's, be refused and stay on
+#    the relay ("refused a switch" logged); either way the application's bytes come back intact;
+#  - `p2p forward` (natxctl, no flow flag) stays a plain stream forward.
+set -uo pipefail
+NODES_TAG=natx-mgloop NODES_LOGS="r a b"
+# shellcheck source=tests/integration/nodes_lib.sh
+. "${NATX_SRC:?}/tests/integration/nodes_lib.sh"
+PY=$SRC/tests/migrate/flow_xfer.py
+PYB=$SRC/tests/integration/p2p_bridge.py
+command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
+
+counter() { ctl "$1" --json peer | jq -r ".counters.$2"; }
+relayed_bytes() { ctl r --json relay status | jq -r .counters.bytes_relayed; }
+
+start_natxd r NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
+	NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0
+start_natxd a
+start_natxd b
+for _ in $(seq 1 100); do
+	ctl r --json relay status 2>/dev/null | jq -e .enabled >/dev/null && break
+	sleep 0.1
+done
+ctl b --json reserve "$(addr_of r)" >"$T/rsv.json" || fail "reserve: $(cat "$T/rsv.json")"
+B_CIRC=$(jq -r .circuit_addr "$T/rsv.json")
+python3 "$PY" echo-server >"$T/echo.port" &
+PIDS+=($!)
+for _ in $(seq 1 50); do [ -s "$T/echo.port" ] && break; sleep 0.1; done
+ctl b --json p2p expose /natx/svc/mgecho/1.0.0 "127.0.0.1:$(cat "$T/echo.port")" >/dev/null ||
+	fail "expose on B"
+
+# 1. connect picks flow mode; echo through the relay
+ctl a --json node set nodeB "$B_CIRC" >/dev/null || fail "node set"
+ctl a --json connect nodeB --service mgecho --local 127.0.0.1:0 >"$T/c.json" || fail "connect: $(cat "$T/c.json")"
+jq -e '.connection.flow == true and .connection.path == "libp2p-relay"' "$T/c.json" >/dev/null ||
+	fail "connect did not pick a relayed flow: $(jq -c .connection "$T/c.json")"
+P=$(jq -r .connection.local "$T/c.json" | sed 's#.*/tcp/##')
+timeout 60 python3 "$PYB" client "$P" 4000000 2 >"$T/x1" 2>&1 || fail "2 x 4 MB as flows: $(cat "$T/x1")"
+for _ in $(seq 1 30); do
+	[ "$(counter a flows_open)" = 0 ] && [ "$(counter b flows_open)" = 0 ] && break
+	sleep 0.1
+done
+ctl a --json peer | jq -e '.counters | .flows_total == 2 and .flows_open == 0 and .flows_failed == 0' >/dev/null ||
+	fail "A's flow counters: $(ctl a --json peer | jq -c .counters)"
+ctl b --json peer | jq -e '.counters | .flows_total == 2 and .flows_open == 0 and .flows_failed == 0' >/dev/null ||
+	fail "B's flow counters: $(ctl b --json peer | jq -c .counters)"
+ctl a --json p2p ls | jq -e '.services[] | select(.kind == "forward") | .flow == true and
+	.bytes_to_p2p == 8000000 and .bytes_to_tcp == 8000000' >/dev/null ||
+	fail "A's forward: $(ctl a --json p2p ls | jq -c .services)"
+echo "ok: connect --local to a natx node uses flows; 2 x 4 MB echoed through the relay, flows closed cleanly"
+
+# 2. a direct connection to B appears while a flow runs over the relay
+timeout 60 python3 "$PY" client "$P" $((12 * 1024 * 1024)) $((3 * 1024 * 1024)) "$T/run.json" &
+XPID=$!
+PIDS+=("$XPID")
+sleep 1
+ctl a --json p2p forward /natx/svc/mgecho/1.0.0 127.0.0.1:0 "$(addr_of b)" >"$T/fd.json" ||
+	fail "direct forward: $(cat "$T/fd.json")"
+PD=$(jq -r .service.listen "$T/fd.json" | sed 's#.*/tcp/##')
+timeout 30 python3 "$PYB" client "$PD" 1000 1 >"$T/x2" 2>&1 || fail "direct forward echo: $(cat "$T/x2")"
+mode=""
+for _ in $(seq 1 60); do
+	if [ "$(counter a flows_migrated)" -ge 1 ]; then
+		mode=migrated
+		break
+	fi
+	if grep -q "refused a switch" "$T/a/natxd.log"; then
+		mode=refused
+		break
+	fi
+	sleep 0.1
+done
+[ -n "$mode" ] || fail "the running flow neither switched to the direct connection nor was refused"
+r1=$(relayed_bytes)
+for _ in $(seq 1 300); do kill -0 "$XPID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$XPID" 2>/dev/null && fail "the transfer hangs"
+wait "$XPID"
+jq -e '.ok' "$T/run.json" >/dev/null || fail "the flow's bytes broke: $(cat "$T/run.json")"
+r2=$(relayed_bytes)
+if [ "$mode" = migrated ]; then
+	[ "$(counter b flows_migrated)" -ge 1 ] || fail "B did not count the migration"
+	[ $((r2 - r1)) -le $((2 * 1024 * 1024)) ] || fail "R relayed $((r2 - r1)) bytes after the switch"
+	echo "ok: the running flow switched to the direct connection; R relayed $((r2 - r1)) B after; 12 MiB intact"
+else
+	[ $((r2 - r1)) -gt 0 ] || fail "refused switch, yet nothing more went through R"
+	echo "ok: B refused the switch (direct connection on another shard); the flow stayed on R; 12 MiB intact"
+fi
+[ "$(counter a flows_failed)" = 0 ] || fail "A counted a failed flow"
+
+# 3. natxctl p2p forward has no flow flag: plain streams
+ctl a --json p2p ls | jq -e --arg p "$PD" '[.services[] | select(.listen | endswith("/tcp/" + $p))][0].flow == false' \
+	>/dev/null || fail "a p2p forward without flow is not plain: $(ctl a --json p2p ls | jq -c .services)"
+echo "ok: p2p forward without the flow flag stays a plain stream forward"
+
+pass "flow mode on loopback ($mode)"
