@@ -751,11 +751,63 @@ void natxd_p2p_tick(struct natxd *d)
 	cJSON_Delete(peers);
 }
 
+/* Engine counters of migratable flows (p2p_flow.c), as natx_flow_<name> (docs/migration.md). */
+static const char *const p2p_flow_rows[][4] = {
+	/* engine counter, metric, type, help */
+	{ "flows_open", "open", "gauge", "bridged flows (/natx/flow/1.0.0) open now" },
+	{ "flows_total", "total", "counter", "bridged flows opened, both ends" },
+	{ "flows_migrated", "migrated_total", "counter",
+	  "flows moved to a direct path by a clean switch" },
+	{ "flows_repaired", "repaired_total", "counter",
+	  "flows that continued on a new path after the one in use died" },
+	{ "flows_failed", "failed_total", "counter",
+	  "flows closed (application connection reset) for lack of a path or a peer's reset" },
+	{ "flow_paths", "paths_total", "counter", "paths attached after a flow's first" },
+	{ "flow_resent", "resent_bytes_total", "counter",
+	  "bytes sent again after a lost path or a NACK" },
+};
+
+/* p2p_flow_counters - the engine's flow counters as {"open":N,...} (metric names), or NULL. */
+static cJSON *p2p_flow_counters(struct natxd *d)
+{
+	char msg[CTL_MSG_MAX];
+	cJSON *q, *r, *o = NULL;
+	const cJSON *c;
+
+	if (!d->cfg.enable_libp2p || !d->p2p_peer[0] || d->eng.state != ENGINE_UP) {
+		return NULL;
+	}
+	q = cJSON_CreateObject();
+	r = cJSON_CreateObject();
+	if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.peer")) {
+		cJSON_Delete(q);
+		cJSON_Delete(r);
+		return NULL;
+	}
+	if (!p2p_engine_call(d, q, d->eng.timeout_ms, r, msg) &&
+	    cJSON_IsObject(c = cJSON_GetObjectItemCaseSensitive(r, "counters"))) {
+		o = cJSON_CreateObject();
+		for (size_t i = 0; o && i < sizeof(p2p_flow_rows) / sizeof(p2p_flow_rows[0]); i++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, p2p_flow_rows[i][0]);
+
+			if (cJSON_IsNumber(v)) {
+				cJSON_AddNumberToObject(o, p2p_flow_rows[i][1], v->valuedouble);
+			}
+		}
+	}
+	cJSON_Delete(r);
+	return o;
+}
+
 void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o)
 {
 	char msg[CTL_MSG_MAX];
 	cJSON *q, *r, *c;
 
+	c = p2p_flow_counters(d);
+	if (c) {
+		cJSON_AddItemToObject(o, "flows", c);
+	}
 	if (!d->cfg.enable_libp2p || !d->cfg.relay_enabled || !d->p2p_peer[0] ||
 	    d->eng.state != ENGINE_UP) {
 		return;
@@ -788,6 +840,17 @@ void natxd_p2p_relay_prom(struct natxd *d, FILE *f)
 	const cJSON *c;
 
 	natxd_p2p_relay_metrics(d, o);
+	c = cJSON_GetObjectItemCaseSensitive(o, "flows");
+	for (size_t i = 0; c && i < sizeof(p2p_flow_rows) / sizeof(p2p_flow_rows[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, p2p_flow_rows[i][1]);
+
+		if (cJSON_IsNumber(v)) {
+			fprintf(f,
+				"# HELP natx_flow_%s %s\n# TYPE natx_flow_%s %s\nnatx_flow_%s %.0f\n",
+				p2p_flow_rows[i][1], p2p_flow_rows[i][3], p2p_flow_rows[i][1],
+				p2p_flow_rows[i][2], p2p_flow_rows[i][1], v->valuedouble);
+		}
+	}
 	c = cJSON_GetObjectItemCaseSensitive(o, "relay");
 	for (size_t i = 0; c && i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, rows[i][0]);

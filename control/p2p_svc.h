@@ -86,10 +86,16 @@ int natxd_cmd_relay_status(struct natxd *d, const struct ctl_caller *who, const 
  */
 void natxd_p2p_tick(struct natxd *d);
 
-/* natxd_p2p_relay_metrics - add "relay": {counters} to @o when the relay runs. */
+/*
+ * natxd_p2p_relay_metrics - add "flows": {open, total, migrated_total, ...} (the engine's
+ * migratable flow counters) when libp2p runs, and "relay": {counters} when the relay runs.
+ */
 void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o);
 
-/* natxd_p2p_relay_prom - the relay's counters as Prometheus text (natx_relay_*), when it runs. */
+/*
+ * natxd_p2p_relay_prom - the flow counters (natx_flow_*) when libp2p runs and the relay's
+ * (natx_relay_*) when it runs, as Prometheus text.
+ */
 void natxd_p2p_relay_prom(struct natxd *d, FILE *f);
 
 int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,

@@ -24,7 +24,8 @@ relayed_bytes() { ctl r --json relay status | jq -r .counters.bytes_relayed; }
 
 start_natxd r NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
 	NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0
-start_natxd a
+HPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HTTP_LISTEN=127.0.0.1:$HPORT start_natxd a
 start_natxd b
 for _ in $(seq 1 100); do
 	ctl r --json relay status 2>/dev/null | jq -e .enabled >/dev/null && break
@@ -56,6 +57,13 @@ ctl b --json peer | jq -e '.counters | .flows_total == 2 and .flows_open == 0 an
 ctl a --json p2p ls | jq -e '.services[] | select(.kind == "forward") | .flow == true and
 	.bytes_to_p2p == 8000000 and .bytes_to_tcp == 8000000' >/dev/null ||
 	fail "A's forward: $(ctl a --json p2p ls | jq -c .services)"
+ctl a --json metrics | jq -e '.metrics.flows | .total == 2 and .open == 0 and .failed_total == 0' >/dev/null ||
+	fail "natxd's metrics do not count the flows: $(ctl a --json metrics | jq -c .metrics.flows)"
+if command -v curl >/dev/null; then
+	curl -sf "http://127.0.0.1:$HPORT/metrics" >"$T/prom" || fail "GET /metrics"
+	grep -qx 'natx_flow_total 2' "$T/prom" && grep -q '^# TYPE natx_flow_migrated_total counter' "$T/prom" ||
+		fail "no natx_flow_* in /metrics: $(grep natx_flow "$T/prom")"
+fi
 echo "ok: connect --local to a natx node uses flows; 2 x 4 MB echoed through the relay, flows closed cleanly"
 
 # 2. a direct connection to B appears while a flow runs over the relay
