@@ -105,6 +105,7 @@ static void p2p_fpath_clear(struct p2p_fpath *p)
 	p->s = NULL;
 	p->attaching = false;
 	p->closing = false;
+	p->fin_rcvd = false;
 	free(p->rx);
 	p->rx = NULL;
 	p->rx_len = p->rx_cap = 0;
@@ -599,6 +600,15 @@ void p2p_flow_pump(struct p2p_bridge *b)
 		if (!fl->failed && mig_flow_done(&fl->f)) {
 			p2p_flow_end(b);
 		}
+		for (unsigned int i = 0; i < MIG_PATHS && !fl->failed; i++) {
+			struct p2p_fpath *p = &fl->p[i];
+
+			if (p->s && p->fin_rcvd && !p->rx_len && !p->closing &&
+			    !fl->f.p[i].peer_moved) {
+				/* all read and the flow not done: a path lost (on_stream_close) */
+				p2p_stream_reset(p->s);
+			}
+		}
 	} while ((again || fl->again) && !fl->failed);
 	fl->pumping = false;
 	for (unsigned int i = 0; i < MIG_PATHS; i++) {
@@ -699,7 +709,13 @@ static void p2p_fpath_on_fin(void *ctx, struct p2p_stream *s)
 	if (b->fl->failed || p->closing || b->fl->f.p[p->idx].peer_moved) {
 		return; /* a finished path: it closes once ours is finished too */
 	}
-	p2p_stream_reset(s); /* the peer closed a path in use: on_stream_close repairs */
+	/*
+	 * The peer ended the flow (its last frames precede the FIN) or gave up a path in use:
+	 * p2p_flow_pump decides once the frames before the FIN are taken.
+	 */
+	p->fin_rcvd = true;
+	p2p_flow_pump(b);
+	p2p_bridge_progress(b);
 }
 
 static void p2p_fpath_on_writable(void *ctx, struct p2p_stream *s)

@@ -128,6 +128,7 @@ struct p2p_fpath {
 	uint32_t conn; /* connection slot of @s */
 	bool attaching; /* initiator: ATTACH sent, the responder's answer not read yet */
 	bool closing; /* finished: our FIN is sent, waiting for the stream's close */
+	bool fin_rcvd; /* the peer's FIN came on a path in use (lost once its input is read) */
 	uint8_t *rx; /* bytes received, not yet taken by mig_path_input */
 	size_t rx_len, rx_cap;
 	uint8_t *ob; /* P2P_FLOW_OBUF: frames made, [ob_off, ob_len) not yet written */
