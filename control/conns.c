@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "engine_sup.h"
 #include "fwdspec.h"
+#include "nodes.h"
 #include "natx/err.h"
 #include "natx/log.h"
 #include "p2p_svc.h"
@@ -23,6 +24,7 @@
 #define CONNS_H_FLOW "p2pf:" /* the same, a flow forward (/natx/flow/1.0.0) */
 #define CONNS_FLOW_PROTOCOL "/natx/flow/1.0.0"
 #define CONNS_FLOW_NAME_MAX 64 /* longest service name an OPEN carries (mig_wire) */
+#define CONNS_FLOW_ALT_MAX 4 /* other addresses a flow forward's repair may dial (engine) */
 
 static int conns_load_one(void *arg, const struct store_conn *c)
 {
@@ -87,17 +89,39 @@ int conns_protocol(const char *name, char *out, size_t len)
 	return (size_t)snprintf(out, len, "/natx/svc/%s/1.0.0", name) >= len ? -EINVAL : 0;
 }
 
-bool conns_p2p_flow(const struct natxd *d, unsigned long long key)
+const struct store_conn *conns_p2p_flow(const struct natxd *d, unsigned long long key)
 {
 	for (unsigned int i = 0; i < d->conns.n; i++) {
 		const char *h = d->conns.v[i]->handle;
 
 		if (!strncmp(h, CONNS_H_FLOW, strlen(CONNS_H_FLOW)) &&
 		    strtoull(h + strlen(CONNS_H_FLOW), NULL, 10) == key) {
-			return true;
+			return d->conns.v[i];
 		}
 	}
-	return false;
+	return NULL;
+}
+
+void conns_flow_alts(struct natxd *d, const char *target, const char *used, char *out, size_t len)
+{
+	char cand[NODES_ADDRS_MAX][NODES_ADDR_LEN];
+	int n = nodes_candidates(d, target, cand), k = 0;
+	size_t at = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n && k < CONNS_FLOW_ALT_MAX; i++) {
+		size_t l = strlen(cand[i]);
+
+		if (!strcmp(cand[i], used) || at + l + 2 > len) {
+			continue;
+		}
+		if (at) {
+			out[at++] = ' ';
+		}
+		memcpy(out + at, cand[i], l + 1);
+		at += l;
+		k++;
+	}
 }
 
 /*
@@ -142,7 +166,8 @@ static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto
  * address to @bound and natxd's service id to *@sid.
  */
 static int conns_open_p2p(struct natxd *d, const char *proto, const char *local, const char *peer,
-			  bool flow, char *bound, size_t blen, unsigned long long *sid, char *msg)
+			  bool flow, const char *alts, char *bound, size_t blen,
+			  unsigned long long *sid, char *msg)
 {
 	cJSON *r = cJSON_CreateObject();
 	const cJSON *l, *id;
@@ -151,7 +176,7 @@ static int conns_open_p2p(struct natxd *d, const char *proto, const char *local,
 	if (!r) {
 		return -ENOMEM;
 	}
-	rc = p2p_svc_forward_add(d, proto, local, peer, flow, r, msg);
+	rc = p2p_svc_forward_add(d, proto, local, peer, flow, alts, r, msg);
 	if (!rc) {
 		l = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "service"),
 						     "listen");
@@ -265,6 +290,7 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	char proto[CONNS_SERVICE_MAX + 32], spec[CTL_SPEC_MAX + 1];
 	unsigned long long sid = 0;
 	struct select_trace tr = { 0 };
+	char alts[ENGINE_P2P_ALT_LEN] = "";
 	bool flow = false;
 	struct svc_conn_info ci;
 	struct store_conn *c;
@@ -309,7 +335,10 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 		 * flows that move to a direct path and survive a lost relay; others (js) keep
 		 * plain streams of the service's protocol. */
 		flow = flow && strlen(proto) <= CONNS_FLOW_NAME_MAX;
-		rc = conns_open_p2p(d, proto, local, ci.public_address, flow, c->local,
+		if (flow) {
+			conns_flow_alts(d, req->target, ci.public_address, alts, sizeof(alts));
+		}
+		rc = conns_open_p2p(d, proto, local, ci.public_address, flow, alts, c->local,
 				    sizeof(c->local), &sid, msg);
 		if (rc) {
 			goto free_conn;

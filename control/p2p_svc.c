@@ -37,10 +37,15 @@ static int p2p_listen_check(const char *addr)
 static int p2p_svc_load(void *arg, const struct store_p2p *s)
 {
 	struct natxd *d = arg;
+	const struct store_conn *c = s->forward ? conns_p2p_flow(d, s->id) : NULL;
 	struct engine_p2p p = { .key = s->id, .forward = s->forward };
 
-	/* conns were loaded first: a connect's flow forward comes back as one */
-	p.flow = s->forward && conns_p2p_flow(d, s->id);
+	/* conns were loaded first: a connect's flow forward comes back as one, with the node's
+	 * other addresses as it has them now */
+	p.flow = c != NULL;
+	if (c) {
+		conns_flow_alts(d, c->target, s->peer, p.alt, sizeof(p.alt));
+	}
 
 	snprintf(p.protocol, sizeof(p.protocol), "%s", s->protocol);
 	snprintf(p.addr, sizeof(p.addr), "%s", s->addr);
@@ -277,6 +282,28 @@ static const char *p2p_svc_str(const cJSON *o, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
+/* p2p_svc_alts - the strings of array @a, space-separated, into @out ("" when none fit). */
+static void p2p_svc_alts(const cJSON *a, char *out, size_t len)
+{
+	const cJSON *it;
+	size_t at = 0;
+
+	out[0] = '\0';
+	cJSON_ArrayForEach(it, a)
+	{
+		size_t l = cJSON_IsString(it) ? strlen(it->valuestring) : 0;
+
+		if (!l || at + l + 2 > len) {
+			continue;
+		}
+		if (at) {
+			out[at++] = ' ';
+		}
+		memcpy(out + at, it->valuestring, l + 1);
+		at += l;
+	}
+}
+
 /*
  * p2p_svc_persist - the engine runs the new service @reply describes: store it (its row id
  * becomes the service id natxd shows) and make it desired, so it comes back after a natxd or
@@ -297,6 +324,7 @@ static int p2p_svc_persist(struct natxd *d, bool forward, cJSON *reply, char *ms
 	}
 	p.id = (unsigned long)sid->valuedouble;
 	p.flow = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(svc, "flow"));
+	p2p_svc_alts(cJSON_GetObjectItemCaseSensitive(svc, "alt_addrs"), p.alt, sizeof(p.alt));
 	rc = -EINVAL;
 	if ((size_t)snprintf(p.protocol, sizeof(p.protocol), "%s", p2p_svc_str(svc, "protocol")) >=
 		    sizeof(p.protocol) ||
@@ -520,9 +548,10 @@ int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struc
 }
 
 int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *listen, const char *peer,
-			bool flow, cJSON *reply, char *msg)
+			bool flow, const char *alts, cJSON *reply, char *msg)
 {
-	cJSON *q = cJSON_CreateObject();
+	cJSON *q = cJSON_CreateObject(), *a;
+	char buf[ENGINE_P2P_ALT_LEN], *save, *ma;
 	int rc;
 
 	if (!q || !cJSON_AddStringToObject(q, "cmd", "p2p.forward") ||
@@ -532,6 +561,13 @@ int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *liste
 	    (flow && !cJSON_AddBoolToObject(q, "flow", true))) {
 		cJSON_Delete(q);
 		return -ENOMEM;
+	}
+	if (flow && alts && alts[0]) {
+		a = cJSON_AddArrayToObject(q, "alt_addrs");
+		snprintf(buf, sizeof(buf), "%s", alts);
+		for (ma = strtok_r(buf, " ", &save); a && ma; ma = strtok_r(NULL, " ", &save)) {
+			cJSON_AddItemToArray(a, cJSON_CreateString(ma));
+		}
 	}
 	rc = p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
 	return rc ? rc : p2p_svc_persist(d, true, reply, msg);

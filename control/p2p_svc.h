@@ -51,12 +51,13 @@ int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struc
 		      cJSON *reply, char *msg);
 /*
  * p2p_svc_forward_add - what `p2p forward PROTOCOL LISTEN PEER` does, for natxd's own callers
- * (with @flow: each connection a migratable /natx/flow/1.0.0 flow, docs/migration.md):
+ * (with @flow: each connection a migratable /natx/flow/1.0.0 flow, docs/migration.md, whose
+ * repair may also dial @alts, other multiaddrs of the peer, space-separated, or NULL):
  * the engine runs it and it is persisted; @reply gets "service_id" (natxd's id) and "service"
  * (with "listen", the bound address). 0 or the errors of p2p_engine_call / persistence.
  */
 int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *listen, const char *peer,
-			bool flow, cJSON *reply, char *msg);
+			bool flow, const char *alts, cJSON *reply, char *msg);
 
 /* p2p_svc_remove - `p2p close ID` for natxd's own callers. 0, -ENOENT, or -EIO with @msg. */
 int p2p_svc_remove(struct natxd *d, unsigned long long id, char *msg);

@@ -220,6 +220,28 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		snprintf(msg, CTL_MSG_MAX, "\"repair_ms\" must be an integer 100..600000");
 		goto delete_root;
 	}
+	arg = req->cmd == CTL_P2P_FORWARD ? cJSON_GetObjectItemCaseSensitive(root, "alt_addrs") :
+					    NULL;
+	if (arg) {
+		const cJSON *it;
+
+		if (!cJSON_IsArray(arg) || cJSON_GetArraySize(arg) > 4) {
+			snprintf(msg, CTL_MSG_MAX,
+				 "\"alt_addrs\" must be an array of at most 4 strings");
+			goto delete_root;
+		}
+		cJSON_ArrayForEach(it, arg)
+		{
+			if (!cJSON_IsString(it) || !it->valuestring[0] ||
+			    strlen(it->valuestring) >= CTL_ADDR_MAX) {
+				snprintf(msg, CTL_MSG_MAX,
+					 "\"alt_addrs\" must hold multiaddr strings under %d bytes",
+					 CTL_ADDR_MAX);
+				goto delete_root;
+			}
+			snprintf(req->alt_addrs[req->n_alt++], CTL_ADDR_MAX, "%s", it->valuestring);
+		}
+	}
 	/* p2p.dcutr's own keys (other commands may use these names differently) */
 	arg = req->cmd == CTL_P2P_DCUTR ? cJSON_GetObjectItemCaseSensitive(root, "enabled") : NULL;
 	if (arg) {

@@ -597,6 +597,8 @@ static bool p2p_svc_read(struct p2p_svc *v, struct p2p_svc_view *out)
 	out->relay = v->relay;
 	out->flow = v->flow;
 	out->repair_ms = v->repair_ms;
+	out->n_alt = v->n_alt < P2P_FWD_ALT_MAX ? v->n_alt : P2P_FWD_ALT_MAX;
+	memcpy(out->alt, v->alt, sizeof(out->alt));
 	out->lfd = v->lfd;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	s2 = __atomic_load_n(&v->seq, __ATOMIC_RELAXED);

@@ -308,7 +308,8 @@ static struct p2p_sconn *p2p_flow_direct(struct p2p_shard *ps, const struct peer
 
 /*
  * p2p_flow_redial - initiator without a path: a connection to the peer (direct if there is
- * one, else the forward's address or relay) and ATTACH on it once it is up.
+ * one, else the forward's address or relay, then each alternative address in turn) and
+ * ATTACH on it once it is up (p2p_flow_conn_up).
  */
 static void p2p_flow_redial(struct p2p_bridge *b)
 {
@@ -321,8 +322,14 @@ static void p2p_flow_redial(struct p2p_bridge *b)
 	sc = p2p_flow_direct(ps, &fl->peer);
 	if (!sc && view->id == b->svc_id &&
 	    (view->kind == P2P_SVC_FORWARD || view->kind == P2P_SVC_CLOSING)) {
-		sc = view->circuit ? p2p_circ_dial_fwd(ps, &view->addr, &view->relay, &view->peer) :
-				     p2p_sconn_dial_fwd(ps, &view->addr, &view->peer);
+		const struct p2p_fwd_addr main = { .addr = view->addr,
+						   .circuit = view->circuit,
+						   .relay = view->relay };
+		unsigned int k = fl->attempt++ % (1 + view->n_alt);
+		const struct p2p_fwd_addr *a = k ? &view->alt[k - 1] : &main;
+
+		sc = a->circuit ? p2p_circ_dial_fwd(ps, &a->addr, &a->relay, &view->peer) :
+				  p2p_sconn_dial_fwd(ps, &a->addr, &view->peer);
 	}
 	if (!sc) {
 		return;
@@ -964,9 +971,15 @@ void p2p_flow_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc)
 		if (!b->used || !fl || !fl->initiator || fl->failed || b->dead) {
 			continue;
 		}
-		if (fl->dial == (int)sc->slot) {
-			fl->dial = -1;
-			if (fl->f.active < 0 && !p2p_flow_attach(b, sc)) {
+		if (fl->dial == (int)sc->slot ||
+		    (fl->f.active < 0 && fl->lost_ms && peerid_equal(&sc->peer, &fl->peer))) {
+			/* repairing: any connection to the peer that came up (ours or an earlier
+			 * dial's) takes the flow */
+			if (fl->dial == (int)sc->slot) {
+				fl->dial = -1;
+			}
+			if (fl->f.active < 0 && !fl->p[0].attaching && !fl->p[1].attaching &&
+			    !p2p_flow_attach(b, sc)) {
 				p2p_flow_pump(b);
 			}
 		} else if (!sc->is_link && peerid_equal(&sc->peer, &fl->peer)) {
@@ -1008,8 +1021,9 @@ static void p2p_flow_tick_one(struct p2p_bridge *b)
 			p2p_flow_fail(b, why);
 			return;
 		}
-		if (fl->initiator && fl->dial < 0 && now >= fl->retry_ms &&
-		    p2p_flow_free_path(fl) >= 0 && !fl->p[0].attaching && !fl->p[1].attaching) {
+		/* a dial that did not come up within P2P_FLOW_RETRY_MS: try the next address */
+		if (fl->initiator && now >= fl->retry_ms && p2p_flow_free_path(fl) >= 0 &&
+		    !fl->p[0].attaching && !fl->p[1].attaching) {
 			p2p_flow_redial(b);
 		}
 	}

@@ -115,6 +115,28 @@ enum {
 
 enum p2p_svc_kind { P2P_SVC_FREE = 0, P2P_SVC_EXPOSE, P2P_SVC_FORWARD, P2P_SVC_CLOSING };
 
+enum { P2P_FWD_ALT_MAX = 4 /* other addresses of a flow forward's peer */ };
+
+/* struct p2p_fwd_addr - one way to reach a forward's peer: its address, or a relay's. */
+struct p2p_fwd_addr {
+	struct sockaddr_storage addr; /* the peer's, or the relay's when @circuit */
+	bool circuit;
+	struct peer_id relay;
+};
+
+/*
+ * struct p2p_fwd_opts - p2p_eng_forward's options. @flow: streams are migratable flows;
+ * @repair_ms: how long a flow without a path looks for one (0: P2P_FLOW_REPAIR_MS); @alt:
+ * other multiaddrs of the same peer (direct or /p2p-circuit through other relays) a flow's
+ * repair dials in turn after the main one.
+ */
+struct p2p_fwd_opts {
+	bool flow;
+	uint32_t repair_ms;
+	const char *alt[P2P_FWD_ALT_MAX];
+	size_t n_alt;
+};
+
 /* struct p2p_svc_stats - per service, per shard (written only by that shard). */
 struct p2p_svc_stats {
 	uint64_t streams_open, streams_total, streams_failed;
@@ -139,6 +161,9 @@ struct p2p_svc {
 	struct peer_id relay;
 	bool flow; /* forward: streams are /natx/flow/1.0.0 flows (p2p_flow.c) */
 	uint32_t repair_ms; /* forward, flow: how long a flow without a path looks for one */
+	struct p2p_fwd_addr alt[P2P_FWD_ALT_MAX]; /* forward, flow: repair also dials these */
+	uint32_t n_alt;
+	char alt_text[P2P_FWD_ALT_MAX][MADDR_TEXT_MAX];
 	char text[MADDR_TEXT_MAX]; /* expose: target host:port; forward: peer multiaddr */
 	char listen_txt[64]; /* forward: bound listen address */
 	int lfd; /* forward: listener (accepted on shard 0) */
@@ -258,13 +283,14 @@ int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target,
 /*
  * p2p_eng_forward - listen on @listen ("host:port", port 0 = ephemeral) and bridge each
  * accepted TCP connection to a new stream of @protocol to @peer (multiaddr with /p2p/ID).
- * With @flow each connection is a migratable flow instead (docs/migration.md): a stream of
- * /natx/flow/1.0.0 that OPENs service @protocol, moved to a direct connection to the peer when
- * one comes up and repaired onto a new path within @repair_ms (0: P2P_FLOW_REPAIR_MS) when the
- * one in use dies. 0 with *@id, or -errno with @err.
+ * With @opt->flow each connection is a migratable flow instead (docs/migration.md): a stream
+ * of /natx/flow/1.0.0 that OPENs service @protocol, moved to a direct connection to the peer
+ * when one comes up and repaired onto a new path (@peer, then @opt->alt in turn) within
+ * @opt->repair_ms when the one in use dies. @opt NULL: a plain forward. 0 with *@id, or
+ * -errno with @err (-EINVAL also for an alternative address of another peer).
  */
 int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen, const char *peer,
-		    bool flow, uint32_t repair_ms, uint32_t *id, char *err, size_t errlen);
+		    const struct p2p_fwd_opts *opt, uint32_t *id, char *err, size_t errlen);
 
 /* p2p_eng_svc_close - stop service @id (open streams continue). 0 or -ENOENT. */
 int p2p_eng_svc_close(struct engine *eng, uint32_t id);

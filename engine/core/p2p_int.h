@@ -149,6 +149,7 @@ struct p2p_flow {
 	int dial; /* repair: connection slot awaited, -1 none */
 	uint32_t no_switch, no_switch_gen; /* connection (slot, gen) the peer refused a switch on */
 	uint32_t repair_ms;
+	uint32_t attempt; /* repair: dials so far (the forward's address, then each alternative) */
 	struct peer_id peer;
 	uint64_t resent_seen; /* f.st.resent_bytes already counted in flow_resent */
 };
@@ -201,6 +202,8 @@ struct p2p_svc_view {
 	struct peer_id relay;
 	bool flow;
 	uint32_t repair_ms;
+	struct p2p_fwd_addr alt[P2P_FWD_ALT_MAX];
+	uint32_t n_alt;
 	int lfd;
 	bool accept_armed; /* shard 0: multishot accept on lfd */
 };

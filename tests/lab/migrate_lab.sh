@@ -14,8 +14,12 @@
 #     With repair_ms 10 s and no other path, A's flow must give up: the application's
 #     connection is closed (reset) within 10 s + 8 s, never hangs, and A counts flows_failed
 #     and logs the reason.
-#  3. sym/sym, R restarted (same identity and port) while a transfer runs: B reserves again, A
-#     dials a new circuit and ATTACHes; the flow continues intact (flows_repaired, SHA-256).
+#  3. sym/sym, R's engine killed and restarted by its natxd (same identity and port) while a
+#     transfer runs: B reserves again, A dials a new circuit and ATTACHes; the flow continues
+#     intact (flows_repaired, SHA-256).
+#  4. sym/sym, B reserved on two relays R and R2 and A knowing both addresses: R dies for good
+#     mid-transfer; A's flow (R2 is the forward's alternative address) goes on through R2
+#     intact, and R2 carries the rest.
 # Prints the measurements. Skips (77) without root, namespaces or tools.
 set -uo pipefail
 
@@ -207,7 +211,55 @@ case_restart() {
 	RESULTS+=("sym/sym relay restarted: flow repaired after ${t_rep} ms, sha ok")
 }
 
-for c in ${MG_CASES:-migrate lost restart}; do
+# ---- 4. sym/sym, two relays: the one in use dies, the flow goes on through the other ----------
+case_second() {
+	setup sym sym
+	node r2 "$NL_RELAY" NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/0.0.0.0/tcp/4002 \
+		NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
+		NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0
+	for _ in $(seq 1 100); do
+		ctl r2 --json relay status 2>/dev/null | jq -e .enabled >/dev/null && break
+		sleep 0.1
+	done
+	R2_ADDR=/ip4/$NL_RELAY_IP2/tcp/4002/p2p/$(jq -r .peer_id "$T/r2/peer.json")
+	ctl b --json reserve "$R2_ADDR" >"$T/rsv2.json" 2>&1 || fail "$LAB: B reserve on R2: $(cat "$T/rsv2.json")"
+	# A learns both of B's circuit addresses; a new connect takes R first, R2 as alternative
+	ctl a --json connections close "$(jq -r .connection.id "$T/conn.json")" >/dev/null ||
+		fail "$LAB: connections close"
+	ctl a --json node set nodeB "$(jq -r .circuit_addr "$T/rsv.json")" "$(jq -r .circuit_addr "$T/rsv2.json")" \
+		>/dev/null || fail "$LAB: node set with two relays"
+	ctl a --json connect nodeB --service mgecho --local 127.0.0.1:0 >"$T/conn.json" 2>&1 ||
+		fail "$LAB: connect: $(cat "$T/conn.json")"
+	jq -e --arg r "$R_ADDR" '.connection.flow and (.connection.via | startswith($r))' "$T/conn.json" >/dev/null ||
+		fail "$LAB: the connect did not take R: $(jq -c .connection "$T/conn.json")"
+	ctl a --json p2p ls | jq -e --arg r2 "$R2_ADDR" '[.services[] | select(.flow) | .alt_addrs[] |
+		startswith($r2)] | any' >/dev/null || fail "$LAB: the forward does not know R2: $(ctl a --json p2p ls | jq -c .services)"
+	FPORT=$(jq -r .connection.local "$T/conn.json" | sed 's#.*/tcp/##')
+	xfer two $((24 * 1024 * 1024)) $((2 * 1024 * 1024))
+	sleep 2
+	kill -0 "$XPID" 2>/dev/null || fail "$LAB: the transfer ended before R was killed: $(cat "$T/two.json")"
+	q0=$(ctl r2 --json relay status | jq -r .counters.bytes_relayed)
+	ENG=$(pgrep -P "$R_PID" -f natx-engine | head -1)
+	t0=$(now_ms)
+	kill -KILL "$R_PID" ${ENG:+"$ENG"} 2>/dev/null
+	for _ in $(seq 1 300); do
+		[ "$(counter a flows_repaired)" -ge 1 ] && break
+		kill -0 "$XPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	t_rep=$(($(now_ms) - t0))
+	wait_xfer two 60
+	jq -e '.ok and .error == ""' "$T/two.json" >/dev/null ||
+		fail "$LAB: the flow did not survive the loss of R: $(cat "$T/two.json")"
+	[ "$(counter a flows_repaired)" -ge 1 ] || fail "$LAB: A did not count the repair"
+	q1=$(ctl r2 --json relay status | jq -r .counters.bytes_relayed)
+	[ $((q1 - q0)) -gt $((4 * 1024 * 1024)) ] || fail "$LAB: R2 relayed only $((q1 - q0)) bytes"
+	echo "ok: $LAB: R killed for good mid-transfer; the flow went on through R2 after ${t_rep} ms" \
+		"(R2 relayed $((q1 - q0)) B), $(jq -r .sent "$T/two.json") B echoed intact (SHA-256)"
+	RESULTS+=("sym/sym second relay: flow repaired through R2 after ${t_rep} ms, sha ok")
+}
+
+for c in ${MG_CASES:-migrate lost restart second}; do
 	"case_$c"
 done
 

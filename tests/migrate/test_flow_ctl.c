@@ -39,13 +39,40 @@ Test(flow_ctl, flow_and_repair_ms, .timeout = 5)
 	ctl_req_cleanup(&r);
 }
 
+Test(flow_ctl, alt_addrs, .timeout = 5)
+{
+	char msg[CTL_MSG_MAX];
+	struct ctl_req r;
+	const char *code;
+
+	cr_assert_eq(parse(FWD ",\"flow\":true,\"alt_addrs\":[\"/ip4/5.6.7.8/tcp/2/p2p/Qm\","
+			       "\"/dns4/x/tcp/3\"]}",
+			   &r, &code, msg),
+		     0);
+	cr_assert_eq(r.n_alt, 2);
+	cr_assert_str_eq(r.alt_addrs[0], "/ip4/5.6.7.8/tcp/2/p2p/Qm");
+	cr_assert_str_eq(r.alt_addrs[1], "/dns4/x/tcp/3");
+	ctl_req_cleanup(&r);
+	cr_assert_eq(parse(FWD ",\"flow\":true,\"alt_addrs\":[]}", &r, &code, msg), 0);
+	cr_assert_eq(r.n_alt, 0);
+	ctl_req_cleanup(&r);
+}
+
 Test(flow_ctl, bad_values, .timeout = 5)
 {
 	static const char *const bad[] = {
-		FWD ",\"flow\":1}",	      FWD ",\"flow\":\"yes\"}",
-		FWD ",\"flow\":null}",	      FWD ",\"repair_ms\":99}",
-		FWD ",\"repair_ms\":600001}", FWD ",\"repair_ms\":-1}",
-		FWD ",\"repair_ms\":1000.5}", FWD ",\"repair_ms\":\"10\"}",
+		FWD ",\"flow\":1}",
+		FWD ",\"flow\":\"yes\"}",
+		FWD ",\"flow\":null}",
+		FWD ",\"repair_ms\":99}",
+		FWD ",\"repair_ms\":600001}",
+		FWD ",\"repair_ms\":-1}",
+		FWD ",\"repair_ms\":1000.5}",
+		FWD ",\"repair_ms\":\"10\"}",
+		FWD ",\"alt_addrs\":\"/ip4/1.2.3.4/tcp/1\"}",
+		FWD ",\"alt_addrs\":[1]}",
+		FWD ",\"alt_addrs\":[\"\"]}",
+		FWD ",\"alt_addrs\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}",
 	};
 	char msg[CTL_MSG_MAX];
 	struct ctl_req r;
@@ -55,7 +82,9 @@ Test(flow_ctl, bad_values, .timeout = 5)
 		msg[0] = '\0';
 		cr_assert_eq(parse(bad[i], &r, &code, msg), -EINVAL, "%s", bad[i]);
 		cr_assert_str_eq(code, "bad_request", "%s", bad[i]);
-		cr_assert(strstr(msg, "flow") || strstr(msg, "repair_ms"), "%s: %s", bad[i], msg);
+		cr_assert(strstr(msg, "flow") || strstr(msg, "repair_ms") ||
+				  strstr(msg, "alt_addrs"),
+			  "%s: %s", bad[i], msg);
 		ctl_req_cleanup(&r);
 	}
 }
