@@ -788,6 +788,7 @@ cJSON *p2p_eng_svc_json(struct engine *eng)
 		struct p2p_svc *v = &pe->svc[i];
 		int kind = __atomic_load_n(&v->kind, __ATOMIC_ACQUIRE);
 		struct p2p_svc_stats sum = { 0 };
+		uint64_t fail_at = 0, fail_why = 0;
 		cJSON *o;
 
 		if (kind != P2P_SVC_EXPOSE && kind != P2P_SVC_FORWARD) {
@@ -802,6 +803,11 @@ cJSON *p2p_eng_svc_json(struct engine *eng)
 			sum.flows_migrated += stat_get(&v->st[s].flows_migrated);
 			sum.flows_repaired += stat_get(&v->st[s].flows_repaired);
 			sum.flows_failed += stat_get(&v->st[s].flows_failed);
+			if (__atomic_load_n(&v->st[s].flow_fail_at, __ATOMIC_ACQUIRE) > fail_at) {
+				fail_at = __atomic_load_n(&v->st[s].flow_fail_at, __ATOMIC_ACQUIRE);
+				fail_why =
+					__atomic_load_n(&v->st[s].flow_fail_why, __ATOMIC_RELAXED);
+			}
 		}
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "id", v->id);
@@ -831,6 +837,12 @@ cJSON *p2p_eng_svc_json(struct engine *eng)
 		cJSON_AddNumberToObject(o, "flows_migrated", (double)sum.flows_migrated);
 		cJSON_AddNumberToObject(o, "flows_repaired", (double)sum.flows_repaired);
 		cJSON_AddNumberToObject(o, "flows_failed", (double)sum.flows_failed);
+		if (fail_at) {
+			cJSON *lf = cJSON_AddObjectToObject(o, "last_flow_failure");
+
+			cJSON_AddStringToObject(lf, "reason", p2p_flow_why_text(fail_why));
+			cJSON_AddNumberToObject(lf, "at", (double)fail_at);
+		}
 		cJSON_AddItemToArray(a, o);
 	}
 	return a;

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "engine.h"
 #include "natx/err.h"
@@ -211,13 +212,33 @@ void p2p_flow_abort(struct p2p_bridge *b)
 	p2p_flow_release_paths(b, true);
 }
 
+const char *p2p_flow_why_text(uint64_t code)
+{
+	switch (code) {
+	case P2P_FW_NO_PATH:
+		return "no_path";
+	case P2P_FW_PEER_RESET:
+		return "peer_reset";
+	case P2P_FW_PROTOCOL:
+		return "protocol";
+	case P2P_FW_REFUSED:
+		return "refused";
+	case P2P_FW_LOCAL:
+		return "local";
+	default:
+		return "";
+	}
+}
+
 /*
- * p2p_flow_fail - the flow cannot go on: log @why, count it, RESET the paths and mark the
+ * p2p_flow_fail - the flow cannot go on: log @why, count it (and remember @code as the
+ * service's last failure), RESET the paths and mark the
  * bridge dead (its TCP connection is reset when it is freed). The caller's event ends with
  * p2p_bridge_progress.
  */
-static void p2p_flow_fail(struct p2p_bridge *b, const char *why)
+static void p2p_flow_fail(struct p2p_bridge *b, enum p2p_flow_why code, const char *why)
 {
+	struct p2p_svc_stats *st = p2p_bridge_st(b);
 	char idt[9];
 
 	if (b->dead || b->fl->failed) {
@@ -226,6 +247,11 @@ static void p2p_flow_fail(struct p2p_bridge *b, const char *why)
 	pr_warn(MOD, "flow %s (%s): closed: %s", p2p_flow_idtxt(b->fl, idt),
 		b->fl->initiator ? "forward" : "expose", why);
 	P2P_FLOW_COUNT(b, flows_failed);
+	if (st) {
+		/* p2p ls: the service's last failure (read by the control thread, each word atomic) */
+		__atomic_store_n(&st->flow_fail_why, (uint64_t)code, __ATOMIC_RELAXED);
+		__atomic_store_n(&st->flow_fail_at, (uint64_t)time(NULL), __ATOMIC_RELEASE);
+	}
 	b->dead = true;
 	p2p_flow_abort(b);
 }
@@ -243,12 +269,12 @@ void p2p_flow_start(struct p2p_bridge *b, struct p2p_sconn *sc)
 
 	s = p2p_stream_open(sc->c, P2P_FLOW_PROTOCOL, &err);
 	if (!s) {
-		p2p_flow_fail(b, "cannot open a stream to the peer");
+		p2p_flow_fail(b, P2P_FW_LOCAL, "cannot open a stream to the peer");
 		return;
 	}
 	if (p2p_fpath_bind(b, 0, s, sc->slot)) {
 		p2p_stream_reset(s);
-		p2p_flow_fail(b, "out of memory");
+		p2p_flow_fail(b, P2P_FW_LOCAL, "out of memory");
 		return;
 	}
 	memcpy(fr.id, fl->f.id, MIG_ID_LEN);
@@ -384,7 +410,7 @@ static void p2p_flow_deliver(void *ctx, const uint8_t *buf, size_t len)
 	}
 	c = malloc(sizeof(*c) + len);
 	if (!c) {
-		p2p_flow_fail(b, "out of memory");
+		p2p_flow_fail(b, P2P_FW_LOCAL, "out of memory");
 		return;
 	}
 	memcpy(c->data, buf, len);
@@ -482,17 +508,18 @@ static void p2p_fpath_hello(struct p2p_bridge *b, unsigned int i)
 	}
 	if (n > 0 && fr.type == MIG_T_RESET) {
 		snprintf(why, sizeof(why), "the peer refused a new path (reason %u)", fr.reason);
-		p2p_flow_fail(b, why);
+		p2p_flow_fail(b, P2P_FW_REFUSED, why);
 		return;
 	}
 	if (n < 0 || fr.type != MIG_T_ATTACH || memcmp(fr.id, b->fl->f.id, MIG_ID_LEN)) {
-		p2p_flow_fail(b, "the peer broke the protocol answering ATTACH");
+		p2p_flow_fail(b, P2P_FW_PROTOCOL, "the peer broke the protocol answering ATTACH");
 		return;
 	}
 	p2p_fpath_take(p, (size_t)n);
 	p->attaching = false;
 	if (p2p_flow_path_up(b, i, fr.off)) {
-		p2p_flow_fail(b, "the peer's ATTACH acknowledges bytes never sent");
+		p2p_flow_fail(b, P2P_FW_PROTOCOL,
+			      "the peer's ATTACH acknowledges bytes never sent");
 	}
 }
 
@@ -511,11 +538,11 @@ static bool p2p_fpath_input(struct p2p_bridge *b, unsigned int i)
 			progress = true;
 		}
 		if (ret == -ECONNRESET) {
-			p2p_flow_fail(b, "the peer reset the flow");
+			p2p_flow_fail(b, P2P_FW_PEER_RESET, "the peer reset the flow");
 			return false;
 		}
 		if (ret < 0) {
-			p2p_flow_fail(b, "the peer broke the flow protocol");
+			p2p_flow_fail(b, P2P_FW_PROTOCOL, "the peer broke the flow protocol");
 			return false;
 		}
 		if (!used) {
@@ -695,7 +722,7 @@ static void p2p_fpath_on_data(void *ctx, struct p2p_stream *s, const uint8_t *d,
 			cap *= 2;
 		}
 		if (cap > P2P_FLOW_RX_MAX || !(nb = realloc(p->rx, cap))) {
-			p2p_flow_fail(b, "path input beyond the stream window");
+			p2p_flow_fail(b, P2P_FW_PROTOCOL, "path input beyond the stream window");
 			p2p_bridge_progress(b);
 			return;
 		}
@@ -863,7 +890,8 @@ static uint8_t p2p_fpend_attach(struct p2p_fpend *pd, const struct mig_frame *fr
 	p2p_fpath_put(&b->fl->p[i], &ans);
 	stat_add(&p2p_st(ps)->flow_paths, 1);
 	if (p2p_flow_path_up(b, (unsigned int)i, fr->off)) {
-		p2p_flow_fail(b, "the peer's ATTACH acknowledges bytes never sent");
+		p2p_flow_fail(b, P2P_FW_PROTOCOL,
+			      "the peer's ATTACH acknowledges bytes never sent");
 		p2p_bridge_progress(b);
 		return 0; /* the path was bound: p2p_flow_fail let it go */
 	}
@@ -1018,7 +1046,7 @@ static void p2p_flow_tick_one(struct p2p_bridge *b)
 		if (now - fl->lost_ms >= limit) {
 			snprintf(why, sizeof(why), "no path to the peer within %u ms",
 				 (unsigned)limit);
-			p2p_flow_fail(b, why);
+			p2p_flow_fail(b, P2P_FW_NO_PATH, why);
 			return;
 		}
 		/* a dial that did not come up within P2P_FLOW_RETRY_MS: try the next address */

@@ -117,6 +117,18 @@ enum p2p_svc_kind { P2P_SVC_FREE = 0, P2P_SVC_EXPOSE, P2P_SVC_FORWARD, P2P_SVC_C
 
 enum { P2P_FWD_ALT_MAX = 4 /* other addresses of a flow forward's peer */ };
 
+/* enum p2p_flow_why - why a flow failed (p2p ls "last_flow_failure"). */
+enum p2p_flow_why {
+	P2P_FW_NO_PATH = 1, /* no path to the peer within the repair time: "no_path" */
+	P2P_FW_PEER_RESET, /* the peer sent RESET (its application failed): "peer_reset" */
+	P2P_FW_PROTOCOL, /* the peer broke /natx/flow/1.0.0: "protocol" */
+	P2P_FW_REFUSED, /* the peer refused the path that was to repair the flow: "refused" */
+	P2P_FW_LOCAL, /* out of memory or streams here: "local" */
+};
+
+/* p2p_flow_why_text - the stable name of an enum p2p_flow_why ("" for 0). */
+const char *p2p_flow_why_text(uint64_t code);
+
 /* struct p2p_fwd_addr - one way to reach a forward's peer: its address, or a relay's. */
 struct p2p_fwd_addr {
 	struct sockaddr_storage addr; /* the peer's, or the relay's when @circuit */
@@ -142,6 +154,8 @@ struct p2p_svc_stats {
 	uint64_t streams_open, streams_total, streams_failed;
 	uint64_t bytes_to_tcp, bytes_to_p2p;
 	uint64_t flows_migrated, flows_repaired, flows_failed; /* flow forwards and exposes */
+	uint64_t flow_fail_at; /* unix seconds of the last failed flow, 0 none */
+	uint64_t flow_fail_why; /* its enum p2p_flow_why */
 } __attribute__((aligned(64)));
 
 /*

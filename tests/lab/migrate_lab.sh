@@ -12,8 +12,9 @@
 #     switch it would carry the remaining tens of MiB twice).
 #  2. sym/sym (stays relayed): a paced transfer over R, then R's natxd and engine are killed.
 #     With repair_ms 10 s and no other path, A's flow must give up: the application's
-#     connection is closed (reset) within 10 s + 8 s, never hangs, and A counts flows_failed
-#     and logs the reason.
+#     connection is closed (reset) within 10 s + 8 s, never hangs, A counts flows_failed,
+#     logs the reason and `p2p ls` shows it (last_flow_failure no_path); B's side of the flow
+#     closes too (after the repair time + 5 s).
 #  3. sym/sym, R's engine killed and restarted by its natxd (same identity and port) while a
 #     transfer runs: B reserves again, A dials a new circuit and ATTACHes; the flow continues
 #     intact (flows_repaired, SHA-256).
@@ -179,8 +180,19 @@ case_lost() {
 	[ "$(counter a flows_failed)" -ge 1 ] || fail "$LAB: A did not count the failed flow"
 	grep -q "closed: no path to the peer within" "$T/a/natxd.log" ||
 		fail "$LAB: A did not log why the flow was closed"
+	ctl a --json p2p ls | jq -e '[.services[] | select(.flow) | .last_flow_failure.reason] == ["no_path"]' \
+		>/dev/null || fail "$LAB: p2p ls does not show why: $(ctl a --json p2p ls | jq -c .services)"
+	# B, the expose side, gives up too (repair time + 5 s after losing its path): no hang
+	for _ in $(seq 1 100); do
+		[ "$(counter b flows_open)" = 0 ] && break
+		sleep 0.1
+	done
+	t_b=$(($(now_ms) - t0))
+	[ "$(counter b flows_open)" = 0 ] && [ "$(counter b flows_failed)" -ge 1 ] ||
+		fail "$LAB: B's flow is still open $t_b ms after the relay died"
 	echo "ok: $LAB: relay killed at $(jq -r .sent "$T/lost.json") B sent; the application's connection" \
-		"was closed ($(jq -r .error "$T/lost.json")) after ${t_close} ms; A: $(grep -o 'closed: no path[^"]*' "$T/a/natxd.log" | head -1)"
+		"was closed ($(jq -r .error "$T/lost.json")) after ${t_close} ms; A: $(grep -o 'closed: no path[^"]*' "$T/a/natxd.log" | head -1);" \
+		"B closed its side after ${t_b} ms"
 	RESULTS+=("sym/sym relay killed: app connection closed ($(jq -r .error "$T/lost.json")) after ${t_close} ms")
 }
 
