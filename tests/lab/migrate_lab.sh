@@ -226,8 +226,7 @@ case_restart() {
 # ---- 4. sym/sym, two relays: the one in use dies, the flow goes on through the other ----------
 case_second() {
 	setup sym sym
-	node r2 "$NL_RELAY" NAT_TRAVERSAL_LIBP2P_LISTEN_ADDR=/ip4/0.0.0.0/tcp/4002 \
-		NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
+	nl_natxd r2 "$NL_RELAY" 4002 NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=0 \
 		NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0
 	for _ in $(seq 1 100); do
 		ctl r2 --json relay status 2>/dev/null | jq -e .enabled >/dev/null && break
