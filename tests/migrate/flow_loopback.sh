@@ -9,7 +9,11 @@
 #    (flows_migrated on A and B, and R relays at most 2 MiB more after the switch) or, when B's
 #    engine took the direct connection on another shard than the flow's, be refused and stay on
 #    the relay ("refused a switch" logged); either way the application's bytes come back intact;
-#  - `p2p forward` (natxctl, no flow flag) stays a plain stream forward.
+#  - `p2p forward` (natxctl, no flow flag) stays a plain stream forward;
+#  - on A's engine socket: a flow forward with an alternative address of another peer, alt_addrs
+#    without flow, or a service name over 64 bytes are refused (bad_request); a flow forward to
+#    a service B does not expose ends each connection at once (B's RESET), counted in p2p.ls
+#    with last_flow_failure "peer_reset".
 set -uo pipefail
 NODES_TAG=natx-mgloop NODES_LOGS="r a b"
 # shellcheck source=tests/integration/nodes_lib.sh
@@ -108,5 +112,38 @@ fi
 ctl a --json p2p ls | jq -e --arg p "$PD" '[.services[] | select(.listen | endswith("/tcp/" + $p))][0].flow == false' \
 	>/dev/null || fail "a p2p forward without flow is not plain: $(ctl a --json p2p ls | jq -c .services)"
 echo "ok: p2p forward without the flow flag stays a plain stream forward"
+
+# 4. the engine's own checks of flow forwards (its control socket, as natxd uses it)
+ESOCK=$(ctl a --json status | jq -r '.. | objects | select(has("socket") and has("restarts")) | .socket' | head -1)
+[ -S "$ESOCK" ] || fail "A's engine socket not found: $ESOCK"
+eng() { timeout 20 python3 "$PY" engine "$ESOCK" "$1"; }
+fwd_req() { echo "{\"v\":1,\"id\":1,\"cmd\":\"p2p.forward\",\"listen\":\"127.0.0.1:0\",$1}"; }
+eng "$(fwd_req "\"protocol\":\"/natx/svc/mgecho/1.0.0\",\"addr\":\"$B_CIRC\",\"flow\":true,\"alt_addrs\":[\"$(addr_of r)\"]")" \
+	>"$T/e1" || fail "engine request"
+jq -e '.ok == false and .error.code == "bad_request" and (.error.message | test("same peer"))' "$T/e1" >/dev/null ||
+	fail "an alternative address of another peer was accepted: $(cat "$T/e1")"
+eng "$(fwd_req "\"protocol\":\"/natx/svc/mgecho/1.0.0\",\"addr\":\"$B_CIRC\",\"alt_addrs\":[\"$(addr_of b)\"]")" \
+	>"$T/e2" || fail "engine request"
+jq -e '.ok == false and (.error.message | test("flow"))' "$T/e2" >/dev/null ||
+	fail "alt_addrs without flow was accepted: $(cat "$T/e2")"
+LONG=/natx/svc/$(printf 'x%.0s' $(seq 1 60))/1.0.0
+eng "$(fwd_req "\"protocol\":\"$LONG\",\"addr\":\"$B_CIRC\",\"flow\":true")" >"$T/e3" || fail "engine request"
+jq -e '.ok == false and (.error.message | test("64"))' "$T/e3" >/dev/null ||
+	fail "a flow service name over 64 bytes was accepted: $(cat "$T/e3")"
+# a flow to a service B does not expose: B answers OPEN with RESET, the connection ends at once
+eng "$(fwd_req "\"protocol\":\"/natx/svc/mgnone/1.0.0\",\"addr\":\"$B_CIRC\",\"flow\":true,\"alt_addrs\":[\"$(addr_of b)\"]")" \
+	>"$T/e4" || fail "engine request"
+jq -e '.ok and .service.flow and (.service.alt_addrs | length) == 1' "$T/e4" >/dev/null ||
+	fail "flow forward with an alternative address: $(cat "$T/e4")"
+PN=$(jq -r .service.listen "$T/e4" | sed 's#.*/tcp/##')
+SN=$(jq -r .service_id "$T/e4")
+timeout 20 python3 "$PY" client "$PN" 100000 1000000 "$T/none.json" >"$T/none.out" 2>&1
+jq -e '.ok == false' "$T/none.json" >/dev/null || fail "a flow to a missing service carried data: $(cat "$T/none.json" "$T/none.out")"
+eng '{"v":1,"id":2,"cmd":"p2p.ls"}' >"$T/els"
+jq -e --argjson id "$SN" '.services[] | select(.id == $id) | .flows_failed == 1 and
+	.last_flow_failure.reason == "peer_reset"' "$T/els" >/dev/null ||
+	fail "the refused OPEN was not counted: $(jq -c --argjson id "$SN" '.services[] | select(.id == $id)' "$T/els")"
+eng "{\"v\":1,\"id\":3,\"cmd\":\"p2p.close\",\"fwd_id\":$SN}" >/dev/null
+echo "ok: the engine refuses bad flow forwards; an OPEN of a service B does not expose ends at once ($(jq -r .error "$T/none.json"), counted)"
 
 pass "flow mode on loopback ($mode)"

@@ -6,6 +6,7 @@
                               reading the echo; write a JSON report to OUT (sent, received,
                               sha256 of both, error: "" / "reset" / "eof" / "timeout" / ...,
                               seconds) and exit 0 only when the echo equals what was sent.
+  engine SOCK JSON             one request on the engine's control socket; prints the reply
 A reset of the application's connection shows as error "reset" (ConnectionResetError).
 """
 import hashlib
@@ -54,7 +55,14 @@ def client(port, size, rate, out):
     rep = {"sent": 0, "received": 0, "error": "", "rx_error": ""}
     tx = hashlib.sha256()
     rx = hashlib.sha256()
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    except OSError as e:
+        # refused at once (the engine reset the accepted connection before connect returned)
+        rep.update(error=err_name(e), sha_sent="", sha_received="", ok=False, seconds=0)
+        with open(out, "w") as f:
+            json.dump(rep, f)
+        return 1
     s.settimeout(30)
 
     def reader():
@@ -97,9 +105,25 @@ def client(port, size, rate, out):
     return 0 if rep["ok"] else 1
 
 
+def engine(sock, req):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(sock)
+    s.sendall(req.encode() + b"\n")
+    buf = b""
+    while not buf.endswith(b"\n"):
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    print(buf.decode().strip())
+
+
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "echo-server":
         echo_server()
+    elif len(sys.argv) == 4 and sys.argv[1] == "engine":
+        engine(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 6 and sys.argv[1] == "client":
         sys.exit(client(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]))
     else:
