@@ -332,6 +332,12 @@ static struct p2p_sconn *p2p_flow_direct(struct p2p_shard *ps, const struct peer
 	return NULL;
 }
 
+/* p2p_flow_refused_conn - the peer refused a path of this flow over @sc. */
+static bool p2p_flow_refused_conn(const struct p2p_flow *fl, const struct p2p_sconn *sc)
+{
+	return sc->slot == fl->no_switch && sc->gen == fl->no_switch_gen;
+}
+
 /*
  * p2p_flow_redial - initiator without a path: a connection to the peer (direct if there is
  * one, else the forward's address or relay, then each alternative address in turn) and
@@ -346,6 +352,9 @@ static void p2p_flow_redial(struct p2p_bridge *b)
 
 	fl->retry_ms = ps->sh->now_ms + P2P_FLOW_RETRY_MS;
 	sc = p2p_flow_direct(ps, &fl->peer);
+	if (sc && p2p_flow_refused_conn(fl, sc)) {
+		sc = NULL; /* the peer refused this flow over it */
+	}
 	if (!sc && view->id == b->svc_id &&
 	    (view->kind == P2P_SVC_FORWARD || view->kind == P2P_SVC_CLOSING)) {
 		const struct p2p_fwd_addr main = { .addr = view->addr,
@@ -357,7 +366,7 @@ static void p2p_flow_redial(struct p2p_bridge *b)
 		sc = a->circuit ? p2p_circ_dial_fwd(ps, &a->addr, &a->relay, &view->peer) :
 				  p2p_sconn_dial_fwd(ps, &a->addr, &view->peer);
 	}
-	if (!sc) {
+	if (!sc || p2p_flow_refused_conn(fl, sc)) {
 		return;
 	}
 	if (sc->established) {
@@ -388,7 +397,7 @@ static void p2p_flow_try_switch(struct p2p_bridge *b)
 		return;
 	}
 	sc = p2p_flow_direct(p2p_bridge_shard(b), &fl->peer);
-	if (sc && sc->slot == fl->no_switch && sc->gen == fl->no_switch_gen) {
+	if (sc && p2p_flow_refused_conn(fl, sc)) {
 		return; /* the peer refused a switch over it */
 	}
 	if (sc && !p2p_flow_attach(b, sc)) {
@@ -469,15 +478,17 @@ static int p2p_flow_path_up(struct p2p_bridge *b, unsigned int i, uint64_t peer_
 		(unsigned long long)fl->f.tx_end, (unsigned long long)fl->f.rx_off);
 	fl->lost_ms = 0;
 	fl->switching = false;
+	fl->refused = false;
 	return 0;
 }
 
 /*
- * p2p_fpath_refused - initiator: the responder refused a switch to path @p (the connection
- * reached another of its shards, or it is out of paths). Let the path go and stay on the one
- * in use; no further switch is tried over that connection.
+ * p2p_fpath_refused - initiator: the responder refused path @p with RESET @reason (the
+ * connection reached another of its shards, or it is out of paths). Let the path go; no
+ * further path is tried over that connection (a switch stays on the path in use, a repair
+ * goes on with other connections).
  */
-static void p2p_fpath_refused(struct p2p_bridge *b, struct p2p_fpath *p)
+static void p2p_fpath_refused(struct p2p_bridge *b, struct p2p_fpath *p, uint8_t reason)
 {
 	struct p2p_flow *fl = b->fl;
 	struct p2p_stream *s = p->s;
@@ -485,10 +496,12 @@ static void p2p_fpath_refused(struct p2p_bridge *b, struct p2p_fpath *p)
 	fl->no_switch = p->conn;
 	fl->no_switch_gen = p2p_bridge_shard(b)->conns[p->conn].gen;
 	fl->switching = false;
+	fl->refused = fl->f.active < 0;
 	p2p_fpath_clear(p);
 	p2p_stream_release(s, false);
 	p2p_fpath_kick(b, p);
-	pr_info(MOD, "flow: the peer refused a switch over connection %u", fl->no_switch);
+	pr_info(MOD, "flow: the peer refused a %s over connection %u (reason %u)",
+		fl->f.active < 0 ? "repair" : "switch", fl->no_switch, reason);
 }
 
 /* p2p_fpath_hello - initiator: read the responder's answer to ATTACH on path @i. */
@@ -496,19 +509,15 @@ static void p2p_fpath_hello(struct p2p_bridge *b, unsigned int i)
 {
 	struct p2p_fpath *p = &b->fl->p[i];
 	struct mig_frame fr;
-	char why[64];
 	int n = mig_frame_decode(p->rx, p->rx_len, &fr);
 
 	if (!n) {
 		return;
 	}
-	if (n > 0 && fr.type == MIG_T_RESET && b->fl->f.active >= 0) {
-		p2p_fpath_refused(b, p);
-		return;
-	}
 	if (n > 0 && fr.type == MIG_T_RESET) {
-		snprintf(why, sizeof(why), "the peer refused a new path (reason %u)", fr.reason);
-		p2p_flow_fail(b, P2P_FW_REFUSED, why);
+		/* a switch: stay on the path in use; a repair: try other connections until
+		 * the repair time is over (then the flow fails as "refused") */
+		p2p_fpath_refused(b, p, fr.reason);
 		return;
 	}
 	if (n < 0 || fr.type != MIG_T_ATTACH || memcmp(fr.id, b->fl->f.id, MIG_ID_LEN)) {
@@ -1007,7 +1016,7 @@ void p2p_flow_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc)
 				fl->dial = -1;
 			}
 			if (fl->f.active < 0 && !fl->p[0].attaching && !fl->p[1].attaching &&
-			    !p2p_flow_attach(b, sc)) {
+			    !p2p_flow_refused_conn(fl, sc) && !p2p_flow_attach(b, sc)) {
 				p2p_flow_pump(b);
 			}
 		} else if (!sc->is_link && peerid_equal(&sc->peer, &fl->peer)) {
@@ -1044,9 +1053,9 @@ static void p2p_flow_tick_one(struct p2p_bridge *b)
 		uint64_t limit = fl->repair_ms + (fl->initiator ? 0 : P2P_FLOW_GRACE_MS);
 
 		if (now - fl->lost_ms >= limit) {
-			snprintf(why, sizeof(why), "no path to the peer within %u ms",
-				 (unsigned)limit);
-			p2p_flow_fail(b, P2P_FW_NO_PATH, why);
+			snprintf(why, sizeof(why), "no path to the peer within %u ms%s",
+				 (unsigned)limit, fl->refused ? " (the peer refused one)" : "");
+			p2p_flow_fail(b, fl->refused ? P2P_FW_REFUSED : P2P_FW_NO_PATH, why);
 			return;
 		}
 		/* a dial that did not come up within P2P_FLOW_RETRY_MS: try the next address */

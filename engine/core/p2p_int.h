@@ -143,6 +143,7 @@ struct p2p_flow {
 	bool failed; /* aborted: no more I/O on the flow */
 	bool switching; /* initiator: a path is being attached to replace a relayed one */
 	bool ended; /* finished cleanly, paths let go */
+	bool refused; /* repair: the peer refused a path (its last answer) */
 	bool pumping, again; /* p2p_flow_pump is running / must run once more */
 	uint64_t lost_ms; /* when the flow last found itself without a path, 0: it has one */
 	uint64_t retry_ms; /* repair: next dial attempt */

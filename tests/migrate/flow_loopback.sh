@@ -4,18 +4,22 @@
 # address and connects with --local:
 #  - connect picks flow mode (B offers /natx/flow/1.0.0); 2 x 4 MB echoed intact through the
 #    relay; the flows end cleanly (flows_open back to 0 on both sides, no failure);
+#  - a relay whose circuits stop at 1 MiB (data limit): an 8 MiB echo through it comes back
+#    intact, the flow repaired onto a new circuit each time one hit the limit;
 #  - a paced 12 MB echo runs over the relay while A gets a direct connection to B (a plain
 #    `p2p forward` to B's direct address, used once). The running flow must either switch to it
 #    (flows_migrated on A and B, and R relays at most 2 MiB more after the switch) or, when B's
 #    engine took the direct connection on another shard than the flow's, be refused and stay on
 #    the relay ("refused a switch" logged); either way the application's bytes come back intact;
+#  - the 1 MiB relay again with that direct connection around: the flow moves to it, or (refused)
+#    is repaired over new circuits without being stopped by the refusal; intact either way;
 #  - `p2p forward` (natxctl, no flow flag) stays a plain stream forward;
 #  - on A's engine socket: a flow forward with an alternative address of another peer, alt_addrs
 #    without flow, or a service name over 64 bytes are refused (bad_request); a flow forward to
 #    a service B does not expose ends each connection at once (B's RESET), counted in p2p.ls
 #    with last_flow_failure "peer_reset".
 set -uo pipefail
-NODES_TAG=natx-mgloop NODES_LOGS="r a b"
+NODES_TAG=natx-mgloop NODES_LOGS="r a b rl"
 # shellcheck source=tests/integration/nodes_lib.sh
 . "${NATX_SRC:?}/tests/integration/nodes_lib.sh"
 PY=$SRC/tests/migrate/flow_xfer.py
@@ -70,7 +74,28 @@ if command -v curl >/dev/null; then
 fi
 echo "ok: connect --local to a natx node uses flows; 2 x 4 MB echoed through the relay, flows closed cleanly"
 
-# 2. a direct connection to B appears while a flow runs over the relay
+# 2. a relay that cuts every circuit after 1 MiB (its data limit): the flow goes on over new ones
+# (before A has any direct connection to B, which the flow would move to)
+start_natxd rl NAT_TRAVERSAL_ENABLE_RELAY_SERVER=true NAT_TRAVERSAL_RELAY_CIRCUIT_DATA_BYTES=1048576 \
+	NAT_TRAVERSAL_RELAY_CIRCUIT_DURATION_S=0
+for _ in $(seq 1 100); do
+	ctl rl --json relay status 2>/dev/null | jq -e .enabled >/dev/null && break
+	sleep 0.1
+done
+ctl b --json reserve "$(addr_of rl)" >"$T/rsvl.json" || fail "reserve on the limited relay: $(cat "$T/rsvl.json")"
+ctl a --json node set nodeBL "$(jq -r .circuit_addr "$T/rsvl.json")" >/dev/null || fail "node set nodeBL"
+ctl a --json connect nodeBL --service mgecho --local 127.0.0.1:0 >"$T/cl.json" || fail "connect: $(cat "$T/cl.json")"
+PL=$(jq -r .connection.local "$T/cl.json" | sed 's#.*/tcp/##')
+rep0=$(counter a flows_repaired)
+timeout 60 python3 "$PY" client "$PL" $((8 * 1024 * 1024)) $((4 * 1024 * 1024)) "$T/lim.json" >"$T/lim.out" 2>&1 ||
+	fail "8 MiB over 1 MiB circuits: $(cat "$T/lim.json" "$T/lim.out")"
+reps=$(($(counter a flows_repaired) - rep0))
+limited=$(ctl rl --json relay status | jq -r .counters.circuits_limited)
+[ "$reps" -ge 4 ] && [ "$limited" -ge 4 ] ||
+	fail "expected several circuits cut at their limit and repaired: $reps repairs, $limited limited"
+echo "ok: 8 MiB echoed intact over circuits cut every 1 MiB: $limited circuits hit the limit, $reps repairs"
+
+# 3. a direct connection to B appears while a flow runs over the relay
 timeout 60 python3 "$PY" client "$P" $((12 * 1024 * 1024)) $((3 * 1024 * 1024)) "$T/run.json" &
 XPID=$!
 PIDS+=("$XPID")
@@ -108,12 +133,25 @@ else
 fi
 [ "$(counter a flows_failed)" = 0 ] || fail "A counted a failed flow"
 
-# 3. natxctl p2p forward has no flow flag: plain streams
+# 4. the limited relay again, now that A has a direct connection to B: the flow either moves to
+# it, or (refused, another shard of B) is repaired over new circuits and never over it
+rep0=$(counter a flows_repaired)
+mig0=$(counter a flows_migrated)
+timeout 60 python3 "$PY" client "$PL" $((4 * 1024 * 1024)) $((4 * 1024 * 1024)) "$T/lim2.json" >"$T/lim2.out" 2>&1 ||
+	fail "4 MiB over 1 MiB circuits with a direct connection around ($mode): $(cat "$T/lim2.json" "$T/lim2.out")"
+if [ "$mode" = migrated ]; then
+	[ "$(counter a flows_migrated)" -gt "$mig0" ] || fail "the flow did not move to the direct connection"
+else
+	[ $(($(counter a flows_repaired) - rep0)) -ge 2 ] || fail "the flow was not repaired over new circuits"
+fi
+echo "ok: 4 MiB over 1 MiB circuits with a direct connection to B around ($mode): intact"
+
+# 5. natxctl p2p forward has no flow flag: plain streams
 ctl a --json p2p ls | jq -e --arg p "$PD" '[.services[] | select(.listen | endswith("/tcp/" + $p))][0].flow == false' \
 	>/dev/null || fail "a p2p forward without flow is not plain: $(ctl a --json p2p ls | jq -c .services)"
 echo "ok: p2p forward without the flow flag stays a plain stream forward"
 
-# 4. the engine's own checks of flow forwards (its control socket, as natxd uses it)
+# 6. the engine's own checks of flow forwards (its control socket, as natxd uses it)
 ESOCK=$(ctl a --json status | jq -r '.. | objects | select(has("socket") and has("restarts")) | .socket' | head -1)
 [ -S "$ESOCK" ] || fail "A's engine socket not found: $ESOCK"
 eng() { timeout 20 python3 "$PY" engine "$ESOCK" "$1"; }
