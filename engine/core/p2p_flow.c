@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "engine.h"
@@ -1038,6 +1039,83 @@ void p2p_flow_conn_gone(struct p2p_shard *ps, uint32_t slot)
 	}
 }
 
+/*
+ * p2p_flow_probe - initiator: liveness of the active path. A path whose packets are dropped
+ * (a NAT mapping gone, a firewall) stays open until the connection's keepalive fails (30 to
+ * 60 s). When neither ACKs nor data moved for P2P_FLOW_STALL_MS while bytes of ours are
+ * unacknowledged or bytes arrived within P2P_FLOW_IDLE_MS (a download that stopped), ping the
+ * path's connection; an answer means the peer is only slow (its application does not
+ * read); none within P2P_FLOW_PROBE_MS fails the connection, and the flow repairs.
+ */
+static void p2p_flow_probe(struct p2p_bridge *b, uint64_t now)
+{
+	struct p2p_shard *ps = p2p_bridge_shard(b);
+	struct p2p_flow *fl = b->fl;
+	struct p2p_fpath *p = fl->f.active >= 0 ? &fl->p[fl->f.active] : NULL;
+	struct p2p_sconn *sc;
+	char idt[9];
+
+	if (!p || !p->s || p->attaching || fl->f.tx_acked != fl->prog_tx ||
+	    fl->f.rx_off != fl->prog_rx) {
+		fl->prog_tx = fl->f.tx_acked;
+		fl->prog_rx = fl->f.rx_off;
+		fl->prog_ms = fl->moved_ms = now;
+		fl->probe_ms = 0;
+		return;
+	}
+	/* idle (nothing of ours unacknowledged, nothing received for a while): no probes */
+	if (fl->f.tx_end == fl->f.tx_acked && now - fl->moved_ms >= P2P_FLOW_IDLE_MS) {
+		fl->probe_ms = 0;
+		return;
+	}
+	if (!fl->probe_ms) {
+		sc = &ps->conns[p->conn];
+		if (now - fl->prog_ms >= P2P_FLOW_STALL_MS && sc->c && !sc->dead &&
+		    !p2p_conn_ping(sc->c)) {
+			fl->probe_ms = now;
+			fl->probe_conn = sc->slot;
+			fl->probe_gen = sc->gen;
+			p2p_sconn_mark(sc);
+		}
+		return;
+	}
+	if (now - fl->probe_ms < P2P_FLOW_PROBE_MS) {
+		return;
+	}
+	sc = &ps->conns[fl->probe_conn];
+	fl->probe_ms = 0;
+	fl->prog_ms = now;
+	if (sc->c && !sc->dead && sc->gen == fl->probe_gen) {
+		pr_warn(MOD,
+			"flow %s: path over %s connection %u stalled, no answer to a ping in %u ms: "
+			"closing the connection",
+			p2p_flow_idtxt(fl, idt), sc->is_link ? "relayed" : "direct", sc->slot,
+			(unsigned)P2P_FLOW_PROBE_MS);
+		if (sc->is_link) {
+			p2p_sconn_fail(sc, -ETIMEDOUT);
+			ps->sweep = true; /* relayed connections are freed by the flush */
+		} else {
+			/* No flush: a send stuck on the silent path would hold the connection (and
+			 * the flow's stream) until TCP gives up; shutdown ends the stuck I/O now. */
+			shutdown(sc->fd, SHUT_RDWR);
+			sc->sock_err = true;
+			p2p_sconn_fail(sc, -ETIMEDOUT);
+		}
+	}
+}
+
+void p2p_flow_on_ping(struct p2p_shard *ps, struct p2p_sconn *sc, int err)
+{
+	for (uint32_t i = 0; !err && i < P2P_BRIDGES_MAX; i++) {
+		struct p2p_flow *fl = ps->br[i].used ? ps->br[i].fl : NULL;
+
+		if (fl && fl->probe_ms && fl->probe_conn == sc->slot && fl->probe_gen == sc->gen) {
+			fl->probe_ms = 0; /* alive: the peer is slow, not gone */
+			fl->prog_ms = ps->sh->now_ms;
+		}
+	}
+}
+
 /* p2p_flow_tick_one - ACKs, the switch to a direct path, repair and its deadline. */
 static void p2p_flow_tick_one(struct p2p_bridge *b)
 {
@@ -1048,6 +1126,7 @@ static void p2p_flow_tick_one(struct p2p_bridge *b)
 	mig_flow_tick(&fl->f);
 	if (fl->initiator) {
 		p2p_flow_try_switch(b);
+		p2p_flow_probe(b, now);
 	}
 	if (fl->f.active < 0 && fl->lost_ms) {
 		uint64_t limit = fl->repair_ms + (fl->initiator ? 0 : P2P_FLOW_GRACE_MS);

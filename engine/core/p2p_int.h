@@ -118,6 +118,9 @@ enum {
 	P2P_FLOW_QMAX = 256 * 1024, /* delivered bytes queued for TCP before input stops */
 	P2P_FLOW_RETRY_MS = 1000, /* repair: pause between dials of a path */
 	P2P_FLOW_GRACE_MS = 5000, /* responder: waits repair + this for the initiator's ATTACH */
+	P2P_FLOW_STALL_MS = 2000, /* unacknowledged bytes and no progress this long: probe */
+	P2P_FLOW_PROBE_MS = 3000, /* a probe (ping on the path's connection) unanswered: dead */
+	P2P_FLOW_IDLE_MS = 10000, /* no bytes either way this long: idle, not probed */
 };
 
 /* struct p2p_fpath - one path of a flow: a /natx/flow/1.0.0 stream (p2p_flow.c). */
@@ -153,6 +156,12 @@ struct p2p_flow {
 	uint32_t attempt; /* repair: dials so far (the forward's address, then each alternative) */
 	struct peer_id peer;
 	uint64_t resent_seen; /* f.st.resent_bytes already counted in flow_resent */
+	/* Liveness of the active path (initiator): a silently dropped path is found by a ping. */
+	uint64_t prog_tx, prog_rx; /* f.tx_acked and f.rx_off when they last moved */
+	uint64_t prog_ms; /* when they last moved, or a probe was answered */
+	uint64_t moved_ms; /* when they last moved */
+	uint64_t probe_ms; /* a ping is out on connection (probe_conn, probe_gen), 0 none */
+	uint32_t probe_conn, probe_gen;
 };
 
 /* struct p2p_fpend - an inbound /natx/flow/1.0.0 stream whose OPEN/ATTACH was not read yet. */
@@ -432,6 +441,8 @@ void p2p_flow_stream_open(struct p2p_sconn *sc, struct p2p_stream *s);
 /* p2p_flow_conn_up / conn_gone - connection @sc (slot) came up / is being freed: repairs. */
 void p2p_flow_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc);
 void p2p_flow_conn_gone(struct p2p_shard *ps, uint32_t slot);
+/* p2p_flow_on_ping - a ping on @sc finished (@err 0: answered): a probed path is alive. */
+void p2p_flow_on_ping(struct p2p_shard *ps, struct p2p_sconn *sc, int err);
 /* p2p_flow_tick - the shard's tick: ACKs, switches to a direct path, repair deadlines. */
 void p2p_flow_tick(struct p2p_shard *ps);
 /* p2p_flow_teardown - free pending inbound flow streams (shard teardown). */

@@ -21,6 +21,9 @@
 #  4. sym/sym, B reserved on two relays R and R2 and A knowing both addresses: R dies for good
 #     mid-transfer; A's flow (R2 is the forward's alternative address) goes on through R2
 #     intact, and R2 carries the rest.
+#  5. eim/eim: after the switch NAT A drops all packets between the NATs (iptables): the direct
+#     path goes silent; A's flow finds the stall (no progress 2 s, a ping unanswered 3 s),
+#     closes that connection and goes back to the relay; the echo comes back intact.
 # Prints the measurements. Skips (77) without root, namespaces or tools.
 set -uo pipefail
 
@@ -199,7 +202,7 @@ case_lost() {
 # ---- 3. sym/sym: the relay restarts: the flow continues on a new circuit ----------------------
 case_restart() {
 	setup sym sym
-	xfer rst $((24 * 1024 * 1024)) $((2 * 1024 * 1024))
+	xfer rst $((16 * 1024 * 1024)) $((2 * 1024 * 1024))
 	sleep 2
 	kill -0 "$XPID" 2>/dev/null || fail "$LAB: the transfer ended before the relay restarted: $(cat "$T/rst.json")"
 	ENG=$(pgrep -P "$R_PID" -f natx-engine | head -1)
@@ -246,7 +249,7 @@ case_second() {
 	ctl a --json p2p ls | jq -e --arg r2 "$R2_ADDR" '[.services[] | select(.flow) | .alt_addrs[] |
 		startswith($r2)] | any' >/dev/null || fail "$LAB: the forward does not know R2: $(ctl a --json p2p ls | jq -c .services)"
 	FPORT=$(jq -r .connection.local "$T/conn.json" | sed 's#.*/tcp/##')
-	xfer two $((24 * 1024 * 1024)) $((2 * 1024 * 1024))
+	xfer two $((16 * 1024 * 1024)) $((2 * 1024 * 1024))
 	sleep 2
 	kill -0 "$XPID" 2>/dev/null || fail "$LAB: the transfer ended before R was killed: $(cat "$T/two.json")"
 	q0=$(ctl r2 --json relay status | jq -r .counters.bytes_relayed)
@@ -270,7 +273,39 @@ case_second() {
 	RESULTS+=("sym/sym second relay: flow repaired through R2 after ${t_rep} ms, sha ok")
 }
 
-for c in ${MG_CASES:-migrate lost restart second}; do
+# ---- 5. eim/eim: the direct path is dropped (iptables) after the switch: back to the relay ------
+case_drop() {
+	setup eim eim
+	xfer drop $((16 * 1024 * 1024)) $((2 * 1024 * 1024))
+	for _ in $(seq 1 300); do
+		[ "$(counter a flows_migrated)" -ge 1 ] && break
+		kill -0 "$XPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ "$(counter a flows_migrated)" -ge 1 ] || fail "$LAB: the flow was not migrated"
+	sleep 1
+	kill -0 "$XPID" 2>/dev/null || fail "$LAB: the transfer ended before the drop: $(cat "$T/drop.json")"
+	# NAT A drops everything to and from NAT B: the direct path goes silent (no RST, no FIN)
+	t0=$(now_ms)
+	nl_exec "$NL_NAT_A" iptables -I FORWARD -d "$NL_B_PUB" -j DROP
+	nl_exec "$NL_NAT_A" iptables -I FORWARD -s "$NL_B_PUB" -j DROP
+	for _ in $(seq 1 300); do
+		[ "$(counter a flows_repaired)" -ge 1 ] && break
+		kill -0 "$XPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	t_rep=$(($(now_ms) - t0))
+	wait_xfer drop 60
+	jq -e '.ok and .error == ""' "$T/drop.json" >/dev/null ||
+		fail "$LAB: the flow did not survive the dropped direct path: $(cat "$T/drop.json")"
+	[ "$(counter a flows_repaired)" -ge 1 ] || fail "$LAB: A did not count the repair"
+	grep -q "stalled, no answer to a ping" "$T/a/natxd.log" || fail "$LAB: A did not log the stalled path"
+	echo "ok: $LAB: direct path dropped after the switch; the stall was found and the flow went back" \
+		"to the relay after ${t_rep} ms; $(jq -r .sent "$T/drop.json") B echoed intact (SHA-256)"
+	RESULTS+=("eim/eim direct path dropped: back on the relay after ${t_rep} ms, sha ok")
+}
+
+for c in ${MG_CASES:-migrate lost restart second drop}; do
 	"case_$c"
 done
 
