@@ -78,6 +78,7 @@ struct ctl_req {
 	uint32_t repair_ms; /* p2p.forward with flow: path repair deadline, 0 = default */
 	char alt_addrs[4][CTL_ADDR_MAX]; /* p2p.forward with flow: other addresses of the peer */
 	uint32_t n_alt;
+	bool relay_disc, has_relay_disc; /* p2p.dcutr: "relay_discovery" */
 	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 
