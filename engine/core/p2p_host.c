@@ -303,6 +303,7 @@ static void p2p_on_ping(void *ctx, struct p2p_conn *c, int64_t rtt_ms, int err)
 	struct p2p_eng *pe = sc->ps->sh->eng->p2p;
 	struct p2p_req *q;
 
+	p2p_flow_on_ping(sc->ps, sc, err); /* a flow's liveness probe (p2p_flow.c) */
 	if (sc->req < 0 || pe->req[sc->req].kind != P2P_REQ_PING) {
 		return;
 	}
@@ -779,6 +780,7 @@ void p2p_shard_tick(struct shard *sh)
 	p2p_relay_tick(ps);
 	p2p_dcu_tick(ps);
 	p2p_atn_tick(ps);
+	p2p_bridge_tick(ps); /* flows: ACKs, switches to direct paths, repairs */
 	p2p_relay_flush(ps);
 }
 
