@@ -605,11 +605,47 @@ static bool p2p_svc_read(struct p2p_svc *v, struct p2p_svc_view *out)
 	return s1 == s2;
 }
 
+/* p2p_protos_hash - FNV-1a over the shard's protocol list (to see whether a refresh changed it). */
+static uint64_t p2p_protos_hash(const struct p2p_shard *ps)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; ps->host.protocols && i < ps->host.n_protocols; i++) {
+		for (const char *p = ps->host.protocols[i]; *p; p++) {
+			h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+		}
+		h = (h ^ 0xff) * 1099511628211ULL;
+	}
+	return h;
+}
+
+/*
+ * p2p_protos_announce - the protocol list changed (a service exposed or closed, the relay or
+ * hole punching turned on): connections made before take the new list, so a peer already
+ * connected can open the new protocols (a relay restarted by natxd is connected to before natxd
+ * turns its hop server on), and learn them from an identify push.
+ */
+static void p2p_protos_announce(struct p2p_shard *ps)
+{
+	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
+		struct p2p_sconn *sc = &ps->conns[i];
+
+		if (!sc->c || sc->dead) {
+			continue;
+		}
+		p2p_conn_protocols_refresh(sc->c);
+		if (sc->established && !p2p_conn_identify_push(sc->c)) {
+			p2p_sconn_mark(sc); /* sent after the current event */
+		}
+	}
+}
+
 void p2p_svc_refresh(struct p2p_shard *ps)
 {
 	struct p2p_eng *pe = ps->sh->eng->p2p;
 	uint32_t gen = __atomic_load_n(&pe->svc_gen, __ATOMIC_ACQUIRE);
 	bool consistent = true, shard0 = ps->sh->idx == 0, exposes = false;
+	uint64_t before = p2p_protos_hash(ps);
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < P2P_SVC_MAX; i++) {
@@ -671,6 +707,9 @@ void p2p_svc_refresh(struct p2p_shard *ps)
 	ps->host.n_protocols = n;
 	if (consistent) {
 		ps->svc_gen = gen;
+	}
+	if (p2p_protos_hash(ps) != before) {
+		p2p_protos_announce(ps);
 	}
 }
 

@@ -1022,6 +1022,11 @@ void p2p_conn_rebind(struct p2p_conn *c, const struct p2p_host *host,
 	conn_protos_build(c, host);
 }
 
+void p2p_conn_protocols_refresh(struct p2p_conn *c)
+{
+	conn_protos_build(c, c->host);
+}
+
 int64_t p2p_conn_rtt_ms(const struct p2p_conn *c)
 {
 	return c->ys.rtt_ms;

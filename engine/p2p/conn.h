@@ -187,6 +187,13 @@ size_t p2p_conn_streams(const struct p2p_conn *c);
 /* p2p_conn_ping - run one /ipfs/ping/1.0.0 round trip; the result comes via ops->on_ping. */
 int p2p_conn_ping(struct p2p_conn *c);
 
+/*
+ * p2p_conn_protocols_refresh - take the host's protocol list again (it changed: a service was
+ * exposed or closed, the relay was turned on). Streams negotiated before keep their protocol;
+ * new inbound streams and our identify record (p2p_conn_identify_push) see the new list.
+ */
+void p2p_conn_protocols_refresh(struct p2p_conn *c);
+
 /* p2p_conn_identify_push - send our identify record with /ipfs/id/push/1.0.0. */
 int p2p_conn_identify_push(struct p2p_conn *c);
 
