@@ -401,6 +401,8 @@ static void p2p_handle_accept(struct p2p_shard *ps, struct io_uring_cqe *cqe)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct p2p_sconn *sc;
+	struct peer_id want;
+	bool named, client;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		ps->accept_armed = false; /* re-armed on the next tick */
@@ -408,17 +410,24 @@ static void p2p_handle_accept(struct p2p_shard *ps, struct io_uring_cqe *cqe)
 	if (cqe->res < 0) {
 		return;
 	}
-	sc = p2p_sconn_new(ps, cqe->res, false, NULL);
+	named = !getpeername(cqe->res, (struct sockaddr *)&ss, &sl);
+	/* a DCUtR peer's punch socket reaching us: we are its client (p2p_dcu_accept_client) */
+	client = named && p2p_dcu_accept_client(ps, &ss, &want);
+	sc = p2p_sconn_new(ps, cqe->res, client, client ? &want : NULL);
 	if (!sc) {
 		close(cqe->res);
 		return;
 	}
 	sc->tcp_up = true;
-	if (!getpeername(sc->fd, (struct sockaddr *)&ss, &sl)) {
+	if (named) {
 		p2p_conn_set_remote_addr(sc->c, (struct sockaddr *)&ss);
 		sc->ss = ss; /* the relay's per-IP limit, `peers` */
 	}
 	(void)sh;
+	if (client) {
+		sc->dcu_acc = true;
+		p2p_sconn_check(sc, p2p_conn_start(sc->c));
+	}
 	p2p_sconn_pump(sc);
 }
 
