@@ -17,7 +17,9 @@
  * A (we dialled the relayed connection) answers CONNECT and dials B's first address on SYNC
  * from the listen port (SO_REUSEADDR + SO_REUSEPORT, normal TTL) as the client, expecting B's
  * peer ID (Noise verifies it). A SYN of B's arriving at that socket (simultaneous open) also
- * completes it with the same roles.
+ * completes it with the same roles. B's SYN may instead reach A's listener (A's NAT forwards
+ * everything, B's changed B's port): a connection accepted from the IP A is punching to is
+ * wrapped with A as the client (p2p_dcu_accept_client) and counts as the upgrade.
  *
  * Verified direct connection (Noise peer ID = the relayed peer): it is marked as the peer's
  * forward connection (p2p forward by circuit address uses it from now on) and the relayed
