@@ -120,7 +120,7 @@ send() {
 stream_start() {
 	nl_bg "$NL_A" python3 "$XFER" stream "$1" 60 >"$T/stream.out" 2>&1
 	SPID=$!
-	PIDS+=($SPID)
+	PIDS+=("$SPID")
 }
 
 # stream_wait_end WHAT - the sender's connection ends within 15 s: ENDED_S (seconds).
@@ -159,14 +159,20 @@ healthy() {
 	ctl "$1" --json peer >/dev/null || fail "the libp2p side of $1 does not answer"
 }
 
+# ns_comms NS - the command names of the processes in namespace NS, one a line.
+ns_comms() {
+	local p
+	for p in $(ip netns pids "$1"); do
+		cat "/proc/$p/comm" 2>/dev/null
+	done
+}
+
 # only_daemons NS - nothing but natxd and one natx-engine runs in namespace NS.
 only_daemons() {
 	local extra
-	extra=$(ip netns pids "$1" | xargs -r -n1 sh -c 'cat /proc/$0/comm 2>/dev/null' |
-		grep -v -x -e natxd -e natx-engine | tr '\n' ' ')
+	extra=$(ns_comms "$1" | grep -v -x -e natxd -e natx-engine | tr '\n' ' ')
 	[ -z "$extra" ] || fail "left over in $1: $extra"
-	[ "$(ip netns pids "$1" | xargs -r -n1 sh -c 'cat /proc/$0/comm 2>/dev/null' | grep -c -x natx-engine)" = 1 ] ||
-		fail "not exactly one engine in $1"
+	[ "$(ns_comms "$1" | grep -c -x natx-engine)" = 1 ] || fail "not exactly one engine in $1"
 }
 
 natlab_up "$TAG" routed sym sym || fail "natlab_up"

@@ -250,7 +250,7 @@ read -r -a ALL <<<"$PAIRS"
 # deal the pairs to the labs round-robin (the slow, failing ones come first in the default order)
 declare -a DEAL
 for i in "${!ALL[@]}"; do
-	DEAL[$((i % NLABS))]+="${ALL[$i]} "
+	DEAL[i % NLABS]+="${ALL[$i]} "
 done
 t0=$(date +%s)
 for i in "${!DEAL[@]}"; do

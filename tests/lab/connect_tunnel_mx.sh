@@ -78,7 +78,7 @@ env XDG_RUNTIME_DIR="$T/xdg" XDG_STATE_HOME="$T/xs" NAT_TRAVERSAL_ENABLE_LIBP2P=
 	SERVER_ADDRESS=127.0.0.1:0 "$NATX_BIN/natxd" --socket "$SOCK" --state-dir "$T/state" \
 	--config "$T/natx.conf" >>"$T/natxd.log" 2>&1 &
 NATXD=$!
-PIDS+=($NATXD)
+PIDS+=("$NATXD")
 for _ in $(seq 1 100); do ctl version >/dev/null 2>&1 && break; sleep 0.05; done
 ctl version >/dev/null 2>&1 || fail "natxd did not come up"
 H=http://$(ctl --json status | jq -r .status.http)
