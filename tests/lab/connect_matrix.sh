@@ -8,7 +8,10 @@
 # SHA-256); A knows B only by B's /p2p-circuit address (`natxctl node set`), so
 # `connect B --service sink --local 127.0.0.1:0` takes the relay (path libp2p-relay, reason in
 # `connections`) and B starts the DCUtR upgrade in the background. Then:
-#  - 64 MiB through A's local port, byte count and SHA-256 checked by the sink;
+#  - 64 MiB through A's local port, paced at MX_RATE MiB/s (16) so that the transfer spans the
+#    upgrade, byte count and SHA-256 checked by the sink; R's relayed bytes after the switch
+#    are recorded (with MX_MIGRATION=1: asserted below 1 MiB for direct pairs, the issue's
+#    "relay's byte counters stop growing after the switch", once open flows migrate);
 #  - wait (bounded) until B's upgrade record ends; its state and duration ("time to direct");
 #  - the final path: direct when the upgrade succeeded, A's `peers` has a direct connection to
 #    B at NAT B's public address and a further MIB_AFTER MiB through the same local port adds
@@ -24,7 +27,8 @@
 # and conntrack are reset (natlab_nat_set) and only A's and B's natxd are restarted. A pair with
 # a failing upgrade waits ~30 s for B's 3 attempts, so each lab gets one such pair.
 #
-# Environment: MX_MIB (64) MiB per pair, MX_MIB_AFTER (8), MX_LABS (3), MX_PAIRS (all 9, e.g.
+# Environment: MX_MIB (64) MiB per pair, MX_MIB_AFTER (16), MX_RATE (16), MX_LABS (3),
+# MX_MIGRATION (unset), MX_PAIRS (all 9, e.g.
 # "eim/eim sym/full"), MX_ROWS_OUT (a file to append the matrix rows to: bench/matrix.sh).
 # Skips (77) without root, namespaces or tools.
 set -uo pipefail
@@ -43,7 +47,8 @@ done
 . "$NATX_SRC/tests/lab/natlab.sh"
 XFER=$NATX_SRC/tests/lab/mx_xfer.py
 MIB=${MX_MIB:-64}
-MIB_AFTER=${MX_MIB_AFTER:-8}
+MIB_AFTER=${MX_MIB_AFTER:-16}
+RATE=${MX_RATE:-16}
 NLABS=${MX_LABS:-3}
 PAIRS=${MX_PAIRS:-"sym/sym eim/sym sym/eim full/sym sym/full eim/eim eim/full full/eim full/full"}
 TAGP=mx$(($$ % 10000))
@@ -143,8 +148,32 @@ pair() {
 	nl_ctl a --json connections | jq -e '.connections | length == 1 and .[0].path == "libp2p-relay"' \
 		>/dev/null || lab_fail "connections does not show the relayed connection"
 	LPORT=$(jq -r .connection.local "$cj" | sed 's#.*/tcp/##')
-	send "$MIB" "first transfer"
-	read -r _ _ secs mibs <"$T/send.out"
+	# The first transfer spans the upgrade (paced at RATE MiB/s; the upgrade ends about 1 s
+	# after this first stream opened the relayed connection): R's relayed bytes when B's
+	# upgrade record turns succeeded and at the end tell how much of this flow R still carried
+	# after the switch (all of the rest while an open flow stays on its path; ~0 once flows
+	# migrate to the direct connection, asserted with MX_MIGRATION=1).
+	nl_bg "$NL_A" timeout 200 python3 "$XFER" send "$LPORT" $((MIB * 1024 * 1024)) 180 "$RATE" \
+		>"$T/send.out" 2>&1
+	spid=$!
+	r0=$(relayed_bytes)
+	r_sw=
+	for _ in $(seq 1 2000); do
+		kill -0 "$spid" 2>/dev/null || break
+		if [ -z "$r_sw" ] && nl_ctl b --json upgrades 2>/dev/null |
+			jq -e '[.upgrades[] | select(.role == "B")] | last | .state == "succeeded"' >/dev/null; then
+			r_sw=$(relayed_bytes)
+		fi
+		sleep 0.1
+	done
+	wait "$spid" || lab_fail "first transfer: $MIB MiB: $(tail -c 300 "$T/send.out")"
+	after_sw=- sw=-
+	if [ -n "$r_sw" ]; then
+		after_sw=$(($(relayed_bytes) - r_sw))
+		# MiB the relay carried before / after the switch was seen
+		sw=$(awk -v b="$((r_sw - r0))" -v a="$after_sw" 'BEGIN { printf "%.1f/%.1f", b / 1048576, a / 1048576 }')
+	fi
+	read -r _ _ secs _ <"$T/send.out"
 	# B's upgrade ends: succeeded, or failed after 3 attempts of up to 10 s each
 	for _ in $(seq 1 450); do
 		nl_ctl b --json upgrades >"$T/upg.json" 2>/dev/null
@@ -157,6 +186,7 @@ pair() {
 	b0=$(relayed_bytes)
 	send "$MIB_AFTER" "transfer after the upgrade"
 	b1=$(relayed_bytes)
+	read -r _ _ _ mibs <"$T/send.out"
 	nl_ctl a --json peers >"$T/peers.json"
 	direct_addr=$(jq -r --arg b "$b_id" '[.peers[] | select(.peer_id == $b and .path == "direct")] |
 		first | .addr // ""' "$T/peers.json")
@@ -174,13 +204,20 @@ pair() {
 			lab_fail "relayed path, but R relayed only $((b1 - b0)) bytes of $MIB_AFTER MiB"
 		path=relayed
 	fi
+	if [ -n "${MX_MIGRATION:-}" ] && [ "$path" = direct ]; then
+		# conclusive only when a quarter of the flow was still to come at the switch
+		[ "$after_sw" != - ] && [ $((r_sw - r0)) -lt $((MIB * 1024 * 1024 * 3 / 4)) ] ||
+			lab_fail "the first transfer did not span the upgrade (relay: $sw MiB before/after; raise MX_MIB or lower MX_RATE)"
+		[ "$after_sw" -lt $((1024 * 1024)) ] ||
+			lab_fail "R carried $after_sw bytes of the open flow after the switch (not migrated)"
+	fi
 	if [ "$want" != any ] && [ "$want" != "$path" ]; then
 		lab_fail "ended $path, issue 9 requires $want (upgrade: $(jq -c '[.upgrades[] | select(.role == "B")] | last' "$T/upg.json"))"
 	fi
 	[ -n "${MX_KEEP_LOGS:-}" ] && cp -r "$T" "$MX_KEEP_LOGS/lab-${LAB//\//-}"
 	rsn=$(jq -r '[.upgrades[] | select(.role == "B")] | last | .error // "-"' "$T/upg.json")
-	echo "ok: $LAB: connect via relay, $MIB MiB intact ($secs s), upgrade $state (${dur} ms), final path $path, R relayed $((b1 - b0)) B of $MIB_AFTER MiB after"
-	printf '%s %s %s %s %s %s %s %s %s\n' "$na" "$nb" "$want" "$path" "$dur" "$mibs" "$((b1 - b0))" \
+	echo "ok: $LAB: connect via relay, $MIB MiB intact ($secs s, R carried $sw MiB of it before/after the switch), upgrade $state (${dur} ms), final path $path ($mibs MiB/s), R relayed $((b1 - b0)) B of $MIB_AFTER MiB after"
+	printf '%s %s %s %s %s %s %s %s %s %s\n' "$na" "$nb" "$want" "$path" "$dur" "$mibs" "$sw" "$((b1 - b0))" \
 		"$(jq -r '[.upgrades[] | select(.role == "B")] | last | .attempts | length' "$T/upg.json")" \
 		"${rsn// /_}" >>"$ROWS"
 }
@@ -268,14 +305,18 @@ took=$(($(date +%s) - t0))
 
 echo
 echo "NAT lab matrix (routed core, natx relay, connect --local, $MIB MiB + $MIB_AFTER MiB per pair, ${took} s)"
-printf '%-5s %-5s %-8s %-8s %16s %10s %14s %8s %s\n' NAT_A NAT_B REQUIRED PATH TIME_TO_DIRECT_MS \
-	"XFER_MiB/s" RELAYED_AFTER ATTEMPTS LAST_ERROR
+printf '%-5s %-5s %-8s %-8s %8s %11s %14s %14s %8s %s\n' NAT_A NAT_B REQUIRED PATH T_DIRECT \
+	"FINAL_MiB/s" "R_SWITCH_MiB" "R_AFTER_UPG_B" ATTEMPTS LAST_ERROR
 rows=$(cat "$TOP"/lab*.rows 2>/dev/null | grep -v -e '^DONE' -e '^FAIL' | sort)
-while read -r na nb want path dur mibs rel att err; do
+while read -r na nb want path dur mibs sw rel att err; do
 	[ -n "$na" ] || continue
-	printf '%-5s %-5s %-8s %-8s %16s %10s %14s %8s %s\n' "$na" "$nb" "$want" "$path" "$dur" "$mibs" \
-		"$rel" "$att" "$err"
+	printf '%-5s %-5s %-8s %-8s %8s %11s %14s %14s %8s %s\n' "$na" "$nb" "$want" "$path" "$dur" "$mibs" \
+		"$sw" "$rel" "$att" "$err"
 done <<<"$rows"
+echo "T_DIRECT: ms, B's DCUtR upgrade record; FINAL_MiB/s: the $MIB_AFTER MiB after the upgrade, on the final"
+echo "path; R_SWITCH_MiB: MiB of the first (paced, $RATE MiB/s) $MIB MiB flow the relay carried before/after"
+echo "the upgrade was seen to succeed (the open flow stays relayed: no migration); R_AFTER_UPG_B:"
+echo "relayed bytes during the $MIB_AFTER MiB (0 = direct)"
 if [ -n "${MX_ROWS_OUT:-}" ]; then
 	echo "$rows" >>"$MX_ROWS_OUT"
 fi

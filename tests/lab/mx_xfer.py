@@ -4,9 +4,11 @@ tests/lab/connect_failure.sh). Loopback only inside a lab namespace, every wait 
 
   sink-server             listen on 127.0.0.1:0, print the port; for each connection read to
                           EOF, then answer "<bytes> <sha256 hex>\\n" and close
-  send PORT BYTES [TMO]   connect to 127.0.0.1:PORT, send BYTES pseudo-random bytes, half-close,
-                          read the sink's answer; exit 0 only when the byte count and SHA-256
-                          match (prints "ok BYTES SECONDS MiB/s"); TMO seconds in all (120)
+  send PORT BYTES [TMO [RATE]]
+                          connect to 127.0.0.1:PORT, send BYTES pseudo-random bytes (at most
+                          RATE MiB/s when given and > 0), half-close, read the sink's answer;
+                          exit 0 only when the byte count and SHA-256 match (prints "ok BYTES
+                          SECONDS MiB/s"); TMO seconds in all (120)
   stream PORT SECONDS     connect and send continuously for at most SECONDS; print how the
                           connection ended: "ended closed|reset|error:<e> after S s, sent N"
                           (exit 0) or "open after S s, sent N" (exit 3) when it never ended
@@ -68,7 +70,7 @@ def pattern(size):
     return bytes(out[:size])
 
 
-def send(port, size, tmo):
+def send(port, size, tmo, rate=0.0):
     data = pattern(size)
     want = hashlib.sha256(data).hexdigest()
     t0 = time.monotonic()
@@ -77,6 +79,10 @@ def send(port, size, tmo):
     view = memoryview(data)
     for off in range(0, size, CHUNK):
         s.sendall(view[off:off + CHUNK])
+        if rate > 0:
+            ahead = (off + CHUNK) / (rate * 1048576) - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
         if time.monotonic() - t0 > tmo:
             print("timeout after %d bytes" % off)
             return 1
@@ -129,7 +135,8 @@ def main():
         sink_server()
     elif len(sys.argv) >= 4 and sys.argv[1] == "send":
         tmo = float(sys.argv[4]) if len(sys.argv) > 4 else 120.0
-        return send(int(sys.argv[2]), int(sys.argv[3]), tmo)
+        rate = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+        return send(int(sys.argv[2]), int(sys.argv[3]), tmo, rate)
     elif len(sys.argv) == 4 and sys.argv[1] == "stream":
         return stream(int(sys.argv[2]), float(sys.argv[3]))
     print(__doc__, file=sys.stderr)
