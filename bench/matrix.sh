@@ -2,7 +2,7 @@
 # bench/matrix.sh - the NAT lab matrix (tests/lab/connect_matrix.sh) R times, summarised as a
 # markdown section: per NAT pair the final path over the runs (direct rate), the time to direct
 # (DCUtR upgrade duration from B's record: min / median / max over the runs that went direct)
-# and the 64 MiB transfer rate through `connect --local` (median). A measurement, not a test:
+# and the transfer rate through `connect --local` on the final path (median). A measurement, not a test:
 # the matrix's own assertions still run each time and a failed run is counted, not hidden.
 #
 # usage: bench/matrix.sh [--reps N] [--out FILE]    (as root; NATX_BIN, default build/bin)
