@@ -131,7 +131,7 @@ ctl --json tunnel ls | jq -e --arg n "paid-$P_PUB" '.services[] | select(.name =
 
 # snapshot - connections and forwards now (refusals must not change them)
 snapshot() {
-	echo "$(ctl --json connections | jq -c '[.connections[].id]') $(ctl --json forward list | jq -c '[.forwards[]? | .spec // .id]')"
+	echo "$(ctl --json connections | jq -c '[.connections[].id]') $(ctl --json forward list | jq -c '[.forwards[].spec]')"
 }
 # not_listening PORT
 not_listening() {
@@ -148,6 +148,8 @@ jq -e --arg pub "127.0.0.1:$P_PUB" '.connection.path == "tunnel" and .connection
 	(.connection.reason | test("rathole: chosen"))' "$T/c.json" >/dev/null ||
 	fail "(c) connect reply: $(cat "$T/c.json")"
 CID=$(jq -r .connection.id "$T/c.json")
+ctl --json forward list | jq -e --arg p "127.0.0.1:$P_LOCAL=" '[.forwards[] | select(.spec | contains($p))] | length == 1' \
+	>/dev/null || fail "(c) no engine forward for the connection: $(ctl --json forward list)"
 ctl connections | grep -q "tunnel" || fail "(c) connections table does not show the tunnel"
 timeout 120 python3 "$XFER" send "$P_LOCAL" $((16 * 1024 * 1024)) 100 >"$T/x" 2>&1 ||
 	fail "(c) 16 MiB through the tunnel: $(cat "$T/x")"
@@ -177,7 +179,7 @@ echo "ok: (e) unknown node: $(head -c 200 "$T/e")"
 # ---- nothing leaks ----------------------------------------------------------------------------
 ctl connections close "$CID" >/dev/null || fail "connections close"
 ctl --json connections | jq -e '.connections | length == 0' >/dev/null || fail "connection still listed"
-ctl --json forward list | jq -e --arg p ":$P_LOCAL=" '[.forwards[]? | select((.spec // "") | contains($p))] | length == 0' \
+ctl --json forward list | jq -e --arg p "127.0.0.1:$P_LOCAL=" '[.forwards[] | select(.spec | contains($p))] | length == 0' \
 	>/dev/null || fail "the tunnel connection's forward is still there: $(ctl --json forward list)"
 not_listening "$P_LOCAL"
 for _ in $(seq 1 50); do
