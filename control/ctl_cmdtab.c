@@ -58,9 +58,10 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  "tunnel services (role, state, connections, bytes) and paid registrations", NULL, false },
 	{ "tunnel add", "tunnel.add",
 	  "NAME tcp|udp ADDR TOKEN [--client] [--max-conns N] [--bandwidth-kbps N] [--pool N] "
-	  "[--udp-channels N] [--proxy-protocol]",
+	  "[--udp-channels N] [--proxy-protocol] [--noise-pubkey KEY | --plain]",
 	  "run a tunnel service: server side (ADDR = public bind address) or with --client the "
-	  "node side (ADDR = local service); not persisted",
+	  "node side (ADDR = local service, --noise-pubkey pins the relay's Noise key); kept in "
+	  "the database",
 	  "name type addr token", true },
 	{ "tunnel rm", "tunnel.rm", "NAME [--client]",
 	  "stop a tunnel service added with tunnel add (open connections continue)", "name", true },

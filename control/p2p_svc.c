@@ -713,6 +713,7 @@ void natxd_p2p_tick(struct natxd *d)
 	r = cJSON_CreateObject();
 	cJSON_AddStringToObject(q, "cmd", "p2p.dcutr");
 	cJSON_AddBoolToObject(q, "enabled", d->cfg.enable_hole_punching);
+	cJSON_AddBoolToObject(q, "relay_discovery", d->cfg.enable_relay_discovery);
 	rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
 	cJSON_Delete(r);
 	if (rc) {

@@ -310,6 +310,9 @@ static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const st
 			break;
 		}
 		p2p_eng_dcutr_set(eng, req->enabled, req->prime_ttl);
+		if (req->has_relay_disc) {
+			p2p_eng_relay_disc_set(eng, req->relay_disc);
+		}
 		ret = p2p_eng_call(eng, 0, P2P_REQ_UPGRADES, NULL, 0, 5000, &o, r->msg,
 				   sizeof(r->msg));
 		break;

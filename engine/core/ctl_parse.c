@@ -226,6 +226,17 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		}
 		req->prime_ttl = (int)ttl;
 	}
+	arg = req->cmd == CTL_P2P_DCUTR ?
+		      cJSON_GetObjectItemCaseSensitive(root, "relay_discovery") :
+		      NULL;
+	if (arg) {
+		if (!cJSON_IsBool(arg)) {
+			snprintf(msg, CTL_MSG_MAX, "\"relay_discovery\" must be true or false");
+			goto delete_root;
+		}
+		req->relay_disc = cJSON_IsTrue(arg);
+		req->has_relay_disc = true;
+	}
 	switch (req->cmd) {
 	case CTL_P2P_DCUTR:
 		if (!req->has_enabled) {

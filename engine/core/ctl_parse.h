@@ -74,6 +74,7 @@ struct ctl_req {
 	cJSON *relay; /* p2p.relay.setup: owned copy of the settings object */
 	bool enabled, has_enabled; /* p2p.dcutr */
 	int prime_ttl; /* p2p.dcutr: -1 absent */
+	bool relay_disc, has_relay_disc; /* p2p.dcutr: "relay_discovery" */
 	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 

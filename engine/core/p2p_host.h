@@ -206,6 +206,12 @@ struct p2p_eng {
 	uint64_t punch_until[P2P_PUNCH_MAX]; /* monotonic ms, 0: free */
 	struct sockaddr_storage punch_addr[P2P_PUNCH_MAX];
 	int n_punch; /* atomic: entries in use (a cheap check before taking the lock) */
+	/*
+	 * Relay discovery (p2p_relay_disc.c). @relay_disc: atomic, reserve on hop-capable
+	 * bootstrap peers while AutoNAT says we are private (NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY,
+	 * default off).
+	 */
+	int relay_disc;
 };
 
 /*
@@ -213,6 +219,9 @@ struct p2p_eng {
  * sets the prime SYN's IP TTL (0: system default, no early expiry), < 0 keeps it.
  */
 void p2p_eng_dcutr_set(struct engine *eng, bool on, int ttl);
+
+/* p2p_eng_relay_disc_set - control thread: turn relay discovery on or off from now on. */
+void p2p_eng_relay_disc_set(struct engine *eng, bool on);
 
 /*
  * p2p_eng_start - load the identity from @key_file (a libp2p PrivateKey protobuf, Ed25519),

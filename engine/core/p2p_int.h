@@ -7,6 +7,7 @@
 #define NATX_ENGINE_P2P_INT_H
 
 #include <stdbool.h>
+#include <linux/time_types.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -99,6 +100,10 @@ struct p2p_sconn {
 	bool dcu_dial; /* direct: a hole-punch dial for the link dcu_link (generation dcu_gen) */
 	uint32_t dcu_link, dcu_gen;
 	bool dcu_acc; /* accepted from the address we punch to as A: we are its client */
+	bool punch_wait; /* punch: waiting (timeout punch_ts in flight) before its connect */
+	struct __kernel_timespec punch_ts;
+	uint8_t dcu_dials; /* is_link: hole-punch dials of the current attempt still running */
+	uint8_t dcu_att; /* is_link: the current attempt; punch: the attempt it belongs to */
 	/* AutoNAT (p2p_autonat.c, shard 0) */
 	bool atn_dial; /* a dial-back for the server request atn_req */
 	struct autonat_req *atn_req;
@@ -164,6 +169,7 @@ struct p2p_keep {
 	bool rsvp_busy; /* a RESERVE is on its way */
 	bool ever_reserved;
 	bool bootstrap; /* kept for its own sake (bootstrap peer), not only for a reservation */
+	bool disc; /* the reservation was asked for by relay discovery (p2p_relay_disc.c) */
 	struct sockaddr_storage ss;
 	struct peer_id peer;
 	uint8_t addr[MADDR_MAX_LEN]; /* as dialled, with /p2p/<peer> */
@@ -216,12 +222,16 @@ void p2p_sconn_fail(struct p2p_sconn *sc, int err);
 struct p2p_sconn *p2p_sconn_connect(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
 				    const struct peer_id *peer);
 /*
- * p2p_sconn_punch - wrap @fd, whose connect() to @ss is in progress (a hole punch), in a
- * connection with role @client that must prove to be @peer; completion is polled (a soft ICMP
- * error of the TTL-limited first SYN is not a failure). NULL when the table is full.
+ * p2p_sconn_punch - wrap @fd, a hole-punch socket, in a connection with role @client that must
+ * prove to be @peer; completion is polled (a soft ICMP error of the TTL-limited first SYN is not
+ * a failure). @wait_ms 0: connect() to @ss is already in progress; otherwise the connection
+ * waits @wait_ms (an io_uring timeout) and then p2p_dcu_punch_fire starts the connect. NULL
+ * when the table is full.
  */
 struct p2p_sconn *p2p_sconn_punch(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
-				  const struct peer_id *peer, bool client);
+				  const struct peer_id *peer, bool client, uint32_t wait_ms);
+/* p2p_dcu_punch_fire - the delayed punch @sc: connect() to sc->ss now (p2p_dcutr.c); -errno. */
+int p2p_dcu_punch_fire(struct p2p_sconn *sc);
 /* p2p_relay_move_to_shard0 - hand @sc (shard k != 0) to shard 0 after this event; false if busy. */
 bool p2p_relay_move_to_shard0(struct p2p_sconn *sc);
 
@@ -289,6 +299,14 @@ size_t p2p_atn_protocols(struct p2p_shard *ps, const char **out);
 void p2p_atn_probe_now(struct p2p_shard *ps);
 /* p2p_atn_json - reachability, confidence, claimed addresses, answers, server counters. */
 cJSON *p2p_atn_json(struct p2p_shard *ps);
+
+/*
+ * Relay discovery (p2p_relay_disc.c), shard 0: p2p_disc_tick - with AutoNAT's verdict @reach
+ * (enum autonat_reachability), reserve on hop-capable bootstrap peers while private.
+ * p2p_disc_json - the state for p2p.nat.
+ */
+void p2p_disc_tick(struct p2p_shard *ps, int reach);
+cJSON *p2p_disc_json(struct p2p_shard *ps);
 
 /*
  * p2p_observed_addrs - our addresses as @ps's established direct connections see them
