@@ -14,6 +14,7 @@
 #include "natx/log.h"
 #include "p2p_svc.h"
 #include "select.h"
+#include "udpx_ctl.h"
 
 #define MOD "conns"
 
@@ -190,18 +191,27 @@ static const char *conns_path(const struct store_conn *c)
 	return "tunnel";
 }
 
-static cJSON *conns_item(const struct store_conn *c)
+static cJSON *conns_item(struct natxd *d, const struct store_conn *c)
 {
+	char upath[32], ureason[256];
+	const char *path = conns_path(c), *reason = c->reason;
 	cJSON *o = cJSON_CreateObject();
 
+	if (!strncmp(c->handle, UDPX_CTL_HANDLE, strlen(UDPX_CTL_HANDLE))) {
+		/* UDP: the path and reason now (punching, direct, relayed), not at connect time */
+		udpx_ctl_path(d, c->handle, upath, sizeof(upath), ureason, sizeof(ureason));
+		path = upath;
+		reason = ureason;
+	}
 	if (!o || !cJSON_AddNumberToObject(o, "id", c->id) ||
 	    !cJSON_AddStringToObject(o, "target", c->target) ||
 	    !cJSON_AddStringToObject(o, "service", c->service) ||
 	    !cJSON_AddStringToObject(o, "local", c->local) ||
 	    !cJSON_AddStringToObject(o, "type", c->type) ||
-	    !cJSON_AddStringToObject(o, "path", conns_path(c)) ||
+	    !cJSON_AddStringToObject(o, "path", path) ||
 	    !cJSON_AddStringToObject(o, "via", c->via) ||
-	    !cJSON_AddStringToObject(o, "reason", c->reason) ||
+	    !cJSON_AddStringToObject(o, "reason", reason) ||
+	    (reason != c->reason && !cJSON_AddStringToObject(o, "selection", c->reason)) ||
 	    !cJSON_AddNumberToObject(o, "created_at", (double)c->created_s)) {
 		cJSON_Delete(o);
 		return NULL;
@@ -214,6 +224,9 @@ static int conns_undo(struct natxd *d, const struct store_conn *c, char *msg)
 {
 	const char *h = c->handle;
 
+	if (!strncmp(h, UDPX_CTL_HANDLE, strlen(UDPX_CTL_HANDLE))) {
+		return udpx_ctl_close(d, h);
+	}
 	if (!strncmp(h, CONNS_H_FORWARD, strlen(CONNS_H_FORWARD))) {
 		const char *spec = h + strlen(CONNS_H_FORWARD);
 		int i = engine_sup_forward_find(&d->eng, spec, 0);
@@ -242,6 +255,8 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	struct svc_conn_info ci;
 	struct store_conn *c;
 	struct svc *used;
+	const char *bind;
+	bool udp = udpx_ctl_is_udp(local, req->need_caps & SVC_CAP_UDP, &bind);
 	cJSON *item;
 	int rc;
 
@@ -265,7 +280,18 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 		     ci.detail) >= (int)sizeof(c->reason)) {
 		pr_debug(MOD, "connection reason cut to %zu bytes", sizeof(c->reason) - 1);
 	}
-	if (!strcmp(ci.traversal_type, "libp2p")) {
+	if (udp && !strcmp(ci.traversal_type, "libp2p")) {
+		snprintf(c->via, sizeof(c->via), "%s", ci.public_address);
+		rc = udpx_ctl_open(d, service, bind, ci.public_address, c, msg);
+		if (rc) {
+			goto free_conn;
+		}
+	} else if (udp) {
+		snprintf(msg, CTL_MSG_MAX, "UDP connections need the libp2p path, not %s",
+			 ci.traversal_type);
+		rc = -NATX_E_UNAVAILABLE;
+		goto free_conn;
+	} else if (!strcmp(ci.traversal_type, "libp2p")) {
 		if (!service || conns_protocol(service, proto, sizeof(proto))) {
 			snprintf(msg, CTL_MSG_MAX,
 				 "the libp2p path needs --service NAME ([A-Za-z0-9._-], or a "
@@ -300,7 +326,8 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	}
 	c->id = d->conns.next_id;
 	c->created_s = d->clk->wall_s(d->clk);
-	rc = store_conn_add(&d->st, c);
+	/* UDP connections last while natxd runs (udpx_ctl.h): not stored */
+	rc = udp ? 0 : store_conn_add(&d->st, c);
 	if (rc) {
 		snprintf(msg, CTL_MSG_MAX, "cannot persist the connection: %s",
 			 store_errmsg(&d->st));
@@ -312,7 +339,7 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	d->conns.v[d->conns.n++] = c;
 	pr_info(MOD, "connection %u: %s service %s on %s via %s (%s): %s", (unsigned int)c->id,
 		c->target, c->service, c->local, c->via, conns_path(c), c->reason);
-	item = conns_item(c);
+	item = conns_item(d, c);
 	if (!item) {
 		return -ENOMEM;
 	}
@@ -337,7 +364,7 @@ cJSON *conns_json(struct natxd *d)
 		return NULL;
 	}
 	for (unsigned int i = 0; i < d->conns.n; i++) {
-		cJSON *it = conns_item(d->conns.v[i]);
+		cJSON *it = conns_item(d, d->conns.v[i]);
 
 		if (!it) {
 			cJSON_Delete(o);
