@@ -77,6 +77,13 @@ static const struct config_key config_table[] = {
 	{ "nat_traversal", "libp2p_bootstrap_peers", "NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS",
 	  CT_PEERS, F(libp2p_bootstrap_peers), 0, 0,
 	  "comma-separated bootstrap multiaddrs; repeated keys append" },
+	{ "nat_traversal", "libp2p_keepalive_s", "NAT_TRAVERSAL_LIBP2P_KEEPALIVE_S", CT_UINT,
+	  F(libp2p_keepalive_s), 0, 3600,
+	  "libp2p ping interval on every connection, seconds, 0 = the engine's default (30)" },
+	{ "nat_traversal", "libp2p_keepalive_timeout_s", "NAT_TRAVERSAL_LIBP2P_KEEPALIVE_TIMEOUT_S",
+	  CT_UINT, F(libp2p_keepalive_timeout_s), 0, 3600,
+	  "a libp2p connection whose ping stays unanswered this long is closed as dead (its "
+	  "streams and bridged flows end), seconds, 0 = the ping interval" },
 	{ "nat_traversal", "enable_hole_punching", "NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING", CT_BOOL,
 	  F(enable_hole_punching), 0, 0, "try DCUtR hole punching" },
 	{ "nat_traversal", "enable_relay_discovery", "NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY",

@@ -61,6 +61,8 @@ struct natx_config {
 	bool enable_relay_discovery;
 	char libp2p_listen_addr[CONFIG_STR_MAX];
 	char libp2p_bootstrap_peers[CONFIG_LONG_MAX]; /* comma-separated multiaddrs */
+	unsigned libp2p_keepalive_s; /* engine's libp2p ping interval, 0 = its default (30 s) */
+	unsigned libp2p_keepalive_timeout_s; /* unanswered ping: connection dead, 0 = interval */
 	/* [relay]: the Circuit Relay v2 hop server in the engine (docs/libp2p.md) */
 	bool relay_enabled;
 	unsigned relay_max_reservations; /* in total */

@@ -189,6 +189,10 @@ int natxd_connect_traced(struct natxd *d, const struct svc_request *req, const c
 			 d->cfg.connect_rate, d->cfg.connect_burst);
 		return rc;
 	}
+	if (!d->cfg.enable_libp2p) {
+		/* not registered at all: say so, or the reason would not mention libp2p */
+		select_trace_add(tr, "libp2p: disabled (NAT_TRAVERSAL_ENABLE_LIBP2P=false)");
+	}
 	rc = select_connect_traced(&d->svcs, req, out, used, tr);
 	store_history_add(&d->st, req->target, *used ? (*used)->ops->type : "", rc == 0,
 			  rc ? ctl_err_by_err(rc)->code : "", d->clk->now_ms(d->clk) - t0,
@@ -210,11 +214,14 @@ int natxd_connect_traced(struct natxd *d, const struct svc_request *req, const c
 		}
 		break;
 	case -NATX_E_PAYMENT:
-		snprintf(msg, 256, "only paid services can reach %s and payment is not allowed",
+		snprintf(msg, 256,
+			 "payment required: only paid services can reach %s and payment is not "
+			 "allowed",
 			 req->target);
 		break;
 	case -NATX_E_NOT_FOUND:
-		snprintf(msg, 256, "no service knows a way to node %s", req->target);
+		snprintf(msg, 256, "node not found: no service knows a way to node %s",
+			 req->target);
 		break;
 	default:
 		snprintf(msg, 256, "every candidate service failed; last error: %s",

@@ -279,7 +279,7 @@ static int engine_sup_hello(struct engine_sup *es)
 
 static int engine_sup_spawn(struct engine_sup *es)
 {
-	char shards[16], *argv[14];
+	char shards[16], ka[16], kat[16], *argv[18];
 	int argc = 0;
 	pid_t pid;
 
@@ -307,6 +307,16 @@ static int engine_sup_spawn(struct engine_sup *es)
 		argv[argc++] = es->p2p_key_file;
 		argv[argc++] = "--p2p-listen";
 		argv[argc++] = es->p2p_listen;
+		if (es->p2p_keepalive_s) {
+			snprintf(ka, sizeof(ka), "%u", es->p2p_keepalive_s);
+			argv[argc++] = "--p2p-keepalive";
+			argv[argc++] = ka;
+		}
+		if (es->p2p_keepalive_timeout_s) {
+			snprintf(kat, sizeof(kat), "%u", es->p2p_keepalive_timeout_s);
+			argv[argc++] = "--p2p-keepalive-timeout";
+			argv[argc++] = kat;
+		}
 	}
 	argv[argc] = NULL;
 	pid = fork();

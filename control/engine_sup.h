@@ -77,6 +77,8 @@ struct engine_sup {
 	char log_filter[256]; /* passed as --log */
 	char p2p_key_file[PATH_MAX]; /* passed as --p2p-key-file when set (libp2p on) */
 	char p2p_listen[256]; /* passed as --p2p-listen with it */
+	unsigned p2p_keepalive_s; /* passed as --p2p-keepalive with it when non-zero */
+	unsigned p2p_keepalive_timeout_s; /* --p2p-keepalive-timeout, likewise */
 	unsigned shards; /* passed as --shards when non-zero */
 	unsigned timeout_ms; /* deadline of one call */
 	unsigned drain_ms; /* drain asked at stop */

@@ -91,6 +91,8 @@ void natxd_p2p_setup(struct natxd *d)
 	}
 	snprintf(d->eng.p2p_key_file, sizeof(d->eng.p2p_key_file), "%s", path);
 	snprintf(d->eng.p2p_listen, sizeof(d->eng.p2p_listen), "%s", d->cfg.libp2p_listen_addr);
+	d->eng.p2p_keepalive_s = d->cfg.libp2p_keepalive_s;
+	d->eng.p2p_keepalive_timeout_s = d->cfg.libp2p_keepalive_timeout_s;
 	pr_info(MOD, "libp2p peer %s (key %s), listen %s", d->p2p_peer, path,
 		d->cfg.libp2p_listen_addr);
 }

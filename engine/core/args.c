@@ -36,7 +36,8 @@ const char *args_usage(void)
 	       "                   [--buf-size BYTES] [--buf-count N] [--max-flows N]\n"
 	       "                   [--udp-buf-size BYTES] [--udp-buf-count N]\n"
 	       "                   [--keepalive] [--no-pin] [--log FILTER] [--help] [--version]\n"
-	       "                   [--p2p-key-file PATH [--p2p-listen MULTIADDR]]\n"
+	       "                   [--p2p-key-file PATH [--p2p-listen MULTIADDR]\n"
+	       "                   [--p2p-keepalive SEC] [--p2p-keepalive-timeout SEC]]\n"
 	       "                   [--steer auto|bpf|kernel] [--stun-listen ADDR:PORT\n"
 	       "                   [--stun-rate N] [--stun-burst N]] [--punch-pin-root DIR]\n"
 	       "SPEC = tcp|udp:LISTEN=UPSTREAM, LISTEN/UPSTREAM = host:port or [v6addr]:port\n"
@@ -127,7 +128,9 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			"--stun-rate",	     "--stun-burst",
 			"--punch-pin-root",
 		};
-		bool known = false;
+		/* libp2p dead-connection detection (p2p_host.keepalive_ms) */
+		bool known =
+			!strcmp(opt, "--p2p-keepalive") || !strcmp(opt, "--p2p-keepalive-timeout");
 
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++) {
 			known |= !strcmp(opt, with_value[k]);
@@ -169,6 +172,10 @@ int args_parse(int argc, char **argv, struct engine_cfg *cfg, char *err)
 			cfg->p2p_key_file = val;
 		} else if (!strcmp(opt, "--p2p-listen")) {
 			cfg->p2p_listen = val;
+		} else if (!strcmp(opt, "--p2p-keepalive")) {
+			ret = args_u32(opt, val, 1, 3600, &cfg->p2p_keepalive_s, err);
+		} else if (!strcmp(opt, "--p2p-keepalive-timeout")) {
+			ret = args_u32(opt, val, 1, 3600, &cfg->p2p_keepalive_timeout_s, err);
 		} else if (!strcmp(opt, "--log")) {
 			if (log_filter_set(val)) {
 				snprintf(err, ARGS_ERR_MAX, "--log: bad filter '%.64s'", val);

@@ -45,6 +45,8 @@ struct engine_cfg {
 	const char *stun_listen; /* engine STUN Binding responder address, NULL = off */
 	uint32_t stun_rate; /* per-source Binding requests/s, 0 = unlimited */
 	uint32_t stun_burst; /* bucket size, 0 = rate */
+	uint32_t p2p_keepalive_s; /* libp2p ping interval, 0 = P2P_KEEPALIVE_MS */
+	uint32_t p2p_keepalive_timeout_s; /* unanswered ping: connection dead, 0 = interval */
 	const char *punch_pin_root; /* punch sk_lookup pins (punch_eng.h), NULL = loader default */
 	bool keepalive; /* SO_KEEPALIVE on both sockets of a TCP flow */
 	bool no_pin; /* leave shard threads unpinned (shared benchmark machines) */

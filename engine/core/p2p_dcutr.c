@@ -17,7 +17,10 @@
  * on the direct connection (multistream dialer, Noise initiator), B the server, whichever way
  * the TCP connection completed. B also takes A's connection on its listener (a full-cone NAT in
  * front of B lets A's SYN in); a connection accepted by another shard is handed to shard 0 (the
- * peer is in p2p_eng.punch).
+ * peer is in p2p_eng.punch). B's SYN may likewise reach A's listener instead of A's punch
+ * socket (A's NAT forwards everything, B's changed B's port): a connection accepted from the
+ * IP A is punching to is wrapped with A as the client (p2p_dcu_accept_client) and counts as
+ * the upgrade.
  *
  * Verified direct connection (Noise peer ID = the relayed peer): it is marked as the peer's
  * forward connection (p2p forward by circuit address uses it from now on) and the relayed
@@ -200,8 +203,12 @@ int p2p_dcu_punch_fire(struct p2p_sconn *sc)
 	return p2p_dcu_punch_connect(sc->ps, sc->fd, &sc->ss);
 }
 
-/* p2p_punch_set - add (@on) or remove @peer from the peers other shards hand to shard 0. */
-static void p2p_punch_set(struct p2p_shard *ps, const struct peer_id *peer, bool on)
+/*
+ * p2p_punch_set - add (@on) or remove @peer from the peers other shards hand to shard 0; @to:
+ * A's dial target (NULL for B).
+ */
+static void p2p_punch_set(struct p2p_shard *ps, const struct peer_id *peer, bool on,
+			  const struct sockaddr_storage *to)
 {
 	struct p2p_eng *pe = p2p_pe(ps);
 	int free_i = -1, n = 0;
@@ -218,6 +225,10 @@ static void p2p_punch_set(struct p2p_shard *ps, const struct peer_id *peer, bool
 	if (on && free_i >= 0) {
 		pe->punch[free_i] = *peer;
 		pe->punch_until[free_i] = ps->sh->now_ms + P2P_DCU_PUNCH_MS;
+		memset(&pe->punch_addr[free_i], 0, sizeof(pe->punch_addr[free_i]));
+		if (to) {
+			pe->punch_addr[free_i] = *to;
+		}
 	}
 	for (int i = 0; i < P2P_PUNCH_MAX; i++) {
 		if (pe->punch_until[i] && pe->punch_until[i] < ps->sh->now_ms) {
@@ -241,6 +252,42 @@ static bool p2p_punch_wanted(struct p2p_shard *ps, const struct peer_id *peer)
 	pthread_mutex_lock(&pe->lock);
 	for (int i = 0; i < P2P_PUNCH_MAX && !hit; i++) {
 		hit = pe->punch_until[i] && peerid_equal(&pe->punch[i], peer);
+	}
+	pthread_mutex_unlock(&pe->lock);
+	return hit;
+}
+
+/* p2p_same_ip - @a and @b have the same IP address (ports ignored). */
+static bool p2p_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family) {
+		return false;
+	}
+	if (a->ss_family == AF_INET) {
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	}
+	return a->ss_family == AF_INET6 &&
+	       !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+}
+
+bool p2p_dcu_accept_client(struct p2p_shard *ps, const struct sockaddr_storage *from,
+			   struct peer_id *peer)
+{
+	struct p2p_eng *pe = p2p_pe(ps);
+	bool hit = false;
+
+	if (!__atomic_load_n(&pe->n_punch, __ATOMIC_ACQUIRE)) {
+		return false;
+	}
+	pthread_mutex_lock(&pe->lock);
+	for (int i = 0; i < P2P_PUNCH_MAX && !hit; i++) {
+		if (pe->punch_until[i] > ps->sh->now_ms && pe->punch_addr[i].ss_family &&
+		    p2p_same_ip(&pe->punch_addr[i], from)) {
+			*peer = pe->punch[i];
+			hit = true;
+		}
 	}
 	pthread_mutex_unlock(&pe->lock);
 	return hit;
@@ -270,6 +317,7 @@ static void p2p_dcu_dial(void *ctx, struct p2p_conn *relayed, const struct relay
 	struct p2p_shard *ps = ctx;
 	struct p2p_dcu *u = ps->dcu;
 	struct p2p_sconn *L = p2p_dcu_link(relayed), *D;
+	struct sockaddr_storage first = { 0 };
 	struct p2p_upg *g;
 	int64_t now = p2p_clock_system.now_ms(&p2p_clock_system);
 	int ttl = __atomic_load_n(&p2p_pe(ps)->dcutr_ttl, __ATOMIC_RELAXED);
@@ -320,6 +368,9 @@ static void p2p_dcu_dial(void *ctx, struct p2p_conn *relayed, const struct relay
 		D->dcu_link = L->slot;
 		D->dcu_gen = L->gen;
 		D->dcu_att = (uint8_t)attempt;
+		if (!started) {
+			first = ss; /* A: the address B's SYN may come from (p2p_dcu_accept_client) */
+		}
 		started++;
 	}
 	if (started) {
@@ -342,9 +393,12 @@ static void p2p_dcu_dial(void *ctx, struct p2p_conn *relayed, const struct relay
 	if (!client) {
 		/* B also takes A's connection on its listener (A's NAT is not endpoint-independent
 		 * but ours lets A's SYN in): that one may land on any shard. */
-		p2p_punch_set(ps, &L->peer, true);
+		p2p_punch_set(ps, &L->peer, true, NULL);
 	} else if (!err) {
 		L->dcu_wait = false; /* A: the punch connections report (p2p_dcu_conn_up / gone) */
+		/* B's SYN may reach our listener instead (our NAT forwards it, B's changed B's
+		 * port): a shard that accepts it from B's address acts as the client on it. */
+		p2p_punch_set(ps, &L->peer, true, &first);
 	}
 }
 
@@ -358,7 +412,7 @@ static void p2p_dcu_done(void *ctx, struct p2p_conn *relayed, int err,
 
 	if (L) {
 		L->dcu_wait = false;
-		p2p_punch_set(ps, &L->peer, false);
+		p2p_punch_set(ps, &L->peer, false, NULL);
 		if (!err) {
 			L->upgraded = true;
 		}
@@ -515,7 +569,8 @@ void p2p_dcu_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc)
 	}
 	if (ps->sh->idx != 0) {
 		/* an inbound connection shard 0 waits for as B: move it there */
-		if (!sc->dialer && p2p_punch_wanted(ps, id) && !p2p_relay_move_to_shard0(sc)) {
+		if ((!sc->dialer || sc->dcu_acc) && p2p_punch_wanted(ps, id) &&
+		    !p2p_relay_move_to_shard0(sc)) {
 			pr_debug(MOD, "dcutr: punched connection on shard %u cannot move",
 				 ps->sh->idx);
 		}
@@ -540,7 +595,7 @@ void p2p_dcu_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc)
 		}
 		return;
 	}
-	if (sc->dialer) {
+	if (sc->dialer && !sc->dcu_acc) {
 		return;
 	}
 	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
@@ -548,6 +603,21 @@ void p2p_dcu_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc)
 
 		if (L->is_link && L->dcu_wait && L->c && !L->dead && !L->link_dialer &&
 		    peerid_equal(&L->peer, id)) {
+			p2p_dcu_direct_up(ps, sc, L);
+			return;
+		}
+	}
+	/* A: B's punch socket reached our listener (accepted here, or on another shard and
+	 * adopted) while we punch to B; we were its client (p2p_dcu_accept_client). */
+	if (!p2p_punch_wanted(ps, id) || p2p_dcu_direct(ps, id)) {
+		return;
+	}
+	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
+		struct p2p_sconn *L = &ps->conns[i];
+
+		if (L->is_link && L->link_dialer && L->c && !L->dead && !L->upgraded &&
+		    peerid_equal(&L->peer, id)) {
+			p2p_punch_set(ps, id, false, NULL);
 			p2p_dcu_direct_up(ps, sc, L);
 			return;
 		}

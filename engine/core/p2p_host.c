@@ -78,6 +78,18 @@ void p2p_sconn_fail(struct p2p_sconn *sc, int err)
 		pr_debug(MOD, "shard %u conn %u closed: %s", sc->ps->sh->idx, sc->slot,
 			 natx_strerror(err));
 	}
+	if (err && sc->established && sc->c && (err == -ETIMEDOUT || p2p_conn_streams(sc->c))) {
+		/* why the flows of this connection end (relay gone, path dark: keepalive timeout) */
+		const struct peer_id *who = p2p_conn_remote(sc->c);
+		char id[PEERID_TEXT_MAX] = "?";
+
+		if (who) {
+			peerid_to_text(who, id, sizeof(id));
+		}
+		pr_info(MOD, "%s connection to %s lost: %s (%zu stream(s) reset)",
+			sc->is_link ? "relayed" : "direct", id, natx_strerror(err),
+			p2p_conn_streams(sc->c));
+	}
 	p2p_sconn_req_fail(sc, err);
 }
 
@@ -206,8 +218,11 @@ void p2p_sconn_pump(struct p2p_sconn *sc)
 	if (!sc->dead) {
 		return;
 	}
-	/* Dead: once the flush is done, stop the recv and close when nothing is in flight. */
-	if (sc->send_busy) {
+	/*
+	 * Dead: once the flush is done (a socket that failed, or a path that went dark, gets no
+	 * flush: its send is cancelled), stop the recv and close when nothing is in flight.
+	 */
+	if (sc->send_busy && !sc->sock_err) {
 		return;
 	}
 	if (sc->inflight && !sc->cancelled) {
@@ -402,6 +417,8 @@ static void p2p_handle_accept(struct p2p_shard *ps, struct io_uring_cqe *cqe)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct p2p_sconn *sc;
+	struct peer_id want;
+	bool named, client;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		ps->accept_armed = false; /* re-armed on the next tick */
@@ -409,17 +426,24 @@ static void p2p_handle_accept(struct p2p_shard *ps, struct io_uring_cqe *cqe)
 	if (cqe->res < 0) {
 		return;
 	}
-	sc = p2p_sconn_new(ps, cqe->res, false, NULL);
+	named = !getpeername(cqe->res, (struct sockaddr *)&ss, &sl);
+	/* a DCUtR peer's punch socket reaching us: we are its client (p2p_dcu_accept_client) */
+	client = named && p2p_dcu_accept_client(ps, &ss, &want);
+	sc = p2p_sconn_new(ps, cqe->res, client, client ? &want : NULL);
 	if (!sc) {
 		close(cqe->res);
 		return;
 	}
 	sc->tcp_up = true;
-	if (!getpeername(sc->fd, (struct sockaddr *)&ss, &sl)) {
+	if (named) {
 		p2p_conn_set_remote_addr(sc->c, (struct sockaddr *)&ss);
 		sc->ss = ss; /* the relay's per-IP limit, `peers` */
 	}
 	(void)sh;
+	if (client) {
+		sc->dcu_acc = true;
+		p2p_sconn_check(sc, p2p_conn_start(sc->c));
+	}
 	p2p_sconn_pump(sc);
 }
 
@@ -455,6 +479,8 @@ static struct p2p_shard *p2p_shard_init(struct shard *sh)
 	ps->host.clock = &p2p_clock_system;
 	ps->host.rng = &p2p_rng_system;
 	ps->host.early_muxer = true;
+	ps->host.keepalive_ms = sh->eng->cfg->p2p_keepalive_s * 1000;
+	ps->host.keepalive_timeout_ms = sh->eng->cfg->p2p_keepalive_timeout_s * 1000;
 	ps->host.on_output = p2p_relay_on_output;
 	ps->svc_gen = pe->svc_gen - 1; /* build the protocol list before the first connection */
 	ps->free_head = UINT32_MAX;
@@ -773,7 +799,11 @@ void p2p_shard_tick(struct shard *sh)
 			sc->sock_err = sc->connecting;
 			p2p_sconn_fail(sc, -ETIMEDOUT);
 		} else if (!sc->connecting) {
-			p2p_sconn_check(sc, p2p_conn_tick(sc->c));
+			int err = p2p_conn_tick(sc->c);
+
+			/* keepalive timeout: the path is dead, a send in flight never completes */
+			sc->sock_err |= err == -ETIMEDOUT;
+			p2p_sconn_check(sc, err);
 		}
 		p2p_sconn_pump(sc);
 	}

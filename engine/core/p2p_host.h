@@ -245,12 +245,16 @@ struct p2p_eng {
 	 * DCUtR (p2p_dcutr.c). @dcutr_on: atomic, hole punching allowed (default on; natxd sets
 	 * NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING). @punch (under @lock): peers shard 0 waits for a
 	 * direct inbound connection from (it is B of an upgrade); a shard that accepts such a
-	 * connection hands it to shard 0.
+	 * connection hands it to shard 0. @punch_addr: for an entry of A's, the address A dials
+	 * (family 0 for B's): B's SYN from that IP can only land on A's listener when A's NAT
+	 * forwards unsolicited packets (full cone) and B's NAT changed B's port (symmetric);
+	 * A then takes the client role on the accepted connection (p2p_dcu_accept_client).
 	 */
 	int dcutr_on;
 	int dcutr_ttl; /* atomic: IP TTL of B's prime SYN (0: the system default) */
 	struct peer_id punch[P2P_PUNCH_MAX];
 	uint64_t punch_until[P2P_PUNCH_MAX]; /* monotonic ms, 0: free */
+	struct sockaddr_storage punch_addr[P2P_PUNCH_MAX];
 	int n_punch; /* atomic: entries in use (a cheap check before taking the lock) */
 	/*
 	 * Relay discovery (p2p_relay_disc.c). @relay_disc: atomic, reserve on hop-capable

@@ -101,6 +101,7 @@ struct p2p_sconn {
 	bool punch; /* connecting: a hole punch (p2p_sconn_punch), completion by poll */
 	bool dcu_dial; /* direct: a hole-punch dial for the link dcu_link (generation dcu_gen) */
 	uint32_t dcu_link, dcu_gen;
+	bool dcu_acc; /* accepted from the address we punch to as A: we are its client */
 	bool punch_wait; /* punch: waiting (timeout punch_ts in flight) before its connect */
 	struct __kernel_timespec punch_ts;
 	uint8_t dcu_dials; /* is_link: hole-punch dials of the current attempt still running */
@@ -335,6 +336,14 @@ void p2p_dcu_shard_teardown(struct p2p_shard *ps);
 void p2p_dcu_tick(struct p2p_shard *ps);
 /* p2p_dcu_conn_up - @sc is established (or adopted by shard 0): links, hole-punch dials. */
 void p2p_dcu_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc);
+/*
+ * p2p_dcu_accept_client - any shard, before wrapping an accepted socket from @from: true with
+ * *@peer when @from's IP is the address of a peer we are punching to as A, so the connection
+ * is B's punch socket reaching our listener: we are its client (the spec's roles, whatever the
+ * TCP direction).
+ */
+bool p2p_dcu_accept_client(struct p2p_shard *ps, const struct sockaddr_storage *from,
+			   struct peer_id *peer);
 /* p2p_dcu_conn_gone - @sc is being freed. */
 void p2p_dcu_conn_gone(struct p2p_shard *ps, struct p2p_sconn *sc);
 /* p2p_dcu_stream_open - an inbound /libp2p/dcutr stream; true when taken. */

@@ -1379,16 +1379,25 @@ int p2p_conn_consume(struct p2p_conn *c, const uint8_t *p, size_t n)
 
 int p2p_conn_tick(struct p2p_conn *c)
 {
-	int64_t now = c->host->clock->now_ms(c->host->clock);
+	const struct p2p_host *h = c->host;
+	int64_t now = h->clock->now_ms(h->clock);
+	int64_t every = h->keepalive_ms ? h->keepalive_ms : P2P_KEEPALIVE_MS;
+	int64_t wait = h->keepalive_timeout_ms ? h->keepalive_timeout_ms : every;
 	int err;
 
-	if (c->error || c->state != CS_YAMUX || now - c->last_ping_ms < P2P_KEEPALIVE_MS) {
+	if (c->error || c->state != CS_YAMUX) {
 		return c->error;
+	}
+	if (c->ys.ping_outstanding && now - c->ys.ping_sent_ms >= wait) {
+		/* no answer to our ping: the peer, or the path to it, is gone */
+		return conn_fail(c, -ETIMEDOUT);
+	}
+	if (now - c->last_ping_ms < every) {
+		return 0;
 	}
 	err = ymx_ping(&c->ys);
 	if (err == -EBUSY) {
-		/* the previous keepalive never came back within 30 s */
-		return conn_fail(c, -ETIMEDOUT);
+		return 0; /* the previous ping is still within its timeout */
 	}
 	if (err) {
 		return conn_fail(c, err);

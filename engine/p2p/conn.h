@@ -70,6 +70,12 @@ struct p2p_host {
 	bool early_muxer; /* advertise stream_muxers = ["/yamux/1.0.0"] inside Noise */
 	bool no_identify; /* do not run identify on new connections */
 	/*
+	 * Dead-connection detection: a yamux ping every @keepalive_ms (0: P2P_KEEPALIVE_MS); a
+	 * connection whose ping stays unanswered @keepalive_timeout_ms (0: the interval) fails
+	 * with -ETIMEDOUT (p2p_conn_tick), which resets its streams.
+	 */
+	uint32_t keepalive_ms, keepalive_timeout_ms;
+	/*
 	 * on_output - optional: a yamux frame was queued on @c (data, window update, FIN, RST).
 	 * Lets a host that drives many connections learn that a call on one connection (a relay
 	 * splice, a relayed connection) left bytes to send on another. Must not call p2p_* on @c.
@@ -145,7 +151,11 @@ void p2p_conn_out_peek(struct p2p_conn *c, const uint8_t **p, size_t *len);
 /* p2p_conn_out_advance - @n bytes from p2p_conn_out_peek were sent. */
 void p2p_conn_out_advance(struct p2p_conn *c, size_t n);
 
-/* p2p_conn_tick - timers: keepalive ping. Call at least every few seconds. */
+/*
+ * p2p_conn_tick - timers: the keepalive ping (p2p_host.keepalive_ms) and its timeout
+ * (-ETIMEDOUT: the connection failed). Call at least every few hundred milliseconds: the
+ * timeout is noticed on the first tick after it passed.
+ */
 int p2p_conn_tick(struct p2p_conn *c);
 
 /* p2p_conn_close - graceful close: yamux GoAway(0). Then flush and close the socket. */

@@ -494,7 +494,9 @@ void dcutr_dial_done(struct dcutr *d, struct p2p_conn *relayed, int err)
 {
 	struct dsess *x = sess_find(d, relayed);
 
-	if (!x || (x->state != DS_B_DIALING && x->state != DS_A_DIALING)) {
+	/* A idles after its own dial failed; B's dial may still have reached our listener */
+	if (!x || (x->state != DS_B_DIALING && x->state != DS_A_DIALING &&
+		   (x->state != DS_A_IDLE || err || !x->n))) {
 		return;
 	}
 	attempt_end(x, err ? DCUTR_FAILED : DCUTR_SUCCEEDED, err);

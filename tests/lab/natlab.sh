@@ -200,3 +200,41 @@ natlab_stop() {
 	PIDS=()
 	natlab_down
 }
+
+# Reconfiguring a running lab (tests that reuse one lab for several NAT pairs or cut paths):
+#   natlab_nat_set a|b KIND      replace site A's or B's router NAT with KIND (eim, sym, full,
+#                                none) and forget its conntrack entries (old mappings gone)
+#   natlab_cut_direct on|off     routed lab: the core drops (on) or forwards again (off) every
+#                                packet between the two NAT routers' WANs - the sites' direct
+#                                path - while both still reach the relay; conntrack of both
+#                                routers is left alone (established mappings stay, just dark)
+
+natlab_nat_set() {
+	local ns lan host
+	case "$1" in
+	a) ns=$NL_NAT_A lan=10.99.1.0/24 host=$NL_A_IP ;;
+	b) ns=$NL_NAT_B lan=10.99.2.0/24 host=$NL_B_IP ;;
+	*)
+		echo "natlab: natlab_nat_set a|b KIND, not '$1'" >&2
+		return 1
+		;;
+	esac
+	nl_exec "$ns" iptables -t nat -F || return 1
+	nl_nat "$ns" "$lan" wan "$host" "$2" || return 1
+	nl_exec "$ns" conntrack -F 2>/dev/null
+	return 0
+}
+
+natlab_cut_direct() {
+	local op
+	case "$1" in
+	on) op=-I ;;
+	off) op=-D ;;
+	*)
+		echo "natlab: natlab_cut_direct on|off, not '$1'" >&2
+		return 1
+		;;
+	esac
+	nl_exec "$NL_CORE" iptables "$op" FORWARD -i wana -o wanb -j DROP &&
+		nl_exec "$NL_CORE" iptables "$op" FORWARD -i wanb -o wana -j DROP
+}

@@ -622,6 +622,44 @@ Test(conn, keepalive_pings_and_times_out_when_unanswered, .timeout = 30)
 	node_free(&l);
 }
 
+Test(conn, keepalive_interval_and_timeout_are_configurable, .timeout = 30)
+{
+	struct node d, l;
+	const uint8_t *p;
+	size_t len;
+
+	node_init(&d, 42, true);
+	node_init(&l, 43, true);
+	d.host.keepalive_ms = 1000;
+	d.host.keepalive_timeout_ms = 3000;
+	now_ms = 5000;
+	node_connect(&d, &l, NULL);
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	now_ms += 999;
+	cr_assert_eq(p2p_conn_tick(d.c), 0);
+	p2p_conn_out_peek(d.c, &p, &len);
+	cr_assert_eq(len, 0); /* not due before the interval */
+	now_ms += 1;
+	cr_assert_eq(p2p_conn_tick(d.c), 0);
+	p2p_conn_out_peek(d.c, &p, &len);
+	cr_assert_gt(len, 0); /* a ping every second */
+	cr_assert_eq(pump(&d, &l, 0), 0);
+	now_ms += 1000;
+	cr_assert_eq(p2p_conn_tick(d.c), 0);
+	p2p_conn_out_advance(d.c, 1 << 20); /* lost: the path went dark */
+	for (int i = 0; i < 11; i++) {
+		now_ms += 250; /* a shard tick: no new ping while one is out, no failure yet */
+		cr_assert_eq(p2p_conn_tick(d.c), 0, "failed after %d ms", (i + 1) * 250);
+		p2p_conn_out_peek(d.c, &p, &len);
+		cr_assert_eq(len, 0);
+	}
+	now_ms += 250; /* 3 s unanswered */
+	cr_assert_eq(p2p_conn_tick(d.c), -ETIMEDOUT);
+	cr_assert_eq(p2p_conn_error(d.c), -ETIMEDOUT);
+	node_free(&d);
+	node_free(&l);
+}
+
 Test(conn, streams_reset_from_inside_callbacks, .timeout = 30)
 {
 	struct node d, l;

@@ -191,6 +191,37 @@ Test(dcutr, three_attempts_then_failure, .timeout = 30)
 	teardown_pair();
 }
 
+Test(dcutr, a_late_direct_connection_after_a_failed_dial_still_succeeds_for_a, .timeout = 30)
+{
+	struct t_end *ea;
+
+	setup_pair();
+	ea = eb->peer;
+	/* nothing to report before any attempt: ignored */
+	dcutr_start(SB.d, eb->c);
+	dcutr_dial_done(SA.d, ea->c, 0);
+	cr_assert_eq(SA.done, 0);
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert_eq(SA.dials, 1);
+	/* A's own dial was refused (B's NAT changed B's port) ... */
+	dcutr_dial_done(SA.d, ea->c, -ECONNREFUSED);
+	cr_assert_eq(SA.done, 0); /* A idles, B drives retries */
+	/* ... a failure reported again while idle changes nothing ... */
+	dcutr_dial_done(SA.d, ea->c, -ECONNREFUSED);
+	cr_assert_eq(SA.done, 0);
+	/* ... then B's SYN reached A's listener and that connection came up: A succeeded */
+	dcutr_dial_done(SA.d, ea->c, 0);
+	cr_assert_eq(SA.done, 1);
+	cr_assert_eq(SA.done_err, 0);
+	cr_assert_eq(SA.n_log, 1);
+	cr_assert_eq(SA.log[0].outcome, DCUTR_SUCCEEDED);
+	cr_assert_not(dcutr_busy(SA.d, ea->c));
+	dcutr_dial_done(SB.d, eb->c, 0);
+	cr_assert_eq(SB.done, 1);
+	cr_assert_eq(SB.done_err, 0);
+	teardown_pair();
+}
+
 Test(dcutr, unanswered_dial_times_out_and_retries, .timeout = 30)
 {
 	setup_pair();
