@@ -10,7 +10,7 @@
 # `connections`) and B starts the DCUtR upgrade in the background. Then:
 #  - 64 MiB through A's local port, paced at MX_RATE MiB/s (16) so that the transfer spans the
 #    upgrade, byte count and SHA-256 checked by the sink; R's relayed bytes after the switch
-#    are recorded (with MX_MIGRATION=1: asserted below 1 MiB for direct pairs, the issue's
+#    are recorded and asserted below 1 MiB for direct pairs (MX_MIGRATION=0 turns that off), the issue's
 #    "relay's byte counters stop growing after the switch", once open flows migrate);
 #  - wait (bounded) until B's upgrade record ends; its state and duration ("time to direct");
 #  - the final path: direct when the upgrade succeeded, A's `peers` has a direct connection to
@@ -28,7 +28,7 @@
 # a failing upgrade waits ~30 s for B's 3 attempts, so each lab gets one such pair.
 #
 # Environment: MX_MIB (64) MiB per pair, MX_MIB_AFTER (16), MX_RATE (16), MX_LABS (3),
-# MX_MIGRATION (unset), MX_PAIRS (all 9, e.g.
+# MX_MIGRATION (1), MX_PAIRS (all 9, e.g.
 # "eim/eim sym/full"), MX_ROWS_OUT (a file to append the matrix rows to: bench/matrix.sh).
 # Skips (77) without root, namespaces or tools.
 set -uo pipefail
@@ -152,7 +152,7 @@ pair() {
 	# after this first stream opened the relayed connection): R's relayed bytes when B's
 	# upgrade record turns succeeded and at the end tell how much of this flow R still carried
 	# after the switch (all of the rest while an open flow stays on its path; ~0 once flows
-	# migrate to the direct connection, asserted with MX_MIGRATION=1).
+	# migrate to the direct connection, asserted unless MX_MIGRATION=0).
 	nl_bg "$NL_A" timeout 200 python3 "$XFER" send "$LPORT" $((MIB * 1024 * 1024)) 180 "$RATE" \
 		>"$T/send.out" 2>&1
 	spid=$!
@@ -204,7 +204,7 @@ pair() {
 			lab_fail "relayed path, but R relayed only $((b1 - b0)) bytes of $MIB_AFTER MiB"
 		path=relayed
 	fi
-	if [ -n "${MX_MIGRATION:-}" ] && [ "$path" = direct ]; then
+	if [ "${MX_MIGRATION:-1}" != 0 ] && [ "$path" = direct ]; then
 		# conclusive only when a quarter of the flow was still to come at the switch
 		[ "$after_sw" != - ] && [ $((r_sw - r0)) -lt $((MIB * 1024 * 1024 * 3 / 4)) ] ||
 			lab_fail "the first transfer did not span the upgrade (relay: $sw MiB before/after; raise MX_MIB or lower MX_RATE)"
@@ -315,7 +315,7 @@ while read -r na nb want path dur mibs sw rel att err; do
 done <<<"$rows"
 echo "T_DIRECT: ms, B's DCUtR upgrade record; FINAL_MiB/s: the $MIB_AFTER MiB after the upgrade, on the final"
 echo "path; R_SWITCH_MiB: MiB of the first (paced, $RATE MiB/s) $MIB MiB flow the relay carried before/after"
-echo "the upgrade was seen to succeed (the open flow stays relayed: no migration); R_AFTER_UPG_B:"
+echo "the upgrade was seen to succeed (after: the tail until the open flow migrated); R_AFTER_UPG_B:"
 echo "relayed bytes during the $MIB_AFTER MiB (0 = direct)"
 if [ -n "${MX_ROWS_OUT:-}" ]; then
 	echo "$rows" >>"$MX_ROWS_OUT"
