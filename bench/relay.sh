@@ -4,7 +4,7 @@
 # on loopback, side by side, interleaved repetitions, medians; markdown on stdout and in --out.
 #
 #   bench/relay.sh [--quick] [--only tput,rsvp] [--reps N] [--bytes N] [--rsvp N] [--out FILE]
-#                  [--results] [--keep]
+#                  [--results] [--perf] [--keep]
 #
 # tput: the same two endpoints, natxd A and natxd B (natx nodes, so the endpoints are not what
 #   limits), hole punching off. B reserves on both relays and exposes a bench-xfer sink; A
@@ -19,6 +19,8 @@
 #   natxd shown apart; js: node, after a full GC on both reads) per reservation. Checked: the
 #   natx relay's reservations_active and the js relay's reservation store size equal the
 #   generator's ok count; connections the relay dropped while held are counted.
+# --perf: perf record of each relay process during its first transfer; the top symbols go into
+#   the report (needs perf).
 # --results replaces the "Circuit Relay v2" section of bench/RESULTS.md with this run's.
 # Everything is loopback; every process started here is killed on exit; every wait is bounded.
 # Needs build/bin (natxd, natxctl, natx-engine, bench-xfer, bench-reserve-flood), jq, node +
@@ -36,6 +38,7 @@ RSVP=""
 OUT=""
 KEEP=0
 RESULTS=0
+PERF=0
 
 usage() {
 	sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
 	--rsvp) RSVP=${2:?}; shift ;;
 	--out) OUT=${2:?}; shift ;;
 	--results) RESULTS=1 ;;
+	--perf) PERF=1 ;;
 	--keep) KEEP=1 ;;
 	-h | --help) usage 0 ;;
 	*) usage ;;
@@ -247,8 +251,22 @@ run_tput() {
 			c0=$(cpu_ticks $(relay_pids $t))
 			e0=$(cpu_ticks "${ENG[a]}" "${ENG[b]}")
 			b0=$(ctl r --json relay status | jq .counters.bytes_relayed)
+			local perf_pid=""
+			if [ $PERF = 1 ] && [ "$rep" = 1 ] && command -v perf >/dev/null; then
+				# shellcheck disable=SC2046
+				perf record -q -o "$T/perf-$t.data" -p "$(relay_pids $t | tr ' ' ',')" \
+					>/dev/null 2>"$T/perf-$t.err" &
+				perf_pid=$!
+				sleep 0.5
+			fi
 			line=$(timeout 600 "$BIN/bench-xfer" send --connect "127.0.0.1:${FPORT[$t]}" \
 				--bytes "$BYTES" --seed "$rep" --timeout 120 2>&1 | tail -n 1)
+			if [ -n "$perf_pid" ]; then
+				kill -INT "$perf_pid" 2>/dev/null
+				wait "$perf_pid" 2>/dev/null
+				perf report -i "$T/perf-$t.data" --stdio --no-children --percent-limit 2 \
+					--sort dso,symbol 2>/dev/null | grep -E "^ +[0-9]" | cut -c1-110 | head -n 15 >"$T/perf-$t.top"
+			fi
 			# shellcheck disable=SC2046
 			c1=$(cpu_ticks $(relay_pids $t))
 			e1=$(cpu_ticks "${ENG[a]}" "${ENG[b]}")
@@ -449,6 +467,16 @@ report_tput() {
 	echo "- relayed connections from A to B at the end: ${NRELAYED:-?} (one per relay); direct: none unless a check below says so"
 	checks tput
 	echo
+	for t in natx js; do
+		[ -s "$T/perf-$t.top" ] || continue
+		echo "perf, $t relay process during its first transfer (self time, symbols over 2%; the perf"
+		echo "run itself slows that transfer, so its numbers are in the table like the others):"
+		echo
+		echo '```'
+		sed 's/^ *//' "$T/perf-$t.top"
+		echo '```'
+		echo
+	done
 }
 
 report_rsvp() {
