@@ -110,6 +110,7 @@ struct p2p_conn_stats {
 	uint64_t negotiation_failures; /* stream protocol negotiations that failed */
 	uint64_t identify_failures; /* invalid identify records */
 	uint64_t pings_served; /* inbound /ipfs/ping/1.0.0 payloads echoed */
+	uint64_t out_trims; /* idle output buffer pages given back (p2p_conn_tick) */
 };
 
 /*
@@ -145,7 +146,12 @@ void p2p_conn_out_peek(struct p2p_conn *c, const uint8_t **p, size_t *len);
 /* p2p_conn_out_advance - @n bytes from p2p_conn_out_peek were sent. */
 void p2p_conn_out_advance(struct p2p_conn *c, size_t n);
 
-/* p2p_conn_tick - timers: keepalive ping. Call at least every few seconds. */
+/*
+ * p2p_conn_tick - timers: keepalive ping. Call at least every few seconds. Also gives back the
+ * pages of an output buffer that stayed empty since the previous call (idle connections hold
+ * no output page); the caller must not hold a pointer from p2p_conn_out_peek across it when
+ * that reported nothing to send (there is none then).
+ */
 int p2p_conn_tick(struct p2p_conn *c);
 
 /* p2p_conn_close - graceful close: yamux GoAway(0). Then flush and close the socket. */
