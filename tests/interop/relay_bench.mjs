@@ -1,8 +1,9 @@
 // tests/interop/relay_bench.mjs - the js-libp2p 3.x relay of bench/relay.sh: @libp2p/circuit-relay-v2
 // circuitRelayServer on 127.0.0.1:0 with the limits that would cut a benchmark raised (no
 // per-circuit data or duration limit, up to MAX reservations, connection manager limits high),
-// everything else as js ships it (identify, ping, connection monitor). Loopback only.
-//   node --expose-gc relay_bench.mjs MAX
+// everything else as js ships it. Loopback only.
+//   node --expose-gc relay_bench.mjs MAX [nomon]
+// nomon: connection monitor off (see below).
 // stdout, one JSON object per line:
 //   {"event":"listening","peer":ID,"addrs":[...]}     once, when it serves
 //   {"event":"stats","reservations":N,"connections":C,"rss_kb":R,"heap_kb":H,"gc":true|false}
@@ -19,8 +20,9 @@ import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 const max = Number(process.argv[2] ?? 20000)
-if (!Number.isInteger(max) || max < 1) {
-  console.error('usage: relay_bench.mjs MAX_RESERVATIONS')
+const monitor = process.argv[3] !== 'nomon'
+if (!Number.isInteger(max) || max < 1 || (process.argv[3] ?? 'nomon') !== 'nomon') {
+  console.error('usage: relay_bench.mjs MAX_RESERVATIONS [nomon]')
   process.exit(2)
 }
 
@@ -35,6 +37,11 @@ const node = await createLibp2p({
     inboundConnectionThreshold: 1e9,
     inboundUpgradeTimeout: 60000
   },
+  // The connection monitor (on by default) pings every connection with a /ipfs/ping/1.0.0
+  // stream every 10 s: at thousands of idle reservations that alone takes a core here and
+  // stalls new reservations. "nomon" turns it off to measure js at its best (natx keeps its
+  // connections with yamux pings, no stream per ping).
+  connectionMonitor: { enabled: monitor },
   services: {
     identify: identify(),
     ping: ping(),
