@@ -544,13 +544,13 @@ report | tee "$OUT"
 if [ $RESULTS = 1 ]; then
 	R=$SRC/bench/RESULTS.md
 	B='<!-- bench/relay.sh: begin -->' E='<!-- bench/relay.sh: end -->'
-	{
-		if grep -qF "$B" "$R"; then sed "/^$B\$/,\$d" "$R"; else cat "$R"; echo; fi
-		echo "$B"
-		cat "$OUT"
-		echo "$E"
-		grep -qF "$E" "$R" && sed "1,/^$E\$/d" "$R"
-	} >"$T/results.md" && cp "$T/results.md" "$R"
+	# the section between the markers is replaced (appended at the end the first time)
+	awk -v b="$B" -v e="$E" -v out="$OUT" '
+		function emit(l) { print b; while ((getline l < out) > 0) print l; print e; done = 1 }
+		$0 == b { emit(); skip = 1; next }
+		$0 == e { skip = 0; next }
+		!skip { print }
+		END { if (!done) { print ""; emit() } }' "$R" >"$T/results.md" && cp "$T/results.md" "$R"
 	log "section written into $R"
 fi
 log "results in $OUT"
