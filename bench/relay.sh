@@ -277,8 +277,15 @@ run_tput() {
 			if [ -n "$perf_pid" ]; then
 				kill -INT "$perf_pid" 2>/dev/null
 				wait "$perf_pid" 2>/dev/null
-				perf report -i "$T/perf-$t.data" --stdio --no-children --percent-limit 2 \
-					--sort dso,symbol 2>/dev/null | grep -E "^ +[0-9]" | cut -c1-110 | head -n 15 >"$T/perf-$t.top"
+				# by library first: a stripped library (Debian's libcrypto) spreads over
+				# many addresses below the symbol cut-off
+				{
+					perf report -i "$T/perf-$t.data" --stdio --no-children --percent-limit 1 \
+						--sort dso 2>/dev/null | grep -E "^ +[0-9]" | head -n 6
+					echo "--"
+					perf report -i "$T/perf-$t.data" --stdio --no-children --percent-limit 2 \
+						--sort dso,symbol 2>/dev/null | grep -E "^ +[0-9]" | cut -c1-110 | head -n 12
+				} >"$T/perf-$t.top"
 			fi
 			# shellcheck disable=SC2046
 			c1=$(cpu_ticks $(relay_pids $t))
@@ -484,7 +491,7 @@ report_tput() {
 	echo
 	for t in natx js; do
 		[ -s "$T/perf-$t.top" ] || continue
-		echo "perf, $t relay process during its first transfer (self time, symbols over 2%; the perf"
+		echo "perf, $t relay process during its first transfer (self time by library, then symbols over 2%; the perf"
 		echo "run itself slows that transfer, so its numbers are in the table like the others):"
 		echo
 		echo '```'
