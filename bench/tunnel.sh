@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/tunnel.sh - the tunnel (natx-engine as tunnel server + natx-engine as tunnel client,
-# loopback) against the plain engine forward, haproxy and direct, in one interleaved run:
+# loopback), plaintext and with the encrypted transport (Noise NK: "noise"), against the plain
+# engine forward, haproxy and direct, in one interleaved run:
 # TCP throughput (iperf3, 1 and 4 streams), connection rate (bench-connrate through to
 # bench-echod, 64-byte echo per connection), UDP echo packets/s (bench-udpblast) and
 # user-space memory per idle service. Prints
@@ -92,6 +93,29 @@ wait_sock() { # PATH
 	return 1
 }
 
+# noise_pair_start UPSTREAM_PORT TYPE - a tunnel server + client engine pair with the encrypted
+# transport (random server key, the client pins its public key) exposing UPSTREAM_PORT;
+# sets NPUB (the public port).
+noise_pair_start() {
+	local up=$1 type=$2 s=$TMP/nsrv-$1.sock c=$TMP/ncli-$1.sock listen key pubkey
+	start_bg "nsrv-$up" "$BIN/natx-engine" --shards 1 --ctl "$s"
+	start_bg "ncli-$up" "$BIN/natx-engine" --shards 1 --ctl "$c"
+	wait_sock "$s" && wait_sock "$c" || { echo "tunnel.sh: engines did not start" >&2; exit 1; }
+	sleep 0.2
+	key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	listen=$(ctl "$s" "{\"cmd\":\"tunnel.server\",\"listen\":\"127.0.0.1:0\",\"transport\":\"noise\",\"noise_key_hex\":\"$key\"}")
+	pubkey=$(jq -r .noise_pubkey <<<"$listen")
+	listen=$(jq -r .listen <<<"$listen")
+	NPUB=$(free_port)
+	ctl "$s" "{\"cmd\":\"tunnel.add\",\"role\":\"server\",\"name\":\"n\",\"type\":\"$type\",\"token\":\"bench\",\"bind\":\"127.0.0.1:$NPUB\",\"pool\":$POOL}" >/dev/null
+	ctl "$c" "{\"cmd\":\"tunnel.client\",\"server\":\"$listen\"}" >/dev/null
+	ctl "$c" "{\"cmd\":\"tunnel.add\",\"role\":\"client\",\"name\":\"n\",\"type\":\"$type\",\"token\":\"bench\",\"local\":\"127.0.0.1:$up\",\"transport\":\"noise\",\"server_pubkey\":\"$pubkey\"}" >/dev/null
+	for _ in $(seq 1 100); do
+		[ "$(ctl "$s" '{"cmd":"tunnel.ls"}' | jq -r '.services[0].state')" = up ] && break
+		sleep 0.05
+	done
+}
+
 # targets_start UPSTREAM_PORT - natx forward, tunnel, haproxy in front of UPSTREAM_PORT; sets
 # PORT[target].
 declare -A PORT
@@ -125,6 +149,8 @@ targets_start() {
 	done
 	PORT[tunnel]=$pub
 	TSRV_SOCK=$s
+	noise_pair_start "$up" tcp
+	PORT[noise]=$NPUB
 	if command -v haproxy >/dev/null; then
 		p=$(free_port)
 		cat >"$TMP/haproxy-$up.cfg" <<-EOF
@@ -146,7 +172,7 @@ targets_start() {
 	sleep 0.5
 }
 
-TARGETS=(direct natx natx2 tunnel)
+TARGETS=(direct natx natx2 tunnel noise)
 command -v haproxy >/dev/null && TARGETS+=(haproxy)
 rotate() { # REP - the targets, starting at a different one each repetition
 	local n=${#TARGETS[@]} i
@@ -217,9 +243,11 @@ for _ in $(seq 1 100); do
 	[ "$(ctl "$us" '{"cmd":"tunnel.ls"}' | jq -r '.services[0].data_channels')" = 2 ] && break
 	sleep 0.05
 done
-declare -A UPORT=([direct]=$UE [natx]=$uf [tunnel]=$upub)
+noise_pair_start "$UE" udp
+sleep 0.5
+declare -A UPORT=([direct]=$UE [natx]=$uf [tunnel]=$upub [noise]=$NPUB)
 for rep in $(seq 1 "$REPS"); do
-	for t in direct natx tunnel; do
+	for t in direct natx tunnel noise; do
 		out=$TMP/udp-$t-$rep.out
 		timeout $((SECS + 20)) "$BIN/bench-udpblast" --target "127.0.0.1:${UPORT[$t]}" \
 			--size 64 --count 2000000 --time-limit "$SECS" --window 256 >"$out" 2>&1
@@ -266,19 +294,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="n/a"||b=="n/a"||b==0) print "n
 {
 	echo "## Tunnel benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $REPS interleaved reps, ${SECS}s each, pool $POOL)"
 	echo
-	echo "| workload | direct | natx forward | 2 natx forwards | natx tunnel | haproxy | tunnel / forward | tunnel / 2 forwards | tunnel / haproxy |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| workload | direct | natx forward | 2 natx forwards | natx tunnel | tunnel noise | haproxy | tunnel / forward | tunnel / 2 forwards | tunnel / haproxy | noise / tunnel |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	for p in P1 P4; do
 		d=$(median tcp direct $p) n=$(median tcp natx $p) n2=$(median tcp natx2 $p)
-		u=$(median tcp tunnel $p) h=$(median tcp haproxy $p)
-		echo "| TCP Gbit/s, $p | $d | $n | $n2 | $u | $h | $(ratio "$u" "$n") | $(ratio "$u" "$n2") | $(ratio "$u" "$h") |"
+		u=$(median tcp tunnel $p) h=$(median tcp haproxy $p) z=$(median tcp noise $p)
+		echo "| TCP Gbit/s, $p | $d | $n | $n2 | $u | $z | $h | $(ratio "$u" "$n") | $(ratio "$u" "$n2") | $(ratio "$u" "$h") | $(ratio "$z" "$u") |"
 	done
 	d=$(median conn direct -) n=$(median conn natx -) n2=$(median conn natx2 -)
-	u=$(median conn tunnel -) h=$(median conn haproxy -)
-	echo "| connections/s (64 B echo) | $d | $n | $n2 | $u | $h | $(ratio "$u" "$n") | $(ratio "$u" "$n2") | $(ratio "$u" "$h") |"
-	d=$(median udp direct -) n=$(median udp natx -) u=$(median udp tunnel -)
-	echo "| UDP echo packets/s (64 B, window 256) | $d | $n | - | $u | - | $(ratio "$u" "$n") | - | - |"
-	echo "| memory per idle TCP service (RSS growth / 40 services, pool 4 each) | server ${MEM_SRV} KiB | client ${MEM_CLI} KiB | ($MEM_UP of 41 pools full) | | | | |"
+	u=$(median conn tunnel -) h=$(median conn haproxy -) z=$(median conn noise -)
+	echo "| connections/s (64 B echo) | $d | $n | $n2 | $u | $z | $h | $(ratio "$u" "$n") | $(ratio "$u" "$n2") | $(ratio "$u" "$h") | $(ratio "$z" "$u") |"
+	d=$(median udp direct -) n=$(median udp natx -) u=$(median udp tunnel -) z=$(median udp noise -)
+	echo "| UDP echo packets/s (64 B, window 256) | $d | $n | - | $u | $z | - | $(ratio "$u" "$n") | - | - | $(ratio "$z" "$u") |"
+	echo "| memory per idle TCP service (RSS growth / 40 services, pool 4 each, plaintext) | server ${MEM_SRV} KiB | client ${MEM_CLI} KiB | ($MEM_UP of 41 pools full) | | | | | | |"
 	echo
 	echo "tunnel server counters after the run: $TSTATE"
 } | tee "${OUT:-/dev/null}"

@@ -41,7 +41,7 @@ int p2p_target_parse(const char *target)
 
 static unsigned p2p_caps(void *ctx)
 {
-	return SVC_CAP_DIRECT | SVC_CAP_TCP;
+	return SVC_CAP_DIRECT | SVC_CAP_TCP | SVC_CAP_UDP; /* UDP: udpx_ctl.h */
 }
 
 static bool p2p_can_reach(void *ctx, const char *target)

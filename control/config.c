@@ -80,7 +80,8 @@ static const struct config_key config_table[] = {
 	{ "nat_traversal", "enable_hole_punching", "NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING", CT_BOOL,
 	  F(enable_hole_punching), 0, 0, "try DCUtR hole punching" },
 	{ "nat_traversal", "enable_relay_discovery", "NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY",
-	  CT_BOOL, F(enable_relay_discovery), 0, 0, "discover circuit relays" },
+	  CT_BOOL, F(enable_relay_discovery), 0, 0,
+	  "reserve on bootstrap relays while AutoNAT says private" },
 	{ "relay", "enabled", "NAT_TRAVERSAL_ENABLE_RELAY_SERVER", CT_BOOL, F(relay_enabled), 0, 0,
 	  "serve Circuit Relay v2 (hop) in the engine (needs libp2p)" },
 	{ "relay", "max_reservations", "NAT_TRAVERSAL_RELAY_MAX_RESERVATIONS", CT_UINT,
@@ -602,7 +603,7 @@ void config_defaults(struct natx_config *cfg, config_getenv_fn get_env)
 	cfg->max_clients = 64;
 	strcpy(cfg->log_filter, "info");
 	cfg->enable_hole_punching = true;
-	cfg->enable_relay_discovery = true;
+	cfg->enable_relay_discovery = false; /* reservations only while AutoNAT says private */
 	strcpy(cfg->libp2p_listen_addr, "/ip4/0.0.0.0/tcp/4001");
 	/* relay limits: a public relay's (go-libp2p's) defaults, see docs/libp2p.md */
 	cfg->relay_max_reservations = 128;

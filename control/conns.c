@@ -10,16 +10,22 @@
 #include "daemon.h"
 #include "engine_sup.h"
 #include "fwdspec.h"
+#include "nodes.h"
 #include "natx/err.h"
 #include "natx/log.h"
 #include "p2p_svc.h"
 #include "select.h"
+#include "udpx_ctl.h"
 
 #define MOD "conns"
 
 /* Prefixes of store_conn.handle: what to remove from the engine on close. */
 #define CONNS_H_FORWARD "forward:" /* + forward spec */
 #define CONNS_H_P2P "p2p:" /* + natxd's p2p service id (p2p_svc.c) */
+#define CONNS_H_FLOW "p2pf:" /* the same, a flow forward (/natx/flow/1.0.0) */
+#define CONNS_FLOW_PROTOCOL "/natx/flow/1.0.0"
+#define CONNS_FLOW_NAME_MAX 64 /* longest service name an OPEN carries (mig_wire) */
+#define CONNS_FLOW_ALT_MAX 4 /* other addresses a flow forward's repair may dial (engine) */
 
 static int conns_load_one(void *arg, const struct store_conn *c)
 {
@@ -84,8 +90,47 @@ int conns_protocol(const char *name, char *out, size_t len)
 	return (size_t)snprintf(out, len, "/natx/svc/%s/1.0.0", name) >= len ? -EINVAL : 0;
 }
 
-/* conns_p2p_offers - 0 when @peer's identify record lists @proto, -NATX_E_NOT_FOUND if not. */
-static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto, char *msg)
+const struct store_conn *conns_p2p_flow(const struct natxd *d, unsigned long long key)
+{
+	for (unsigned int i = 0; i < d->conns.n; i++) {
+		const char *h = d->conns.v[i]->handle;
+
+		if (!strncmp(h, CONNS_H_FLOW, strlen(CONNS_H_FLOW)) &&
+		    strtoull(h + strlen(CONNS_H_FLOW), NULL, 10) == key) {
+			return d->conns.v[i];
+		}
+	}
+	return NULL;
+}
+
+void conns_flow_alts(struct natxd *d, const char *target, const char *used, char *out, size_t len)
+{
+	char cand[NODES_ADDRS_MAX][NODES_ADDR_LEN];
+	int n = nodes_candidates(d, target, cand), k = 0;
+	size_t at = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n && k < CONNS_FLOW_ALT_MAX; i++) {
+		size_t l = strlen(cand[i]);
+
+		if (!strcmp(cand[i], used) || at + l + 2 > len) {
+			continue;
+		}
+		if (at) {
+			out[at++] = ' ';
+		}
+		memcpy(out + at, cand[i], l + 1);
+		at += l;
+		k++;
+	}
+}
+
+/*
+ * conns_p2p_offers - 0 when @peer's identify record lists @proto, -NATX_E_NOT_FOUND if not;
+ * *@flow says whether it also lists /natx/flow/1.0.0 (a natx node: flows can migrate).
+ */
+static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto, bool *flow,
+			    char *msg)
 {
 	cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
 	const cJSON *p;
@@ -105,6 +150,9 @@ static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto
 			if (cJSON_IsString(p) && !strcmp(p->valuestring, proto)) {
 				rc = 0;
 			}
+			if (cJSON_IsString(p) && !strcmp(p->valuestring, CONNS_FLOW_PROTOCOL)) {
+				*flow = true;
+			}
 		}
 		if (rc) {
 			snprintf(msg, CTL_MSG_MAX, "%.200s does not offer %.100s", peer, proto);
@@ -119,7 +167,8 @@ static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto
  * address to @bound and natxd's service id to *@sid.
  */
 static int conns_open_p2p(struct natxd *d, const char *proto, const char *local, const char *peer,
-			  char *bound, size_t blen, unsigned long long *sid, char *msg)
+			  bool flow, const char *alts, char *bound, size_t blen,
+			  unsigned long long *sid, char *msg)
 {
 	cJSON *r = cJSON_CreateObject();
 	const cJSON *l, *id;
@@ -128,7 +177,7 @@ static int conns_open_p2p(struct natxd *d, const char *proto, const char *local,
 	if (!r) {
 		return -ENOMEM;
 	}
-	rc = p2p_svc_forward_add(d, proto, local, peer, r, msg);
+	rc = p2p_svc_forward_add(d, proto, local, peer, flow, alts, r, msg);
 	if (!rc) {
 		l = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "service"),
 						     "listen");
@@ -190,18 +239,29 @@ static const char *conns_path(const struct store_conn *c)
 	return "tunnel";
 }
 
-static cJSON *conns_item(const struct store_conn *c)
+static cJSON *conns_item(struct natxd *d, const struct store_conn *c)
 {
+	char upath[32], ureason[256];
+	const char *path = conns_path(c), *reason = c->reason;
 	cJSON *o = cJSON_CreateObject();
 
+	if (!strncmp(c->handle, UDPX_CTL_HANDLE, strlen(UDPX_CTL_HANDLE))) {
+		/* UDP: the path and reason now (punching, direct, relayed), not at connect time */
+		udpx_ctl_path(d, c->handle, upath, sizeof(upath), ureason, sizeof(ureason));
+		path = upath;
+		reason = ureason;
+	}
 	if (!o || !cJSON_AddNumberToObject(o, "id", c->id) ||
 	    !cJSON_AddStringToObject(o, "target", c->target) ||
 	    !cJSON_AddStringToObject(o, "service", c->service) ||
 	    !cJSON_AddStringToObject(o, "local", c->local) ||
 	    !cJSON_AddStringToObject(o, "type", c->type) ||
-	    !cJSON_AddStringToObject(o, "path", conns_path(c)) ||
+	    !cJSON_AddStringToObject(o, "path", path) ||
 	    !cJSON_AddStringToObject(o, "via", c->via) ||
-	    !cJSON_AddStringToObject(o, "reason", c->reason) ||
+	    !cJSON_AddBoolToObject(o, "flow",
+				   !strncmp(c->handle, CONNS_H_FLOW, strlen(CONNS_H_FLOW))) ||
+	    !cJSON_AddStringToObject(o, "reason", reason) ||
+	    (reason != c->reason && !cJSON_AddStringToObject(o, "selection", c->reason)) ||
 	    !cJSON_AddNumberToObject(o, "created_at", (double)c->created_s)) {
 		cJSON_Delete(o);
 		return NULL;
@@ -214,6 +274,9 @@ static int conns_undo(struct natxd *d, const struct store_conn *c, char *msg)
 {
 	const char *h = c->handle;
 
+	if (!strncmp(h, UDPX_CTL_HANDLE, strlen(UDPX_CTL_HANDLE))) {
+		return udpx_ctl_close(d, h);
+	}
 	if (!strncmp(h, CONNS_H_FORWARD, strlen(CONNS_H_FORWARD))) {
 		const char *spec = h + strlen(CONNS_H_FORWARD);
 		int i = engine_sup_forward_find(&d->eng, spec, 0);
@@ -224,8 +287,9 @@ static int conns_undo(struct natxd *d, const struct store_conn *c, char *msg)
 		store_forward_rm(&d->st, spec);
 		return 0;
 	}
-	if (!strncmp(h, CONNS_H_P2P, strlen(CONNS_H_P2P))) {
-		int rc = p2p_svc_remove(d, strtoull(h + strlen(CONNS_H_P2P), NULL, 10), msg);
+	if (!strncmp(h, CONNS_H_P2P, strlen(CONNS_H_P2P)) ||
+	    !strncmp(h, CONNS_H_FLOW, strlen(CONNS_H_FLOW))) {
+		int rc = p2p_svc_remove(d, strtoull(strchr(h, ':') + 1, NULL, 10), msg);
 
 		/* Already gone (closed with `p2p close`): nothing left to undo. */
 		return rc == -ENOENT ? 0 : rc;
@@ -239,9 +303,13 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	char proto[CONNS_SERVICE_MAX + 32], spec[CTL_SPEC_MAX + 1];
 	unsigned long long sid = 0;
 	struct select_trace tr = { 0 };
+	char alts[ENGINE_P2P_ALT_LEN] = "";
+	bool flow = false;
 	struct svc_conn_info ci;
 	struct store_conn *c;
 	struct svc *used;
+	const char *bind;
+	bool udp = udpx_ctl_is_udp(local, req->need_caps & SVC_CAP_UDP, &bind);
 	cJSON *item;
 	int rc;
 
@@ -265,7 +333,18 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 		     ci.detail) >= (int)sizeof(c->reason)) {
 		pr_debug(MOD, "connection reason cut to %zu bytes", sizeof(c->reason) - 1);
 	}
-	if (!strcmp(ci.traversal_type, "libp2p")) {
+	if (udp && !strcmp(ci.traversal_type, "libp2p")) {
+		snprintf(c->via, sizeof(c->via), "%s", ci.public_address);
+		rc = udpx_ctl_open(d, service, bind, ci.public_address, c, msg);
+		if (rc) {
+			goto free_conn;
+		}
+	} else if (udp) {
+		snprintf(msg, CTL_MSG_MAX, "UDP connections need the libp2p path, not %s",
+			 ci.traversal_type);
+		rc = -NATX_E_UNAVAILABLE;
+		goto free_conn;
+	} else if (!strcmp(ci.traversal_type, "libp2p")) {
 		if (!service || conns_protocol(service, proto, sizeof(proto))) {
 			snprintf(msg, CTL_MSG_MAX,
 				 "the libp2p path needs --service NAME ([A-Za-z0-9._-], or a "
@@ -274,16 +353,24 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 			goto free_conn;
 		}
 		snprintf(c->via, sizeof(c->via), "%s", ci.public_address);
-		rc = conns_p2p_offers(d, ci.public_address, proto, msg);
+		rc = conns_p2p_offers(d, ci.public_address, proto, &flow, msg);
 		if (rc) {
 			goto free_conn;
 		}
-		rc = conns_open_p2p(d, proto, local, ci.public_address, c->local, sizeof(c->local),
-				    &sid, msg);
+		/* A natx node (it offers /natx/flow/1.0.0): bridged connections are migratable
+		 * flows that move to a direct path and survive a lost relay; others (js) keep
+		 * plain streams of the service's protocol. */
+		flow = flow && strlen(proto) <= CONNS_FLOW_NAME_MAX;
+		if (flow) {
+			conns_flow_alts(d, req->target, ci.public_address, alts, sizeof(alts));
+		}
+		rc = conns_open_p2p(d, proto, local, ci.public_address, flow, alts, c->local,
+				    sizeof(c->local), &sid, msg);
 		if (rc) {
 			goto free_conn;
 		}
-		snprintf(c->handle, sizeof(c->handle), CONNS_H_P2P "%llu", sid);
+		snprintf(c->handle, sizeof(c->handle), "%s%llu", flow ? CONNS_H_FLOW : CONNS_H_P2P,
+			 sid);
 	} else if (ci.proxy_address[0]) {
 		snprintf(c->via, sizeof(c->via), "%s", ci.proxy_address);
 		rc = conns_open_forward(d, local, ci.proxy_address, spec, sizeof(spec), msg);
@@ -300,7 +387,8 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	}
 	c->id = d->conns.next_id;
 	c->created_s = d->clk->wall_s(d->clk);
-	rc = store_conn_add(&d->st, c);
+	/* UDP connections last while natxd runs (udpx_ctl.h): not stored */
+	rc = udp ? 0 : store_conn_add(&d->st, c);
 	if (rc) {
 		snprintf(msg, CTL_MSG_MAX, "cannot persist the connection: %s",
 			 store_errmsg(&d->st));
@@ -312,7 +400,7 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 	d->conns.v[d->conns.n++] = c;
 	pr_info(MOD, "connection %u: %s service %s on %s via %s (%s): %s", (unsigned int)c->id,
 		c->target, c->service, c->local, c->via, conns_path(c), c->reason);
-	item = conns_item(c);
+	item = conns_item(d, c);
 	if (!item) {
 		return -ENOMEM;
 	}
@@ -337,7 +425,7 @@ cJSON *conns_json(struct natxd *d)
 		return NULL;
 	}
 	for (unsigned int i = 0; i < d->conns.n; i++) {
-		cJSON *it = conns_item(d->conns.v[i]);
+		cJSON *it = conns_item(d, d->conns.v[i]);
 
 		if (!it) {
 			cJSON_Delete(o);

@@ -45,6 +45,20 @@ void conns_free(struct natxd *d);
 int conns_protocol(const char *name, char *out, size_t len);
 
 /*
+ * conns_p2p_flow - the stored connection that uses natxd's p2p service @key as a flow forward
+ * (/natx/flow/1.0.0, docs/migration.md), or NULL: the flag is kept in the connection's
+ * handle, so a restarted natxd defines the forward in flow mode again.
+ */
+const struct store_conn *conns_p2p_flow(const struct natxd *d, unsigned long long key);
+
+/*
+ * conns_flow_alts - @target's libp2p addresses other than @used (the forward's), space-separated
+ * into @out (@len bytes, "" when none; at most 4): a flow's repair dials them in turn when
+ * its path dies (another relay).
+ */
+void conns_flow_alts(struct natxd *d, const char *target, const char *used, char *out, size_t len);
+
+/*
  * conns_open - select a service for @req and open @local for @service through it; the reply
  * gets "connection_info" and "connection". 0 or a negative code with @msg (CTL_MSG_MAX):
  * the selection's errors, -EINVAL (bad service or local address, or no port for a tunnel),

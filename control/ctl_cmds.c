@@ -16,6 +16,7 @@
 #include "p2p_svc.h"
 #include "tunnel_cfg.h"
 #include "tunnel_sup.h"
+#include "udpx_ctl.h"
 
 #define MOD "ctl"
 
@@ -158,6 +159,7 @@ cJSON *natxd_metrics_json(struct natxd *d)
 	}
 	/* The circuit relay's counters (relay status), when it runs. */
 	natxd_p2p_relay_metrics(d, o);
+	natxd_udp_metrics(d, o);
 	/* The STUN responder's counters, as `bpf status` shows them (XDP or user space). */
 	if (!cJSON_AddItemToObject(o, "bpf", bpf_mgr_status_json(&d->bpf))) {
 		goto free_obj;
@@ -630,6 +632,9 @@ static const struct {
 	{ "p2p.forward", natxd_cmd_p2p_svc },
 	{ "p2p.ls", natxd_cmd_p2p_svc },
 	{ "p2p.close", natxd_cmd_p2p_svc },
+	{ "udp.expose", natxd_cmd_udp },
+	{ "udp.unexpose", natxd_cmd_udp },
+	{ "udp.ls", natxd_cmd_udp },
 };
 
 static ctl_handler_fn ctl_handler_find(const char *name)

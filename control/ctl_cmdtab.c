@@ -58,9 +58,10 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  "tunnel services (role, state, connections, bytes) and paid registrations", NULL, false },
 	{ "tunnel add", "tunnel.add",
 	  "NAME tcp|udp ADDR TOKEN [--client] [--max-conns N] [--bandwidth-kbps N] [--pool N] "
-	  "[--udp-channels N] [--proxy-protocol]",
+	  "[--udp-channels N] [--proxy-protocol] [--noise-pubkey KEY | --plain]",
 	  "run a tunnel service: server side (ADDR = public bind address) or with --client the "
-	  "node side (ADDR = local service); not persisted",
+	  "node side (ADDR = local service, --noise-pubkey pins the relay's Noise key); kept in "
+	  "the database",
 	  "name type addr token", true },
 	{ "tunnel rm", "tunnel.rm", "NAME [--client]",
 	  "stop a tunnel service added with tunnel add (open connections continue)", "name", true },
@@ -107,6 +108,14 @@ const struct ctl_cmd ctl_cmd_table[] = {
 	  false },
 	{ "p2p close", "p2p.close", "ID", "stop p2p service ID (open streams continue)", "service",
 	  true },
+	{ "udp expose", "udp.expose", "NAME HOST:PORT",
+	  "offer UDP service NAME (the UDP address HOST:PORT) to other natx nodes: `connect NODE "
+	  "--service NAME --local udp:ADDR:PORT` reaches it (hole punched, else relayed)",
+	  "name target", true },
+	{ "udp unexpose", "udp.unexpose", "NAME", "stop offering UDP service NAME", "name", true },
+	{ "udp ls", "udp.ls", "",
+	  "UDP services offered, UDP sessions (path direct/relayed, candidates, counters)", NULL,
+	  false },
 	{ "identify", "identify", "MULTIADDR",
 	  "dial MULTIADDR and print its identify record (agent, protocols, addresses)", "addr",
 	  true },

@@ -24,6 +24,7 @@
 #include "svc.h"
 
 struct http_server;
+struct udpx_ctl;
 
 enum {
 	CTL_MSG_MAX = 512, /* bytes of the message a command handler explains an error with */
@@ -51,6 +52,7 @@ struct natxd {
 	char p2p_peer[100]; /* libp2p peer ID (p2p_svc.c), "" when libp2p is off */
 	char p2p_error[256]; /* why libp2p is off although enabled, "" when none */
 	struct conns conns; /* connections with a local port (conns.h) */
+	struct udpx_ctl *udp; /* UDP services between nodes (udpx_ctl.h), NULL when off */
 };
 
 /*

@@ -592,6 +592,24 @@ static void engine_sup_p2p_fail(struct engine_sup *es, unsigned i, const char *w
 }
 
 /* engine_sup_p2p_push - run service @i in the engine. 0 or the engine's error (recorded). */
+/* engine_sup_p2p_alts - "alt_addrs": the space-separated multiaddrs of @alt. false: no memory. */
+static bool engine_sup_p2p_alts(cJSON *req, const char *alt)
+{
+	cJSON *a = cJSON_AddArrayToObject(req, "alt_addrs");
+	char buf[ENGINE_P2P_ALT_LEN], *save, *ma;
+
+	if (!a) {
+		return false;
+	}
+	snprintf(buf, sizeof(buf), "%s", alt);
+	for (ma = strtok_r(buf, " ", &save); ma; ma = strtok_r(NULL, " ", &save)) {
+		if (!cJSON_AddItemToArray(a, cJSON_CreateString(ma))) {
+			return false;
+		}
+	}
+	return true;
+}
+
 static int engine_sup_p2p_push(struct engine_sup *es, unsigned i)
 {
 	struct engine_p2p *p = &es->p2p[i];
@@ -607,7 +625,9 @@ static int engine_sup_p2p_push(struct engine_sup *es, unsigned i)
 	    !cJSON_AddStringToObject(req, "cmd", p->forward ? "p2p.forward" : "p2p.expose") ||
 	    !cJSON_AddStringToObject(req, "protocol", p->protocol) ||
 	    !cJSON_AddStringToObject(req, p->forward ? "listen" : "target", p->addr) ||
-	    (p->forward && !cJSON_AddStringToObject(req, "addr", p->peer))) {
+	    (p->forward && !cJSON_AddStringToObject(req, "addr", p->peer)) ||
+	    (p->flow && !cJSON_AddBoolToObject(req, "flow", true)) ||
+	    (p->flow && p->alt[0] && !engine_sup_p2p_alts(req, p->alt))) {
 		cJSON_Delete(req);
 		return -ENOMEM;
 	}

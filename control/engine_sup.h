@@ -34,6 +34,7 @@ enum {
 	ENGINE_P2P_PROTO_MAX = 128, /* protocol name, NUL included */
 	ENGINE_P2P_ADDR_MAX = 256, /* host:port */
 	ENGINE_P2P_PEER_MAX = 1024, /* peer multiaddr text */
+	ENGINE_P2P_ALT_LEN = 2048, /* a flow forward's other peer addresses, space-separated */
 };
 
 enum engine_state {
@@ -60,6 +61,8 @@ struct engine_fwd {
 struct engine_p2p {
 	uint64_t key;
 	bool forward; /* forward (else expose) */
+	bool flow; /* forward: streams are /natx/flow/1.0.0 flows (docs/migration.md) */
+	char alt[ENGINE_P2P_ALT_LEN]; /* flow: other multiaddrs of the peer, space-separated */
 	char protocol[ENGINE_P2P_PROTO_MAX];
 	char addr
 		[ENGINE_P2P_ADDR_MAX]; /* expose: target host:port; forward: bound listen ip:port */

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "http.h"
 #include "p2p_svc.h"
+#include "udpx_ctl.h"
 #include "l402_http.h"
 #include "natx/err.h"
 #include "natx/log.h"
@@ -499,6 +500,7 @@ char *http_prometheus(struct natxd *d)
 		}
 	}
 	natxd_p2p_relay_prom(d, f); /* natx_relay_*: circuit relay counters (p2p_svc.c) */
+	natxd_udp_prom(d, f); /* natx_udp_*: UDP services between nodes (udpx_ctl.c) */
 	fprintf(f,
 		"# HELP natx_engine_up 1 when natx-engine is connected\n"
 		"# TYPE natx_engine_up gauge\nnatx_engine_up %d\n",

@@ -70,6 +70,20 @@ static int natxctl_tunnel_flag(const struct ctl_cmd *c, cJSON *req, int argc, ch
 		cJSON_AddTrueToObject(req, "proxy_protocol");
 		return 1;
 	}
+	if (!strcmp(c->name, "tunnel.add") && !strcmp(a, "--plain")) {
+		cJSON_AddStringToObject(req, "transport", "plain");
+		return 1;
+	}
+	if (!strcmp(c->name, "tunnel.add") && !strcmp(a, "--noise-pubkey")) {
+		/* the client pins the server's key: encrypted transport (Noise NK) */
+		if (i + 1 >= argc || !argv[i + 1][0]) {
+			fprintf(stderr, "natxctl: --noise-pubkey takes the server's public key\n");
+			return -1;
+		}
+		cJSON_AddStringToObject(req, "transport", "noise");
+		cJSON_AddStringToObject(req, "server_pubkey", argv[i + 1]);
+		return 2;
+	}
 	for (size_t k = 0; strcmp(c->name, "tunnel.add") == 0 && k < 8; k += 2) {
 		char *end;
 		unsigned long v;
@@ -499,8 +513,17 @@ static void print_tokens(const cJSON *r)
 
 static void print_tunnels(const cJSON *r)
 {
-	const cJSON *t;
+	const cJSON *t, *srv = cJSON_IsObject(j_obj(r, "server")) ? j_obj(r, "server") : NULL;
 
+	if (srv) {
+		/* the tunnel server and, with the encrypted transport, the key clients pin */
+		printf("tunnel server %s, transport %s", j_str(srv, "listen"),
+		       j_str(srv, "transport"));
+		if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(srv, "noise_pubkey"))) {
+			printf(", noise public key %s", j_str(srv, "noise_pubkey"));
+		}
+		printf("\n\n");
+	}
 	printf("%-20s %-6s %-4s %-22s %-8s %-6s %6s %8s %12s %s\n", "SERVICE", "ROLE", "TYPE",
 	       "ADDRESS", "STATE", "SOURCE", "CONNS", "TOTAL", "BYTES", "ERROR");
 	cJSON_ArrayForEach(t, j_obj(r, "services"))
@@ -631,6 +654,19 @@ static void print_nat(const cJSON *r)
 	}
 	printf("\nrounds %.0f, probes %.0f, probe errors %.0f\n", j_num(r, "rounds"),
 	       j_num(r, "probes"), j_num(r, "probe_errors"));
+	e = j_obj(r, "relay_discovery");
+	if (e) {
+		const cJSON *k;
+
+		printf("relay discovery: %s\n",
+		       j_bool(e, "enabled") ? "on (reserve while private)" : "off");
+		cJSON_ArrayForEach(k, j_obj(e, "relays"))
+		{
+			printf("  %s %s%s\n", j_str(k, "addr"),
+			       j_bool(k, "reserved") ? "reserved " : "reserving",
+			       j_obj(k, "circuit_addr") ? j_str(k, "circuit_addr") : "");
+		}
+	}
 	printf("server:\n");
 	print_kv(j_obj(r, "server"), "  ");
 	printf("%-54s %6s %6s  %s\n", "SERVER PEER", "STATUS", "AGE_S", "TEXT");

@@ -28,6 +28,7 @@
 #include "natx/log.h"
 #include "p2p_svc.h"
 #include "tunnel_sup.h"
+#include "udpx_ctl.h"
 
 #define MOD "natxd"
 
@@ -462,6 +463,7 @@ int main(int argc, char **argv)
 	d.eng.shards = d.cfg.engine_shards;
 	snprintf(d.eng.log_filter, sizeof(d.eng.log_filter), "%s", d.cfg.log_filter);
 	natxd_p2p_setup(&d);
+	natxd_udp_start(&d);
 	backoff_init(&d.eng.bo, d.cfg.engine_restart_base_ms, d.cfg.engine_restart_max_ms);
 	for (unsigned i = 0; i < d.cfg.nforwards; i++) {
 		engine_sup_forward_define(&d.eng, d.cfg.forwards[i], ENGINE_FWD_CONFIG);
@@ -478,6 +480,7 @@ int main(int argc, char **argv)
 	status = natxd_run(&d);
 
 	bpf_mgr_stop(&d.bpf, d.cfg.xdp_keep_on_exit);
+	natxd_udp_stop(&d);
 	engine_sup_stop(&d.eng, d.cfg.engine_keep_on_exit);
 	svc_mgr_cleanup(&d.svcs);
 	l402_svc_close(&d.pay);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conns.h"
 #include "daemon.h"
 #include "natx/err.h"
 #include "natx/log.h"
@@ -36,7 +37,15 @@ static int p2p_listen_check(const char *addr)
 static int p2p_svc_load(void *arg, const struct store_p2p *s)
 {
 	struct natxd *d = arg;
+	const struct store_conn *c = s->forward ? conns_p2p_flow(d, s->id) : NULL;
 	struct engine_p2p p = { .key = s->id, .forward = s->forward };
+
+	/* conns were loaded first: a connect's flow forward comes back as one, with the node's
+	 * other addresses as it has them now */
+	p.flow = c != NULL;
+	if (c) {
+		conns_flow_alts(d, c->target, s->peer, p.alt, sizeof(p.alt));
+	}
 
 	snprintf(p.protocol, sizeof(p.protocol), "%s", s->protocol);
 	snprintf(p.addr, sizeof(p.addr), "%s", s->addr);
@@ -273,6 +282,28 @@ static const char *p2p_svc_str(const cJSON *o, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
+/* p2p_svc_alts - the strings of array @a, space-separated, into @out ("" when none fit). */
+static void p2p_svc_alts(const cJSON *a, char *out, size_t len)
+{
+	const cJSON *it;
+	size_t at = 0;
+
+	out[0] = '\0';
+	cJSON_ArrayForEach(it, a)
+	{
+		size_t l = cJSON_IsString(it) ? strlen(it->valuestring) : 0;
+
+		if (!l || at + l + 2 > len) {
+			continue;
+		}
+		if (at) {
+			out[at++] = ' ';
+		}
+		memcpy(out + at, it->valuestring, l + 1);
+		at += l;
+	}
+}
+
 /*
  * p2p_svc_persist - the engine runs the new service @reply describes: store it (its row id
  * becomes the service id natxd shows) and make it desired, so it comes back after a natxd or
@@ -292,6 +323,8 @@ static int p2p_svc_persist(struct natxd *d, bool forward, cJSON *reply, char *ms
 		return -EIO;
 	}
 	p.id = (unsigned long)sid->valuedouble;
+	p.flow = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(svc, "flow"));
+	p2p_svc_alts(cJSON_GetObjectItemCaseSensitive(svc, "alt_addrs"), p.alt, sizeof(p.alt));
 	rc = -EINVAL;
 	if ((size_t)snprintf(p.protocol, sizeof(p.protocol), "%s", p2p_svc_str(svc, "protocol")) >=
 		    sizeof(p.protocol) ||
@@ -515,17 +548,26 @@ int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struc
 }
 
 int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *listen, const char *peer,
-			cJSON *reply, char *msg)
+			bool flow, const char *alts, cJSON *reply, char *msg)
 {
-	cJSON *q = cJSON_CreateObject();
+	cJSON *q = cJSON_CreateObject(), *a;
+	char buf[ENGINE_P2P_ALT_LEN], *save, *ma;
 	int rc;
 
 	if (!q || !cJSON_AddStringToObject(q, "cmd", "p2p.forward") ||
 	    !cJSON_AddStringToObject(q, "protocol", protocol) ||
 	    !cJSON_AddStringToObject(q, "listen", listen) ||
-	    !cJSON_AddStringToObject(q, "addr", peer)) {
+	    !cJSON_AddStringToObject(q, "addr", peer) ||
+	    (flow && !cJSON_AddBoolToObject(q, "flow", true))) {
 		cJSON_Delete(q);
 		return -ENOMEM;
+	}
+	if (flow && alts && alts[0]) {
+		a = cJSON_AddArrayToObject(q, "alt_addrs");
+		snprintf(buf, sizeof(buf), "%s", alts);
+		for (ma = strtok_r(buf, " ", &save); a && ma; ma = strtok_r(NULL, " ", &save)) {
+			cJSON_AddItemToArray(a, cJSON_CreateString(ma));
+		}
 	}
 	rc = p2p_engine_call(d, q, d->eng.timeout_ms, reply, msg);
 	return rc ? rc : p2p_svc_persist(d, true, reply, msg);
@@ -711,6 +753,7 @@ void natxd_p2p_tick(struct natxd *d)
 	r = cJSON_CreateObject();
 	cJSON_AddStringToObject(q, "cmd", "p2p.dcutr");
 	cJSON_AddBoolToObject(q, "enabled", d->cfg.enable_hole_punching);
+	cJSON_AddBoolToObject(q, "relay_discovery", d->cfg.enable_relay_discovery);
 	rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
 	cJSON_Delete(r);
 	if (rc) {
@@ -745,11 +788,63 @@ void natxd_p2p_tick(struct natxd *d)
 	cJSON_Delete(peers);
 }
 
+/* Engine counters of migratable flows (p2p_flow.c), as natx_flow_<name> (docs/migration.md). */
+static const char *const p2p_flow_rows[][4] = {
+	/* engine counter, metric, type, help */
+	{ "flows_open", "open", "gauge", "bridged flows (/natx/flow/1.0.0) open now" },
+	{ "flows_total", "total", "counter", "bridged flows opened, both ends" },
+	{ "flows_migrated", "migrated_total", "counter",
+	  "flows moved to a direct path by a clean switch" },
+	{ "flows_repaired", "repaired_total", "counter",
+	  "flows that continued on a new path after the one in use died" },
+	{ "flows_failed", "failed_total", "counter",
+	  "flows closed (application connection reset) for lack of a path or a peer's reset" },
+	{ "flow_paths", "paths_total", "counter", "paths attached after a flow's first" },
+	{ "flow_resent", "resent_bytes_total", "counter",
+	  "bytes sent again after a lost path or a NACK" },
+};
+
+/* p2p_flow_counters - the engine's flow counters as {"open":N,...} (metric names), or NULL. */
+static cJSON *p2p_flow_counters(struct natxd *d)
+{
+	char msg[CTL_MSG_MAX];
+	cJSON *q, *r, *o = NULL;
+	const cJSON *c;
+
+	if (!d->cfg.enable_libp2p || !d->p2p_peer[0] || d->eng.state != ENGINE_UP) {
+		return NULL;
+	}
+	q = cJSON_CreateObject();
+	r = cJSON_CreateObject();
+	if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.peer")) {
+		cJSON_Delete(q);
+		cJSON_Delete(r);
+		return NULL;
+	}
+	if (!p2p_engine_call(d, q, d->eng.timeout_ms, r, msg) &&
+	    cJSON_IsObject(c = cJSON_GetObjectItemCaseSensitive(r, "counters"))) {
+		o = cJSON_CreateObject();
+		for (size_t i = 0; o && i < sizeof(p2p_flow_rows) / sizeof(p2p_flow_rows[0]); i++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, p2p_flow_rows[i][0]);
+
+			if (cJSON_IsNumber(v)) {
+				cJSON_AddNumberToObject(o, p2p_flow_rows[i][1], v->valuedouble);
+			}
+		}
+	}
+	cJSON_Delete(r);
+	return o;
+}
+
 void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o)
 {
 	char msg[CTL_MSG_MAX];
 	cJSON *q, *r, *c;
 
+	c = p2p_flow_counters(d);
+	if (c) {
+		cJSON_AddItemToObject(o, "flows", c);
+	}
 	if (!d->cfg.enable_libp2p || !d->cfg.relay_enabled || !d->p2p_peer[0] ||
 	    d->eng.state != ENGINE_UP) {
 		return;
@@ -782,6 +877,17 @@ void natxd_p2p_relay_prom(struct natxd *d, FILE *f)
 	const cJSON *c;
 
 	natxd_p2p_relay_metrics(d, o);
+	c = cJSON_GetObjectItemCaseSensitive(o, "flows");
+	for (size_t i = 0; c && i < sizeof(p2p_flow_rows) / sizeof(p2p_flow_rows[0]); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, p2p_flow_rows[i][1]);
+
+		if (cJSON_IsNumber(v)) {
+			fprintf(f,
+				"# HELP natx_flow_%s %s\n# TYPE natx_flow_%s %s\nnatx_flow_%s %.0f\n",
+				p2p_flow_rows[i][1], p2p_flow_rows[i][3], p2p_flow_rows[i][1],
+				p2p_flow_rows[i][2], p2p_flow_rows[i][1], v->valuedouble);
+		}
+	}
 	c = cJSON_GetObjectItemCaseSensitive(o, "relay");
 	for (size_t i = 0; c && i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, rows[i][0]);

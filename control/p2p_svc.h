@@ -50,12 +50,14 @@ int natxd_cmd_ping(struct natxd *d, const struct ctl_caller *who, const struct c
 int natxd_cmd_p2p_svc(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,
 		      cJSON *reply, char *msg);
 /*
- * p2p_svc_forward_add - what `p2p forward PROTOCOL LISTEN PEER` does, for natxd's own callers:
+ * p2p_svc_forward_add - what `p2p forward PROTOCOL LISTEN PEER` does, for natxd's own callers
+ * (with @flow: each connection a migratable /natx/flow/1.0.0 flow, docs/migration.md, whose
+ * repair may also dial @alts, other multiaddrs of the peer, space-separated, or NULL):
  * the engine runs it and it is persisted; @reply gets "service_id" (natxd's id) and "service"
  * (with "listen", the bound address). 0 or the errors of p2p_engine_call / persistence.
  */
 int p2p_svc_forward_add(struct natxd *d, const char *protocol, const char *listen, const char *peer,
-			cJSON *reply, char *msg);
+			bool flow, const char *alts, cJSON *reply, char *msg);
 
 /* p2p_svc_remove - `p2p close ID` for natxd's own callers. 0, -ENOENT, or -EIO with @msg. */
 int p2p_svc_remove(struct natxd *d, unsigned long long id, char *msg);
@@ -85,10 +87,16 @@ int natxd_cmd_relay_status(struct natxd *d, const struct ctl_caller *who, const 
  */
 void natxd_p2p_tick(struct natxd *d);
 
-/* natxd_p2p_relay_metrics - add "relay": {counters} to @o when the relay runs. */
+/*
+ * natxd_p2p_relay_metrics - add "flows": {open, total, migrated_total, ...} (the engine's
+ * migratable flow counters) when libp2p runs, and "relay": {counters} when the relay runs.
+ */
 void natxd_p2p_relay_metrics(struct natxd *d, cJSON *o);
 
-/* natxd_p2p_relay_prom - the relay's counters as Prometheus text (natx_relay_*), when it runs. */
+/*
+ * natxd_p2p_relay_prom - the flow counters (natx_flow_*) when libp2p runs and the relay's
+ * (natx_relay_*) when it runs, as Prometheus text.
+ */
 void natxd_p2p_relay_prom(struct natxd *d, FILE *f);
 
 int natxd_cmd_identify(struct natxd *d, const struct ctl_caller *who, const struct ctl_req *req,

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Tunnel configuration and the engine-object specs derived from it (control/tunnel_cfg.h). */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,96 @@ void tunnel_cfg_defaults(struct tunnel_cfg *t)
 	t->visitor_timeout_ms = 10000;
 	t->udp_idle_ms = 30000;
 	t->backoff_cap_ms = 2000;
+	strcpy(t->transport, "plain");
+}
+
+/* tunnel_b64 - the value of a standard base64 digit, or -1. */
+static int tunnel_b64(char c)
+{
+	if (c >= 'A' && c <= 'Z') {
+		return c - 'A';
+	}
+	if (c >= 'a' && c <= 'z') {
+		return c - 'a' + 26;
+	}
+	if (c >= '0' && c <= '9') {
+		return c - '0' + 52;
+	}
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/*
+ * Same rule as the engine's tun_nx_key_parse (engine/tunnel/tun_noise.c); natx_ctl_core links
+ * no engine library, so the few lines are repeated here to report a bad key at FILE:LINE.
+ */
+int tunnel_pubkey_norm(const char *text, char hex[TUNNEL_PUBKEY_HEX + 1])
+{
+	static const char dig[] = "0123456789abcdef";
+	size_t n = strlen(text), o = 0;
+	uint8_t key[32];
+	uint32_t acc = 0;
+	int bits = 0;
+
+	if (n == TUNNEL_PUBKEY_HEX) {
+		for (size_t i = 0; i < n; i++) {
+			if (!strchr("0123456789abcdefABCDEF", text[i]) || !text[i]) {
+				return -EINVAL;
+			}
+			hex[i] = (char)(text[i] >= 'A' && text[i] <= 'F' ? text[i] + 32 : text[i]);
+		}
+		hex[n] = 0;
+		return 0;
+	}
+	if (n == 44 && text[43] == '=') {
+		n = 43;
+	}
+	if (n != 43) {
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int v = tunnel_b64(text[i]);
+
+		if (v < 0) {
+			return -EINVAL;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			key[o++] = (uint8_t)(acc >> bits);
+			acc &= (1U << bits) - 1;
+		}
+	}
+	if (o != sizeof(key) || acc) {
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof(key); i++) {
+		hex[2 * i] = dig[key[i] >> 4];
+		hex[2 * i + 1] = dig[key[i] & 15];
+	}
+	hex[TUNNEL_PUBKEY_HEX] = 0;
+	return 0;
+}
+
+/* tunnel_transport - "plain", "noise" (and "both" when @both) into @out. */
+static int tunnel_transport(const char *v, bool both, char out[8], const char **why)
+{
+	if (strcmp(v, "plain") && strcmp(v, "noise") && (!both || strcmp(v, "both"))) {
+		*why = both ? "expected plain, noise or both" : "expected plain or noise";
+		return -EINVAL;
+	}
+	strcpy(out, v);
+	return 0;
+}
+
+/* tunnel_pubkey - a server public key option (hex or base64) into @hex. */
+static int tunnel_pubkey(const char *v, char hex[TUNNEL_PUBKEY_HEX + 1], const char **why)
+{
+	if (tunnel_pubkey_norm(v, hex)) {
+		*why = "expected the server's X25519 public key: 64 hex digits or base64";
+		return -EINVAL;
+	}
+	return 0;
 }
 
 bool tunnel_cfg_section(const char *section)
@@ -124,6 +216,21 @@ int tunnel_cfg_set(struct tunnel_cfg *t, const char *file, int line, const char 
 						   (unsigned *)((char *)t + keys[i].off), why);
 			}
 		}
+		if (!strcmp(key, "transport")) {
+			return tunnel_transport(value, true, t->transport, why);
+		}
+		if (!strcmp(key, "server_pubkey")) {
+			return tunnel_pubkey(value, t->server_pubkey, why);
+		}
+		if (!strcmp(key, "noise_key_file")) {
+			if (!value[0] || strlen(value) >= sizeof(t->noise_key_file) ||
+			    strpbrk(value, " \t")) {
+				*why = "a path without spaces, at most 255 bytes";
+				return -EINVAL;
+			}
+			strcpy(t->noise_key_file, value);
+			return 0;
+		}
 		*why = "unknown key";
 		return -EINVAL;
 	}
@@ -183,6 +290,12 @@ int tunnel_cfg_set(struct tunnel_cfg *t, const char *file, int line, const char 
 	}
 	if (!strcmp(key, "udp_channels")) {
 		return tunnel_uint(value, 1, 8, &s->udp_channels, why);
+	}
+	if (!strcmp(key, "transport")) {
+		return tunnel_transport(value, false, s->transport, why);
+	}
+	if (!strcmp(key, "server_pubkey")) {
+		return tunnel_pubkey(value, s->server_pubkey, why);
 	}
 	if (!strcmp(key, "proxy_protocol")) {
 		if (config_parse_bool(value, &s->proxy_protocol)) {
@@ -251,6 +364,33 @@ static int tunnel_cfg_add_spec(struct natx_config *cfg, const char *spec, char *
 	return 0;
 }
 
+/*
+ * tunnel_cfg_env - RATHOLE_TRANSPORT, RATHOLE_NOISE_KEY_FILE and RATHOLE_SERVER_PUBKEY over
+ * the [tunnel] keys of the same meaning (environment over file, as for natxd's other keys).
+ * Read with getenv: config.c's key table does not cover [tunnel] keys.
+ */
+static int tunnel_cfg_env(struct tunnel_cfg *t, char *err)
+{
+	static const struct {
+		const char *env, *key;
+	} map[] = {
+		{ "RATHOLE_TRANSPORT", "transport" },
+		{ "RATHOLE_NOISE_KEY_FILE", "noise_key_file" },
+		{ "RATHOLE_SERVER_PUBKEY", "server_pubkey" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		const char *v = getenv(map[i].env), *why = NULL;
+
+		if (v && tunnel_cfg_set(t, "environment", 0, "tunnel", map[i].key, v, &why)) {
+			snprintf(err, CONFIG_ERR_MAX, "environment %s='%.64s': %s", map[i].env, v,
+				 why);
+			return -NATX_E_CONFIG;
+		}
+	}
+	return 0;
+}
+
 int tunnel_cfg_finish(struct natx_config *cfg, char *err)
 {
 	const struct tunnel_cfg *t = &cfg->tunnel;
@@ -265,12 +405,35 @@ int tunnel_cfg_finish(struct natx_config *cfg, char *err)
 			 t->heartbeat_timeout, t->heartbeat_interval);
 		return -NATX_E_CONFIG;
 	}
+	rc = tunnel_cfg_env(&cfg->tunnel, err);
+	if (rc) {
+		return rc;
+	}
 	if (server) {
-		snprintf(spec, sizeof(spec),
-			 "tunnel-server %s hb=%u/%u pending=%u/%u hs=%u visitor=%u udp_idle=%u",
-			 cfg->rathole_server_address, t->heartbeat_interval, t->heartbeat_timeout,
-			 t->pending_max, t->pending_per_ip, t->handshake_timeout_ms,
-			 t->visitor_timeout_ms, t->udp_idle_ms);
+		int n = snprintf(spec, sizeof(spec),
+				 "tunnel-server %s hb=%u/%u pending=%u/%u hs=%u visitor=%u "
+				 "udp_idle=%u",
+				 cfg->rathole_server_address, t->heartbeat_interval,
+				 t->heartbeat_timeout, t->pending_max, t->pending_per_ip,
+				 t->handshake_timeout_ms, t->visitor_timeout_ms, t->udp_idle_ms);
+
+		if (strcmp(t->transport, "plain")) {
+			char def[PATH_MAX + 32];
+			const char *kf = t->noise_key_file;
+
+			if (!kf[0]) {
+				snprintf(def, sizeof(def), "%s/tunnel_noise.key", cfg->state_dir);
+				kf = def;
+			}
+			if (strpbrk(kf, " \t")) {
+				snprintf(err, CONFIG_ERR_MAX,
+					 "tunnel.noise_key_file '%.64s': a path without spaces",
+					 kf);
+				return -NATX_E_CONFIG;
+			}
+			snprintf(spec + n, sizeof(spec) - (size_t)n, " transport=%s nxkey=%s",
+				 t->transport, kf);
+		}
 		rc = tunnel_cfg_add_spec(cfg, spec, err);
 		if (rc) {
 			return rc;
@@ -336,10 +499,21 @@ int tunnel_cfg_finish(struct natx_config *cfg, char *err)
 			}
 		}
 		if (s->local[0]) {
+			const char *pub = s->server_pubkey[0] ? s->server_pubkey : t->server_pubkey;
+			bool noise = s->transport[0] ? !strcmp(s->transport, "noise") : pub[0];
+
+			if (noise && !pub[0]) {
+				snprintf(
+					err, CONFIG_ERR_MAX,
+					"%.200s:%d: [tunnel.%s] transport = noise needs server_pubkey "
+					"(here or in [tunnel])",
+					s->file, s->line, s->name);
+				return -NATX_E_CONFIG;
+			}
 			snprintf(spec, sizeof(spec),
-				 "tunnel-svc client %s %s %s cred=%d pp=%d udp_channels=%u",
+				 "tunnel-svc client %s %s %s cred=%d pp=%d udp_channels=%u%s%s",
 				 s->name, s->type, s->local, cred, s->proxy_protocol ? 1 : 0,
-				 s->udp_channels);
+				 s->udp_channels, noise ? " noise=" : "", noise ? pub : "");
 			rc = tunnel_cfg_add_spec(cfg, spec, err);
 			if (rc) {
 				return rc;
@@ -426,6 +600,14 @@ cJSON *tunnel_spec_request(const char *spec, bool rm)
 		cJSON_AddStringToObject(o, "cmd", server ? "tunnel.server" : "tunnel.client");
 		cJSON_AddStringToObject(o, server ? "listen" : "server", w[1]);
 		for (int i = 2; i < n; i++) {
+			if (server && !strncmp(w[i], "transport=", 10)) {
+				cJSON_AddStringToObject(o, "transport", w[i] + 10);
+				continue;
+			}
+			if (server && !strncmp(w[i], "nxkey=", 6) && w[i][6]) {
+				cJSON_AddStringToObject(o, "noise_key_file", w[i] + 6);
+				continue;
+			}
 			if (!(server ? tunnel_kv(o, w[i], "hb", "heartbeat_interval",
 						 "heartbeat_timeout") ||
 					       tunnel_kv(o, w[i], "pending", "pending_max",
@@ -438,6 +620,10 @@ cJSON *tunnel_spec_request(const char *spec, bool rm)
 			    !tunnel_kv(o, w[i], "udp_idle", "udp_idle_ms", NULL)) {
 				goto bad;
 			}
+		}
+		if (server && !cJSON_GetObjectItemCaseSensitive(o, "transport")) {
+			/* explicit, so a reload from noise back to plain switches the engine back */
+			cJSON_AddStringToObject(o, "transport", "plain");
 		}
 		return o;
 	}
@@ -466,6 +652,10 @@ cJSON *tunnel_spec_request(const char *spec, bool rm)
 			cJSON_AddStringToObject(o, "token", tok);
 		} else if (!strncmp(w[i], "pp=", 3)) {
 			cJSON_AddBoolToObject(o, "proxy_protocol", w[i][3] == '1');
+		} else if (!server && !strncmp(w[i], "noise=", 6) &&
+			   strlen(w[i] + 6) == TUNNEL_PUBKEY_HEX) {
+			cJSON_AddStringToObject(o, "transport", "noise");
+			cJSON_AddStringToObject(o, "server_pubkey", w[i] + 6);
 		} else if (!tunnel_kv(o, w[i], "max_conns", "max_conns", NULL) &&
 			   !tunnel_kv(o, w[i], "pool", "pool", NULL) &&
 			   !tunnel_kv(o, w[i], "bw", "bandwidth_kbps", NULL) &&

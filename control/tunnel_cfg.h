@@ -10,9 +10,14 @@
  * engine_sup sends tunnel.* instead of forward.* for them (tunnel_sup_*). Spec texts:
  *
  *   tunnel-server LISTEN hb=I/T pending=M/P hs=MS visitor=MS udp_idle=MS
+ *                 [transport=noise|both nxkey=KEYFILE]
  *   tunnel-client SERVER backoff=CAP_MS udp_idle=MS
  *   tunnel-svc server NAME tcp|udp BIND cred=N max_conns=M pool=P udp_channels=U bw=KBPS
- *   tunnel-svc client NAME tcp|udp LOCAL cred=N pp=0|1 udp_channels=U
+ *   tunnel-svc client NAME tcp|udp LOCAL cred=N pp=0|1 udp_channels=U [noise=PUBKEY_HEX]
+ *
+ * The encrypted transport (docs/tunnel.md): the server spec names the file of its static
+ * X25519 key (never the key: tunnel_sup_push loads or creates the file and hands the engine
+ * the key), a client service spec the server's public key it pins.
  *
  * Specs are listed (natxctl forward list filters them, the HTTP API does not), so they never
  * carry the token: cred=N names an entry of this process's credential table, and a changed
@@ -32,6 +37,8 @@ enum {
 	TUNNEL_CFG_SVC_MAX = 32, /* [tunnel.NAME] sections */
 	TUNNEL_TOKEN_MAX = 256, /* bytes of a service token */
 	TUNNEL_CRED_MAX = 1024, /* distinct tokens one natxd process remembers */
+	TUNNEL_PUBKEY_HEX = 64, /* an X25519 public key as hex */
+	TUNNEL_KEYFILE_MAX = 256,
 };
 
 /* One [tunnel.NAME] section. */
@@ -46,6 +53,8 @@ struct tunnel_cfg_svc {
 	unsigned pool; /* pre-opened TCP data channels */
 	unsigned udp_channels;
 	bool proxy_protocol;
+	char transport[8]; /* client: "plain" / "noise"; "" = noise when a pubkey is known */
+	char server_pubkey[TUNNEL_PUBKEY_HEX + 1]; /* client: the pinned server key, hex, "" */
 	int line; /* line of the section's first key, for errors */
 	char file[256];
 };
@@ -56,6 +65,10 @@ struct tunnel_cfg {
 	unsigned pending_max, pending_per_ip; /* unauthenticated handshakes */
 	unsigned handshake_timeout_ms, visitor_timeout_ms, udp_idle_ms;
 	unsigned backoff_cap_ms; /* client reconnect delay cap */
+	char transport[8]; /* server: "plain" (default), "noise" or "both" */
+	char noise_key_file
+		[TUNNEL_KEYFILE_MAX]; /* server static key, "" = STATE_DIR/tunnel_noise.key */
+	char server_pubkey[TUNNEL_PUBKEY_HEX + 1]; /* client: default pinned server key, hex */
 	struct tunnel_cfg_svc svc[TUNNEL_CFG_SVC_MAX];
 	unsigned nsvc;
 };
@@ -78,6 +91,12 @@ int tunnel_cfg_set(struct tunnel_cfg *t, const char *file, int line, const char 
  * specs to cfg->forwards. Returns 0 or -NATX_E_CONFIG with "FILE:LINE: ..." in @err.
  */
 int tunnel_cfg_finish(struct natx_config *cfg, char *err);
+
+/*
+ * tunnel_pubkey_norm - a 32-byte X25519 public key given as 64 hex digits or base64 (44
+ * characters with '=', or 43) as 64 lowercase hex digits into @hex. 0 or -EINVAL.
+ */
+int tunnel_pubkey_norm(const char *text, char hex[TUNNEL_PUBKEY_HEX + 1]);
 
 /* tunnel_spec_is - a tunnel engine-object spec (not a forward)? */
 bool tunnel_spec_is(const char *spec);

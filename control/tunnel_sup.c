@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* Tunnel engine objects in natxd (control/tunnel_sup.h, control/tunnel_cfg.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "crypto.h"
 #include "ctl_pay.h"
 #include "daemon.h"
 #include "natx/err.h"
@@ -16,6 +20,173 @@
 
 enum { TUNNEL_MSG_MAX = 512 /* ctl_cmds.c's message buffer */ };
 
+/* tunnel_hex - @n bytes as lowercase hex into @out (2n + 1 bytes). */
+static void tunnel_hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char dig[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = dig[p[i] >> 4];
+		out[2 * i + 1] = dig[p[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+/* tunnel_key_read - the key file @fd: 64 hex digits (a trailing newline allowed) into @key. */
+static int tunnel_key_read(int fd, uint8_t key[32], const char *path, char *err, size_t errlen)
+{
+	char buf[80];
+	struct stat st;
+	ssize_t n;
+	size_t len;
+
+	if (fstat(fd, &st)) {
+		snprintf(err, errlen, "%.200s: %s", path, strerror(errno));
+		return -EIO;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen, "%.200s: mode %03o, must not be readable by group or others",
+			 path, (unsigned)(st.st_mode & 0777));
+		return -EPERM;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	len = n > 0 ? (size_t)n : 0;
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
+		len--;
+	}
+	buf[len] = 0;
+	for (size_t i = 0; len == 64 && i < 32; i++) {
+		unsigned int v;
+
+		if (!strchr("0123456789abcdefABCDEF", buf[2 * i]) ||
+		    !strchr("0123456789abcdefABCDEF", buf[2 * i + 1]) ||
+		    sscanf(buf + 2 * i, "%2x", &v) != 1) {
+			len = 0;
+			break;
+		}
+		key[i] = (uint8_t)v;
+	}
+	crypto_wipe(buf, sizeof(buf));
+	if (len != 64) {
+		snprintf(err, errlen, "%.200s: not a tunnel Noise key (64 hex digits)", path);
+		return -NATX_E_PROTO;
+	}
+	return 0;
+}
+
+/* tunnel_key_create - a new random key written to @path atomically, mode 0600. */
+static int tunnel_key_create(uint8_t key[32], const char *path, char *err, size_t errlen)
+{
+	char tmp[4096], hex[66];
+	ssize_t n;
+	int fd, rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		snprintf(err, errlen, "%.200s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	crypto_random_bytes(key, 32);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%.200s: %s", tmp, strerror(errno));
+		return rc;
+	}
+	tunnel_hex(key, 32, hex);
+	hex[64] = '\n';
+	n = write(fd, hex, 65);
+	crypto_wipe(hex, sizeof(hex));
+	rc = n == 65 ? 0 : n < 0 ? -errno : -EIO;
+	if (!rc && fsync(fd)) {
+		rc = -errno;
+	}
+	close(fd);
+	if (!rc && rename(tmp, path)) {
+		rc = -errno;
+	}
+	if (rc) {
+		unlink(tmp);
+		snprintf(err, errlen, "%.200s: %s", path, strerror(-rc));
+	}
+	return rc;
+}
+
+/*
+ * tunnel_noise_key - the tunnel server's static X25519 key from @path, created (random, mode
+ * 0600, like the libp2p identity) when the file does not exist. 0 with @key, or -errno with
+ * one line in @err; a file readable by group or others is refused (-EPERM).
+ */
+static int tunnel_noise_key(const char *path, uint8_t key[32], char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+
+	if (fd >= 0) {
+		rc = tunnel_key_read(fd, key, path, err, errlen);
+		close(fd);
+		return rc;
+	}
+	if (errno == ENOENT) {
+		rc = tunnel_key_create(key, path, err, errlen);
+		if (!rc) {
+			pr_info(MOD, "created the tunnel server's Noise key %s", path);
+		}
+		return rc;
+	}
+	rc = -errno;
+	snprintf(err, errlen, "%.200s: %s", path, strerror(errno));
+	return rc;
+}
+
+/*
+ * tunnel_sup_noise - a tunnel.server request naming a key file gets the key itself instead
+ * (the spec never carries it). 0 or -errno with @f->error set.
+ */
+static int tunnel_sup_noise(cJSON *req, struct engine_fwd *f)
+{
+	const char *kf =
+		cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "noise_key_file"));
+	uint8_t key[32], pub[32];
+	char hex[65], pubhex[65], kerr[sizeof(f->error)];
+	int rc;
+
+	if (!kf) {
+		return 0;
+	}
+	rc = tunnel_noise_key(kf, key, kerr, sizeof(kerr));
+	if (rc) {
+		if (strcmp(f->error, kerr)) {
+			pr_err(MOD, "tunnel server: %s", kerr);
+		}
+		snprintf(f->error, sizeof(f->error), "%s", kerr);
+		return rc;
+	}
+	crypto_x25519_public(pub, key);
+	tunnel_hex(pub, 32, pubhex);
+	if (!f->id) {
+		pr_info(MOD, "tunnel server: encrypted transport %s, Noise public key %s (%s)",
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "transport")),
+			pubhex, kf);
+	}
+	tunnel_hex(key, 32, hex);
+	crypto_wipe(key, sizeof(key));
+	cJSON_DeleteItemFromObjectCaseSensitive(req, "noise_key_file");
+	rc = cJSON_AddStringToObject(req, "noise_key_hex", hex) ? 0 : -ENOMEM;
+	crypto_wipe(hex, sizeof(hex));
+	return rc;
+}
+
+/* tunnel_req_free - free an engine request, wiping a private key it may carry first. */
+static void tunnel_req_free(cJSON *req)
+{
+	cJSON *k = cJSON_GetObjectItemCaseSensitive(req, "noise_key_hex");
+
+	if (cJSON_IsString(k)) {
+		crypto_wipe(k->valuestring, strlen(k->valuestring));
+	}
+	cJSON_Delete(req);
+}
+
 int tunnel_sup_push(struct engine_sup *es, struct engine_fwd *f)
 {
 	cJSON *req = tunnel_spec_request(f->spec, false), *r = NULL;
@@ -26,8 +197,13 @@ int tunnel_sup_push(struct engine_sup *es, struct engine_fwd *f)
 		snprintf(f->error, sizeof(f->error), "malformed tunnel entry");
 		return -EINVAL;
 	}
+	rc = tunnel_sup_noise(req, f);
+	if (rc) {
+		tunnel_req_free(req);
+		return rc;
+	}
 	rc = engine_sup_call(es, req, &r);
-	cJSON_Delete(req);
+	tunnel_req_free(req);
 	if (rc == 0 || rc == -EEXIST) {
 		svc = cJSON_GetObjectItemCaseSensitive(r, "service");
 		svc = cJSON_GetObjectItemCaseSensitive(svc, "id");
@@ -171,6 +347,8 @@ static int tunnel_add(struct natxd *d, const struct ctl_req *req, bool stored, c
 	const char *addr = tunnel_arg(req, "addr"), *token = tunnel_arg(req, "token");
 	const char *role = tunnel_arg(req, "role");
 	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(req->root, "proxy_protocol");
+	const char *tr = tunnel_arg(req, "transport"), *spub = tunnel_arg(req, "server_pubkey");
+	char pubhex[TUNNEL_PUBKEY_HEX + 1] = "";
 	unsigned max_conns = d->cfg.rathole_max_connections, pool = 4, udp_channels = 2, bw = 0;
 	char spec[512], emsg[ENGINE_ERR_MAX], *req_text;
 	bool server;
@@ -201,6 +379,28 @@ static int tunnel_add(struct natxd *d, const struct ctl_req *req, bool stored, c
 		snprintf(msg, TUNNEL_MSG_MAX, "%s service %s exists", role, name);
 		return -EEXIST;
 	}
+	if (tr && strcmp(tr, "plain") && strcmp(tr, "noise")) {
+		snprintf(msg, TUNNEL_MSG_MAX, "transport must be plain or noise");
+		return -EINVAL;
+	}
+	if (!server &&
+	    (spub || (tr && !strcmp(tr, "noise")) || (!tr && d->cfg.tunnel.server_pubkey[0]))) {
+		if (tr && !strcmp(tr, "plain")) {
+			pubhex[0] = 0;
+		} else if (spub ? tunnel_pubkey_norm(spub, pubhex) :
+				  !d->cfg.tunnel.server_pubkey[0]) {
+			snprintf(msg, TUNNEL_MSG_MAX,
+				 "transport noise needs server_pubkey: the server's X25519 public "
+				 "key, 64 hex digits or base64");
+			return -EINVAL;
+		} else if (!spub) {
+			strcpy(pubhex, d->cfg.tunnel.server_pubkey);
+		}
+	} else if (server && (spub || tr)) {
+		snprintf(msg, TUNNEL_MSG_MAX,
+			 "a server service's transport is the server's ([tunnel] transport)");
+		return -EINVAL;
+	}
 	cred = tunnel_cred_intern(token);
 	if (cred < 0) {
 		snprintf(msg, TUNNEL_MSG_MAX, "too many distinct tunnel tokens");
@@ -213,8 +413,9 @@ static int tunnel_add(struct natxd *d, const struct ctl_req *req, bool stored, c
 			 name, type, addr, cred, max_conns, pool, udp_channels, bw);
 	} else {
 		snprintf(spec, sizeof(spec),
-			 "tunnel-svc client %s %s %s cred=%d pp=%d udp_channels=%u", name, type,
-			 addr, cred, cJSON_IsTrue(pp) ? 1 : 0, udp_channels);
+			 "tunnel-svc client %s %s %s cred=%d pp=%d udp_channels=%u%s%s", name, type,
+			 addr, cred, cJSON_IsTrue(pp) ? 1 : 0, udp_channels,
+			 pubhex[0] ? " noise=" : "", pubhex);
 	}
 	if (strlen(spec) > CTL_SPEC_MAX) {
 		snprintf(msg, TUNNEL_MSG_MAX, "address too long");

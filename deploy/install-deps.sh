@@ -14,7 +14,7 @@ PKGS=(
 	libcjson-dev libinih-dev libmicrohttpd-dev libsqlite3-dev sqlite3
 	# tests
 	libcriterion-dev iproute2 iptables conntrack curl jq socat netcat-openbsd procps psmisc
-	coturn python3
+	coturn python3 python3-cryptography
 	# benchmark peers
 	iperf3 haproxy nginx libnginx-mod-stream
 	# js-libp2p interop peers

@@ -219,6 +219,22 @@ static void ctl_cmd_p2p_dial(struct ctl_server *s, struct engine *eng, const str
 	ctl_move_members(o, reply);
 }
 
+/* ctl_p2p_forward - p2p.forward with its flow options (docs/migration.md "In the engine"). */
+static int ctl_p2p_forward(struct engine *eng, const struct ctl_req *req, uint32_t *id, char *msg,
+			   size_t len)
+{
+	struct p2p_fwd_opts opt = { .flow = req->flow, .repair_ms = req->repair_ms };
+
+	for (uint32_t i = 0; i < req->n_alt && i < P2P_FWD_ALT_MAX; i++) {
+		opt.alt[opt.n_alt++] = req->alt_addrs[i];
+	}
+	if (opt.n_alt && !opt.flow) {
+		snprintf(msg, len, "\"alt_addrs\" needs \"flow\": true");
+		return -EINVAL;
+	}
+	return p2p_eng_forward(eng, req->protocol, req->listen, req->addr, &opt, id, msg, len);
+}
+
 static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const struct ctl_req *req,
 			    cJSON *reply, struct ctl_result *r)
 {
@@ -230,8 +246,7 @@ static void ctl_cmd_p2p_svc(struct ctl_server *s, struct engine *eng, const stru
 		ret = p2p_eng_expose(eng, req->protocol, req->target, &id, r->msg, sizeof(r->msg));
 		break;
 	case CTL_P2P_FORWARD:
-		ret = p2p_eng_forward(eng, req->protocol, req->listen, req->addr, &id, r->msg,
-				      sizeof(r->msg));
+		ret = ctl_p2p_forward(eng, req, &id, r->msg, sizeof(r->msg));
 		break;
 	case CTL_P2P_CLOSE:
 		ret = p2p_eng_svc_close(eng, req->fwd_id);
@@ -310,6 +325,9 @@ static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const st
 			break;
 		}
 		p2p_eng_dcutr_set(eng, req->enabled, req->prime_ttl);
+		if (req->has_relay_disc) {
+			p2p_eng_relay_disc_set(eng, req->relay_disc);
+		}
 		ret = p2p_eng_call(eng, 0, P2P_REQ_UPGRADES, NULL, 0, 5000, &o, r->msg,
 				   sizeof(r->msg));
 		break;

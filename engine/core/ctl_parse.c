@@ -205,6 +205,43 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		}
 	}
 	req->prime_ttl = -1;
+	/* p2p.forward's flow options (docs/migration.md "In the engine") */
+	arg = req->cmd == CTL_P2P_FORWARD ? cJSON_GetObjectItemCaseSensitive(root, "flow") : NULL;
+	if (arg) {
+		if (!cJSON_IsBool(arg)) {
+			snprintf(msg, CTL_MSG_MAX, "\"flow\" must be true or false");
+			goto delete_root;
+		}
+		req->flow = cJSON_IsTrue(arg);
+	}
+	arg = req->cmd == CTL_P2P_FORWARD ? cJSON_GetObjectItemCaseSensitive(root, "repair_ms") :
+					    NULL;
+	if (arg && (!ctl_json_u32(arg, 600000.0, &req->repair_ms) || req->repair_ms < 100)) {
+		snprintf(msg, CTL_MSG_MAX, "\"repair_ms\" must be an integer 100..600000");
+		goto delete_root;
+	}
+	arg = req->cmd == CTL_P2P_FORWARD ? cJSON_GetObjectItemCaseSensitive(root, "alt_addrs") :
+					    NULL;
+	if (arg) {
+		const cJSON *it;
+
+		if (!cJSON_IsArray(arg) || cJSON_GetArraySize(arg) > 4) {
+			snprintf(msg, CTL_MSG_MAX,
+				 "\"alt_addrs\" must be an array of at most 4 strings");
+			goto delete_root;
+		}
+		cJSON_ArrayForEach(it, arg)
+		{
+			if (!cJSON_IsString(it) || !it->valuestring[0] ||
+			    strlen(it->valuestring) >= CTL_ADDR_MAX) {
+				snprintf(msg, CTL_MSG_MAX,
+					 "\"alt_addrs\" must hold multiaddr strings under %d bytes",
+					 CTL_ADDR_MAX);
+				goto delete_root;
+			}
+			snprintf(req->alt_addrs[req->n_alt++], CTL_ADDR_MAX, "%s", it->valuestring);
+		}
+	}
 	/* p2p.dcutr's own keys (other commands may use these names differently) */
 	arg = req->cmd == CTL_P2P_DCUTR ? cJSON_GetObjectItemCaseSensitive(root, "enabled") : NULL;
 	if (arg) {
@@ -225,6 +262,17 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 			goto delete_root;
 		}
 		req->prime_ttl = (int)ttl;
+	}
+	arg = req->cmd == CTL_P2P_DCUTR ?
+		      cJSON_GetObjectItemCaseSensitive(root, "relay_discovery") :
+		      NULL;
+	if (arg) {
+		if (!cJSON_IsBool(arg)) {
+			snprintf(msg, CTL_MSG_MAX, "\"relay_discovery\" must be true or false");
+			goto delete_root;
+		}
+		req->relay_disc = cJSON_IsTrue(arg);
+		req->has_relay_disc = true;
 	}
 	switch (req->cmd) {
 	case CTL_P2P_DCUTR:

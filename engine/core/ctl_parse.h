@@ -74,6 +74,11 @@ struct ctl_req {
 	cJSON *relay; /* p2p.relay.setup: owned copy of the settings object */
 	bool enabled, has_enabled; /* p2p.dcutr */
 	int prime_ttl; /* p2p.dcutr: -1 absent */
+	bool flow; /* p2p.forward: carry streams as /natx/flow/1.0.0 flows (docs/migration.md) */
+	uint32_t repair_ms; /* p2p.forward with flow: path repair deadline, 0 = default */
+	char alt_addrs[4][CTL_ADDR_MAX]; /* p2p.forward with flow: other addresses of the peer */
+	uint32_t n_alt;
+	bool relay_disc, has_relay_disc; /* p2p.dcutr: "relay_discovery" */
 	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 

@@ -3,7 +3,8 @@
  * AutoNAT v1 in the engine (docs/libp2p.md "AutoNAT in the engine"): shard 0 runs the sans-IO
  * engine/p2p/autonat.c server and client over the connections it holds.
  *
- * Server: inbound /libp2p/autonat/1.0.0 streams on shard 0 connections are served; the
+ * Server: inbound /libp2p/autonat/1.0.0 streams on shard 0 connections are served (a request
+ * on another shard is reset and its connection moved to shard 0, where the retry lands); the
  * dial-back is a fresh TCP connection (ephemeral source port, not the listen port) to the first
  * address the sans-IO server kept (observed IP of the requesting connection, public only unless
  * NATX_AUTONAT_ALLOW_PRIVATE=1 is in the engine's environment), which must prove to be the
@@ -232,9 +233,7 @@ void p2p_atn_shard_teardown(struct p2p_shard *ps)
 
 size_t p2p_atn_protocols(struct p2p_shard *ps, const char **out)
 {
-	if (!ps->atn) {
-		return 0; /* shard 0 only */
-	}
+	(void)ps; /* every shard: other shards move the connection to shard 0 */
 	out[0] = AUTONAT_PROTOCOL;
 	return 1;
 }
@@ -247,7 +246,15 @@ bool p2p_atn_stream_open(struct p2p_sconn *sc, struct p2p_stream *s, const char 
 		return false;
 	}
 	if (!ps->atn) {
+		/*
+		 * Shard k > 0: the server runs on shard 0. This request is refused (reset: the
+		 * client does not count it), and the connection moves to shard 0 so that the
+		 * client's next probe (10 s later while it does not know) is served there.
+		 */
 		p2p_stream_reset(s);
+		if (ps->sh->idx != 0 && !sc->is_link) {
+			p2p_relay_move_to_shard0(sc);
+		}
 		return true;
 	}
 	/* relayed: no observed address of the peer's own; the server refuses it */
@@ -300,6 +307,8 @@ void p2p_atn_tick(struct p2p_shard *ps)
 	if (ps->sh->now_ms >= a->next_ms) {
 		p2p_atn_round(ps);
 	}
+	/* the verdict drives relay discovery (reservations while private) */
+	p2p_disc_tick(ps, a->reach);
 }
 
 void p2p_atn_probe_now(struct p2p_shard *ps)
@@ -369,5 +378,6 @@ cJSON *p2p_atn_json(struct p2p_shard *ps)
 		cJSON_AddNumberToObject(sv, "dialbacks", (double)a->dialbacks);
 		cJSON_AddNumberToObject(sv, "dialback_errors", (double)a->dialback_errors);
 	}
+	cJSON_AddItemToObject(o, "relay_discovery", p2p_disc_json(ps));
 	return o;
 }

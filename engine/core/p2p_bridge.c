@@ -22,15 +22,13 @@
 
 #define MOD "p2p"
 
-static void p2p_bridge_progress(struct p2p_bridge *b);
-
-static struct p2p_shard *p2p_bridge_shard(struct p2p_bridge *b)
+struct p2p_shard *p2p_bridge_shard(struct p2p_bridge *b)
 {
 	/* Bridges live in their shard's array: recover the shard from the element. */
 	return (struct p2p_shard *)((char *)(b - b->idx) - offsetof(struct p2p_shard, br));
 }
 
-static struct p2p_svc_stats *p2p_bridge_st(struct p2p_bridge *b)
+struct p2p_svc_stats *p2p_bridge_st(struct p2p_bridge *b)
 {
 	struct p2p_shard *ps = p2p_bridge_shard(b);
 	struct p2p_svc *v = &ps->sh->eng->p2p->svc[b->svc];
@@ -58,7 +56,7 @@ static void p2p_bridge_kick(struct p2p_bridge *b)
 	}
 }
 
-static struct p2p_bridge *p2p_bridge_alloc(struct p2p_shard *ps, uint32_t v)
+struct p2p_bridge *p2p_bridge_alloc(struct p2p_shard *ps, uint32_t v)
 {
 	struct p2p_bridge *b = NULL;
 	struct p2p_svc_stats *st;
@@ -101,6 +99,9 @@ static void p2p_bridge_free(struct p2p_bridge *b)
 		b->q_head = c->next;
 		free(c);
 	}
+	if (b->fl) {
+		p2p_flow_free(b);
+	}
 	if (b->fd >= 0) {
 		if (b->dead) {
 			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -120,8 +121,8 @@ static void p2p_bridge_free(struct p2p_bridge *b)
 	b->used = false;
 }
 
-/* p2p_bridge_abort - reset the stream and the TCP connection. */
-static void p2p_bridge_abort(struct p2p_bridge *b)
+/* p2p_bridge_abort - reset the stream (the flow's paths) and the TCP connection. */
+void p2p_bridge_abort(struct p2p_bridge *b)
 {
 	struct p2p_stream *s = b->s;
 
@@ -129,6 +130,9 @@ static void p2p_bridge_abort(struct p2p_bridge *b)
 		return;
 	}
 	b->dead = true;
+	if (b->fl) {
+		p2p_flow_abort(b);
+	}
 	if (s) {
 		p2p_stream_reset(s); /* on_stream_close clears b->s */
 		p2p_bridge_kick(b);
@@ -137,7 +141,7 @@ static void p2p_bridge_abort(struct p2p_bridge *b)
 }
 
 /* p2p_bridge_tcp_send - send the head chunk, or FIN once the stream ended and all is sent. */
-static void p2p_bridge_tcp_send(struct p2p_bridge *b)
+void p2p_bridge_tcp_send(struct p2p_bridge *b)
 {
 	struct io_uring_sqe *sqe;
 	struct p2p_chunk *c = b->q_head;
@@ -165,7 +169,7 @@ static void p2p_bridge_tcp_recv(struct p2p_bridge *b)
 	struct io_uring_sqe *sqe;
 
 	if (b->recv_busy || b->tcp_eof || b->dead || b->tcp_connecting || b->waiting_conn ||
-	    !b->s || b->fin_sent || b->r_off < b->r_len) {
+	    (b->fl ? b->fl->failed : !b->s) || b->fin_sent || b->r_off < b->r_len) {
 		return;
 	}
 	sqe = shard_sqe(p2p_bridge_shard(b)->sh);
@@ -175,10 +179,41 @@ static void p2p_bridge_tcp_recv(struct p2p_bridge *b)
 	b->inflight++;
 }
 
-/* p2p_bridge_to_stream - write what the last recv read; FIN after EOF. */
-static void p2p_bridge_to_stream(struct p2p_bridge *b)
+/* p2p_bridge_to_flow - p2p_bridge_to_stream of a flow bridge: into the flow's send ring. */
+static void p2p_bridge_to_flow(struct p2p_bridge *b)
 {
 	struct p2p_svc_stats *st = p2p_bridge_st(b);
+	size_t n = 0;
+
+	if (b->r_off < b->r_len) {
+		n = p2p_flow_write(b, b->rbuf + b->r_off, b->r_len - b->r_off);
+		b->r_off += n;
+	}
+	if (st && n) {
+		stat_add(&st->bytes_to_p2p, (uint64_t)n);
+	}
+	if (b->r_off == b->r_len) {
+		b->r_off = b->r_len = 0;
+		if (b->tcp_eof && !b->fin_sent) {
+			b->fin_sent = true;
+			p2p_flow_shut(b);
+		}
+	}
+	p2p_flow_pump(b);
+	p2p_bridge_tcp_recv(b);
+}
+
+/* p2p_bridge_to_stream - write what the last recv read; FIN after EOF. */
+void p2p_bridge_to_stream(struct p2p_bridge *b)
+{
+	struct p2p_svc_stats *st = p2p_bridge_st(b);
+
+	if (b->fl) {
+		if (!b->dead && !b->fl->failed) {
+			p2p_bridge_to_flow(b);
+		}
+		return;
+	}
 
 	while (b->s && b->r_off < b->r_len) {
 		long n = p2p_stream_write(b->s, b->rbuf + b->r_off, b->r_len - b->r_off);
@@ -211,15 +246,15 @@ static void p2p_bridge_to_stream(struct p2p_bridge *b)
  * whose both directions ended (or that died) is freed once nothing is in flight and its
  * stream is gone.
  */
-static void p2p_bridge_progress(struct p2p_bridge *b)
+void p2p_bridge_progress(struct p2p_bridge *b)
 {
 	bool done;
 
 	if (!b->used) {
 		return;
 	}
-	done = b->dead ||
-	       (b->tcp_eof && b->fin_sent && b->stream_fin && b->tcp_shut && !b->q_head && !b->s);
+	done = b->dead || (b->tcp_eof && b->fin_sent && b->stream_fin && b->tcp_shut &&
+			   !b->q_head && !b->s && (!b->fl || p2p_flow_done(b)));
 	if (!done) {
 		return;
 	}
@@ -338,10 +373,13 @@ static void p2p_bridge_attach(struct p2p_bridge *b, struct p2p_stream *s, uint32
 void p2p_bridge_on_stream_open(struct p2p_sconn *sc, struct p2p_stream *s, const char *protocol)
 {
 	struct p2p_shard *ps = sc->ps;
-	struct io_uring_sqe *sqe;
 	struct p2p_bridge *b;
 	uint32_t v;
 
+	if (!strcmp(protocol, P2P_FLOW_PROTOCOL)) {
+		p2p_flow_stream_open(sc, s);
+		return;
+	}
 	for (v = 0; v < P2P_SVC_MAX; v++) {
 		if (ps->views[v].kind == P2P_SVC_EXPOSE &&
 		    !strcmp(ps->views[v].protocol, protocol)) {
@@ -354,6 +392,14 @@ void p2p_bridge_on_stream_open(struct p2p_sconn *sc, struct p2p_stream *s, const
 		return;
 	}
 	p2p_bridge_attach(b, s, sc->slot);
+	p2p_bridge_expose_connect(b, v);
+}
+
+void p2p_bridge_expose_connect(struct p2p_bridge *b, uint32_t v)
+{
+	struct p2p_shard *ps = p2p_bridge_shard(b);
+	struct io_uring_sqe *sqe;
+
 	b->ss = ps->views[v].addr;
 	b->fd = socket(b->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (b->fd < 0) {
@@ -378,6 +424,12 @@ static void p2p_bridge_open_stream(struct p2p_shard *ps, struct p2p_bridge *b, s
 	int err;
 
 	b->waiting_conn = false;
+	if (b->fl) {
+		p2p_flow_start(b, sc);
+		p2p_bridge_tcp_recv(b);
+		p2p_bridge_progress(b); /* the first path may have failed */
+		return;
+	}
 	s = p2p_stream_open(sc->c, ps->views[b->svc].protocol, &err);
 	if (!s) {
 		p2p_bridge_abort(b);
@@ -409,6 +461,11 @@ void p2p_bridge_fwd_accept(struct p2p_shard *ps, uint32_t v, struct io_uring_cqe
 	}
 	b->fd = cqe->res;
 	setsockopt(b->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (view->flow && p2p_flow_new(b, true, &view->peer, view->repair_ms)) {
+		b->dead = true;
+		p2p_bridge_progress(b);
+		return;
+	}
 	b->waiting_conn = true;
 	sc = view->circuit ? p2p_circ_dial_fwd(ps, &view->addr, &view->relay, &view->peer) :
 			     p2p_sconn_dial_fwd(ps, &view->addr, &view->peer);
@@ -432,10 +489,12 @@ void p2p_bridge_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc)
 			p2p_bridge_open_stream(ps, b, sc);
 		}
 	}
+	p2p_flow_conn_up(ps, sc);
 }
 
 void p2p_bridge_conn_gone(struct p2p_shard *ps, uint32_t slot)
 {
+	p2p_flow_conn_gone(ps, slot);
 	for (uint32_t i = 0; i < P2P_BRIDGES_MAX; i++) {
 		struct p2p_bridge *b = &ps->br[i];
 
@@ -480,6 +539,9 @@ void p2p_bridge_handle_cqe(struct p2p_shard *ps, uint32_t i, unsigned int dir, i
 			setsockopt(b->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			p2p_bridge_tcp_send(b);
 			p2p_bridge_tcp_recv(b);
+			if (b->fl) {
+				p2p_flow_pump(b);
+			}
 		}
 	} else {
 		b->send_busy = false;
@@ -499,7 +561,10 @@ void p2p_bridge_handle_cqe(struct p2p_shard *ps, uint32_t i, unsigned int dir, i
 					b->q_tail = NULL;
 				}
 				b->queued -= c->len;
-				if (b->s && !b->dead) {
+				if (b->fl && !b->dead) {
+					/* room in the TCP queue: take more from the paths */
+					p2p_flow_pump(b);
+				} else if (b->s && !b->dead) {
 					/* Credit the peer only now: the yamux window is the limit. */
 					p2p_stream_consumed(b->s, c->len);
 					p2p_bridge_kick(b);
@@ -530,6 +595,10 @@ static bool p2p_svc_read(struct p2p_svc *v, struct p2p_svc_view *out)
 	out->peer = v->peer;
 	out->circuit = v->circuit;
 	out->relay = v->relay;
+	out->flow = v->flow;
+	out->repair_ms = v->repair_ms;
+	out->n_alt = v->n_alt < P2P_FWD_ALT_MAX ? v->n_alt : P2P_FWD_ALT_MAX;
+	memcpy(out->alt, v->alt, sizeof(out->alt));
 	out->lfd = v->lfd;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	s2 = __atomic_load_n(&v->seq, __ATOMIC_RELAXED);
@@ -540,7 +609,7 @@ void p2p_svc_refresh(struct p2p_shard *ps)
 {
 	struct p2p_eng *pe = ps->sh->eng->p2p;
 	uint32_t gen = __atomic_load_n(&pe->svc_gen, __ATOMIC_ACQUIRE);
-	bool consistent = true, shard0 = ps->sh->idx == 0;
+	bool consistent = true, shard0 = ps->sh->idx == 0, exposes = false;
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < P2P_SVC_MAX; i++) {
@@ -565,6 +634,7 @@ void p2p_svc_refresh(struct p2p_shard *ps)
 				memcpy(ps->proto_store[i], cur->protocol, P2P_PROTO_MAX);
 			}
 			ps->protos[n++] = ps->proto_store[i];
+			exposes = true;
 		}
 		if (!shard0) {
 			continue;
@@ -590,6 +660,10 @@ void p2p_svc_refresh(struct p2p_shard *ps)
 			consistent = false; /* look again: the entry may be reused at once */
 		}
 	}
+	if (exposes) {
+		/* every exposed service can also be OPENed as a migratable flow (p2p_flow.c) */
+		ps->protos[n++] = P2P_FLOW_PROTOCOL;
+	}
 	n += p2p_relay_protocols(ps, ps->protos + n); /* hop when the relay is on, stop */
 	n += p2p_dcu_protocols(ps, ps->protos + n); /* /libp2p/dcutr when hole punching is on */
 	n += p2p_atn_protocols(ps, ps->protos + n); /* /libp2p/autonat/1.0.0 on shard 0 */
@@ -600,8 +674,14 @@ void p2p_svc_refresh(struct p2p_shard *ps)
 	}
 }
 
+void p2p_bridge_tick(struct p2p_shard *ps)
+{
+	p2p_flow_tick(ps);
+}
+
 void p2p_bridge_teardown(struct p2p_shard *ps)
 {
+	p2p_flow_teardown(ps);
 	for (uint32_t i = 0; i < P2P_BRIDGES_MAX; i++) {
 		struct p2p_bridge *b = &ps->br[i];
 

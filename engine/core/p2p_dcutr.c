@@ -4,20 +4,20 @@
  * engine/p2p/dcutr.c over the relayed connections it holds and does the socket work.
  *
  * B (we received the relayed connection) opens /libp2p/dcutr, sends CONNECT with our public
- * addresses, measures the RTT and sends SYNC. Its "dial" is a prime: for each of A's addresses a
- * TCP SYN from the libp2p listen port (SO_REUSEADDR + SO_REUSEPORT) with a small IP TTL that
- * expires between the two NATs (in the core), so our own NAT gets the mapping and a conntrack
- * entry for A's address while A's NAT never sees the packet (a Linux NAT that did would create
- * its own entry and remap A's later SYN to another port, or answer with a reset). The socket is
- * closed at once (a SYN_SENT close sends nothing). A, dialling on SYNC, then reaches our
- * listener through our NAT; the connection is accepted as an ordinary inbound one, which gives
- * B the spec's role on it (multistream listener, Noise responder, yamux server). A connection
- * accepted by another shard is handed to shard 0 (the peer is in p2p_eng.punch).
- *
- * A (we dialled the relayed connection) answers CONNECT and dials B's first address on SYNC
- * from the listen port (SO_REUSEADDR + SO_REUSEPORT, normal TTL) as the client, expecting B's
- * peer ID (Noise verifies it). A SYN of B's arriving at that socket (simultaneous open) also
- * completes it with the same roles.
+ * addresses, measures the RTT (CONNECT sent -> A's CONNECT received) and sends SYNC; half an RTT
+ * later (when SYNC reaches A, the spec's timing: an io_uring timeout, p2p_sconn_punch) it
+ * punches. A (we dialled the relayed connection) answers CONNECT and punches as soon as SYNC
+ * arrives. A punch, in both roles, is one TCP socket per usable address of the peer (all of
+ * them at once; the first verified connection wins, the others are closed), bound to the
+ * libp2p listen address and port (SO_REUSEADDR + SO_REUSEPORT) and connecting with a small IP
+ * TTL (prime_ttl, default 2): the first SYN opens our own NAT and expires in the core between
+ * the NATs, before the peer's NAT could answer it with a reset or make a conflicting entry; the
+ * TTL is then reset, so the kernel's SYN retransmission (1 s later) matches the far NAT's entry
+ * as a reply and meets the peer's socket in SYN_SENT: a TCP simultaneous open. A is the client
+ * on the direct connection (multistream dialer, Noise initiator), B the server, whichever way
+ * the TCP connection completed. B also takes A's connection on its listener (a full-cone NAT in
+ * front of B lets A's SYN in); a connection accepted by another shard is handed to shard 0 (the
+ * peer is in p2p_eng.punch).
  *
  * Verified direct connection (Noise peer ID = the relayed peer): it is marked as the peer's
  * forward connection (p2p forward by circuit address uses it from now on) and the relayed
@@ -46,6 +46,7 @@ enum {
 	P2P_DCU_ADDRS = 4, /* public addresses we announce */
 	P2P_DCU_RECS = 32, /* upgrade records kept (a ring) */
 	P2P_DCU_PUNCH_MS = 12000, /* B waits this long for A's direct connection */
+	P2P_DCU_WAIT_MAX_MS = 2000, /* B's half-RTT wait at most (RTT 4 s: something is wrong) */
 };
 
 /* struct p2p_upg - one upgrade (all attempts on one relayed connection). */
@@ -58,6 +59,8 @@ struct p2p_upg {
 	int err;
 	size_t n;
 	struct dcutr_attempt log[DCUTR_ATTEMPTS];
+	uint32_t wait_ms[DCUTR_ATTEMPTS]; /* per attempt: the wait before the punch (B: RTT/2) */
+	uint8_t punched[DCUTR_ATTEMPTS]; /* per attempt: addresses punched */
 	char addr[MADDR_TEXT_MAX]; /* the direct connection's remote address (done, ok) */
 };
 
@@ -69,6 +72,7 @@ struct p2p_dcu {
 	size_t n_addrs;
 	struct p2p_upg rec[P2P_DCU_RECS];
 	uint32_t rec_next;
+	uint32_t min_wait_ms; /* B's wait at least (NATX_DCUTR_MIN_WAIT_MS: labs without latency) */
 	uint64_t upgrades, upgraded, failed, primes, prime_errors, dial_errors, no_addr,
 		relayed_closed;
 };
@@ -166,24 +170,19 @@ static socklen_t p2p_ss_len(const struct sockaddr_storage *ss)
 }
 
 /*
- * p2p_dcu_punch - start a hole-punch connection to @to from the listen port: the first SYN
- * leaves with the prime TTL (it opens our NAT and expires before the peer's), then the TTL is
- * reset so the kernel's SYN retransmission (1 s later) crosses the peer's and the two sockets
- * complete a TCP simultaneous open. The socket survives the ICMP time-exceeded of the first SYN
- * (a soft error: it only shows in SO_ERROR, see p2p_sconn_punch). Returns the socket or -errno.
+ * p2p_dcu_punch_connect - start the hole-punch connection of socket @fd (made by
+ * p2p_dcu_socket with the prime TTL) to @to: the first SYN leaves with the prime TTL (it opens
+ * our NAT and expires before the peer's), then the TTL is reset so the kernel's SYN
+ * retransmission (1 s later) crosses the peer's and the two sockets complete a TCP simultaneous
+ * open. The socket survives the ICMP time-exceeded of the first SYN (a soft error: it only
+ * shows in SO_ERROR, see p2p_sconn_punch). Returns 0 or -errno.
  */
-static int p2p_dcu_punch(struct p2p_shard *ps, const struct sockaddr_storage *to)
+static int p2p_dcu_punch_connect(struct p2p_shard *ps, int fd, const struct sockaddr_storage *to)
 {
-	int ttl = __atomic_load_n(&p2p_pe(ps)->dcutr_ttl, __ATOMIC_RELAXED), def = -1, err;
-	int fd = p2p_dcu_socket(ps, to->ss_family, ttl);
+	int ttl = __atomic_load_n(&p2p_pe(ps)->dcutr_ttl, __ATOMIC_RELAXED), def = -1;
 
-	if (fd < 0) {
-		return fd;
-	}
 	if (connect(fd, (const struct sockaddr *)to, p2p_ss_len(to)) && errno != EINPROGRESS) {
-		err = -errno;
-		close(fd);
-		return err;
+		return -errno;
 	}
 	if (ttl > 0) {
 		/* -1: back to the route's default for every later segment */
@@ -193,7 +192,12 @@ static int p2p_dcu_punch(struct p2p_shard *ps, const struct sockaddr_storage *to
 			setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &def, sizeof(def));
 		}
 	}
-	return fd;
+	return 0;
+}
+
+int p2p_dcu_punch_fire(struct p2p_sconn *sc)
+{
+	return p2p_dcu_punch_connect(sc->ps, sc->fd, &sc->ss);
 }
 
 /* p2p_punch_set - add (@on) or remove @peer from the peers other shards hand to shard 0. */
@@ -265,40 +269,72 @@ static void p2p_dcu_dial(void *ctx, struct p2p_conn *relayed, const struct relay
 {
 	struct p2p_shard *ps = ctx;
 	struct p2p_dcu *u = ps->dcu;
-	struct p2p_sconn *L = p2p_dcu_link(relayed), *D = NULL;
+	struct p2p_sconn *L = p2p_dcu_link(relayed), *D;
+	struct p2p_upg *g;
+	int64_t now = p2p_clock_system.now_ms(&p2p_clock_system);
+	int ttl = __atomic_load_n(&p2p_pe(ps)->dcutr_ttl, __ATOMIC_RELAXED);
+	uint32_t wait = 0;
+	unsigned started = 0;
 	int err = -EDESTADDRREQ;
 
-	(void)at_ms; /* both sides punch at once: the crossing SYNs are the retransmissions */
 	if (!L) {
 		return;
 	}
-	for (size_t i = 0; i < addrs->n && !D; i++) {
+	/* B: the spec's half-RTT wait (A's dial is due now); an absurd RTT is capped */
+	if (at_ms > now) {
+		wait = at_ms - now > P2P_DCU_WAIT_MAX_MS ? P2P_DCU_WAIT_MAX_MS :
+							   (uint32_t)(at_ms - now);
+	}
+	if (!client && wait < u->min_wait_ms) {
+		wait = u->min_wait_ms;
+	}
+	/* every usable address of the peer at once; the first verified connection wins */
+	for (size_t i = 0; i < addrs->n; i++) {
 		struct sockaddr_storage ss;
 		int has_id, fd;
 
 		if (maddr_to_sockaddr(addrs->b[i], addrs->lens[i], &ss, NULL, &has_id)) {
 			continue;
 		}
-		fd = p2p_dcu_punch(ps, &ss);
+		fd = p2p_dcu_socket(ps, ss.ss_family, ttl);
 		if (fd < 0) {
 			err = fd;
 			continue;
 		}
-		u->primes++;
+		if (!wait) {
+			err = p2p_dcu_punch_connect(ps, fd, &ss);
+			if (err) {
+				close(fd);
+				continue;
+			}
+		}
 		/* A is the client (multistream dialer, Noise initiator), B the server */
-		D = p2p_sconn_punch(ps, fd, &ss, &L->peer, client);
+		D = p2p_sconn_punch(ps, fd, &ss, &L->peer, client, wait);
 		if (!D) {
 			close(fd);
 			err = -ENOSPC;
 			continue;
 		}
+		u->primes++;
 		D->dcu_dial = true;
 		D->dcu_link = L->slot;
 		D->dcu_gen = L->gen;
+		D->dcu_att = (uint8_t)attempt;
+		started++;
+	}
+	if (started) {
 		err = 0;
 	}
-	pr_debug(MOD, "dcutr attempt %u as %s: %zu address(es), %s", attempt, client ? "A" : "B",
-		 addrs->n, err ? natx_strerror(err) : "punching");
+	L->dcu_dials = (uint8_t)started;
+	L->dcu_att = (uint8_t)attempt;
+	g = p2p_upg_find(u, L);
+	if (g && attempt >= 1 && attempt <= DCUTR_ATTEMPTS) {
+		g->wait_ms[attempt - 1] = wait;
+		g->punched[attempt - 1] = (uint8_t)started;
+	}
+	pr_debug(MOD, "dcutr attempt %u as %s: %u of %zu address(es) punched after %u ms, %s",
+		 attempt, client ? "A" : "B", started, addrs->n, wait,
+		 err ? natx_strerror(err) : "punching");
 	if (err) {
 		u->dial_errors++;
 	}
@@ -308,7 +344,7 @@ static void p2p_dcu_dial(void *ctx, struct p2p_conn *relayed, const struct relay
 		 * but ours lets A's SYN in): that one may land on any shard. */
 		p2p_punch_set(ps, &L->peer, true);
 	} else if (!err) {
-		L->dcu_wait = false; /* A: the punch connection reports (p2p_dcu_conn_up / gone) */
+		L->dcu_wait = false; /* A: the punch connections report (p2p_dcu_conn_up / gone) */
 	}
 }
 
@@ -355,6 +391,7 @@ static const struct dcutr_ops p2p_dcu_ops = {
 
 void p2p_dcu_shard_init(struct p2p_shard *ps)
 {
+	const char *env = getenv("NATX_DCUTR_MIN_WAIT_MS");
 	int err;
 
 	if (ps->sh->idx != 0) {
@@ -370,6 +407,18 @@ void p2p_dcu_shard_init(struct p2p_shard *ps)
 		pr_err(MOD, "dcutr: %s", natx_strerror(err));
 		free(ps->dcu);
 		ps->dcu = NULL;
+		return;
+	}
+	if (env && *env) {
+		char *end;
+		unsigned long v = strtoul(env, &end, 10);
+
+		if (*end || v > P2P_DCU_WAIT_MAX_MS) {
+			pr_warn(MOD, "NATX_DCUTR_MIN_WAIT_MS=%.16s ignored (0..%d)", env,
+				P2P_DCU_WAIT_MAX_MS);
+		} else {
+			ps->dcu->min_wait_ms = (uint32_t)v;
+		}
 	}
 }
 
@@ -477,12 +526,17 @@ void p2p_dcu_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc)
 	}
 	if (sc->dcu_dial) {
 		struct p2p_sconn *L = &ps->conns[sc->dcu_link];
+		bool live = L->is_link && L->gen == sc->dcu_gen && L->c && !L->dead;
 
 		sc->dcu_dial = false;
-		if (L->is_link && L->gen == sc->dcu_gen && L->c && !L->dead) {
+		if (live && L->dcu_dials && sc->dcu_att == L->dcu_att) {
+			L->dcu_dials--;
+		}
+		if (live && !L->upgraded && !p2p_dcu_direct(ps, &L->peer)) {
 			p2p_dcu_direct_up(ps, sc, L);
 		} else {
-			sc->finishing = true; /* the relayed connection is gone: nobody wants it */
+			/* the relayed connection is gone, or another address won: not needed */
+			sc->finishing = true;
 		}
 		return;
 	}
@@ -515,9 +569,18 @@ void p2p_dcu_conn_gone(struct p2p_shard *ps, struct p2p_sconn *sc)
 
 		sc->dcu_dial = false;
 		ps->dcu->dial_errors++;
-		/* A: the attempt failed. B: its listener may still take A's connection; the
-		 * attempt's timer ends the wait. */
-		if (L->is_link && L->gen == sc->dcu_gen && L->c && !L->dead && L->link_dialer) {
+		if (!(L->is_link && L->gen == sc->dcu_gen && L->c && !L->dead)) {
+			return;
+		}
+		if (sc->dcu_att != L->dcu_att) {
+			return; /* a punch of an attempt that already ended */
+		}
+		if (L->dcu_dials) {
+			L->dcu_dials--;
+		}
+		/* A: the attempt failed once every address failed. B: its listener may still take
+		 * A's connection; the attempt's timer ends the wait. */
+		if (L->link_dialer && !L->dcu_dials && !L->upgraded) {
 			dcutr_dial_done(ps->dcu->d, L->c, -ECONNREFUSED);
 		}
 	}
@@ -596,6 +659,8 @@ cJSON *p2p_dcu_json(struct p2p_shard *ps)
 			      __atomic_load_n(&p2p_pe(ps)->dcutr_on, __ATOMIC_ACQUIRE));
 	cJSON_AddNumberToObject(o, "prime_ttl",
 				__atomic_load_n(&p2p_pe(ps)->dcutr_ttl, __ATOMIC_RELAXED));
+	cJSON_AddBoolToObject(o, "relay_discovery",
+			      __atomic_load_n(&p2p_pe(ps)->relay_disc, __ATOMIC_ACQUIRE));
 	if (!u) {
 		return o;
 	}
@@ -655,6 +720,8 @@ cJSON *p2p_dcu_json(struct p2p_shard *ps)
 			if (t->rtt_ms >= 0) {
 				cJSON_AddNumberToObject(x, "rtt_ms", (double)t->rtt_ms);
 			}
+			cJSON_AddNumberToObject(x, "wait_ms", g->wait_ms[i]);
+			cJSON_AddNumberToObject(x, "addrs_punched", g->punched[i]);
 			if (t->err) {
 				cJSON_AddStringToObject(x, "error", natx_strerror(t->err));
 			}

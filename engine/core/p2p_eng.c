@@ -293,6 +293,13 @@ cJSON *p2p_eng_json(struct engine *eng)
 		sum.relayed_in += stat_get(&s->relayed_in);
 		sum.relayed_out += stat_get(&s->relayed_out);
 		sum.relayed_failed += stat_get(&s->relayed_failed);
+		sum.flows_open += stat_get(&s->flows_open);
+		sum.flows_total += stat_get(&s->flows_total);
+		sum.flows_migrated += stat_get(&s->flows_migrated);
+		sum.flows_repaired += stat_get(&s->flows_repaired);
+		sum.flows_failed += stat_get(&s->flows_failed);
+		sum.flow_paths += stat_get(&s->flow_paths);
+		sum.flow_resent += stat_get(&s->flow_resent);
 	}
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "peer_id", pe->peer_id);
@@ -324,6 +331,13 @@ cJSON *p2p_eng_json(struct engine *eng)
 	P2P_J(relayed_in);
 	P2P_J(relayed_out);
 	P2P_J(relayed_failed);
+	P2P_J(flows_open);
+	P2P_J(flows_total);
+	P2P_J(flows_migrated);
+	P2P_J(flows_repaired);
+	P2P_J(flows_failed);
+	P2P_J(flow_paths);
+	P2P_J(flow_resent);
 #undef P2P_J
 	return o;
 }
@@ -612,6 +626,8 @@ int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target,
 	snprintf(v->protocol, sizeof(v->protocol), "%s", protocol);
 	v->addr = ss;
 	v->circuit = false;
+	v->flow = false;
+	v->n_alt = 0;
 	snprintf(v->text, sizeof(v->text), "%s", target);
 	v->listen_txt[0] = '\0';
 	v->lfd = -1;
@@ -622,19 +638,46 @@ int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target,
 	return 0;
 }
 
-int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen_at,
-		    const char *peer, uint32_t *id, char *err, size_t errlen)
+/*
+ * p2p_fwd_parse - @text, /ip4|ip6/ADDR/tcp/PORT/p2p/ID or a /p2p-circuit address, into @fa and
+ * the peer's ID @pid. 0 or -EINVAL.
+ */
+static int p2p_fwd_parse(const char *text, struct p2p_fwd_addr *fa, struct peer_id *pid)
 {
-	struct p2p_eng *pe = eng->p2p;
-	struct sockaddr_storage ls, ps;
-	struct peer_id pid, relay = { 0 };
 	uint8_t bin[MADDR_MAX_LEN], rbin[MADDR_MAX_LEN];
+	size_t blen, rlen;
+	int has_id = 0, ret;
+
+	memset(fa, 0, sizeof(*fa));
+	ret = maddr_from_text(text, bin, sizeof(bin), &blen);
+	if (!ret && !relay_circuit_parse(bin, blen, rbin, sizeof(rbin), &rlen, &fa->relay, pid)) {
+		/* RELAY/p2p/R/p2p-circuit/p2p/ID: streams go through a circuit of the relay */
+		fa->circuit = true;
+		ret = maddr_to_sockaddr(rbin, rlen, &fa->addr, NULL, &has_id);
+		has_id = 1;
+	} else if (!ret) {
+		ret = maddr_to_sockaddr(bin, blen, &fa->addr, pid, &has_id);
+	}
+	return ret || !has_id ? -EINVAL : 0;
+}
+
+int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen_at,
+		    const char *peer, const struct p2p_fwd_opts *opt, uint32_t *id, char *err,
+		    size_t errlen)
+{
+	static const struct p2p_fwd_opts plain;
+	struct p2p_eng *pe = eng->p2p;
+	struct sockaddr_storage ls;
+	struct p2p_fwd_addr fa, alt[P2P_FWD_ALT_MAX];
+	struct peer_id pid, apid;
+	uint8_t bin[MADDR_MAX_LEN];
 	struct p2p_svc *v;
 	socklen_t sl = sizeof(ls);
-	size_t blen, rlen;
-	int has_id = 0, one = 1, fd, ret;
-	bool circuit = false;
+	size_t blen, n_alt;
+	int one = 1, fd, ret;
 
+	opt = opt ? opt : &plain;
+	n_alt = opt->n_alt < P2P_FWD_ALT_MAX ? opt->n_alt : P2P_FWD_ALT_MAX;
 	if (!pe) {
 		snprintf(err, errlen, "libp2p is not enabled in this engine");
 		return -ENOTCONN;
@@ -643,21 +686,25 @@ int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen
 	if (ret) {
 		return ret;
 	}
-	ret = maddr_from_text(peer, bin, sizeof(bin), &blen);
-	if (!ret && !relay_circuit_parse(bin, blen, rbin, sizeof(rbin), &rlen, &relay, &pid)) {
-		/* RELAY/p2p/R/p2p-circuit/p2p/ID: streams go through a circuit of the relay */
-		circuit = true;
-		ret = maddr_to_sockaddr(rbin, rlen, &ps, NULL, &has_id);
-		has_id = 1;
-	} else if (!ret) {
-		ret = maddr_to_sockaddr(bin, blen, &ps, &pid, &has_id);
+	if (opt->flow && strlen(protocol) > MIG_NAME_MAX) {
+		snprintf(err, errlen, "a flow service name has at most %d bytes", MIG_NAME_MAX);
+		return -EINVAL;
 	}
-	if (ret || !has_id) {
+	if (p2p_fwd_parse(peer, &fa, &pid)) {
 		snprintf(
 			err, errlen,
 			"peer '%.100s': need /ip4|ip6/ADDR/tcp/PORT/p2p/ID or a /p2p-circuit address",
 			peer);
 		return -EINVAL;
+	}
+	for (size_t i = 0; i < n_alt; i++) {
+		if (p2p_fwd_parse(opt->alt[i], &alt[i], &apid) || !peerid_equal(&apid, &pid) ||
+		    strlen(opt->alt[i]) >= MADDR_TEXT_MAX) {
+			snprintf(err, errlen,
+				 "alternative address '%.100s': need a multiaddr of the same peer",
+				 opt->alt[i]);
+			return -EINVAL;
+		}
 	}
 	if (p2p_hostport(listen_at, &ls)) {
 		snprintf(err, errlen, "listen '%.100s': need host:port", listen_at);
@@ -687,10 +734,17 @@ int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen
 	p2p_svc_write_begin(v);
 	v->id = ++pe->next_svc_id;
 	snprintf(v->protocol, sizeof(v->protocol), "%s", protocol);
-	v->addr = ps;
+	v->addr = fa.addr;
 	v->peer = pid;
-	v->circuit = circuit;
-	v->relay = relay;
+	v->circuit = fa.circuit;
+	v->relay = fa.relay;
+	v->flow = opt->flow;
+	v->repair_ms = opt->repair_ms ? opt->repair_ms : P2P_FLOW_REPAIR_MS;
+	v->n_alt = (uint32_t)n_alt;
+	for (size_t i = 0; i < n_alt; i++) {
+		v->alt[i] = alt[i];
+		snprintf(v->alt_text[i], sizeof(v->alt_text[i]), "%s", opt->alt[i]);
+	}
 	snprintf(v->text, sizeof(v->text), "%s", peer);
 	if (maddr_from_sockaddr((struct sockaddr *)&ls, bin, sizeof(bin), &blen) ||
 	    maddr_to_text(bin, blen, v->listen_txt, sizeof(v->listen_txt)) < 0) {
@@ -734,6 +788,7 @@ cJSON *p2p_eng_svc_json(struct engine *eng)
 		struct p2p_svc *v = &pe->svc[i];
 		int kind = __atomic_load_n(&v->kind, __ATOMIC_ACQUIRE);
 		struct p2p_svc_stats sum = { 0 };
+		uint64_t fail_at = 0, fail_why = 0;
 		cJSON *o;
 
 		if (kind != P2P_SVC_EXPOSE && kind != P2P_SVC_FORWARD) {
@@ -745,6 +800,14 @@ cJSON *p2p_eng_svc_json(struct engine *eng)
 			sum.streams_failed += stat_get(&v->st[s].streams_failed);
 			sum.bytes_to_tcp += stat_get(&v->st[s].bytes_to_tcp);
 			sum.bytes_to_p2p += stat_get(&v->st[s].bytes_to_p2p);
+			sum.flows_migrated += stat_get(&v->st[s].flows_migrated);
+			sum.flows_repaired += stat_get(&v->st[s].flows_repaired);
+			sum.flows_failed += stat_get(&v->st[s].flows_failed);
+			if (__atomic_load_n(&v->st[s].flow_fail_at, __ATOMIC_ACQUIRE) > fail_at) {
+				fail_at = __atomic_load_n(&v->st[s].flow_fail_at, __ATOMIC_ACQUIRE);
+				fail_why =
+					__atomic_load_n(&v->st[s].flow_fail_why, __ATOMIC_RELAXED);
+			}
 		}
 		o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "id", v->id);
@@ -755,12 +818,31 @@ cJSON *p2p_eng_svc_json(struct engine *eng)
 		} else {
 			cJSON_AddStringToObject(o, "listen", v->listen_txt);
 			cJSON_AddStringToObject(o, "peer", v->text);
+			cJSON_AddBoolToObject(o, "flow", v->flow);
+			if (v->flow) {
+				cJSON *alts = cJSON_AddArrayToObject(o, "alt_addrs");
+
+				cJSON_AddNumberToObject(o, "repair_ms", v->repair_ms);
+				for (uint32_t k = 0; k < v->n_alt && k < P2P_FWD_ALT_MAX; k++) {
+					cJSON_AddItemToArray(alts,
+							     cJSON_CreateString(v->alt_text[k]));
+				}
+			}
 		}
 		cJSON_AddNumberToObject(o, "streams_open", (double)sum.streams_open);
 		cJSON_AddNumberToObject(o, "streams_total", (double)sum.streams_total);
 		cJSON_AddNumberToObject(o, "streams_failed", (double)sum.streams_failed);
 		cJSON_AddNumberToObject(o, "bytes_to_tcp", (double)sum.bytes_to_tcp);
 		cJSON_AddNumberToObject(o, "bytes_to_p2p", (double)sum.bytes_to_p2p);
+		cJSON_AddNumberToObject(o, "flows_migrated", (double)sum.flows_migrated);
+		cJSON_AddNumberToObject(o, "flows_repaired", (double)sum.flows_repaired);
+		cJSON_AddNumberToObject(o, "flows_failed", (double)sum.flows_failed);
+		if (fail_at) {
+			cJSON *lf = cJSON_AddObjectToObject(o, "last_flow_failure");
+
+			cJSON_AddStringToObject(lf, "reason", p2p_flow_why_text(fail_why));
+			cJSON_AddNumberToObject(lf, "at", (double)fail_at);
+		}
 		cJSON_AddItemToArray(a, o);
 	}
 	return a;

@@ -306,6 +306,7 @@ static void p2p_on_ping(void *ctx, struct p2p_conn *c, int64_t rtt_ms, int err)
 	struct p2p_eng *pe = sc->ps->sh->eng->p2p;
 	struct p2p_req *q;
 
+	p2p_flow_on_ping(sc->ps, sc, err); /* a flow's liveness probe (p2p_flow.c) */
 	if (sc->req < 0 || pe->req[sc->req].kind != P2P_REQ_PING) {
 		return;
 	}
@@ -560,18 +561,31 @@ static int p2p_punch_check(struct p2p_sconn *sc)
 }
 
 struct p2p_sconn *p2p_sconn_punch(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
-				  const struct peer_id *peer, bool client)
+				  const struct peer_id *peer, bool client, uint32_t wait_ms)
 {
 	struct p2p_sconn *sc = p2p_sconn_new(ps, fd, client, peer);
+	struct io_uring_sqe *sqe;
 
 	if (!sc) {
 		return NULL;
 	}
 	sc->ss = *ss;
 	sc->punch = true;
-	sc->deadline_ms = ps->sh->now_ms + P2P_DIAL_TIMEOUT_MS;
+	sc->deadline_ms = ps->sh->now_ms + wait_ms + P2P_DIAL_TIMEOUT_MS;
 	p2p_conn_set_remote_addr(sc->c, (struct sockaddr *)&sc->ss);
-	p2p_punch_poll(sc);
+	if (!wait_ms) {
+		p2p_punch_poll(sc);
+		return sc;
+	}
+	/* DCUtR's half-RTT wait: the connect starts when this timeout completes */
+	sc->punch_wait = true;
+	sc->punch_ts.tv_sec = wait_ms / 1000;
+	sc->punch_ts.tv_nsec = (long long)(wait_ms % 1000) * 1000000;
+	sqe = shard_sqe(ps->sh);
+	io_uring_prep_timeout(sqe, &sc->punch_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, p2p_ud(sc, P2P_D_SEND));
+	sc->connecting = true;
+	sc->inflight++;
 	return sc;
 }
 
@@ -687,7 +701,15 @@ static void p2p_shard_handle_one(struct shard *sh, struct io_uring_cqe *cqe)
 	} else if (sc->connecting) {
 		sc->connecting = false;
 		ret = cqe->res;
-		if (sc->punch && ret >= 0 && !sc->dead) {
+		if (sc->punch_wait) {
+			/* the wait before a delayed punch is over (-ETIME): connect now */
+			sc->punch_wait = false;
+			ret = sc->dead ? -ECANCELED : p2p_dcu_punch_fire(sc);
+			if (!ret) {
+				p2p_punch_poll(sc);
+				return;
+			}
+		} else if (sc->punch && ret >= 0 && !sc->dead) {
 			ret = p2p_punch_check(sc);
 			if (!ret) {
 				p2p_punch_poll(
@@ -757,6 +779,7 @@ void p2p_shard_tick(struct shard *sh)
 	p2p_relay_tick(ps);
 	p2p_dcu_tick(ps);
 	p2p_atn_tick(ps);
+	p2p_bridge_tick(ps); /* flows: ACKs, switches to direct paths, repairs */
 	p2p_relay_flush(ps);
 }
 

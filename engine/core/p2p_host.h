@@ -61,6 +61,13 @@ struct p2p_shard_stats {
 	uint64_t relayed_open; /* relayed connections (p2p_link) open */
 	uint64_t relayed_in, relayed_out; /* circuits accepted (stop) / made (hop CONNECT) */
 	uint64_t relayed_failed; /* circuits we asked for that the relay or the target refused */
+	/* Migratable flows (/natx/flow/1.0.0, p2p_flow.c), both ends. */
+	uint64_t flows_open, flows_total;
+	uint64_t flows_migrated; /* moved to a direct path by a clean switch */
+	uint64_t flows_repaired; /* continued on a new path after the one in use died */
+	uint64_t flows_failed; /* closed (application connection reset) for lack of a path */
+	uint64_t flow_paths; /* paths attached after the first (switches and repairs) */
+	uint64_t flow_resent; /* bytes sent again after a lost path or a NACK */
 } __attribute__((aligned(64)));
 
 /*
@@ -108,14 +115,52 @@ enum {
 	P2P_PROTO_MAX = 128, /* bytes of a protocol name, NUL included */
 	P2P_BRIDGES_MAX = 256, /* bridged streams per shard */
 	P2P_BRIDGE_BUF = 64 * 1024, /* TCP -> stream read buffer per bridge */
+	P2P_FLOW_REPAIR_MS = 10000, /* default: a flow without a path looks this long for one */
 };
 
 enum p2p_svc_kind { P2P_SVC_FREE = 0, P2P_SVC_EXPOSE, P2P_SVC_FORWARD, P2P_SVC_CLOSING };
+
+enum { P2P_FWD_ALT_MAX = 4 /* other addresses of a flow forward's peer */ };
+
+/* enum p2p_flow_why - why a flow failed (p2p ls "last_flow_failure"). */
+enum p2p_flow_why {
+	P2P_FW_NO_PATH = 1, /* no path to the peer within the repair time: "no_path" */
+	P2P_FW_PEER_RESET, /* the peer sent RESET (its application failed): "peer_reset" */
+	P2P_FW_PROTOCOL, /* the peer broke /natx/flow/1.0.0: "protocol" */
+	P2P_FW_REFUSED, /* the peer refused the path that was to repair the flow: "refused" */
+	P2P_FW_LOCAL, /* out of memory or streams here: "local" */
+};
+
+/* p2p_flow_why_text - the stable name of an enum p2p_flow_why ("" for 0). */
+const char *p2p_flow_why_text(uint64_t code);
+
+/* struct p2p_fwd_addr - one way to reach a forward's peer: its address, or a relay's. */
+struct p2p_fwd_addr {
+	struct sockaddr_storage addr; /* the peer's, or the relay's when @circuit */
+	bool circuit;
+	struct peer_id relay;
+};
+
+/*
+ * struct p2p_fwd_opts - p2p_eng_forward's options. @flow: streams are migratable flows;
+ * @repair_ms: how long a flow without a path looks for one (0: P2P_FLOW_REPAIR_MS); @alt:
+ * other multiaddrs of the same peer (direct or /p2p-circuit through other relays) a flow's
+ * repair dials in turn after the main one.
+ */
+struct p2p_fwd_opts {
+	bool flow;
+	uint32_t repair_ms;
+	const char *alt[P2P_FWD_ALT_MAX];
+	size_t n_alt;
+};
 
 /* struct p2p_svc_stats - per service, per shard (written only by that shard). */
 struct p2p_svc_stats {
 	uint64_t streams_open, streams_total, streams_failed;
 	uint64_t bytes_to_tcp, bytes_to_p2p;
+	uint64_t flows_migrated, flows_repaired, flows_failed; /* flow forwards and exposes */
+	uint64_t flow_fail_at; /* unix seconds of the last failed flow, 0 none */
+	uint64_t flow_fail_why; /* its enum p2p_flow_why */
 } __attribute__((aligned(64)));
 
 /*
@@ -133,6 +178,11 @@ struct p2p_svc {
 	struct peer_id peer; /* forward: the peer to dial */
 	bool circuit; /* forward: reach @peer through the relay @relay at @addr */
 	struct peer_id relay;
+	bool flow; /* forward: streams are /natx/flow/1.0.0 flows (p2p_flow.c) */
+	uint32_t repair_ms; /* forward, flow: how long a flow without a path looks for one */
+	struct p2p_fwd_addr alt[P2P_FWD_ALT_MAX]; /* forward, flow: repair also dials these */
+	uint32_t n_alt;
+	char alt_text[P2P_FWD_ALT_MAX][MADDR_TEXT_MAX];
 	char text[MADDR_TEXT_MAX]; /* expose: target host:port; forward: peer multiaddr */
 	char listen_txt[64]; /* forward: bound listen address */
 	int lfd; /* forward: listener (accepted on shard 0) */
@@ -207,6 +257,12 @@ struct p2p_eng {
 	struct peer_id punch[P2P_PUNCH_MAX];
 	uint64_t punch_until[P2P_PUNCH_MAX]; /* monotonic ms, 0: free */
 	int n_punch; /* atomic: entries in use (a cheap check before taking the lock) */
+	/*
+	 * Relay discovery (p2p_relay_disc.c). @relay_disc: atomic, reserve on hop-capable
+	 * bootstrap peers while AutoNAT says we are private (NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY,
+	 * default off).
+	 */
+	int relay_disc;
 };
 
 /*
@@ -214,6 +270,9 @@ struct p2p_eng {
  * sets the prime SYN's IP TTL (0: system default, no early expiry), < 0 keeps it.
  */
 void p2p_eng_dcutr_set(struct engine *eng, bool on, int ttl);
+
+/* p2p_eng_relay_disc_set - control thread: turn relay discovery on or off from now on. */
+void p2p_eng_relay_disc_set(struct engine *eng, bool on);
 
 /*
  * p2p_eng_start - load the identity from @key_file (a libp2p PrivateKey protobuf, Ed25519),
@@ -252,10 +311,14 @@ int p2p_eng_expose(struct engine *eng, const char *protocol, const char *target,
 /*
  * p2p_eng_forward - listen on @listen ("host:port", port 0 = ephemeral) and bridge each
  * accepted TCP connection to a new stream of @protocol to @peer (multiaddr with /p2p/ID).
- * 0 with *@id, or -errno with @err.
+ * With @opt->flow each connection is a migratable flow instead (docs/migration.md): a stream
+ * of /natx/flow/1.0.0 that OPENs service @protocol, moved to a direct connection to the peer
+ * when one comes up and repaired onto a new path (@peer, then @opt->alt in turn) within
+ * @opt->repair_ms when the one in use dies. @opt NULL: a plain forward. 0 with *@id, or
+ * -errno with @err (-EINVAL also for an alternative address of another peer).
  */
 int p2p_eng_forward(struct engine *eng, const char *protocol, const char *listen, const char *peer,
-		    uint32_t *id, char *err, size_t errlen);
+		    const struct p2p_fwd_opts *opt, uint32_t *id, char *err, size_t errlen);
 
 /* p2p_eng_svc_close - stop service @id (open streams continue). 0 or -ENOENT. */
 int p2p_eng_svc_close(struct engine *eng, uint32_t id);

@@ -7,12 +7,15 @@
 #define NATX_ENGINE_P2P_INT_H
 
 #include <stdbool.h>
+#include <linux/time_types.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "mig_flow.h"
 #include "p2p/conn.h"
 #include "p2p_host.h"
 
+struct p2p_bridge;
 struct relay;
 struct relay_client;
 struct p2p_link;
@@ -98,6 +101,10 @@ struct p2p_sconn {
 	bool punch; /* connecting: a hole punch (p2p_sconn_punch), completion by poll */
 	bool dcu_dial; /* direct: a hole-punch dial for the link dcu_link (generation dcu_gen) */
 	uint32_t dcu_link, dcu_gen;
+	bool punch_wait; /* punch: waiting (timeout punch_ts in flight) before its connect */
+	struct __kernel_timespec punch_ts;
+	uint8_t dcu_dials; /* is_link: hole-punch dials of the current attempt still running */
+	uint8_t dcu_att; /* is_link: the current attempt; punch: the attempt it belongs to */
 	/* AutoNAT (p2p_autonat.c, shard 0) */
 	bool atn_dial; /* a dial-back for the server request atn_req */
 	struct autonat_req *atn_req;
@@ -108,6 +115,68 @@ struct p2p_chunk {
 	struct p2p_chunk *next;
 	size_t len, off;
 	uint8_t data[];
+};
+
+enum {
+	P2P_FLOW_RING = 512 * 1024, /* a flow's send ring: unacknowledged bytes (mig_flow) */
+	P2P_FLOW_OBUF = 2 * MIG_FRAME_MAX, /* frames made for a path, not yet taken by it */
+	P2P_FLOW_QMAX = 256 * 1024, /* delivered bytes queued for TCP before input stops */
+	P2P_FLOW_RETRY_MS = 1000, /* repair: pause between dials of a path */
+	P2P_FLOW_GRACE_MS = 5000, /* responder: waits repair + this for the initiator's ATTACH */
+	P2P_FLOW_STALL_MS = 2000, /* unacknowledged bytes and no progress this long: probe */
+	P2P_FLOW_PROBE_MS = 3000, /* a probe (ping on the path's connection) unanswered: dead */
+	P2P_FLOW_IDLE_MS = 10000, /* no bytes either way this long: idle, not probed */
+};
+
+/* struct p2p_fpath - one path of a flow: a /natx/flow/1.0.0 stream (p2p_flow.c). */
+struct p2p_fpath {
+	struct p2p_bridge *b;
+	uint8_t idx; /* index in fl->p and in mig_flow */
+	struct p2p_stream *s; /* NULL: no stream */
+	uint32_t conn; /* connection slot of @s */
+	bool attaching; /* initiator: ATTACH sent, the responder's answer not read yet */
+	bool closing; /* finished: our FIN is sent, waiting for the stream's close */
+	bool fin_rcvd; /* the peer's FIN came on a path in use (lost once its input is read) */
+	uint8_t *rx; /* bytes received, not yet taken by mig_path_input */
+	size_t rx_len, rx_cap;
+	uint8_t *ob; /* P2P_FLOW_OBUF: frames made, [ob_off, ob_len) not yet written */
+	size_t ob_len, ob_off;
+};
+
+/* struct p2p_flow - the flow state of a bridge in flow mode (p2p_flow.c). */
+struct p2p_flow {
+	struct mig_flow f;
+	struct p2p_fpath p[MIG_PATHS];
+	bool initiator; /* forward side: opens, attaches, repairs */
+	bool failed; /* aborted: no more I/O on the flow */
+	bool switching; /* initiator: a path is being attached to replace a relayed one */
+	bool ended; /* finished cleanly, paths let go */
+	bool refused; /* repair: the peer refused a path (its last answer) */
+	bool pumping, again; /* p2p_flow_pump is running / must run once more */
+	uint64_t lost_ms; /* when the flow last found itself without a path, 0: it has one */
+	uint64_t retry_ms; /* repair: next dial attempt */
+	int dial; /* repair: connection slot awaited, -1 none */
+	uint32_t no_switch, no_switch_gen; /* connection (slot, gen) the peer refused a switch on */
+	uint32_t repair_ms;
+	uint32_t attempt; /* repair: dials so far (the forward's address, then each alternative) */
+	struct peer_id peer;
+	uint64_t resent_seen; /* f.st.resent_bytes already counted in flow_resent */
+	/* Liveness of the active path (initiator): a silently dropped path is found by a ping. */
+	uint64_t prog_tx, prog_rx; /* f.tx_acked and f.rx_off when they last moved */
+	uint64_t prog_ms; /* when they last moved, or a probe was answered */
+	uint64_t moved_ms; /* when they last moved */
+	uint64_t probe_ms; /* a ping is out on connection (probe_conn, probe_gen), 0 none */
+	uint32_t probe_conn, probe_gen;
+};
+
+/* struct p2p_fpend - an inbound /natx/flow/1.0.0 stream whose OPEN/ATTACH was not read yet. */
+struct p2p_fpend {
+	struct p2p_fpend *next;
+	struct p2p_shard *ps;
+	struct p2p_stream *s;
+	uint32_t conn;
+	uint8_t buf[MIG_ID_LEN + MIG_NAME_MAX + 16];
+	size_t len;
 };
 
 /* struct p2p_bridge - one libp2p stream bridged to one TCP connection. */
@@ -134,6 +203,7 @@ struct p2p_bridge {
 	uint8_t *rbuf; /* TCP -> stream, P2P_BRIDGE_BUF */
 	size_t r_len, r_off; /* bytes read / already written to the stream */
 	struct sockaddr_storage ss; /* expose: connect target */
+	struct p2p_flow *fl; /* flow mode (p2p_flow.c): paths instead of @s */
 };
 
 /* struct p2p_svc_view - a shard's copy of one service. */
@@ -145,6 +215,10 @@ struct p2p_svc_view {
 	struct peer_id peer;
 	bool circuit;
 	struct peer_id relay;
+	bool flow;
+	uint32_t repair_ms;
+	struct p2p_fwd_addr alt[P2P_FWD_ALT_MAX];
+	uint32_t n_alt;
 	int lfd;
 	bool accept_armed; /* shard 0: multishot accept on lfd */
 };
@@ -163,6 +237,7 @@ struct p2p_keep {
 	bool rsvp_busy; /* a RESERVE is on its way */
 	bool ever_reserved;
 	bool bootstrap; /* kept for its own sake (bootstrap peer), not only for a reservation */
+	bool disc; /* the reservation was asked for by relay discovery (p2p_relay_disc.c) */
 	struct sockaddr_storage ss;
 	struct peer_id peer;
 	uint8_t addr[MADDR_MAX_LEN]; /* as dialled, with /p2p/<peer> */
@@ -189,9 +264,11 @@ struct p2p_shard {
 	bool started;
 	uint32_t svc_gen; /* eng->p2p->svc_gen this view was built from */
 	struct p2p_svc_view views[P2P_SVC_MAX];
-	const char *protos[P2P_SVC_MAX + 4]; /* host.protocols: exposed, relay, dcutr, autonat */
+	const char
+		*protos[P2P_SVC_MAX + 5]; /* host.protocols: exposed, flow, relay, dcutr, autonat */
 	char proto_store[P2P_SVC_MAX][P2P_PROTO_MAX]; /* never freed: conns keep pointers */
 	struct p2p_bridge br[P2P_BRIDGES_MAX];
+	struct p2p_fpend *fpend; /* inbound flow streams not yet read (p2p_flow.c) */
 	/* Relay and relayed connections (p2p_relay.c). */
 	uint32_t dirty[P2P_CONNS_MAX]; /* slots to pump at the end of the event */
 	uint32_t n_dirty;
@@ -217,12 +294,16 @@ void p2p_sconn_fail(struct p2p_sconn *sc, int err);
 struct p2p_sconn *p2p_sconn_connect(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
 				    const struct peer_id *peer);
 /*
- * p2p_sconn_punch - wrap @fd, whose connect() to @ss is in progress (a hole punch), in a
- * connection with role @client that must prove to be @peer; completion is polled (a soft ICMP
- * error of the TTL-limited first SYN is not a failure). NULL when the table is full.
+ * p2p_sconn_punch - wrap @fd, a hole-punch socket, in a connection with role @client that must
+ * prove to be @peer; completion is polled (a soft ICMP error of the TTL-limited first SYN is not
+ * a failure). @wait_ms 0: connect() to @ss is already in progress; otherwise the connection
+ * waits @wait_ms (an io_uring timeout) and then p2p_dcu_punch_fire starts the connect. NULL
+ * when the table is full.
  */
 struct p2p_sconn *p2p_sconn_punch(struct p2p_shard *ps, int fd, const struct sockaddr_storage *ss,
-				  const struct peer_id *peer, bool client);
+				  const struct peer_id *peer, bool client, uint32_t wait_ms);
+/* p2p_dcu_punch_fire - the delayed punch @sc: connect() to sc->ss now (p2p_dcutr.c); -errno. */
+int p2p_dcu_punch_fire(struct p2p_sconn *sc);
 /* p2p_relay_move_to_shard0 - hand @sc (shard k != 0) to shard 0 after this event; false if busy. */
 bool p2p_relay_move_to_shard0(struct p2p_sconn *sc);
 
@@ -284,6 +365,14 @@ void p2p_atn_probe_now(struct p2p_shard *ps);
 cJSON *p2p_atn_json(struct p2p_shard *ps);
 
 /*
+ * Relay discovery (p2p_relay_disc.c), shard 0: p2p_disc_tick - with AutoNAT's verdict @reach
+ * (enum autonat_reachability), reserve on hop-capable bootstrap peers while private.
+ * p2p_disc_json - the state for p2p.nat.
+ */
+void p2p_disc_tick(struct p2p_shard *ps, int reach);
+cJSON *p2p_disc_json(struct p2p_shard *ps);
+
+/*
  * p2p_observed_addrs - our addresses as @ps's established direct connections see them
  * (identify observedAddr) with our listen port, deduplicated, at most @max into @addrs/@alen;
  * with @public_only just public, dialable ones (dcutr_filter_addrs). Returns how many.
@@ -332,5 +421,51 @@ void p2p_bridge_fwd_accept(struct p2p_shard *ps, uint32_t v, struct io_uring_cqe
 void p2p_bridge_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc);
 void p2p_bridge_conn_gone(struct p2p_shard *ps, uint32_t slot);
 void p2p_bridge_teardown(struct p2p_shard *ps);
+void p2p_bridge_tick(struct p2p_shard *ps);
+
+/* Bridge internals shared with p2p_flow.c. */
+struct p2p_shard *p2p_bridge_shard(struct p2p_bridge *b);
+struct p2p_svc_stats *p2p_bridge_st(struct p2p_bridge *b);
+struct p2p_bridge *p2p_bridge_alloc(struct p2p_shard *ps, uint32_t v);
+void p2p_bridge_abort(struct p2p_bridge *b);
+void p2p_bridge_progress(struct p2p_bridge *b);
+void p2p_bridge_tcp_send(struct p2p_bridge *b);
+void p2p_bridge_to_stream(struct p2p_bridge *b);
+/* p2p_bridge_expose_connect - start the TCP connect of expose bridge @b to view @v's target. */
+void p2p_bridge_expose_connect(struct p2p_bridge *b, uint32_t v);
+
+/*
+ * Flows (p2p_flow.c, docs/migration.md "In the engine"): a bridge in flow mode carries its
+ * TCP connection's bytes over one or two /natx/flow/1.0.0 paths framed by mig_flow.
+ */
+#define P2P_FLOW_PROTOCOL "/natx/flow/1.0.0"
+/* p2p_flow_new - @b becomes a flow bridge (@initiator: a forward); -ENOMEM. */
+int p2p_flow_new(struct p2p_bridge *b, bool initiator, const struct peer_id *peer,
+		 uint32_t repair_ms);
+/* p2p_flow_free - free @b's flow; its paths must have no stream (p2p_flow_abort). */
+void p2p_flow_free(struct p2p_bridge *b);
+/* p2p_flow_start - forward: open the first path (OPEN) on established connection @sc. */
+void p2p_flow_start(struct p2p_bridge *b, struct p2p_sconn *sc);
+/* p2p_flow_abort - RESET and let go of every path (the bridge is dying). */
+void p2p_flow_abort(struct p2p_bridge *b);
+/* p2p_flow_write - TCP bytes into the flow; returns how many fit. */
+size_t p2p_flow_write(struct p2p_bridge *b, const uint8_t *p, size_t n);
+/* p2p_flow_shut - the TCP side sent FIN: FIN follows the last byte. */
+void p2p_flow_shut(struct p2p_bridge *b);
+/* p2p_flow_pump - after an event: deliver what the TCP queue has room for, send what is due. */
+void p2p_flow_pump(struct p2p_bridge *b);
+/* p2p_flow_done - the flow ended cleanly and its paths are let go: the bridge may be freed. */
+bool p2p_flow_done(struct p2p_bridge *b);
+/* p2p_flow_stream_open - an inbound /natx/flow/1.0.0 stream (read its OPEN or ATTACH). */
+void p2p_flow_stream_open(struct p2p_sconn *sc, struct p2p_stream *s);
+/* p2p_flow_conn_up / conn_gone - connection @sc (slot) came up / is being freed: repairs. */
+void p2p_flow_conn_up(struct p2p_shard *ps, struct p2p_sconn *sc);
+void p2p_flow_conn_gone(struct p2p_shard *ps, uint32_t slot);
+/* p2p_flow_on_ping - a ping on @sc finished (@err 0: answered): a probed path is alive. */
+void p2p_flow_on_ping(struct p2p_shard *ps, struct p2p_sconn *sc, int err);
+/* p2p_flow_tick - the shard's tick: ACKs, switches to a direct path, repair deadlines. */
+void p2p_flow_tick(struct p2p_shard *ps);
+/* p2p_flow_teardown - free pending inbound flow streams (shard teardown). */
+void p2p_flow_teardown(struct p2p_shard *ps);
 
 #endif

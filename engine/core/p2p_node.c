@@ -79,6 +79,7 @@ cJSON *p2p_keep_json(struct p2p_shard *ps, const struct p2p_keep *k)
 	cJSON_AddBoolToObject(o, "bootstrap", k->bootstrap);
 	cJSON_AddBoolToObject(o, "reserve", k->reserve);
 	cJSON_AddBoolToObject(o, "reserved", k->reserved);
+	cJSON_AddBoolToObject(o, "discovered", k->disc);
 	if (k->reserved) {
 		cJSON_AddStringToObject(o, "circuit_addr", k->circuit);
 		cJSON_AddNumberToObject(o, "expire_in_s",

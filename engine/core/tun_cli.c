@@ -28,7 +28,7 @@ enum {
 	TUN_CLI_HS_OUT = 4096,
 };
 
-enum { CS_CONNECTING = 0, CS_HANDSHAKE, CS_UP };
+enum { CS_CONNECTING = 0, CS_HANDSHAKE, CS_UP, CS_NOISE /* waiting for the server's NOISE */ };
 
 /* tun_cli_socket - a non-blocking TCP socket connecting to @ss. fd or -errno. */
 static int tun_cli_socket(const struct sockaddr_storage *ss, socklen_t len)
@@ -185,6 +185,30 @@ static int tun_cli_hello(struct shard *sh, struct tun_eng *t, int idx)
 	if (ret) {
 		return ret;
 	}
+	if (t->svc[c->svc].noise) {
+		/* Encrypted transport: NOISE (NK message 1) first, HELLO once it is answered. */
+		uint8_t buf[TUN_NX_FRAME_LEN];
+
+		c->nx = tun_nx_new();
+		if (!c->nx || !(c->nx->nk = calloc(1, sizeof(*c->nx->nk)))) {
+			return -ENOMEM;
+		}
+		wr_init(&w, buf, sizeof(buf));
+		ret = tun_nk_client_start(c->nx->nk, t->svc[c->svc].server_pub, tun_random, NULL,
+					  &w);
+		if (!ret) {
+			ret = tun_nx_raw(c->nx, buf, (size_t)(w.p - buf));
+		}
+		if (ret) {
+			return ret;
+		}
+		c->st = CS_NOISE;
+		ret = tun_conn_flush(sh, t, idx);
+		if (!ret) {
+			tun_conn_arm(sh, t, idx, true, false);
+		}
+		return ret;
+	}
 	tun_conn_out(c, &w);
 	ret = tun_client_hello(c->cl, &w);
 	if (ret) {
@@ -197,6 +221,43 @@ static int tun_cli_hello(struct shard *sh, struct tun_eng *t, int idx)
 		tun_conn_arm(sh, t, idx, true, false);
 	}
 	return ret;
+}
+
+/*
+ * tun_cli_noise - the server's answer to NOISE: on success the transport is on and HELLO is
+ * queued (sealed); a refusal or a server that does not hold the pinned key's private half is
+ * counted and logged. 0 or the error.
+ */
+static int tun_cli_noise(struct shard *sh, struct tun_eng *t, int idx, const struct tun_frame *f)
+{
+	struct tun_conn *c = &t->conns[idx];
+	struct tun_svc *s = &t->svc[c->svc];
+	uint8_t reason;
+	struct wr w;
+	int ret = tun_nk_client_consume(c->nx->nk, f, &reason);
+
+	if (ret) {
+		s->st.noise_fail++;
+		pr_warn(MOD, "service %s: server %s refused the encrypted %s channel: %s (%s)",
+			s->name, t->cli_txt, c->kind == TC_CLI_CTRL ? "control" : "data",
+			reason ? tun_reason_name(reason) : "bad NOISE answer",
+			ret == -EKEYREJECTED ? "the server's key is not the pinned server_pubkey" :
+					       natx_strerror(ret));
+		return ret;
+	}
+	ret = tun_nx_start(c->nx);
+	if (ret) {
+		return ret;
+	}
+	tun_conn_out(c, &w);
+	ret = tun_client_hello(c->cl, &w);
+	if (ret) {
+		return ret;
+	}
+	tun_conn_out_commit(c, &w);
+	c->st = CS_HANDSHAKE;
+	(void)sh;
+	return 0;
 }
 
 /* tun_cli_ctrl_frame - one frame on an established control channel; 0 or negative = down. */
@@ -261,6 +322,8 @@ static void tun_cli_ctrl_input(struct shard *sh, struct tun_eng *t, int idx)
 		}
 		if (c->st == CS_UP) {
 			ret = tun_cli_ctrl_frame(sh, t, s, c, &f);
+		} else if (c->st == CS_NOISE) {
+			ret = tun_cli_noise(sh, t, idx, &f);
 		} else {
 			tun_conn_out(c, &w);
 			ret = tun_client_consume(c->cl, &f, &w);
@@ -317,6 +380,8 @@ static void tun_cli_local_open(struct shard *sh, struct tun_eng *t, int idx)
 	}
 	c->aux_fd = c->fd;
 	c->fd = fd;
+	c->aux_nx = c->nx; /* the data channel's transport (bytes after START may wait in it) */
+	c->nx = NULL;
 	c->kind = TC_CLI_LOCAL;
 	c->deadline_ms = sh->now_ms + TUN_CLI_DATA_MS;
 	tun_conn_arm(sh, t, idx, false, true);
@@ -346,6 +411,15 @@ static void tun_cli_local_up(struct shard *sh, struct tun_eng *t, int idx)
 	}
 	dfd = c->aux_fd;
 	c->aux_fd = -1;
+	if (c->aux_nx) {
+		struct tun_nx *nx = c->aux_nx;
+
+		c->aux_nx = NULL;
+		lfd = tun_conn_detach(sh, t, idx);
+		s->st.visitors++;
+		tun_nxb_start(sh, t, s, lfd, dfd, nx);
+		return;
+	}
 	lfd = tun_conn_detach(sh, t, idx);
 	s->st.visitors++;
 	tun_flow_start(sh, s, dfd, lfd);
@@ -410,6 +484,14 @@ static void tun_cli_data_input(struct shard *sh, struct tun_eng *t, int idx)
 				tun_cli_local_open(sh, t, idx);
 			}
 			return;
+		}
+		if (c->st == CS_NOISE) {
+			c->in_len = 0;
+			if (tun_cli_noise(sh, t, idx, &f) || tun_conn_flush(sh, t, idx)) {
+				tun_conn_close(sh, t, idx);
+				return;
+			}
+			continue;
 		}
 		tun_conn_out(c, &w);
 		ret = tun_client_consume(c->cl, &f, &w);

@@ -84,10 +84,30 @@ void tun_conn_arm(struct shard *sh, struct tun_eng *t, int idx, bool in, bool ou
 			continue;
 		}
 		sqe = shard_sqe(sh);
-		io_uring_prep_poll_add(sqe, c->fd, d ? POLLOUT : POLLIN | POLLRDHUP);
+		if (d == 0 && c->nx && tun_nx_pending(c->nx)) {
+			/* Input already decrypted in user space: the socket may never poll again. */
+			io_uring_prep_nop(sqe);
+		} else {
+			io_uring_prep_poll_add(sqe, c->fd, d ? POLLOUT : POLLIN | POLLRDHUP);
+		}
 		io_uring_sqe_set_data64(sqe, udata_pack(UD_TUN, d, sh->idx, c->gen, (uint32_t)idx));
 		c->armed |= (uint8_t)(1U << d);
 	}
+}
+
+void tun_conn_kick(struct shard *sh, struct tun_eng *t, int idx)
+{
+	struct tun_conn *c = tun_conn_at(t, idx);
+	struct io_uring_sqe *sqe;
+
+	if (!c || (c->armed & 4U)) {
+		return; /* an earlier kick is outstanding: its completion comes */
+	}
+	/* dir 2: its own armed bit, so an outstanding POLLIN (which may never fire) is no excuse */
+	sqe = shard_sqe(sh);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, udata_pack(UD_TUN, 2, sh->idx, c->gen, (uint32_t)idx));
+	c->armed |= 4U;
 }
 
 /* tun_conn_release - remove the conn's polls, free its memory and slot; the fd is kept. */
@@ -112,6 +132,11 @@ static void tun_conn_release(struct shard *sh, struct tun_eng *t, int idx)
 	if (c->cl) {
 		tun_client_cleanup(c->cl);
 		free(c->cl);
+	}
+	tun_nx_free(c->nx);
+	tun_nx_free(c->aux_nx);
+	if (c->nxb) {
+		tun_nxb_release(sh, t, idx);
 	}
 	free(c->in);
 	free(c->out);
@@ -156,6 +181,35 @@ void tun_conn_close(struct shard *sh, struct tun_eng *t, int idx)
 	}
 }
 
+ssize_t tun_conn_recv(struct tun_conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (c->nx && c->nx->on) {
+		int ret = tun_nx_fill(c->fd, c->nx);
+
+		if (ret) {
+			return ret;
+		}
+		if (c->nx->fin && !c->nx->pt_len) {
+			return -EPIPE; /* the authenticated end of stream */
+		}
+		n = (ssize_t)(len < c->nx->pt_len ? len : c->nx->pt_len);
+		memcpy(buf, c->nx->pt, (size_t)n);
+		c->nx->pt += n;
+		c->nx->pt_len -= (uint32_t)n;
+		return n;
+	}
+	n = recv(c->fd, buf, len, 0);
+	if (n == 0) {
+		return -EPIPE;
+	}
+	if (n < 0) {
+		return errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno;
+	}
+	return n;
+}
+
 int tun_conn_read_frame(struct tun_conn *c, size_t limit, struct tun_frame *f)
 {
 	for (;;) {
@@ -182,12 +236,9 @@ int tun_conn_read_frame(struct tun_conn *c, size_t limit, struct tun_frame *f)
 		if (need > c->in_cap) {
 			return -NATX_E_TOO_BIG;
 		}
-		n = recv(c->fd, c->in + c->in_len, need - c->in_len, 0);
-		if (n == 0) {
-			return -EPIPE;
-		}
+		n = tun_conn_recv(c, c->in + c->in_len, need - c->in_len);
 		if (n < 0) {
-			return errno == EINTR ? -EAGAIN : -errno;
+			return (int)n;
 		}
 		c->in_len += (uint32_t)n;
 	}
@@ -203,6 +254,51 @@ void tun_conn_out_commit(struct tun_conn *c, const struct wr *w)
 	c->out_len = (uint32_t)(w->p - c->out);
 }
 
+/*
+ * tun_conn_flush_nx - flush through the Noise transport: queued raw bytes (the NOISE frame)
+ * first, then the output buffer sealed one message at a time once the transport is on.
+ */
+static int tun_conn_flush_nx(struct shard *sh, struct tun_eng *t, int idx, struct tun_conn *c)
+{
+	struct tun_nx *nx = c->nx;
+	bool moved = false;
+	int ret;
+
+	for (;;) {
+		uint32_t before = nx->ct_len - nx->ct_off;
+
+		ret = tun_nx_send(c->fd, nx);
+		moved |= before != nx->ct_len - nx->ct_off;
+		if (ret == -EAGAIN) {
+			break;
+		}
+		if (ret) {
+			return ret;
+		}
+		if (!c->out_len || !nx->on) {
+			break;
+		}
+		{
+			uint32_t n = c->out_len < TUN_NX_PLAIN_MAX ? c->out_len : TUN_NX_PLAIN_MAX;
+
+			ret = tun_nx_seal_out(nx, c->out, n);
+			if (ret) {
+				return ret;
+			}
+			memmove(c->out, c->out + n, c->out_len - n);
+			c->out_len -= n;
+		}
+	}
+	if (moved) {
+		c->last_ms = sh->now_ms;
+		tun_liveness_sent(&c->live, (int64_t)sh->now_ms);
+	}
+	if (nx->ct_len > nx->ct_off || (c->out_len && nx->on)) {
+		tun_conn_arm(sh, t, idx, false, true);
+	}
+	return 0;
+}
+
 int tun_conn_flush(struct shard *sh, struct tun_eng *t, int idx)
 {
 	struct tun_conn *c = tun_conn_at(t, idx);
@@ -210,6 +306,9 @@ int tun_conn_flush(struct shard *sh, struct tun_eng *t, int idx)
 
 	if (!c) {
 		return -ENOENT;
+	}
+	if (c->nx) {
+		return tun_conn_flush_nx(sh, t, idx, c);
 	}
 	while (off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
@@ -298,6 +397,12 @@ void tun_bw_apply(struct shard *sh, struct tun_svc *s)
 
 		n += f->kind == FLOW_TCP && f->state == FS_OPEN && f->fwd == s->fwd;
 	}
+	/* Encrypted flows (tun_noise.c) share the cap: paced the same way, both sockets. */
+	for (int i = 0; i < TUN_CONN_MAX && sh->eng->tun; i++) {
+		const struct tun_conn *c = &sh->eng->tun->conns[i];
+
+		n += c->kind == TC_NXB_NOISE && c->nxb && c->nxb->fwd == s->fwd;
+	}
 	if (n == s->bw_flows) {
 		return;
 	}
@@ -317,6 +422,14 @@ void tun_bw_apply(struct shard *sh, struct tun_svc *s)
 				setsockopt(f->fd[d], SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
 					   sizeof(rate));
 			}
+		}
+	}
+	for (int i = 0; n && i < TUN_CONN_MAX && sh->eng->tun; i++) {
+		const struct tun_conn *c = &sh->eng->tun->conns[i];
+
+		if ((c->kind == TC_NXB_NOISE || c->kind == TC_NXB_PLAIN) && c->nxb &&
+		    c->nxb->fwd == s->fwd) {
+			setsockopt(c->fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, sizeof(rate));
 		}
 	}
 }
@@ -417,6 +530,10 @@ void tun_shard_handle_cqe(struct shard *sh, struct io_uring_cqe *cqe)
 	case TC_CLI_UCH:
 	case TC_CLI_USESS:
 		tun_udp_event(sh, t, (int)idx, dir == 0, dir == 1);
+		break;
+	case TC_NXB_PLAIN:
+	case TC_NXB_NOISE:
+		tun_nxb_event(sh, t, (int)idx, dir == 0, dir == 1);
 		break;
 	default:
 		break;

@@ -223,6 +223,65 @@ static const char *tun_json_str(const cJSON *args, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* tun_transport_json - the server's transport and public key (never the private key). */
+static void tun_transport_json(const struct tun_eng *t, cJSON *o)
+{
+	static const char *const names[] = { "plain", "noise", "both" };
+	char hex[2 * TUN_NX_KEY_LEN + 1];
+
+	cJSON_AddStringToObject(o, "transport", names[t->transport]);
+	if (t->nx_key) {
+		tun_nx_key_hex(t->nx_pub, hex);
+		cJSON_AddStringToObject(o, "noise_pubkey", hex);
+	} else {
+		cJSON_AddNullToObject(o, "noise_pubkey");
+	}
+}
+
+/*
+ * tun_server_transport - "transport" plain|noise|both and "noise_key_hex" (the server's static
+ * X25519 private key, 64 hex digits; required unless plain). false with @msg on a bad value;
+ * nothing changes then.
+ */
+static bool tun_server_transport(struct tun_eng *t, const cJSON *args, char *msg, size_t msglen)
+{
+	const char *tr = tun_json_str(args, "transport"),
+		   *key = tun_json_str(args, "noise_key_hex");
+	uint8_t priv[TUN_NX_KEY_LEN];
+	uint8_t mode = TUN_TRANSPORT_PLAIN;
+
+	if (!tr && !key) {
+		return true; /* unchanged */
+	}
+	if (tr && !strcmp(tr, "noise")) {
+		mode = TUN_TRANSPORT_NOISE;
+	} else if (tr && !strcmp(tr, "both")) {
+		mode = TUN_TRANSPORT_BOTH;
+	} else if (tr && strcmp(tr, "plain")) {
+		snprintf(msg, msglen, "\"transport\" must be \"plain\", \"noise\" or \"both\"");
+		return false;
+	}
+	if (key && (strlen(key) != 2 * TUN_NX_KEY_LEN || tun_hex(key, priv, sizeof(priv)) != 32)) {
+		snprintf(msg, msglen,
+			 "\"noise_key_hex\" must be 64 hex digits (X25519 private key)");
+		return false;
+	}
+	if (mode != TUN_TRANSPORT_PLAIN && !key && !t->nx_key) {
+		snprintf(msg, msglen, "transport \"%s\" needs \"noise_key_hex\"", tr);
+		return false;
+	}
+	if (key) {
+		memcpy(t->nx_priv, priv, sizeof(priv));
+		tun_nx_pubkey(t->nx_pub, priv);
+		t->nx_key = true;
+		crypto_wipe(priv, sizeof(priv));
+	}
+	if (tr) {
+		t->transport = mode;
+	}
+	return true;
+}
+
 static const char *tun_cmd_server(struct engine *eng, struct tun_eng *t, const cJSON *args,
 				  cJSON *reply, char *msg, size_t msglen)
 {
@@ -251,11 +310,15 @@ static const char *tun_cmd_server(struct engine *eng, struct tun_eng *t, const c
 		snprintf(msg, msglen, "heartbeat_timeout must be greater than heartbeat_interval");
 		return "bad_request";
 	}
+	if (!tun_server_transport(t, args, msg, msglen)) {
+		return "bad_request";
+	}
 	t->hb_interval_s = (uint16_t)hbi;
 	t->hb_timeout_s = (uint16_t)hbt;
 	if (t->server_on) {
 		/* Parameters updated; the listener stays. */
 		cJSON_AddStringToObject(reply, "listen", t->srv_txt);
+		tun_transport_json(t, reply);
 		return NULL;
 	}
 	ret = tun_resolve(listen_txt, &ss, &len);
@@ -277,6 +340,7 @@ static const char *tun_cmd_server(struct engine *eng, struct tun_eng *t, const c
 	t->dirty = true;
 	pr_info(MOD, "tunnel server listening on %s", t->srv_txt);
 	cJSON_AddStringToObject(reply, "listen", t->srv_txt);
+	tun_transport_json(t, reply);
 	return NULL;
 }
 
@@ -329,6 +393,9 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	long mac_len = 0;
 	const char *addr = NULL;
 	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(args, "proxy_protocol");
+	const char *tr = tun_json_str(args, "transport"),
+		   *spub = tun_json_str(args, "server_pubkey");
+	uint8_t pubbuf[TUN_NX_KEY_LEN];
 	struct tun_svc *s = NULL;
 	struct forward *fwd;
 	uint32_t bw = 0;
@@ -379,6 +446,19 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	if (!addr) {
 		snprintf(msg, msglen, "a %s service needs \"%s\":\"host:port\"", role,
 			 r == TUN_ROLE_SERVER ? "bind" : "local");
+		return "bad_request";
+	}
+	if (tr && strcmp(tr, "plain") && strcmp(tr, "noise")) {
+		snprintf(msg, msglen, "\"transport\" must be \"plain\" or \"noise\"");
+		return "bad_request";
+	}
+	if (tr && !strcmp(tr, "noise") &&
+	    (r != TUN_ROLE_CLIENT || !spub || tun_nx_key_parse(spub, pubbuf))) {
+		snprintf(msg, msglen,
+			 r != TUN_ROLE_CLIENT ?
+				 "a server service's transport is the server's (tunnel.server)" :
+				 "transport \"noise\" needs \"server_pubkey\": the server's X25519 "
+				 "public key, 64 hex digits or base64");
 		return "bad_request";
 	}
 	if (pp && !cJSON_IsBool(pp)) {
@@ -508,6 +588,10 @@ static const char *tun_cmd_add(struct engine *eng, struct tun_eng *t, const cJSO
 	s->macaroon = macaroon;
 	s->macaroon_len = (size_t)mac_len;
 	s->proxy_protocol = cJSON_IsTrue(pp);
+	s->noise = tr && !strcmp(tr, "noise");
+	if (s->noise) {
+		memcpy(s->server_pub, pubbuf, sizeof(pubbuf));
+	}
 	spec_addr_format(&s->addr, s->addr_txt, sizeof(s->addr_txt));
 	tun_backoff_init(&s->bo, t->backoff_base_ms, t->backoff_cap_ms, 10000);
 	s->id = t->next_svc_id++;
@@ -566,6 +650,16 @@ static void tun_svc_json(struct engine *eng, const struct tun_svc *s, cJSON *o)
 	cJSON_AddNumberToObject(o, "udp_in", (double)s->st.udp_in);
 	cJSON_AddNumberToObject(o, "udp_out", (double)s->st.udp_out);
 	cJSON_AddNumberToObject(o, "udp_drops", (double)s->st.udp_drops);
+	if (s->role == TUN_ROLE_CLIENT) {
+		char hex[2 * TUN_NX_KEY_LEN + 1];
+
+		cJSON_AddStringToObject(o, "transport", s->noise ? "noise" : "plain");
+		if (s->noise) {
+			tun_nx_key_hex(s->server_pub, hex);
+			cJSON_AddStringToObject(o, "server_pubkey", hex);
+		}
+		cJSON_AddNumberToObject(o, "noise_failures", (double)s->st.noise_fail);
+	}
 }
 
 static void tun_cmd_ls(struct engine *eng, struct tun_eng *t, cJSON *reply)
@@ -589,6 +683,12 @@ static void tun_cmd_ls(struct engine *eng, struct tun_eng *t, cJSON *reply)
 		cJSON_AddNumberToObject(o, "unknown_service", (double)t->st.unknown_service);
 		cJSON_AddNumberToObject(o, "unknown_session", (double)t->st.unknown_session);
 		cJSON_AddNumberToObject(o, "protocol_errors", (double)t->st.protocol);
+		tun_transport_json(t, o);
+		cJSON_AddNumberToObject(o, "noise_ok", (double)t->st.noise_ok);
+		cJSON_AddNumberToObject(o, "noise_key_refused", (double)t->st.noise_key);
+		cJSON_AddNumberToObject(o, "noise_required_refused", (double)t->st.noise_required);
+		cJSON_AddNumberToObject(o, "noise_unavailable_refused",
+					(double)t->st.noise_unavailable);
 	} else {
 		cJSON_AddNullToObject(reply, "server");
 	}
@@ -700,6 +800,12 @@ void tun_eng_free(struct engine *eng)
 		free(c->out);
 		free(c->hs);
 		free(c->cl);
+		tun_nx_free(c->nx);
+		tun_nx_free(c->aux_nx);
+		if (c->nxb && !--c->nxb->refs) {
+			forward_put(c->nxb->fwd);
+			free(c->nxb);
+		}
 	}
 	if (t->srv_fd >= 0) {
 		close(t->srv_fd);
@@ -718,6 +824,7 @@ void tun_eng_free(struct engine *eng)
 		free(s->macaroon);
 		crypto_wipe(s->key, sizeof(s->key));
 	}
+	crypto_wipe(t->nx_priv, sizeof(t->nx_priv));
 	pthread_mutex_destroy(&t->lock);
 	free(t->conns);
 	free(t);

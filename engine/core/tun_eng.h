@@ -11,8 +11,9 @@
  *
  * Tunnel sockets other than flows ("conns": listeners, control channels, handshaking or
  * pooled data channels, waiting visitors, UDP channels and sessions) are driven by one-shot
- * POLL_ADDs and non-blocking syscalls. user_data: op UD_TUN, dir 0 = POLLIN, 1 = POLLOUT,
- * 3 = wake; bid = the conn's generation, slot = conn index. A conn that is closed or handed
+ * POLL_ADDs and non-blocking syscalls. user_data: op UD_TUN, dir 0 = POLLIN (or a NOP when
+ * decrypted input is already buffered), 1 = POLLOUT, 2 = kick (a NOP: run the conn again,
+ * tun_conn_kick), 3 = wake; bid = the conn's generation, slot = conn index. A conn that is closed or handed
  * to a flow gets its polls removed and its generation bumped, so late completions are ignored.
  */
 #ifndef NATX_ENGINE_TUN_ENG_H
@@ -24,9 +25,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "tunnel/tun_hs.h"
 #include "tunnel/tun_live.h"
+#include "tunnel/tun_noise.h"
 
 struct engine;
 struct shard;
@@ -62,6 +65,42 @@ enum tun_conn_kind {
 	TC_CLI_LOCAL, /* client: connect to the local service running (data channel in aux) */
 	TC_CLI_UCH, /* client: UDP data channel */
 	TC_CLI_USESS, /* client: one UDP session's socket towards the local service */
+	TC_NXB_PLAIN, /* encrypted TCP flow (tun_noise.c): the visitor / local service side */
+	TC_NXB_NOISE, /* encrypted TCP flow: the data channel side (Noise transport) */
+};
+
+/* Server transports (tunnel.server "transport"). */
+enum tun_transport {
+	TUN_TRANSPORT_PLAIN = 0, /* plaintext only (a NOISE frame gets REFUSE noise_unavailable) */
+	TUN_TRANSPORT_NOISE = 1, /* Noise only (a plaintext HELLO gets REFUSE noise_required) */
+	TUN_TRANSPORT_BOTH = 2, /* whatever the client starts with */
+};
+
+/*
+ * struct tun_nx - the Noise transport of one conn (tun_noise.c). Received ciphertext is
+ * opened in place in @raw; sealed output waits in @ct. Secrets inside: tun_nx_free wipes.
+ */
+struct tun_nx {
+	struct tun_nk *nk; /* handshake, until @on */
+	struct noise_cipher tx, rx;
+	bool on; /* transport keys in place: out/in go through the ciphers */
+	bool fin; /* the peer sent the authenticated end of stream (an empty message) */
+	uint8_t *raw; /* received bytes: raw[raw_off..raw_len) not yet opened */
+	uint32_t raw_off, raw_len, raw_cap;
+	uint8_t *pt; /* opened plaintext not yet consumed (inside raw, before raw_off) */
+	uint32_t pt_len;
+	uint8_t *ct; /* bytes to send: ct[ct_off..ct_len) */
+	uint32_t ct_off, ct_len, ct_cap;
+};
+
+/* struct tun_nxb - an encrypted TCP flow: plaintext socket <-> Noise data channel. */
+struct tun_nxb {
+	int plain, noise; /* conn indexes (TC_NXB_PLAIN / TC_NXB_NOISE), -1 once released */
+	struct forward *fwd; /* the service's counters (a reference) */
+	bool plain_eof; /* the plain side ended: FIN (empty message) queued */
+	bool up_done; /* FIN sent and the data channel shut for writing */
+	bool down_done; /* the peer's FIN arrived and the plain side was shut for writing */
+	uint8_t refs; /* conns still pointing here */
 };
 
 /* Per-service counters (written by shard 0 under the lock, read by ctl under the lock). */
@@ -77,6 +116,7 @@ struct tun_svc_stats {
 	uint64_t udp_in, udp_out; /* datagrams visitor->tunnel, tunnel->visitor */
 	uint64_t udp_drops; /* datagrams dropped (no channel, buffer full, table full) */
 	uint64_t udp_bytes;
+	uint64_t noise_fail; /* client: encrypted transport refused / pinned key mismatch */
 };
 
 struct tun_usess {
@@ -113,6 +153,8 @@ struct tun_svc {
 	uint32_t pool; /* TCP: pre-opened data channels (server asks for them) */
 	uint32_t udp_channels; /* UDP: data channels (1..TUN_UCH_MAX) */
 	bool proxy_protocol; /* client: PROXY v2 header to the local service */
+	bool noise; /* client: encrypted transport, server key pinned to @server_pub */
+	uint8_t server_pub[TUN_NX_KEY_LEN];
 	struct sockaddr_storage addr; /* server: public bind address; client: local service */
 	socklen_t addr_len;
 	char addr_txt[64];
@@ -148,7 +190,7 @@ struct tun_svc {
 struct tun_conn {
 	uint8_t kind; /* enum tun_conn_kind */
 	uint8_t st; /* kind-specific step */
-	uint8_t armed; /* bit 0: POLLIN outstanding, bit 1: POLLOUT outstanding */
+	uint8_t armed; /* bit 0: POLLIN outstanding, bit 1: POLLOUT, bit 2: a kick (NOP) */
 	uint16_t gen;
 	int fd;
 	int aux_fd; /* client TC_CLI_LOCAL: the data channel */
@@ -163,6 +205,9 @@ struct tun_conn {
 	uint32_t out_len, out_cap;
 	struct tun_server *hs; /* server handshake */
 	struct tun_client *cl; /* client handshake */
+	struct tun_nx *nx; /* Noise transport of fd, NULL = plaintext */
+	struct tun_nx *aux_nx; /* client TC_CLI_LOCAL: the data channel's (aux_fd) */
+	struct tun_nxb *nxb; /* TC_NXB_*: the flow */
 	struct tun_liveness live; /* control channels */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
@@ -173,6 +218,10 @@ struct tun_eng_stats {
 	uint64_t hs_accepted, hs_done, hs_failed, hs_timeout;
 	uint64_t pending_refused; /* connections refused by the pending-handshake caps */
 	uint64_t auth_fail, replay, unknown_service, unknown_session, protocol;
+	uint64_t noise_ok; /* encrypted transport handshakes completed */
+	uint64_t noise_key; /* refused: the client pinned another server key (noise_key) */
+	uint64_t noise_required; /* refused: plaintext HELLO, server is Noise-only */
+	uint64_t noise_unavailable; /* refused: NOISE frame, server is plaintext-only */
 };
 
 struct tun_eng {
@@ -189,6 +238,9 @@ struct tun_eng {
 	uint32_t pending_max, pending_per_ip, hs_timeout_ms, visitor_timeout_ms;
 	uint32_t udp_idle_ms;
 	uint32_t pending; /* handshakes running */
+	uint8_t transport; /* enum tun_transport */
+	bool nx_key; /* nx_priv/nx_pub set */
+	uint8_t nx_priv[TUN_NX_KEY_LEN], nx_pub[TUN_NX_KEY_LEN]; /* server static X25519 key */
 	struct tun_server_ops ops;
 	/* client */
 	bool client_on;
@@ -247,6 +299,42 @@ int tun_svc_find(struct tun_eng *t, enum tun_role role, const char *name, size_t
 uint64_t tun_svc_flows_open(struct engine *eng, const struct tun_svc *s);
 /* tun_bw_apply - divide service @s's bandwidth cap among its open flows (kernel pacing). */
 void tun_bw_apply(struct shard *sh, struct tun_svc *s);
+
+/*
+ * tun_conn_recv - up to @len bytes of @c's input stream into @buf (plaintext, through the
+ * Noise transport when c->nx is on): n > 0, -EAGAIN, -EPIPE (EOF), -errno / -EBADMSG.
+ */
+ssize_t tun_conn_recv(struct tun_conn *c, void *buf, size_t len);
+
+/* ---- Noise transport (tun_noise.c) ---- */
+/* tun_nx_new - a transport for a conn (not yet on). NULL when out of memory. */
+struct tun_nx *tun_nx_new(void);
+void tun_nx_free(struct tun_nx *nx);
+/* tun_nx_raw - queue @len bytes to be sent as they are (a NOISE frame). 0 or -ENOMEM. */
+int tun_nx_raw(struct tun_nx *nx, const void *p, size_t len);
+/* tun_nx_start - the handshake finished: derive the ciphers, from now on seal/open. */
+int tun_nx_start(struct tun_nx *nx);
+/* tun_nx_pending - plaintext or a whole message is buffered (a poll would not report it). */
+bool tun_nx_pending(const struct tun_nx *nx);
+/* tun_nx_fill - open messages until plaintext is available (0; or nx->fin), -EAGAIN, -EPIPE. */
+int tun_nx_fill(int fd, struct tun_nx *nx);
+/* tun_nx_seal_out - seal up to one message of @buf into ct (which must be empty). 0/-errno. */
+int tun_nx_seal_out(struct tun_nx *nx, const uint8_t *buf, size_t len);
+/* tun_nx_send - send what ct holds: 0 (all sent), -EAGAIN, -errno. */
+int tun_nx_send(int fd, struct tun_nx *nx);
+/*
+ * tun_nxb_start - an encrypted TCP flow of service @s between @plain_fd and the data channel
+ * @noise_fd with transport @nx (all three taken over; closed on failure). 0 or -errno.
+ */
+int tun_nxb_start(struct shard *sh, struct tun_eng *t, struct tun_svc *s, int plain_fd,
+		  int noise_fd, struct tun_nx *nx);
+void tun_nxb_event(struct shard *sh, struct tun_eng *t, int idx, bool in, bool out);
+/* tun_nxb_abort_fwd - reset every encrypted flow counting into @fwd (paid access ended). */
+void tun_nxb_abort_fwd(struct shard *sh, struct tun_eng *t, const struct forward *fwd);
+/* tun_nxb_release - a TC_NXB_* conn is being released (tun_conn.c): drop its reference. */
+void tun_nxb_release(struct shard *sh, struct tun_eng *t, int idx);
+/* tun_conn_kick - make the conn's event handler run soon (a NOP completion, dir 2). */
+void tun_conn_kick(struct shard *sh, struct tun_eng *t, int idx);
 
 void tun_srv_event(struct shard *sh, struct tun_eng *t, int idx, bool in, bool out);
 void tun_srv_tick(struct shard *sh, struct tun_eng *t);

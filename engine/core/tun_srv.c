@@ -384,6 +384,21 @@ static void tun_srv_pair(struct shard *sh, struct tun_eng *t, struct tun_svc *s,
 		tun_conn_close(sh, t, didx);
 		return;
 	}
+	if (d->nx) {
+		/* Encrypted: START_TCP sealed, then a user-space flow (tun_noise.c). */
+		struct tun_nx *nx = d->nx;
+
+		if (tun_nx_seal_out(nx, buf, (size_t)(w.p - buf))) {
+			close(vfd);
+			tun_conn_close(sh, t, didx);
+			return;
+		}
+		d->nx = NULL;
+		dfd = tun_conn_detach(sh, t, didx);
+		s->st.visitors++;
+		tun_nxb_start(sh, t, s, vfd, dfd, nx);
+		return;
+	}
 	/* A fresh, idle socket: the few bytes go into its empty send buffer at once. */
 	n = send(d->fd, buf, (size_t)(w.p - buf), MSG_NOSIGNAL);
 	if (n != w.p - buf) {
@@ -546,6 +561,89 @@ static void tun_srv_refusal(struct tun_eng *t, uint64_t now_ms, struct tun_conn 
 	}
 }
 
+/*
+ * tun_srv_transport - the first frame of a connection picks its transport: NOISE runs the
+ * NK handshake (answered with NOISE, after which everything is sealed), anything else stays
+ * plaintext. Either may be refused by the server's transport setting, as may a client that
+ * pinned another key. 0 = plaintext, go on with this frame; 1 = encrypted, frame consumed;
+ * -1 = refused and closed.
+ */
+static int tun_srv_transport(struct shard *sh, struct tun_eng *t, int idx,
+			     const struct tun_frame *f)
+{
+	struct tun_conn *c = &t->conns[idx];
+	uint8_t buf[TUN_NX_FRAME_LEN + 8], reason;
+	struct tun_refuse r = { .min_version = TUN_VERSION_MIN, .max_version = TUN_VERSION_MAX };
+	const char *what = "plaintext", *why = "";
+	struct wr w;
+	char a[64];
+	int ret;
+
+	if (f->type != TUN_T_NOISE) {
+		c->st = 1;
+		if (t->transport != TUN_TRANSPORT_NOISE) {
+			return 0;
+		}
+		reason = TUN_R_NOISE_REQUIRED;
+		why = "this server accepts only the encrypted transport";
+		t->st.noise_required++;
+		goto refuse;
+	}
+	what = "encrypted";
+	if (t->transport == TUN_TRANSPORT_PLAIN || !t->nx_key) {
+		reason = TUN_R_NOISE_UNAVAILABLE;
+		why = "this server has no encrypted transport";
+		t->st.noise_unavailable++;
+		goto refuse;
+	}
+	c->nx = tun_nx_new();
+	if (!c->nx || !(c->nx->nk = calloc(1, sizeof(*c->nx->nk))) ||
+	    tun_nk_server_init(c->nx->nk, t->nx_priv, tun_random, NULL)) {
+		tun_conn_close(sh, t, idx);
+		return -1;
+	}
+	wr_init(&w, buf, sizeof(buf));
+	ret = tun_nk_server_consume(c->nx->nk, f, &w);
+	if (ret == -EKEYREJECTED) {
+		reason = TUN_R_NOISE_KEY;
+		why = "the client pinned another server key";
+		t->st.noise_key++;
+		goto refuse;
+	}
+	if (ret) {
+		reason = ret == -EPROTONOSUPPORT ? TUN_R_VERSION : TUN_R_PROTOCOL;
+		why = natx_strerror(ret);
+		t->st.protocol++;
+		goto refuse;
+	}
+	if (tun_nx_raw(c->nx, buf, (size_t)(w.p - buf)) || tun_nx_start(c->nx) ||
+	    tun_conn_flush(sh, t, idx)) {
+		tun_conn_close(sh, t, idx);
+		return -1;
+	}
+	c->st = 2;
+	t->st.noise_ok++;
+	return 1;
+refuse:
+	/* REFUSE goes out in plaintext: the client has no transport keys. */
+	tun_nx_free(c->nx);
+	c->nx = NULL;
+	r.reason = reason;
+	tun_conn_out(c, &w);
+	if (!tun_refuse_write(&w, &r)) {
+		tun_conn_out_commit(c, &w);
+	}
+	tun_conn_flush(sh, t, idx);
+	t->st.hs_failed++;
+	if (tun_log_ok(t, sh->now_ms)) {
+		spec_addr_format(&c->peer, a, sizeof(a));
+		pr_warn(MOD, "refused %s channel from %s: %s (%s; %lu refused so far)", what, a,
+			tun_reason_name(reason), why, (unsigned long)t->st.hs_failed);
+	}
+	tun_conn_close(sh, t, idx);
+	return -1;
+}
+
 /* tun_srv_hs_input - drive a handshake with the frames that have arrived. */
 static void tun_srv_hs_input(struct shard *sh, struct tun_eng *t, int idx)
 {
@@ -568,6 +666,16 @@ static void tun_srv_hs_input(struct shard *sh, struct tun_eng *t, int idx)
 			}
 			tun_conn_close(sh, t, idx);
 			return;
+		}
+		if (c->st == 0) {
+			ret = tun_srv_transport(sh, t, idx, &f);
+			if (ret < 0) {
+				return;
+			}
+			if (ret == 1) {
+				c->in_len = 0;
+				continue;
+			}
 		}
 		tun_conn_out(c, &w);
 		ret = tun_server_consume(c->hs, &f, &w);
@@ -780,6 +888,7 @@ static void tun_srv_l402_end(struct shard *sh, struct tun_eng *t, struct tun_svc
 	pr_warn(MOD, "service %s: paid access ended (%s): closing it and its flows", s->name,
 		tun_reason_name(s->ended));
 	tun_srv_svc_down(sh, t, s, s->ended);
+	tun_nxb_abort_fwd(sh, t, s->fwd);
 	for (uint32_t i = 0; i < sh->nalloc; i++) {
 		struct flow *f = shard_flow(sh, i);
 

@@ -176,6 +176,13 @@ static void sess_finish(struct dsess *x, int err)
 	struct p2p_conn *c = x->conn;
 	size_t n = x->n;
 
+	if (n && x->log[n - 1].outcome == DCUTR_IN_PROGRESS) {
+		/* ended from outside the attempt (the relayed connection went away) */
+		x->log[n - 1].outcome = DCUTR_FAILED;
+		x->log[n - 1].end_ms = d_now(d);
+		x->log[n - 1].err = err;
+		d->st.failed++;
+	}
 	memcpy(log, x->log, sizeof(log));
 	sess_free(x);
 	if (d->ops->on_done) {

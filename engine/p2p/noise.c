@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * noise.c - Noise_XX_25519_ChaChaPoly_SHA256 handshake and transport ciphers (see noise.h).
+ * noise.c - Noise_XX_25519_ChaChaPoly_SHA256 (libp2p) and Noise_NK_25519_ChaChaPoly_SHA256
+ * (the tunnel's encrypted transport) handshakes and transport ciphers (see noise.h).
  * Handshake steps carry the Noise pattern tokens as comments so the code can be audited line by
- * line against the XX pattern:
- *   -> e
- *   <- e, ee, s, es
- *   -> s, se
+ * line against the patterns:
+ *   XX:  -> e                 NK:  <- s
+ *        <- e, ee, s, es           ...
+ *        -> s, se                  -> e, es
+ *                                  <- e, ee
  */
 #include <errno.h>
 #include <string.h>
@@ -15,6 +17,14 @@
 
 _Static_assert(sizeof(NOISE_PROTOCOL_NAME) - 1 == NOISE_HASH,
 	       "protocol name is used as h without hashing only when it is exactly HASHLEN");
+_Static_assert(sizeof(NOISE_NK_PROTOCOL_NAME) - 1 == NOISE_HASH,
+	       "protocol name is used as h without hashing only when it is exactly HASHLEN");
+
+/* noise_hs_nmsg - the number of handshake messages of the pattern. */
+static unsigned int noise_hs_nmsg(const struct noise_hs *hs)
+{
+	return hs->pattern == NOISE_PATTERN_NK ? 2 : 3;
+}
 
 /* ---- CipherState ---- */
 
@@ -197,12 +207,13 @@ int noise_hs_init(struct noise_hs *hs, bool initiator, const uint8_t *prologue, 
 
 bool noise_hs_my_turn(const struct noise_hs *hs)
 {
-	return hs->step < 3 && !hs->failed && ((hs->step % 2 == 0) == hs->initiator);
+	return hs->step < noise_hs_nmsg(hs) && !hs->failed &&
+	       ((hs->step % 2 == 0) == hs->initiator);
 }
 
 bool noise_hs_done(const struct noise_hs *hs)
 {
-	return hs->step == 3 && !hs->failed;
+	return hs->step == noise_hs_nmsg(hs) && !hs->failed;
 }
 
 /*
@@ -221,6 +232,104 @@ static int __must_check noise_tokens_e_ee(struct noise_hs *hs, const uint8_t e[N
 	return 0;
 }
 
+/* ---- NK ---- */
+
+int noise_hs_init_nk(struct noise_hs *hs, bool initiator, const uint8_t *prologue, size_t plen,
+		     const uint8_t s_priv[NOISE_DH], const uint8_t rs[NOISE_DH],
+		     const uint8_t e_priv[NOISE_DH])
+{
+	if (initiator ? !rs : !s_priv) {
+		return -EINVAL;
+	}
+	memset(hs, 0, sizeof(*hs));
+	hs->pattern = NOISE_PATTERN_NK;
+	hs->initiator = initiator;
+	memcpy(hs->h, NOISE_NK_PROTOCOL_NAME, NOISE_HASH);
+	memcpy(hs->ck, hs->h, NOISE_HASH);
+	noise_mix_hash(hs, prologue, plen);
+	if (initiator) {
+		memcpy(hs->rs, rs, NOISE_DH);
+	} else {
+		memcpy(hs->s_priv, s_priv, NOISE_DH);
+		crypto_x25519_public(hs->s_pub, s_priv);
+	}
+	/* pre-message: <- s */
+	noise_mix_hash(hs, initiator ? hs->rs : hs->s_pub, NOISE_DH);
+	memcpy(hs->e_priv, e_priv, NOISE_DH);
+	crypto_x25519_public(hs->e_pub, e_priv);
+	return 0;
+}
+
+/*
+ * noise_nk_write - message 1 (initiator: e, es) or 2 (responder: e, ee), then the payload
+ * (always encrypted: es already keyed the cipher).
+ */
+static int noise_nk_write(struct noise_hs *hs, const uint8_t *payload, size_t plen, uint8_t *out,
+			  size_t cap, size_t *olen)
+{
+	size_t need = NOISE_DH + plen + NOISE_TAG, n;
+	int err;
+
+	if (need > cap || need > NOISE_MAX_MSG) {
+		return -NATX_E_TOO_BIG;
+	}
+	/* e */
+	memcpy(out, hs->e_pub, NOISE_DH);
+	noise_mix_hash(hs, hs->e_pub, NOISE_DH);
+	/* es (initiator: DH(e, rs)) / ee (responder: DH(e, re)) */
+	err = noise_mix_dh(hs, hs->e_priv, hs->step == 0 ? hs->rs : hs->re);
+	if (err) {
+		goto fail;
+	}
+	if (plen) {
+		memcpy(out + NOISE_DH, payload, plen);
+	}
+	err = noise_encrypt_and_hash(hs, out + NOISE_DH, plen, &n);
+	if (err) {
+		goto fail;
+	}
+	*olen = NOISE_DH + n;
+	hs->step++;
+	return 0;
+fail:
+	hs->failed = true;
+	return err;
+}
+
+/*
+ * noise_nk_read - message 1 (responder: e, es) or 2 (initiator: e, ee). A responder whose static
+ * key is not the one the initiator pinned fails here with -EBADMSG (the payload tag), and so does
+ * an initiator talking to a server without the pinned key's private half.
+ */
+static int noise_nk_read(struct noise_hs *hs, uint8_t *msg, size_t len, uint8_t **payload,
+			 size_t *plen)
+{
+	int err;
+
+	if (len < NOISE_DH + NOISE_TAG) {
+		err = -NATX_E_PROTO;
+		goto fail;
+	}
+	/* e */
+	memcpy(hs->re, msg, NOISE_DH);
+	noise_mix_hash(hs, hs->re, NOISE_DH);
+	/* es (responder: DH(s, re)) / ee (initiator: DH(e, re)) */
+	err = noise_mix_dh(hs, hs->step == 0 ? hs->s_priv : hs->e_priv, hs->re);
+	if (err) {
+		goto fail;
+	}
+	err = noise_decrypt_and_hash(hs, msg + NOISE_DH, len - NOISE_DH, plen);
+	if (err) {
+		goto fail;
+	}
+	*payload = msg + NOISE_DH;
+	hs->step++;
+	return 0;
+fail:
+	hs->failed = true;
+	return err;
+}
+
 int noise_hs_write(struct noise_hs *hs, const uint8_t *payload, size_t plen, uint8_t *out,
 		   size_t cap, size_t *olen)
 {
@@ -229,6 +338,9 @@ int noise_hs_write(struct noise_hs *hs, const uint8_t *payload, size_t plen, uin
 
 	if (!noise_hs_my_turn(hs)) {
 		return -EINVAL;
+	}
+	if (hs->pattern == NOISE_PATTERN_NK) {
+		return noise_nk_write(hs, payload, plen, out, cap, olen);
 	}
 	need = (hs->step == 0 ? NOISE_DH :
 		hs->step == 1 ? 2 * NOISE_DH + NOISE_TAG :
@@ -278,12 +390,15 @@ int noise_hs_read(struct noise_hs *hs, uint8_t *msg, size_t len, uint8_t **paylo
 	size_t o = 0, need, n;
 	int err;
 
-	if (hs->step >= 3 || hs->failed || noise_hs_my_turn(hs)) {
+	if (hs->step >= noise_hs_nmsg(hs) || hs->failed || noise_hs_my_turn(hs)) {
 		return -EINVAL;
 	}
 	if (len > NOISE_MAX_MSG) {
 		err = -NATX_E_TOO_BIG;
 		goto fail;
+	}
+	if (hs->pattern == NOISE_PATTERN_NK) {
+		return noise_nk_read(hs, msg, len, payload, plen);
 	}
 	need = hs->step == 0 ? NOISE_DH :
 	       hs->step == 1 ? 2 * NOISE_DH + 2 * NOISE_TAG :

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Noise_XX_25519_ChaChaPoly_SHA256 (Noise rev 34) as libp2p uses it (libp2p/specs noise/),
- * sans-IO and in place.
+ * sans-IO and in place; and Noise_NK_25519_ChaChaPoly_SHA256 for the tunnel's encrypted
+ * transport (docs/tunnel-protocol.md), which pins the responder's static key.
  *
  * Two layers:
  *   struct noise_hs      the plain XX handshake with caller-supplied keys, prologue and
@@ -33,6 +34,7 @@
 #include "peerid.h"
 
 #define NOISE_PROTOCOL_NAME "Noise_XX_25519_ChaChaPoly_SHA256"
+#define NOISE_NK_PROTOCOL_NAME "Noise_NK_25519_ChaChaPoly_SHA256"
 #define NOISE_P2P_SIG_PREFIX "noise-libp2p-static-key:"
 #define NOISE_P2P_PROTOCOL "/noise"
 #define NOISE_P2P_YAMUX "/yamux/1.0.0"
@@ -54,7 +56,10 @@ struct noise_cipher {
 	bool has_key; /* false before the first MixKey */
 };
 
-/* struct noise_hs - XX handshake state (HandshakeState + SymmetricState). Secrets inside. */
+/* Handshake patterns: XX (libp2p, the default of noise_hs_init) and NK (noise_hs_init_nk). */
+enum noise_pattern { NOISE_PATTERN_XX = 0, NOISE_PATTERN_NK = 1 };
+
+/* struct noise_hs - XX/NK handshake state (HandshakeState + SymmetricState). Secrets inside. */
 struct noise_hs {
 	struct noise_cipher cs;
 	uint8_t h[NOISE_HASH]; /* handshake hash */
@@ -65,7 +70,8 @@ struct noise_hs {
 	uint8_t e_pub[NOISE_DH];
 	uint8_t re[NOISE_DH]; /* remote ephemeral */
 	uint8_t rs[NOISE_DH]; /* remote static, valid once received */
-	uint8_t step; /* index of the next handshake message, 0..3 */
+	uint8_t step; /* index of the next handshake message, 0..3 (NK: 0..2) */
+	uint8_t pattern; /* enum noise_pattern */
 	bool initiator;
 	bool failed;
 };
@@ -77,10 +83,21 @@ struct noise_hs {
 int noise_hs_init(struct noise_hs *hs, bool initiator, const uint8_t *prologue, size_t plen,
 		  const uint8_t s_priv[NOISE_DH], const uint8_t e_priv[NOISE_DH]);
 
+/*
+ * noise_hs_init_nk - start a Noise_NK_25519_ChaChaPoly_SHA256 handshake (two messages:
+ * -> e, es; <- e, ee). The initiator passes the responder's pinned static public key @rs
+ * (@s_priv NULL), the responder its static private key @s_priv (@rs NULL); both a random
+ * ephemeral @e_priv. Returns 0 or -EINVAL (the key the role needs is missing). The same
+ * noise_hs_write/read/split/cleanup calls drive it; both payloads are encrypted.
+ */
+int noise_hs_init_nk(struct noise_hs *hs, bool initiator, const uint8_t *prologue, size_t plen,
+		     const uint8_t s_priv[NOISE_DH], const uint8_t rs[NOISE_DH],
+		     const uint8_t e_priv[NOISE_DH]);
+
 /* noise_hs_my_turn - true when the next handshake message is ours to write. */
 bool noise_hs_my_turn(const struct noise_hs *hs);
 
-/* noise_hs_done - true after all three messages. */
+/* noise_hs_done - true after all messages of the pattern (XX three, NK two). */
 bool noise_hs_done(const struct noise_hs *hs);
 
 /*

@@ -15,6 +15,7 @@ bool tun_type_known(uint8_t t)
 	case TUN_T_DATA_AUTH:
 	case TUN_T_DATA_OK:
 	case TUN_T_REFUSE:
+	case TUN_T_NOISE:
 	case TUN_T_HEARTBEAT:
 	case TUN_T_HEARTBEAT_ACK:
 	case TUN_T_CREATE_DATA:
@@ -47,6 +48,9 @@ const char *tun_reason_name(unsigned int reason)
 		[TUN_R_INTERNAL] = "internal",
 		[TUN_R_SHUTDOWN] = "shutdown",
 		[TUN_R_REPLACED] = "replaced",
+		[TUN_R_NOISE_REQUIRED] = "noise_required",
+		[TUN_R_NOISE_UNAVAILABLE] = "noise_unavailable",
+		[TUN_R_NOISE_KEY] = "noise_key",
 	};
 
 	return reason < TUN_R_MAX ? names[reason] : "unknown";

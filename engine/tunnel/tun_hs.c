@@ -32,7 +32,11 @@ int tun_reason_err(unsigned int reason)
 	case TUN_R_LIMIT:
 		return -NATX_E_LIMIT;
 	case TUN_R_VERSION:
+	case TUN_R_NOISE_REQUIRED:
+	case TUN_R_NOISE_UNAVAILABLE:
 		return -EPROTONOSUPPORT;
+	case TUN_R_NOISE_KEY:
+		return -EKEYREJECTED;
 	case TUN_R_PROTOCOL:
 		return -NATX_E_PROTO;
 	default:

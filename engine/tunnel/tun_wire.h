@@ -48,6 +48,8 @@ enum tun_type {
 	TUN_T_DATA_AUTH = 0x05, /* C->S  data channel proof */
 	TUN_T_DATA_OK = 0x06, /* S->C  data channel server proof */
 	TUN_T_REFUSE = 0x07, /* S->C  reason; the sender closes afterwards */
+	TUN_T_NOISE =
+		0x08, /* both  Noise NK handshake message (encrypted transport, before HELLO) */
 	TUN_T_HEARTBEAT = 0x10, /* both, control channel */
 	TUN_T_HEARTBEAT_ACK = 0x11, /* both, control channel */
 	TUN_T_CREATE_DATA = 0x12, /* S->C  open one data channel; one-time channel nonce */
@@ -85,6 +87,9 @@ enum tun_reason {
 	TUN_R_INTERNAL = 11,
 	TUN_R_SHUTDOWN = 12, /* GOAWAY: server or client shutting down / service removed */
 	TUN_R_REPLACED = 13, /* GOAWAY: a newer control channel took over the service */
+	TUN_R_NOISE_REQUIRED = 14, /* plaintext HELLO to a server that accepts only Noise */
+	TUN_R_NOISE_UNAVAILABLE = 15, /* NOISE to a server without the encrypted transport */
+	TUN_R_NOISE_KEY = 16, /* Noise message 1 did not decrypt: not the server key pinned */
 	TUN_R_MAX,
 };
 

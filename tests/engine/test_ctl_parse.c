@@ -182,6 +182,8 @@ Test(ctl_parse, p2p_dcutr, .timeout = 5)
 		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":256}",
 		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":-1}",
 		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":2.5}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"relay_discovery\":1}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"relay_discovery\":\"on\"}",
 	};
 	struct ctl_req r;
 	const char *code;
@@ -192,7 +194,19 @@ Test(ctl_parse, p2p_dcutr, .timeout = 5)
 	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":0}", &r,
 			   &code),
 		     0);
-	cr_assert(r.enabled && r.prime_ttl == 0);
+	cr_assert(r.enabled && r.prime_ttl == 0 && !r.has_relay_disc);
+	ctl_req_cleanup(&r);
+	cr_assert_eq(
+		parse("{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"relay_discovery\":true}",
+		      &r, &code),
+		0);
+	cr_assert(r.enabled && r.has_relay_disc && r.relay_disc);
+	ctl_req_cleanup(&r);
+	cr_assert_eq(
+		parse("{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"relay_discovery\":false}",
+		      &r, &code),
+		0);
+	cr_assert(r.has_relay_disc && !r.relay_disc);
 	ctl_req_cleanup(&r);
 	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.upgrades\"}", &r, &code), 0);
 	cr_assert_eq(r.cmd, CTL_P2P_UPGRADES);

@@ -9,6 +9,12 @@
 #  - A ends `private`: R dialled NAT A's public address (the observed IP of A's connection)
 #    and the NAT filtered it; A's claimed address carries NAT A's public IP;
 #  - R's server counted at least one OK and one dial error, and refused nothing it should dial.
+# Relay discovery (NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY, AutoNAT's verdict drives it), every node
+# with R as its only bootstrap peer (NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS), nobody runs reserve:
+#  - D behind NAT B, discovery on: ends private and reserves on R by itself; its circuit
+#    address through R is in `natxctl peer` and A (behind NAT A) pings and identifies D by it;
+#  - O behind NAT A, discovery off: ends private, no reservation (R's count does not move);
+#  - Q on the public segment, discovery on: ends public, no reservation.
 # Skips (77) without root, namespaces or the tools.
 set -uo pipefail
 
@@ -102,4 +108,51 @@ ctl a --json services >"$T/svc.json" 2>&1 || fail "A's services: $(cat "$T/svc.j
 jq -e '.services[] | select(.type=="libp2p") | .detail | test("nat private")' "$T/svc.json" >/dev/null ||
 	fail "A's libp2p service detail: $(cat "$T/svc.json")"
 echo "ok: A's libp2p service detail: $(jq -r '.services[] | select(.type=="libp2p") | .detail' "$T/svc.json")"
+
+# ---- relay discovery ----
+rsv_before=$(ctl r --json relay status | jq -r .counters.reservations_active)
+node d "$NL_B" 4001 NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS="$r_addr" NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY=true
+node o "$NL_A" 4003 NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS="$r_addr"
+node q "$NL_RELAY" 4004 NAT_TRAVERSAL_LIBP2P_BOOTSTRAP_PEERS="$r_addr" NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY=true
+d_id=$(jq -r .peer_id "$T/d/peer.json")
+d_circ=$r_addr/p2p-circuit/p2p/$d_id
+t0=$(date +%s%N)
+for _ in $(seq 1 120); do
+	ctl d --json peer >"$T/d/peer2.json" 2>/dev/null &&
+		jq -e --arg c "$d_circ" '.circuit_addrs | index($c) != null' "$T/d/peer2.json" >/dev/null && break
+	sleep 0.5
+done
+t1=$(date +%s%N)
+jq -e --arg c "$d_circ" '.circuit_addrs | index($c) != null' "$T/d/peer2.json" >/dev/null ||
+	fail "D (discovery on, private) did not reserve on R by itself: $(cat "$T/d/peer2.json"); nat: $(ctl d --json nat)"
+ctl d --json nat >"$T/d/nat.json" || fail "D's nat"
+jq -e --arg r "$r_id" '.reachability == "private" and .relay_discovery.enabled == true and
+	([.relay_discovery.relays[] | select(.peer_id == $r and .reserved and .discovered)] | length) == 1' \
+	"$T/d/nat.json" >/dev/null || fail "D's nat / relay discovery: $(cat "$T/d/nat.json")"
+ctl d nat >"$T/d/nat.txt" || fail "D's nat (text)"
+grep -q "^relay discovery: on" "$T/d/nat.txt" && grep -qF "reserved $d_circ" "$T/d/nat.txt" ||
+	fail "D's nat text lacks the discovered relay: $(cat "$T/d/nat.txt")"
+echo "ok: D behind NAT B, discovery on: private, reserved on R by itself in $(((t1 - t0) / 1000000)) ms: $d_circ"
+ctl a --json ping -n 3 "$d_circ" >"$T/dping.json" 2>&1 || fail "A cannot ping D through its discovered reservation: $(cat "$T/dping.json")"
+jq -e --arg d "$d_id" '.peer_id == $d and (.rtt_ms | length) == 3' "$T/dping.json" >/dev/null ||
+	fail "ping reply: $(cat "$T/dping.json")"
+ctl a --json identify "$d_circ" >"$T/did.json" 2>&1 || fail "A cannot identify D: $(cat "$T/did.json")"
+jq -e --arg d "$d_id" '.peer_id == $d and (.agent_version | startswith("natx/"))' "$T/did.json" >/dev/null ||
+	fail "identify record: $(cat "$T/did.json")"
+echo "ok: A (behind NAT A) pings (3) and identifies D by that circuit address"
+# O (off) and Q (public) reach their verdicts; neither reserves
+verdict o private
+verdict q public
+sleep 3 # several shard ticks after the verdicts
+for n in o q; do
+	ctl "$n" --json peer >"$T/$n/peer2.json" || fail "$n: peer"
+	jq -e '(.circuit_addrs // []) | length == 0' "$T/$n/peer2.json" >/dev/null ||
+		fail "$n reserved without discovery or while public: $(cat "$T/$n/peer2.json")"
+	ctl "$n" --json nat | jq -e '.relay_discovery.relays | length == 0' >/dev/null ||
+		fail "$n: relay discovery asked for a reservation: $(ctl "$n" --json nat)"
+done
+ctl r --json relay status >"$T/r/rs.json" || fail "R's relay status"
+jq -e --argjson b "$rsv_before" '.counters.reservations_active == $b + 1' "$T/r/rs.json" >/dev/null ||
+	fail "R holds other than $rsv_before + 1 (D's) reservations: $(jq -c .counters "$T/r/rs.json")"
+echo "ok: O (discovery off, private) and Q (discovery on, public) made no reservation; R holds $((rsv_before + 1))"
 echo "PASS: AutoNAT across the NAT lab"

@@ -269,3 +269,22 @@ Test(dcutr, set_addrs_replaces_the_announced_addresses_and_busy_tracks_the_sessi
 	cr_assert_eq(SA.dials, 1, "A dialled without an address of B");
 	teardown_pair();
 }
+
+Test(dcutr, relayed_connection_gone_mid_attempt_closes_its_record, .timeout = 30)
+{
+	setup_pair();
+	cr_assert_eq(dcutr_start(SB.d, eb->c), 0);
+	cr_assert_eq(t_move(eb), 1); /* CONNECT on its way; A has not answered */
+	t_now_ms += 7;
+	dcutr_conn_gone(SB.d, eb->c);
+	cr_assert_eq(SB.done, 1);
+	cr_assert_eq(SB.done_err, -ECONNRESET);
+	cr_assert_eq(SB.n_log, 1);
+	/* the attempt is closed, not left in progress without an end */
+	cr_assert_eq(SB.log[0].outcome, DCUTR_FAILED);
+	cr_assert_eq(SB.log[0].err, -ECONNRESET);
+	cr_assert_eq(SB.log[0].end_ms - SB.log[0].start_ms, 7);
+	cr_assert_eq(dcutr_stats(SB.d)->failed, 1);
+	cr_assert_not(dcutr_busy(SB.d, eb->c));
+	teardown_pair();
+}

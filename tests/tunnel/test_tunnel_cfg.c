@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* natxd tunnel configuration and the engine specs derived from it (control/tunnel_cfg.h). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,8 @@ Test(tunnel_cfg, request_carries_the_token_and_options)
 	cr_assert_str_eq(cJSON_GetObjectItem(r, "listen")->valuestring, "127.0.0.1:2333");
 	cr_assert_eq(cJSON_GetObjectItem(r, "heartbeat_timeout")->valueint, 9);
 	cr_assert_eq(cJSON_GetObjectItem(r, "pending_per_ip")->valueint, 64);
+	cr_assert_str_eq(cJSON_GetObjectItem(r, "transport")->valuestring, "plain");
+	cr_assert_null(cJSON_GetObjectItem(r, "noise_key_file"));
 	cJSON_Delete(r);
 	cr_assert_null(tunnel_spec_request(c->forwards[0], true), "server stays until restart");
 
@@ -165,4 +168,119 @@ Test(tunnel_cfg, malformed_specs_are_refused)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_null(tunnel_spec_request(bad[i], false), "accepted '%s'", bad[i]);
 	}
+}
+
+/* ---- the encrypted transport (Noise) ---- */
+
+static const char noise_relay[] =
+	"[nat_traversal]\nenable_rathole = yes\n"
+	"[store]\nstate_dir = /var/lib/tn-test\n"
+	"[rathole]\nserver_address = 127.0.0.1:2333\nclient_address = r:1\n"
+	"[tunnel]\ntransport = noise\n"
+	"[tunnel.ssh]\ntype = tcp\ntoken = s3cret\nbind = 0.0.0.0:2222\n"
+	"[tunnel.dns]\ntype = udp\ntoken = other\nlocal = 127.0.0.1:53\n"
+	"server_pubkey = AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
+	"[tunnel.web]\ntype = tcp\ntoken = t\nlocal = 127.0.0.1:80\n";
+
+Test(tunnel_cfg, noise_specs_name_the_key_file_and_pinned_key)
+{
+	struct natx_config *c = calloc(1, sizeof(*c));
+	char err[CONFIG_ERR_MAX];
+	cJSON *r;
+
+	cr_assert_eq(build(c, noise_relay, err), 0, "%s", err);
+	cr_assert(
+		strstr(c->forwards[0], " transport=noise nxkey=/var/lib/tn-test/tunnel_noise.key"),
+		"%s", c->forwards[0]);
+	/* base64 normalised to hex; a service without a key stays plaintext */
+	cr_assert(strstr(c->forwards[3],
+			 " noise=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+		  "%s", c->forwards[3]);
+	cr_assert_null(strstr(c->forwards[4], "noise="), "%s", c->forwards[4]);
+	r = tunnel_spec_request(c->forwards[0], false);
+	cr_assert_not_null(r);
+	cr_assert_str_eq(cJSON_GetObjectItem(r, "transport")->valuestring, "noise");
+	cr_assert_str_eq(cJSON_GetObjectItem(r, "noise_key_file")->valuestring,
+			 "/var/lib/tn-test/tunnel_noise.key");
+	cJSON_Delete(r);
+	r = tunnel_spec_request(c->forwards[3], false);
+	cr_assert_not_null(r);
+	cr_assert_str_eq(cJSON_GetObjectItem(r, "transport")->valuestring, "noise");
+	cr_assert_str_eq(cJSON_GetObjectItem(r, "server_pubkey")->valuestring,
+			 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+	cJSON_Delete(r);
+	free(c);
+}
+
+Test(tunnel_cfg, plaintext_default_keeps_the_old_specs)
+{
+	struct natx_config *c = calloc(1, sizeof(*c));
+	char err[CONFIG_ERR_MAX];
+
+	cr_assert_eq(build(c, relay, err), 0, "%s", err);
+	for (unsigned i = 0; i < c->nforwards; i++) {
+		cr_assert_null(strstr(c->forwards[i], "transport="), "%s", c->forwards[i]);
+		cr_assert_null(strstr(c->forwards[i], "noise="), "%s", c->forwards[i]);
+	}
+	free(c);
+}
+
+Test(tunnel_cfg, tunnel_wide_pubkey_pins_every_client_service)
+{
+	struct natx_config *c = calloc(1, sizeof(*c));
+	char err[CONFIG_ERR_MAX];
+	static const char text[] =
+		"[rathole]\nclient_address = r:1\n"
+		"[tunnel]\nserver_pubkey = "
+		"00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff\n"
+		"[tunnel.a]\ntype = tcp\ntoken = t\nlocal = 127.0.0.1:1\n"
+		"[tunnel.b]\ntype = tcp\ntoken = t\nlocal = 127.0.0.1:2\ntransport = plain\n";
+
+	cr_assert_eq(build(c, text, err), 0, "%s", err);
+	cr_assert(strstr(c->forwards[1],
+			 " noise=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
+		  "%s", c->forwards[1]);
+	cr_assert_null(strstr(c->forwards[2], "noise="), "%s", c->forwards[2]);
+	free(c);
+}
+
+Test(tunnel_cfg, noise_errors_at_file_line)
+{
+	struct natx_config *c = calloc(1, sizeof(*c));
+	char err[CONFIG_ERR_MAX];
+
+	cr_assert_neq(build(c, "[tunnel]\ntransport = tls\n", err), 0);
+	cr_assert(strstr(err, "t.conf:2") && strstr(err, "plain, noise or both"), "%s", err);
+	cr_assert_neq(build(c, "[tunnel.x]\ntype = tcp\ntransport = both\n", err), 0);
+	cr_assert(strstr(err, "t.conf:3") && strstr(err, "plain or noise"), "%s", err);
+	cr_assert_neq(build(c, "[tunnel.x]\ntype = tcp\nserver_pubkey = 00ff\n", err), 0);
+	cr_assert(strstr(err, "t.conf:3") && strstr(err, "public key"), "%s", err);
+	/* non-zero base64 padding bits are not a key */
+	cr_assert_neq(build(c,
+			    "[tunnel.x]\nserver_pubkey = "
+			    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=\n",
+			    err),
+		      0);
+	cr_assert_neq(build(c,
+			    "[rathole]\nclient_address = r:1\n[tunnel.x]\ntype = tcp\ntoken = t\n"
+			    "local = 127.0.0.1:1\ntransport = noise\n",
+			    err),
+		      0);
+	cr_assert(strstr(err, "t.conf:4") && strstr(err, "needs server_pubkey"), "%s", err);
+	cr_assert_neq(build(c, "[tunnel]\nnoise_key_file = /a b\n", err), 0);
+	free(c);
+}
+
+Test(tunnel_cfg, pubkey_norm)
+{
+	char hex[TUNNEL_PUBKEY_HEX + 1];
+
+	cr_assert_eq(tunnel_pubkey_norm("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", hex), 0);
+	cr_assert_str_eq(hex, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+	cr_assert_eq(tunnel_pubkey_norm("zz", hex), -EINVAL);
+	cr_assert_eq(tunnel_pubkey_norm("", hex), -EINVAL);
+	cr_assert_eq(
+		tunnel_pubkey_norm(
+			"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1g", hex),
+		-EINVAL);
 }
