@@ -627,7 +627,7 @@ static uint64_t p2p_protos_hash(const struct p2p_shard *ps)
  */
 static void p2p_protos_announce(struct p2p_shard *ps)
 {
-	for (uint32_t i = 0; i < P2P_CONNS_MAX; i++) {
+	for (uint32_t i = 0; i < ps->conns_hw; i++) {
 		struct p2p_sconn *sc = &ps->conns[i];
 
 		if (!sc->c || sc->dead) {

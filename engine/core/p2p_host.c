@@ -135,11 +135,14 @@ struct p2p_sconn *p2p_sconn_alloc(struct p2p_shard *ps)
 {
 	struct p2p_sconn *sc;
 
-	if (ps->free_head == UINT32_MAX) {
+	if (ps->free_head != UINT32_MAX) {
+		sc = &ps->conns[ps->free_head];
+		ps->free_head = sc->next_free;
+	} else if (ps->conns_hw < P2P_CONNS_MAX) {
+		sc = &ps->conns[ps->conns_hw++]; /* first use: the table grows page by page */
+	} else {
 		return NULL;
 	}
-	sc = &ps->conns[ps->free_head];
-	ps->free_head = sc->next_free;
 	memset(sc, 0, sizeof(*sc));
 	sc->ps = ps;
 	sc->slot = (uint32_t)(sc - ps->conns);
@@ -483,12 +486,8 @@ static struct p2p_shard *p2p_shard_init(struct shard *sh)
 	ps->host.keepalive_timeout_ms = sh->eng->cfg->p2p_keepalive_timeout_s * 1000;
 	ps->host.on_output = p2p_relay_on_output;
 	ps->svc_gen = pe->svc_gen - 1; /* build the protocol list before the first connection */
+	/* no slot is on the free list yet: p2p_sconn_alloc takes new ones at conns_hw */
 	ps->free_head = UINT32_MAX;
-	for (uint32_t i = P2P_CONNS_MAX; i-- > 0;) {
-		ps->conns[i].fd = -1;
-		ps->conns[i].next_free = ps->free_head;
-		ps->free_head = i;
-	}
 	p2p_relay_shard_init(ps);
 	p2p_dcu_shard_init(ps);
 	p2p_atn_shard_init(ps);

@@ -33,7 +33,12 @@ struct engine;
 struct shard;
 
 enum {
-	P2P_CONNS_MAX = 1024, /* libp2p connections per shard */
+	/*
+	 * libp2p connections per shard. A relay holds one per reservation, all on shard 0: 16384
+	 * lets one engine hold 10,000+ reservations (bench/relay.sh). Slots are handed out from a
+	 * high-water mark, so table pages never used stay untouched (not resident).
+	 */
+	P2P_CONNS_MAX = 16384,
 	P2P_REQ_MAX = 8, /* dial requests in flight (control thread -> shard 0) */
 	P2P_PING_MAX = 32, /* pings one request may ask for */
 	P2P_DIAL_TIMEOUT_MS = 10000, /* a dial request fails after this long */

@@ -258,7 +258,9 @@ struct p2p_shard {
 	struct shard *sh;
 	struct p2p_host host;
 	struct p2p_sconn conns[P2P_CONNS_MAX];
-	uint32_t free_head;
+	uint32_t free_head; /* released slots */
+	uint32_t
+		conns_hw; /* slots [conns_hw, P2P_CONNS_MAX) were never used (zero, not resident) */
 	bool accept_armed;
 	bool started;
 	uint32_t svc_gen; /* eng->p2p->svc_gen this view was built from */

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "natx/err.h"
 #include "conn.h"
@@ -62,6 +64,18 @@ struct p2p_stream {
 	int64_t ping_sent_ms;
 };
 
+/*
+ * struct conn_hs - state only the connection setup uses (the Noise handshake, the muxer
+ * negotiation plaintext): allocated with the connection, wiped and freed as soon as yamux runs,
+ * so an established connection does not carry these 3 KiB (a relay holds one connection per
+ * reservation).
+ */
+struct conn_hs {
+	struct noise_p2p np;
+	size_t mss_acc_len;
+	uint8_t mss_acc[STREAM_ACC_MSS]; /* muxer negotiation plaintext */
+};
+
 struct p2p_conn {
 	const struct p2p_host *host;
 	const struct p2p_conn_ops *ops;
@@ -73,9 +87,7 @@ struct p2p_conn {
 	int error;
 	bool out_blocked; /* some stream waits for output-buffer room */
 	struct mss mss;
-	uint8_t mss_acc[STREAM_ACC_MSS]; /* muxer negotiation plaintext */
-	size_t mss_acc_len;
-	struct noise_p2p np;
+	struct conn_hs *hs; /* until yamux runs, then NULL */
 	struct noise_cipher tx, rx;
 	struct ymx_session ys;
 	struct peer_id expected;
@@ -90,13 +102,94 @@ struct p2p_conn {
 	uint8_t *ibuf;
 	size_t ipos, ilen;
 	/* output: [ostart, olen) ready or being framed; frame_start >= 0 while a frame is open */
-	uint8_t *obuf;
+	uint8_t *obuf; /* page-aligned: idle pages can be given back (conn_out_trim) */
 	size_t ostart, olen, ocap;
+	size_t o_touched; /* bytes of obuf written since the last trim */
+	bool o_active; /* output was sent since the last tick */
 	long frame_start;
 	const char *listen_protos[N_BUILTIN + P2P_MAX_PROTOCOLS];
 	size_t n_listen_protos;
 	struct p2p_conn_stats stats;
 };
+
+/* conn_page - the system page size (obuf alignment and trimming). */
+static size_t conn_page(void)
+{
+	static size_t page;
+
+	if (!page) {
+		long v = sysconf(_SC_PAGESIZE);
+
+		page = v > 0 ? (size_t)v : 4096;
+	}
+	return page;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CONN_BUFS_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONN_BUFS_MALLOC 1
+#endif
+#endif
+
+static void conn_bufs_free(struct p2p_conn *c);
+
+/*
+ * conn_bufs_alloc - ibuf (P2P_IN_CAP) and obuf (ocap, a page multiple) in one anonymous
+ * mapping, both page-aligned: no allocator headers or neighbours share their pages, so a
+ * connection keeps resident only the pages its bytes touched (and conn_out_trim can give the
+ * output pages back). Under AddressSanitizer two heap blocks instead, so overruns are caught.
+ * Returns 0 or -ENOMEM.
+ */
+static int conn_bufs_alloc(struct p2p_conn *c)
+{
+#ifdef CONN_BUFS_MALLOC
+	c->ibuf = malloc(P2P_IN_CAP);
+	c->obuf = aligned_alloc(conn_page(), c->ocap);
+	if (!c->ibuf || !c->obuf) {
+		conn_bufs_free(c);
+		return -ENOMEM;
+	}
+#else
+	void *m = mmap(NULL, P2P_IN_CAP + c->ocap, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED) {
+		return -ENOMEM;
+	}
+	c->ibuf = m;
+	c->obuf = c->ibuf + P2P_IN_CAP;
+#endif
+	return 0;
+}
+
+/* conn_bufs_free - release what conn_bufs_alloc got (either may be NULL). */
+static void conn_bufs_free(struct p2p_conn *c)
+{
+#ifdef CONN_BUFS_MALLOC
+	free(c->ibuf);
+	free(c->obuf);
+#else
+	if (c->ibuf) {
+		munmap(c->ibuf, P2P_IN_CAP + c->ocap);
+	}
+#endif
+	c->ibuf = NULL;
+	c->obuf = NULL;
+}
+
+/* conn_hs_free - wipe and free the setup state (yamux runs, or the connection is freed). */
+static void conn_hs_free(struct p2p_conn *c)
+{
+	if (!c->hs) {
+		return;
+	}
+	noise_p2p_cleanup(&c->hs->np);
+	crypto_wipe(c->hs, sizeof(*c->hs));
+	free(c->hs);
+	c->hs = NULL;
+}
 
 /* ---- output buffer ---- */
 
@@ -260,6 +353,10 @@ void p2p_conn_out_advance(struct p2p_conn *c, size_t n)
 	if (c->ostart == 0) {
 		return;
 	}
+	c->o_active = true;
+	if (c->olen > c->o_touched) {
+		c->o_touched = c->olen;
+	}
 	/* compaction happens only here, when no send of these bytes is in flight */
 	memmove(c->obuf, c->obuf + c->ostart, c->olen - c->ostart);
 	c->olen -= c->ostart;
@@ -268,6 +365,31 @@ void p2p_conn_out_advance(struct p2p_conn *c, size_t n)
 	}
 	c->ostart = 0;
 	conn_out_unblock(c);
+}
+
+/*
+ * conn_out_trim - an output buffer that is empty and saw no send since the previous call gives
+ * the pages it wrote back to the kernel (MADV_DONTNEED: they read as zeros and cost nothing
+ * until written again). Nothing refers into an empty buffer (sends are advanced when they
+ * complete), and obuf is page-aligned and page-sized, so no other data shares those pages. An
+ * idle connection (a relay holds one per reservation) then keeps no output page resident.
+ */
+static void conn_out_trim(struct p2p_conn *c)
+{
+	size_t len;
+
+	if (c->o_active || c->olen) {
+		c->o_active = false;
+		return;
+	}
+	len = (c->o_touched + conn_page() - 1) / conn_page() * conn_page();
+	if (!len) {
+		return;
+	}
+	if (!madvise(c->obuf, len < c->ocap ? len : c->ocap, MADV_DONTNEED)) {
+		c->o_touched = 0;
+		c->stats.out_trims++;
+	}
 }
 
 /* ---- failure ---- */
@@ -1050,13 +1172,13 @@ struct p2p_conn *p2p_conn_new(const struct p2p_host *host, bool dialer,
 	if (c->ocap < 2 * P2P_OUT_HEADROOM) {
 		c->ocap = 2 * P2P_OUT_HEADROOM;
 	}
-	c->ibuf = malloc(P2P_IN_CAP);
-	if (!c->ibuf) {
+	c->ocap = (c->ocap + conn_page() - 1) / conn_page() * conn_page();
+	if (conn_bufs_alloc(c)) {
 		goto fail_conn;
 	}
-	c->obuf = malloc(c->ocap);
-	if (!c->obuf) {
-		goto fail_ibuf;
+	c->hs = calloc(1, sizeof(*c->hs));
+	if (!c->hs) {
+		goto fail_bufs;
 	}
 	c->host = host;
 	c->ops = ops;
@@ -1078,8 +1200,8 @@ struct p2p_conn *p2p_conn_new(const struct p2p_host *host, bool dialer,
 	}
 	return c;
 
-fail_ibuf:
-	free(c->ibuf);
+fail_bufs:
+	conn_bufs_free(c);
 fail_conn:
 	free(c);
 fail:
@@ -1095,12 +1217,11 @@ void p2p_conn_free(struct p2p_conn *c)
 	if (c->state == CS_YAMUX || c->ys.ops) {
 		ymx_session_cleanup(&c->ys);
 	}
-	noise_p2p_cleanup(&c->np);
+	conn_hs_free(c);
 	noise_cipher_cleanup(&c->tx);
 	noise_cipher_cleanup(&c->rx);
 	identify_record_cleanup(&c->info);
-	free(c->ibuf);
-	free(c->obuf);
+	conn_bufs_free(c);
 	free(c);
 }
 
@@ -1160,7 +1281,7 @@ static int conn_noise_write(struct p2p_conn *c)
 	if (c->ocap - c->olen < NOISE_LEN_PREFIX + 1024) {
 		return -ENOBUFS;
 	}
-	err = noise_p2p_write(&c->np, c->obuf + c->olen, c->ocap - c->olen, &n);
+	err = noise_p2p_write(&c->hs->np, c->obuf + c->olen, c->ocap - c->olen, &n);
 	if (!err) {
 		c->olen += n;
 	}
@@ -1169,15 +1290,16 @@ static int conn_noise_write(struct p2p_conn *c)
 
 static int conn_handshake_done(struct p2p_conn *c)
 {
-	int err = noise_hs_split(&c->np.hs, &c->tx, &c->rx);
+	int err = noise_hs_split(&c->hs->np.hs, &c->tx, &c->rx);
 
 	if (err) {
 		return err;
 	}
-	c->remote = c->np.remote;
+	c->remote = c->hs->np.remote;
 	c->remote_known = true;
 	c->encrypt = true;
-	if (c->np.early_yamux) {
+	if (c->hs->np.early_yamux) {
+		conn_hs_free(c);
 		return conn_start_yamux(c);
 	}
 	static const char *const muxers[] = { YMX_PROTOCOL };
@@ -1199,6 +1321,7 @@ static int conn_handshake_done(struct p2p_conn *c)
 /* conn_plaintext - decrypted transport bytes for the muxer negotiation or yamux. */
 static int conn_plaintext(struct p2p_conn *c, const uint8_t *p, size_t n)
 {
+	struct conn_hs *hs = c->hs;
 	uint8_t reply[128];
 	size_t used;
 	struct wr w;
@@ -1210,13 +1333,13 @@ static int conn_plaintext(struct p2p_conn *c, const uint8_t *p, size_t n)
 	if (c->state != CS_MSS_MUXER) {
 		return -EINVAL;
 	}
-	if (c->mss_acc_len + n > sizeof(c->mss_acc)) {
+	if (hs->mss_acc_len + n > sizeof(hs->mss_acc)) {
 		return -NATX_E_TOO_BIG;
 	}
-	memcpy(c->mss_acc + c->mss_acc_len, p, n);
-	c->mss_acc_len += n;
+	memcpy(hs->mss_acc + hs->mss_acc_len, p, n);
+	hs->mss_acc_len += n;
 	wr_init(&w, reply, sizeof(reply));
-	r = mss_consume(&c->mss, c->mss_acc, c->mss_acc_len, &used, &w);
+	r = mss_consume(&c->mss, hs->mss_acc, hs->mss_acc_len, &used, &w);
 	if (w.p != reply) {
 		int err = conn_out_wr(c, reply, (size_t)(w.p - reply));
 
@@ -1228,15 +1351,16 @@ static int conn_plaintext(struct p2p_conn *c, const uint8_t *p, size_t n)
 		return r;
 	}
 	if (r != MSS_DONE) {
-		memmove(c->mss_acc, c->mss_acc + used, c->mss_acc_len - used);
-		c->mss_acc_len -= used;
+		memmove(hs->mss_acc, hs->mss_acc + used, hs->mss_acc_len - used);
+		hs->mss_acc_len -= used;
 		return 0;
 	}
 	r = conn_start_yamux(c);
-	if (r || used == c->mss_acc_len) {
-		return r;
+	if (!r && used < hs->mss_acc_len) {
+		r = ymx_consume(&c->ys, hs->mss_acc + used, hs->mss_acc_len - used);
 	}
-	return ymx_consume(&c->ys, c->mss_acc + used, c->mss_acc_len - used);
+	conn_hs_free(c);
+	return r;
 }
 
 /* conn_process - run the state machine over the unprocessed input. */
@@ -1271,7 +1395,7 @@ static int conn_process(struct p2p_conn *c)
 			uint8_t keys[2 * NOISE_DH];
 
 			c->host->rng->fill(c->host->rng, keys, sizeof(keys));
-			noise_p2p_init(&c->np, c->dialer, c->host->idn, keys, keys + NOISE_DH,
+			noise_p2p_init(&c->hs->np, c->dialer, c->host->idn, keys, keys + NOISE_DH,
 				       c->has_expected ? &c->expected : NULL, c->host->early_muxer);
 			crypto_wipe(keys, sizeof(keys));
 			c->state = CS_NOISE;
@@ -1294,11 +1418,11 @@ static int conn_process(struct p2p_conn *c)
 		p += NOISE_LEN_PREFIX;
 		c->ipos += NOISE_LEN_PREFIX + len;
 		if (c->state == CS_NOISE) {
-			err = noise_p2p_read(&c->np, p, len);
-			if (!err && noise_hs_my_turn(&c->np.hs)) {
+			err = noise_p2p_read(&c->hs->np, p, len);
+			if (!err && noise_hs_my_turn(&c->hs->np.hs)) {
 				err = conn_noise_write(c);
 			}
-			if (!err && noise_p2p_done(&c->np)) {
+			if (!err && noise_p2p_done(&c->hs->np)) {
 				err = conn_handshake_done(c);
 			}
 			if (err) {
@@ -1385,6 +1509,7 @@ int p2p_conn_tick(struct p2p_conn *c)
 	int64_t wait = h->keepalive_timeout_ms ? h->keepalive_timeout_ms : every;
 	int err;
 
+	conn_out_trim(c);
 	if (c->error || c->state != CS_YAMUX) {
 		return c->error;
 	}

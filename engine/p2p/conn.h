@@ -116,6 +116,7 @@ struct p2p_conn_stats {
 	uint64_t negotiation_failures; /* stream protocol negotiations that failed */
 	uint64_t identify_failures; /* invalid identify records */
 	uint64_t pings_served; /* inbound /ipfs/ping/1.0.0 payloads echoed */
+	uint64_t out_trims; /* idle output buffer pages given back (p2p_conn_tick) */
 };
 
 /*
@@ -154,7 +155,10 @@ void p2p_conn_out_advance(struct p2p_conn *c, size_t n);
 /*
  * p2p_conn_tick - timers: the keepalive ping (p2p_host.keepalive_ms) and its timeout
  * (-ETIMEDOUT: the connection failed). Call at least every few hundred milliseconds: the
- * timeout is noticed on the first tick after it passed.
+ * timeout is noticed on the first tick after it passed. Also gives back the pages of an output
+ * buffer that stayed empty since the previous call (idle connections hold no output page); the
+ * caller must not hold a pointer from p2p_conn_out_peek across it when that reported nothing to
+ * send (there is none then).
  */
 int p2p_conn_tick(struct p2p_conn *c);
 

@@ -27,8 +27,11 @@ enum circ_state {
 
 /*
  * struct circ - one hop stream: a request and, for CONNECT, the circuit. side[0] is the hop
- * stream (source), side[1] the stop stream (target). pend[i] holds bytes received on side i
- * that side 1-i did not take yet; they are not credited to side i's window until written.
+ * stream (source), side[1] the stop stream (target). pend[i] + pend_off[i] holds pend_len[i]
+ * bytes received on side i that side 1-i did not take yet; they are not credited to side i's
+ * window until written. The buffer keeps its capacity (pend_cap) until the circuit ends and
+ * is consumed from pend_off, so a circuit whose other side is often full neither reallocates
+ * (large reallocs are mremap: page faults) nor moves its backlog for every partial write.
  */
 struct circ {
 	struct relay *r;
@@ -41,7 +44,7 @@ struct circ {
 	struct p2p_stream *side[2];
 	struct lpm *lpm; /* while reading a request / the stop answer */
 	uint8_t *pend[2];
-	size_t pend_len[2];
+	size_t pend_off[2], pend_len[2], pend_cap[2];
 	bool fin[2]; /* side i sent FIN (propagated once pend[i] is empty) */
 	uint64_t fwd[2]; /* bytes forwarded from side i */
 	size_t precredit[2]; /* pending bytes of side i its window was already credited for */
@@ -329,21 +332,40 @@ static void hop_refuse(struct circ *k, uint32_t status)
 	p2p_stream_close(k->side[0]);
 }
 
-/* pend_add - keep @n bytes received on side @i for later. */
+enum {
+	RELAY_PEND_MIN = 16 * 1024, /* first capacity of a pending buffer */
+};
+
+/*
+ * pend_add - keep @n bytes received on side @i for later: appended behind the pending bytes,
+ * which move to the front only when the tail has no room; the capacity at least doubles when
+ * it must grow (bounded by what the sender's window allows, see relay.h).
+ */
 static int pend_add(struct circ *k, int i, const uint8_t *p, size_t n)
 {
-	uint8_t *b;
+	size_t need = k->pend_len[i] + n;
 
 	if (!n) {
 		return 0;
 	}
-	b = realloc(k->pend[i], k->pend_len[i] + n);
-	if (!b) {
-		return -ENOMEM;
+	if (k->pend_off[i] + need > k->pend_cap[i] && k->pend_off[i]) {
+		memmove(k->pend[i], k->pend[i] + k->pend_off[i], k->pend_len[i]);
+		k->pend_off[i] = 0;
 	}
-	memcpy(b + k->pend_len[i], p, n);
-	k->pend[i] = b;
-	k->pend_len[i] += n;
+	if (need > k->pend_cap[i]) {
+		size_t cap = k->pend_cap[i] ? 2 * k->pend_cap[i] : RELAY_PEND_MIN;
+		uint8_t *b;
+
+		cap = cap < need ? need : cap;
+		b = realloc(k->pend[i], cap);
+		if (!b) {
+			return -ENOMEM;
+		}
+		k->pend[i] = b;
+		k->pend_cap[i] = cap;
+	}
+	memcpy(k->pend[i] + k->pend_off[i] + k->pend_len[i], p, n);
+	k->pend_len[i] = need;
 	return 0;
 }
 
@@ -400,7 +422,7 @@ static long circ_write(struct circ *k, int i, const uint8_t *src, size_t len)
 static bool circ_forward(struct circ *k, int i, const uint8_t *p, size_t n)
 {
 	while (k->pend_len[i]) {
-		long w = circ_write(k, i, k->pend[i], k->pend_len[i]);
+		long w = circ_write(k, i, k->pend[i] + k->pend_off[i], k->pend_len[i]);
 
 		if (w < 0) {
 			return false;
@@ -408,8 +430,8 @@ static bool circ_forward(struct circ *k, int i, const uint8_t *p, size_t n)
 		if (w == 0) {
 			break;
 		}
-		memmove(k->pend[i], k->pend[i] + w, k->pend_len[i] - (size_t)w);
 		k->pend_len[i] -= (size_t)w;
+		k->pend_off[i] = k->pend_len[i] ? k->pend_off[i] + (size_t)w : 0;
 	}
 	if (!k->pend_len[i] && n) {
 		long w = circ_write(k, i, p, n);

@@ -41,7 +41,7 @@ enum {
 	YMX_MAX_WINDOW = 16 * 1024 * 1024,
 	YMX_DEFAULT_MAX_STREAMS = 1000, /* per direction, as js */
 	YMX_MAX_UNACKED = 256, /* outbound streams awaiting ACK (spec ACK backlog) */
-	YMX_BUCKETS = 256,
+	YMX_BUCKETS = 64, /* stream hash; per session, so kept small (a relay holds thousands) */
 };
 
 enum ymx_type {
