@@ -86,6 +86,9 @@ static const struct config_key config_table[] = {
 	  "streams and bridged flows end), seconds, 0 = the ping interval" },
 	{ "nat_traversal", "enable_hole_punching", "NAT_TRAVERSAL_ENABLE_HOLE_PUNCHING", CT_BOOL,
 	  F(enable_hole_punching), 0, 0, "try DCUtR hole punching" },
+	{ "nat_traversal", "upgrade_timeout_ms", "NAT_TRAVERSAL_UPGRADE_TIMEOUT_MS", CT_UINT,
+	  F(upgrade_timeout_ms), 1000, 600000,
+	  "one DCUtR upgrade attempt (exchange + dial) times out after this many ms (3 attempts)" },
 	{ "nat_traversal", "enable_relay_discovery", "NAT_TRAVERSAL_ENABLE_RELAY_DISCOVERY",
 	  CT_BOOL, F(enable_relay_discovery), 0, 0,
 	  "reserve on bootstrap relays while AutoNAT says private" },
@@ -610,6 +613,7 @@ void config_defaults(struct natx_config *cfg, config_getenv_fn get_env)
 	cfg->max_clients = 64;
 	strcpy(cfg->log_filter, "info");
 	cfg->enable_hole_punching = true;
+	cfg->upgrade_timeout_ms = 10000;
 	cfg->enable_relay_discovery = false; /* reservations only while AutoNAT says private */
 	strcpy(cfg->libp2p_listen_addr, "/ip4/0.0.0.0/tcp/4001");
 	/* relay limits: a public relay's (go-libp2p's) defaults, see docs/libp2p.md */

@@ -59,6 +59,7 @@ struct natx_config {
 	bool enable_libp2p;
 	bool enable_hole_punching;
 	bool enable_relay_discovery;
+	unsigned int upgrade_timeout_ms; /* one DCUtR attempt's timeout */
 	char libp2p_listen_addr[CONFIG_STR_MAX];
 	char libp2p_bootstrap_peers[CONFIG_LONG_MAX]; /* comma-separated multiaddrs */
 	unsigned libp2p_keepalive_s; /* engine's libp2p ping interval, 0 = its default (30 s) */

@@ -756,6 +756,7 @@ void natxd_p2p_tick(struct natxd *d)
 	cJSON_AddStringToObject(q, "cmd", "p2p.dcutr");
 	cJSON_AddBoolToObject(q, "enabled", d->cfg.enable_hole_punching);
 	cJSON_AddBoolToObject(q, "relay_discovery", d->cfg.enable_relay_discovery);
+	cJSON_AddNumberToObject(q, "attempt_timeout_ms", d->cfg.upgrade_timeout_ms);
 	rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
 	cJSON_Delete(r);
 	if (rc) {

@@ -325,6 +325,9 @@ static void ctl_cmd_p2p_relay(struct ctl_server *s, struct engine *eng, const st
 			break;
 		}
 		p2p_eng_dcutr_set(eng, req->enabled, req->prime_ttl);
+		if (req->attempt_timeout_ms) {
+			p2p_eng_dcutr_timeout_set(eng, req->attempt_timeout_ms);
+		}
 		if (req->has_relay_disc) {
 			p2p_eng_relay_disc_set(eng, req->relay_disc);
 		}

@@ -274,6 +274,17 @@ int ctl_req_parse(const char *line, size_t len, struct ctl_req *req, const char 
 		req->relay_disc = cJSON_IsTrue(arg);
 		req->has_relay_disc = true;
 	}
+	arg = req->cmd == CTL_P2P_DCUTR ?
+		      cJSON_GetObjectItemCaseSensitive(root, "attempt_timeout_ms") :
+		      NULL;
+	if (arg) {
+		if (!ctl_json_u32(arg, 600000.0, &req->attempt_timeout_ms) ||
+		    req->attempt_timeout_ms < 1000) {
+			snprintf(msg, CTL_MSG_MAX,
+				 "\"attempt_timeout_ms\" must be an integer 1000..600000");
+			goto delete_root;
+		}
+	}
 	switch (req->cmd) {
 	case CTL_P2P_DCUTR:
 		if (!req->has_enabled) {

@@ -79,6 +79,7 @@ struct ctl_req {
 	char alt_addrs[4][CTL_ADDR_MAX]; /* p2p.forward with flow: other addresses of the peer */
 	uint32_t n_alt;
 	bool relay_disc, has_relay_disc; /* p2p.dcutr: "relay_discovery" */
+	uint32_t attempt_timeout_ms; /* p2p.dcutr: "attempt_timeout_ms", 0 absent */
 	cJSON *args; /* tunnel.*: owned copy of the request object */
 };
 

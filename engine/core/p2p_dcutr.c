@@ -699,6 +699,8 @@ void p2p_dcu_tick(struct p2p_shard *ps)
 			p2p_sconn_mark(L);
 		}
 	}
+	dcutr_set_attempt_timeout(u->d,
+				  __atomic_load_n(&p2p_pe(ps)->dcutr_timeout_ms, __ATOMIC_RELAXED));
 	dcutr_tick(u->d);
 }
 
@@ -800,6 +802,13 @@ cJSON *p2p_dcu_json(struct p2p_shard *ps)
 		cJSON_AddItemToArray(a, e);
 	}
 	return o;
+}
+
+void p2p_eng_dcutr_timeout_set(struct engine *eng, uint32_t ms)
+{
+	if (eng->p2p) {
+		__atomic_store_n(&eng->p2p->dcutr_timeout_ms, ms, __ATOMIC_RELAXED);
+	}
 }
 
 void p2p_eng_dcutr_set(struct engine *eng, bool on, int ttl)

@@ -257,6 +257,7 @@ struct p2p_eng {
 	 */
 	int dcutr_on;
 	int dcutr_ttl; /* atomic: IP TTL of B's prime SYN (0: the system default) */
+	uint32_t dcutr_timeout_ms; /* atomic: one upgrade attempt's timeout (0: DCUtR's default) */
 	struct peer_id punch[P2P_PUNCH_MAX];
 	uint64_t punch_until[P2P_PUNCH_MAX]; /* monotonic ms, 0: free */
 	struct sockaddr_storage punch_addr[P2P_PUNCH_MAX];
@@ -274,6 +275,9 @@ struct p2p_eng {
  * sets the prime SYN's IP TTL (0: system default, no early expiry), < 0 keeps it.
  */
 void p2p_eng_dcutr_set(struct engine *eng, bool on, int ttl);
+
+/* p2p_eng_dcutr_timeout_set - control thread: one upgrade attempt's timeout (0: the default). */
+void p2p_eng_dcutr_timeout_set(struct engine *eng, uint32_t ms);
 
 /* p2p_eng_relay_disc_set - control thread: turn relay discovery on or off from now on. */
 void p2p_eng_relay_disc_set(struct engine *eng, bool on);

@@ -120,6 +120,7 @@ struct dcutr {
 	const size_t *addr_lens;
 	size_t n_addrs;
 	bool allow_private;
+	int64_t attempt_ms; /* dcutr_set_attempt_timeout */
 	struct dsess *sess;
 	struct dcutr_stats st;
 };
@@ -423,6 +424,7 @@ struct dcutr *dcutr_new(struct p2p_clock *clock, const struct dcutr_ops *ops, vo
 	d->addr_lens = addr_lens;
 	d->n_addrs = n_addrs;
 	d->allow_private = allow_private;
+	d->attempt_ms = DCUTR_ATTEMPT_TIMEOUT_MS;
 	return d;
 }
 
@@ -511,6 +513,11 @@ void dcutr_conn_gone(struct dcutr *d, struct p2p_conn *c)
 	}
 }
 
+void dcutr_set_attempt_timeout(struct dcutr *d, uint32_t ms)
+{
+	d->attempt_ms = ms ? ms : DCUTR_ATTEMPT_TIMEOUT_MS;
+}
+
 void dcutr_tick(struct dcutr *d)
 {
 	int64_t now = d_now(d);
@@ -529,14 +536,14 @@ void dcutr_tick(struct dcutr *d)
 			break;
 		}
 		case DS_A_IDLE:
-			if (now - x->t0 >= DCUTR_ATTEMPT_TIMEOUT_MS) {
+			if (now - x->t0 >= d->attempt_ms) {
 				/* B did not come back: give up as A */
 				sess_finish(x, x->log[x->n - 1].err ? x->log[x->n - 1].err :
 								      -ETIMEDOUT);
 			}
 			break;
 		default:
-			if (now - x->log[x->n - 1].start_ms >= DCUTR_ATTEMPT_TIMEOUT_MS) {
+			if (now - x->log[x->n - 1].start_ms >= d->attempt_ms) {
 				attempt_end(x, DCUTR_TIMED_OUT, -ETIMEDOUT);
 			}
 			break;

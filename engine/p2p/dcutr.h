@@ -124,6 +124,12 @@ void dcutr_dial_done(struct dcutr *d, struct p2p_conn *relayed, int err);
 /* dcutr_conn_gone - @c is closing. */
 void dcutr_conn_gone(struct dcutr *d, struct p2p_conn *c);
 
+/*
+ * dcutr_set_attempt_timeout - how long one attempt (exchange + dial) may take before it counts
+ * as timed out, and how long A waits for B's next attempt; 0 = DCUTR_ATTEMPT_TIMEOUT_MS.
+ */
+void dcutr_set_attempt_timeout(struct dcutr *d, uint32_t ms);
+
 /* dcutr_tick - attempt timeouts. */
 void dcutr_tick(struct dcutr *d);
 

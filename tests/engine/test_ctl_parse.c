@@ -184,6 +184,9 @@ Test(ctl_parse, p2p_dcutr, .timeout = 5)
 		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"prime_ttl\":2.5}",
 		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"relay_discovery\":1}",
 		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"relay_discovery\":\"on\"}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"attempt_timeout_ms\":999}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"attempt_timeout_ms\":600001}",
+		"{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"attempt_timeout_ms\":\"5s\"}",
 	};
 	struct ctl_req r;
 	const char *code;
@@ -206,7 +209,13 @@ Test(ctl_parse, p2p_dcutr, .timeout = 5)
 		parse("{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"relay_discovery\":false}",
 		      &r, &code),
 		0);
-	cr_assert(r.has_relay_disc && !r.relay_disc);
+	cr_assert(r.has_relay_disc && !r.relay_disc && r.attempt_timeout_ms == 0);
+	ctl_req_cleanup(&r);
+	cr_assert_eq(
+		parse("{\"v\":1,\"cmd\":\"p2p.dcutr\",\"enabled\":true,\"attempt_timeout_ms\":4000}",
+		      &r, &code),
+		0);
+	cr_assert_eq(r.attempt_timeout_ms, 4000);
 	ctl_req_cleanup(&r);
 	cr_assert_eq(parse("{\"v\":1,\"cmd\":\"p2p.upgrades\"}", &r, &code), 0);
 	cr_assert_eq(r.cmd, CTL_P2P_UPGRADES);

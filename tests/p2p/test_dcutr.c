@@ -222,6 +222,28 @@ Test(dcutr, a_late_direct_connection_after_a_failed_dial_still_succeeds_for_a, .
 	teardown_pair();
 }
 
+Test(dcutr, attempt_timeout_is_configurable, .timeout = 30)
+{
+	setup_pair();
+	dcutr_set_attempt_timeout(SB.d, 3000);
+	cr_assert_eq(dcutr_start(SB.d, eb->c), 0);
+	cr_assert_eq(t_pump(NULL, NULL), 0);
+	cr_assert_eq(SB.dials, 1);
+	t_now_ms += 2999;
+	dcutr_tick(SB.d);
+	cr_assert_eq(dcutr_stats(SB.d)->timed_out, 0); /* not yet */
+	t_now_ms += 1;
+	dcutr_tick(SB.d);
+	cr_assert_eq(dcutr_stats(SB.d)->timed_out, 1); /* 3 s, not the default 10 s */
+	/* 0 restores the default */
+	dcutr_set_attempt_timeout(SB.d, 0);
+	dcutr_tick(SB.d); /* attempt 2 starts */
+	t_now_ms += 3000;
+	dcutr_tick(SB.d);
+	cr_assert_eq(dcutr_stats(SB.d)->timed_out, 1);
+	teardown_pair();
+}
+
 Test(dcutr, unanswered_dial_times_out_and_retries, .timeout = 30)
 {
 	setup_pair();
