@@ -125,12 +125,7 @@ void conns_flow_alts(struct natxd *d, const char *target, const char *used, char
 	}
 }
 
-/*
- * conns_p2p_offers - 0 when @peer's identify record lists @proto, -NATX_E_NOT_FOUND if not;
- * *@flow says whether it also lists /natx/flow/1.0.0 (a natx node: flows can migrate).
- */
-static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto, bool *flow,
-			    char *msg)
+int conns_peer_offers(struct natxd *d, const char *peer, const char *proto, bool *flow, char *msg)
 {
 	cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
 	const cJSON *p;
@@ -150,7 +145,8 @@ static int conns_p2p_offers(struct natxd *d, const char *peer, const char *proto
 			if (cJSON_IsString(p) && !strcmp(p->valuestring, proto)) {
 				rc = 0;
 			}
-			if (cJSON_IsString(p) && !strcmp(p->valuestring, CONNS_FLOW_PROTOCOL)) {
+			if (flow && cJSON_IsString(p) &&
+			    !strcmp(p->valuestring, CONNS_FLOW_PROTOCOL)) {
 				*flow = true;
 			}
 		}
@@ -353,7 +349,7 @@ int conns_open(struct natxd *d, const struct svc_request *req, const char *who_k
 			goto free_conn;
 		}
 		snprintf(c->via, sizeof(c->via), "%s", ci.public_address);
-		rc = conns_p2p_offers(d, ci.public_address, proto, &flow, msg);
+		rc = conns_peer_offers(d, ci.public_address, proto, &flow, msg);
 		if (rc) {
 			goto free_conn;
 		}

@@ -45,6 +45,13 @@ void conns_free(struct natxd *d);
 int conns_protocol(const char *name, char *out, size_t len);
 
 /*
+ * conns_peer_offers - 0 when @peer's identify record (asked through the engine) lists @proto,
+ * -NATX_E_NOT_FOUND (reason in @msg, CTL_MSG_MAX) if not, or the engine call's error. With
+ * @flow, *@flow is set when it also lists /natx/flow/1.0.0 (a natx node: flows can migrate).
+ */
+int conns_peer_offers(struct natxd *d, const char *peer, const char *proto, bool *flow, char *msg);
+
+/*
  * conns_p2p_flow - the stored connection that uses natxd's p2p service @key as a flow forward
  * (/natx/flow/1.0.0, docs/migration.md), or NULL: the flag is kept in the connection's
  * handle, so a restarted natxd defines the forward in flow mode again.

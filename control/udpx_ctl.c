@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conns.h"
 #include "daemon.h"
 #include "engine_sup.h"
 #include "natx/err.h"
@@ -262,36 +263,6 @@ bool udpx_ctl_is_udp(const char *local, bool udp, const char **bind)
 	return udp;
 }
 
-/* udpx_ctl_offers - 0 when @peer's identify record lists @proto, -NATX_E_NOT_FOUND if not. */
-static int udpx_ctl_offers(struct natxd *d, const char *peer, const char *proto, char *msg)
-{
-	cJSON *q = cJSON_CreateObject(), *r = cJSON_CreateObject();
-	const cJSON *p;
-	int rc;
-
-	if (!q || !r || !cJSON_AddStringToObject(q, "cmd", "p2p.identify") ||
-	    !cJSON_AddStringToObject(q, "addr", peer)) {
-		cJSON_Delete(q);
-		cJSON_Delete(r);
-		return -ENOMEM;
-	}
-	rc = p2p_engine_call(d, q, d->eng.timeout_ms, r, msg);
-	if (!rc) {
-		rc = -NATX_E_NOT_FOUND;
-		cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(r, "protocols"))
-		{
-			if (cJSON_IsString(p) && !strcmp(p->valuestring, proto)) {
-				rc = 0;
-			}
-		}
-		if (rc) {
-			snprintf(msg, CTL_MSG_MAX, "%.200s does not offer %.100s", peer, proto);
-		}
-	}
-	cJSON_Delete(r);
-	return rc;
-}
-
 /*
  * udpx_ctl_stun - the STUN responder to learn our public UDP address from: the first IPv4 of
  * @peer (the relay of a /p2p-circuit address, else the peer itself; every natxd answers
@@ -326,7 +297,7 @@ int udpx_ctl_open(struct natxd *d, const char *service, const char *bind, const 
 			 "a UDP connection needs --service NAME (1..63 of [A-Za-z0-9._-])");
 		return -EINVAL;
 	}
-	rc = udpx_ctl_offers(d, peer, proto, msg);
+	rc = conns_peer_offers(d, peer, proto, NULL, msg);
 	if (rc) {
 		return rc;
 	}
