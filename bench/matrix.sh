@@ -75,7 +75,7 @@ cat "$W"/run*.rows 2>/dev/null | awk 'NF >= 9' >"$W/all"
 	echo "64 MiB through the local port (paced at 8 MiB/s so that it spans the upgrade, SHA-256"
 	echo "checked), then the DCUtR upgrade's outcome and a further 16 MiB (unpaced) on the final"
 	echo "path. Time to direct = B's upgrade record (DCUtR exchange, the 1 s SYN retransmission"
-	echo "that crosses the NATs, Noise + yamux); a failed upgrade = 3 attempts of 10 s. Final-path"
+	echo "that crosses the NATs, Noise + yamux); a failed upgrade = 3 attempts of 5 s (upgrade_timeout_ms). Final-path"
 	echo "rate = the 16 MiB, relay and both sites' engines on the same 2 CPUs."
 	echo
 	echo "| NAT A | NAT B | required | direct runs | time to direct ms (min / median / max) | final path MiB/s (median) | upgrade attempts when relayed |"

@@ -26,9 +26,11 @@
 # Speed: the 9 pairs run in MX_LABS labs at once (default 3, each its own namespaces, relay and
 # nodes); inside a lab the pairs reuse the namespaces and the relay: the NAT routers' iptables
 # and conntrack are reset (natlab_nat_set) and only A's and B's natxd are restarted. A pair with
-# a failing upgrade waits ~30 s for B's 3 attempts, so each lab gets one such pair.
+# a failing upgrade waits for B's 3 attempts (3 x MX_UPGRADE_TIMEOUT_MS, natxd's
+# upgrade_timeout_ms, checked against the attempt records), so each lab gets one such pair.
 #
 # Environment: MX_MIB (64) MiB per pair, MX_MIB_AFTER (16), MX_RATE (8), MX_LABS (3),
+# MX_UPGRADE_TIMEOUT_MS (5000),
 # MX_MIGRATION (1), MX_PAIRS (all 9, e.g.
 # "eim/eim sym/full"), MX_ROWS_OUT (a file to append the matrix rows to: bench/matrix.sh).
 # Skips (77) without root, namespaces or tools.
@@ -50,6 +52,8 @@ XFER=$NATX_SRC/tests/lab/mx_xfer.py
 MIB=${MX_MIB:-64}
 MIB_AFTER=${MX_MIB_AFTER:-16}
 RATE=${MX_RATE:-8}
+# B's DCUtR attempt timeout (natxd upgrade_timeout_ms): a failing upgrade ends after 3 of them
+UPG_MS=${MX_UPGRADE_TIMEOUT_MS:-5000}
 NLABS=${MX_LABS:-3}
 PAIRS=${MX_PAIRS:-"sym/sym eim/sym sym/eim full/sym sym/full eim/eim eim/full full/eim full/full"}
 TAGP=mx$(($$ % 10000))
@@ -135,7 +139,7 @@ pair() {
 	natlab_nat_set a "$na" || lab_fail "NAT A $na"
 	natlab_nat_set b "$nb" || lab_fail "NAT B $nb"
 	node_start a "$NL_A"
-	node_start b "$NL_B"
+	node_start b "$NL_B" NAT_TRAVERSAL_UPGRADE_TIMEOUT_MS="$UPG_MS"
 	b_id=$(jq -r .peer_id "$T/b/peer.json")
 	nl_ctl b --json reserve "$R_ADDR" >"$T/rsv.json" 2>&1 || lab_fail "B reserve: $(cat "$T/rsv.json")"
 	circ=$(jq -r .circuit_addr "$T/rsv.json")
@@ -175,7 +179,7 @@ pair() {
 		sw=$(awk -v b="$((r_sw - r0))" -v a="$after_sw" 'BEGIN { printf "%.1f/%.1f", b / 1048576, a / 1048576 }')
 	fi
 	read -r _ _ secs _ <"$T/send.out"
-	# B's upgrade ends: succeeded, or failed after 3 attempts of up to 10 s each
+	# B's upgrade ends: succeeded, or failed after 3 attempts of up to UPG_MS each
 	for _ in $(seq 1 450); do
 		nl_ctl b --json upgrades >"$T/upg.json" 2>/dev/null
 		state=$(jq -r '[.upgrades[] | select(.role == "B")] | last | .state // ""' "$T/upg.json")
@@ -201,6 +205,12 @@ pair() {
 		path=direct
 	else
 		[ "$state" = failed ] || lab_fail "upgrade state '$state'"
+		# natxd's upgrade_timeout_ms reached the engine: no attempt ran past it (plus a tick),
+		# and an unanswered one (timed_out) lasted it
+		jq -e --argjson t "$UPG_MS" '[.upgrades[] | select(.role == "B")] | last | .attempts |
+			all(.duration_ms <= $t + 1000) and
+			all(.outcome != "timed_out" or .duration_ms >= $t - 100)' "$T/upg.json" >/dev/null ||
+			lab_fail "upgrade attempts do not follow upgrade_timeout_ms $UPG_MS: $(jq -c '[.upgrades[] | select(.role == "B")] | last | .attempts' "$T/upg.json")"
 		[ $((b1 - b0)) -ge $((MIB_AFTER * 1024 * 1024)) ] ||
 			lab_fail "relayed path, but R relayed only $((b1 - b0)) bytes of $MIB_AFTER MiB"
 		path=relayed
