@@ -265,8 +265,10 @@ bool udpx_ctl_is_udp(const char *local, bool udp, const char **bind)
 
 /*
  * udpx_ctl_stun - the STUN responder to learn our public UDP address from: the first IPv4 of
- * @peer (the relay of a /p2p-circuit address, else the peer itself; every natxd answers
- * Binding requests on stun_port by default). "" when @peer has no IPv4 address.
+ * @peer (the relay of a /p2p-circuit address, else the peer itself), at our stun_port: the
+ * relay must answer Binding requests there (its XDP reflector, or the engine's user-space
+ * responder: NAT_TRAVERSAL_STUN_FALLBACK=always without an XDP interface, docs/udp-punch.md).
+ * "" when @peer has no IPv4 address.
  */
 static void udpx_ctl_stun(struct natxd *d, const char *peer, char *out, size_t cap)
 {
