@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "natx/err.h"
+#include "natx/keytext.h"
 #include "tunnel_cfg.h"
 
 void tunnel_cfg_defaults(struct tunnel_cfg *t)
@@ -27,71 +28,14 @@ void tunnel_cfg_defaults(struct tunnel_cfg *t)
 	strcpy(t->transport, "plain");
 }
 
-/* tunnel_b64 - the value of a standard base64 digit, or -1. */
-static int tunnel_b64(char c)
-{
-	if (c >= 'A' && c <= 'Z') {
-		return c - 'A';
-	}
-	if (c >= 'a' && c <= 'z') {
-		return c - 'a' + 26;
-	}
-	if (c >= '0' && c <= '9') {
-		return c - '0' + 52;
-	}
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/*
- * Same rule as the engine's tun_nx_key_parse (engine/tunnel/tun_noise.c); natx_ctl_core links
- * no engine library, so the few lines are repeated here to report a bad key at FILE:LINE.
- */
 int tunnel_pubkey_norm(const char *text, char hex[TUNNEL_PUBKEY_HEX + 1])
 {
-	static const char dig[] = "0123456789abcdef";
-	size_t n = strlen(text), o = 0;
-	uint8_t key[32];
-	uint32_t acc = 0;
-	int bits = 0;
+	uint8_t key[KEY32_LEN];
 
-	if (n == TUNNEL_PUBKEY_HEX) {
-		for (size_t i = 0; i < n; i++) {
-			if (!strchr("0123456789abcdefABCDEF", text[i]) || !text[i]) {
-				return -EINVAL;
-			}
-			hex[i] = (char)(text[i] >= 'A' && text[i] <= 'F' ? text[i] + 32 : text[i]);
-		}
-		hex[n] = 0;
-		return 0;
-	}
-	if (n == 44 && text[43] == '=') {
-		n = 43;
-	}
-	if (n != 43) {
+	if (key32_parse(text, key)) {
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		int v = tunnel_b64(text[i]);
-
-		if (v < 0) {
-			return -EINVAL;
-		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			key[o++] = (uint8_t)(acc >> bits);
-			acc &= (1U << bits) - 1;
-		}
-	}
-	if (o != sizeof(key) || acc) {
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < sizeof(key); i++) {
-		hex[2 * i] = dig[key[i] >> 4];
-		hex[2 * i + 1] = dig[key[i] & 15];
-	}
-	hex[TUNNEL_PUBKEY_HEX] = 0;
+	key32_hex(key, hex);
 	return 0;
 }
 

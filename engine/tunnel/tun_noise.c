@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "natx/err.h"
+#include "natx/keytext.h"
 #include "tun_noise.h"
 
 /* tun_nk_prologue - TUN_NX_PROLOGUE || tver || pattern into @p; its length. */
@@ -203,87 +204,14 @@ int tun_nx_open(struct noise_cipher *rx, uint8_t *buf, size_t len, struct tun_nx
 	return 0;
 }
 
-/* tun_b64_val - the value of a standard base64 digit, or -1. */
-static int tun_b64_val(char c)
-{
-	if (c >= 'A' && c <= 'Z') {
-		return c - 'A';
-	}
-	if (c >= 'a' && c <= 'z') {
-		return c - 'a' + 26;
-	}
-	if (c >= '0' && c <= '9') {
-		return c - '0' + 52;
-	}
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* tun_hex_val - the value of a hex digit, or -1. */
-static int tun_hex_val(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 int tun_nx_key_parse(const char *text, uint8_t out[TUN_NX_KEY_LEN])
 {
-	size_t n = strlen(text);
-	uint32_t acc = 0;
-	size_t o = 0;
-	int bits = 0;
-
-	if (n == 2 * TUN_NX_KEY_LEN) {
-		for (size_t i = 0; i < TUN_NX_KEY_LEN; i++) {
-			int hi = tun_hex_val(text[2 * i]), lo = tun_hex_val(text[2 * i + 1]);
-
-			if (hi < 0 || lo < 0) {
-				return -EINVAL;
-			}
-			out[i] = (uint8_t)(hi << 4 | lo);
-		}
-		return 0;
-	}
-	/* 32 bytes = 43 base64 digits (the last carries 2 zero bits) and one '=' */
-	if (n == 44 && text[43] == '=') {
-		n = 43;
-	}
-	if (n != 43) {
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		int v = tun_b64_val(text[i]);
-
-		if (v < 0) {
-			return -EINVAL;
-		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-			acc &= (1U << bits) - 1;
-		}
-	}
-	return o == TUN_NX_KEY_LEN && acc == 0 ? 0 : -EINVAL;
+	return key32_parse(text, out);
 }
 
 void tun_nx_key_hex(const uint8_t key[TUN_NX_KEY_LEN], char out[2 * TUN_NX_KEY_LEN + 1])
 {
-	static const char dig[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < TUN_NX_KEY_LEN; i++) {
-		out[2 * i] = dig[key[i] >> 4];
-		out[2 * i + 1] = dig[key[i] & 15];
-	}
-	out[2 * TUN_NX_KEY_LEN] = 0;
+	key32_hex(key, out);
 }
 
 void tun_nx_pubkey(uint8_t pub[TUN_NX_KEY_LEN], const uint8_t priv[TUN_NX_KEY_LEN])
